@@ -1,0 +1,231 @@
+"""Errors the SDK raises, one class per gRPC status code, carrying the google.rpc details.
+
+    OmnistockError
+    └── ApiError                      the server answered with a non-OK status
+        ├── InvalidArgumentError      INVALID_ARGUMENT: see .field_violations
+        ├── NotFoundError             NOT_FOUND: see .resource_names
+        ├── AlreadyExistsError        ALREADY_EXISTS
+        ├── FailedPreconditionError   FAILED_PRECONDITION: see .precondition_violations
+        ├── AbortedError              ABORTED
+        ├── OutOfRangeError           OUT_OF_RANGE
+        ├── UnauthenticatedError      UNAUTHENTICATED
+        ├── PermissionDeniedError     PERMISSION_DENIED
+        ├── ResourceExhaustedError    RESOURCE_EXHAUSTED: see .retry_after
+        ├── DeadlineExceededError     DEADLINE_EXCEEDED
+        ├── CancelledError            CANCELLED
+        ├── UnavailableError          UNAVAILABLE
+        ├── UnimplementedError        UNIMPLEMENTED
+        ├── InternalError             INTERNAL, DATA_LOSS
+        └── UnknownError              UNKNOWN and anything else
+
+    try:
+        client.get_location("NL-AMS-99")
+    except omnistock.client.NotFoundError as error:
+        print(error.reason, error.resource_names)   # LOCATION_NOT_FOUND ['NL-AMS-99']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+
+class OmnistockError(Exception):
+    """Base class of every error the SDK raises."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field of a request, as a path such as ``items[3].sku``."""
+
+    field: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreconditionViolation:
+    type: str
+    subject: str
+    description: str
+
+
+class ApiError(OmnistockError):
+    """The server answered with a non-OK status.
+
+    Attributes:
+        code: the gRPC status code.
+        message: the server's message, safe to log.
+        reason: the stable UPPER_SNAKE reason from ``google.rpc.ErrorInfo`` (or "").
+        field_violations: from ``google.rpc.BadRequest``.
+        precondition_violations: from ``google.rpc.PreconditionFailure``.
+        resource_names: from ``google.rpc.ResourceInfo``.
+        retry_after: from ``google.rpc.RetryInfo``, when the server says when to retry.
+    """
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: grpc.StatusCode | None = None,
+        reason: str = "",
+        metadata: dict[str, str] | None = None,
+        field_violations: tuple[FieldViolation, ...] = (),
+        precondition_violations: tuple[PreconditionViolation, ...] = (),
+        resource_names: tuple[str, ...] = (),
+        retry_after: timedelta | None = None,
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.reason = reason
+        self.metadata = metadata or {}
+        self.field_violations = field_violations
+        self.precondition_violations = precondition_violations
+        self.resource_names = resource_names
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        text = f"{self.code.name}: {self.message}"
+        return f"{text} [{self.reason}]" if self.reason else text
+
+
+class InvalidArgumentError(ApiError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFoundError(ApiError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExistsError(ApiError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPreconditionError(ApiError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class AbortedError(ApiError):
+    code = grpc.StatusCode.ABORTED
+
+
+class OutOfRangeError(ApiError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class UnauthenticatedError(ApiError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(ApiError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhaustedError(ApiError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class DeadlineExceededError(ApiError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class CancelledError(ApiError):
+    code = grpc.StatusCode.CANCELLED
+
+
+class UnavailableError(ApiError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class UnimplementedError(ApiError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class InternalError(ApiError):
+    code = grpc.StatusCode.INTERNAL
+
+
+class UnknownError(ApiError):
+    code = grpc.StatusCode.UNKNOWN
+
+
+_BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgumentError,
+        NotFoundError,
+        AlreadyExistsError,
+        FailedPreconditionError,
+        AbortedError,
+        OutOfRangeError,
+        UnauthenticatedError,
+        PermissionDeniedError,
+        ResourceExhaustedError,
+        DeadlineExceededError,
+        CancelledError,
+        UnavailableError,
+        UnimplementedError,
+        InternalError,
+        UnknownError,
+    )
+}
+_BY_CODE[grpc.StatusCode.DATA_LOSS] = InternalError
+
+
+def from_rpc_error(error: grpc.RpcError) -> ApiError:
+    """The typed error for a failed call, with the details the server attached."""
+    code: grpc.StatusCode = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    message: str = (error.details() if hasattr(error, "details") else None) or ""  # type: ignore[attr-defined]
+    cls = _BY_CODE.get(code, UnknownError)
+    reason = ""
+    metadata: dict[str, str] = {}
+    fields: list[FieldViolation] = []
+    preconditions: list[PreconditionViolation] = []
+    resources: list[str] = []
+    retry_after: timedelta | None = None
+    status: status_pb2.Status | None = None
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except (ValueError, AttributeError, TypeError):
+        status = None
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+            metadata = dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields += [FieldViolation(v.field, v.description) for v in bad.field_violations]
+        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+            failure = error_details_pb2.PreconditionFailure()
+            detail.Unpack(failure)
+            preconditions += [
+                PreconditionViolation(v.type, v.subject, v.description) for v in failure.violations
+            ]
+        elif detail.Is(error_details_pb2.ResourceInfo.DESCRIPTOR):
+            resource = error_details_pb2.ResourceInfo()
+            detail.Unpack(resource)
+            resources.append(resource.resource_name)
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            retry_after = retry.retry_delay.ToTimedelta()
+    return cls(
+        message,
+        code=code,
+        reason=reason,
+        metadata=metadata,
+        field_violations=tuple(fields),
+        precondition_violations=tuple(preconditions),
+        resource_names=tuple(resources),
+        retry_after=retry_after,
+    )

@@ -1,0 +1,36 @@
+"""Enums and message types the SDK's callers use, re-exported from the generated code."""
+
+from __future__ import annotations
+
+import enum
+
+from omnistock.v1 import availability_pb2, common_pb2, feed_pb2, location_pb2
+
+Location = location_pb2.Location
+LatLng = common_pb2.LatLng
+WeeklyHours = location_pb2.WeeklyHours
+HoursException = location_pb2.HoursException
+Capabilities = location_pb2.Capabilities
+Availability = availability_pb2.Availability
+SkuLocation = availability_pb2.SkuLocation
+StockUpdate = feed_pb2.StockUpdate
+ApplyStockUpdatesResponse = feed_pb2.ApplyStockUpdatesResponse
+
+
+class Exposure(enum.IntEnum):
+    """How exactly quantities are shown: EXACT counts, or BANDED status only."""
+
+    EXACT = common_pb2.EXPOSURE_EXACT
+    BANDED = common_pb2.EXPOSURE_BANDED
+
+
+class StockStatus(enum.IntEnum):
+    IN_STOCK = common_pb2.STOCK_STATUS_IN_STOCK
+    LIMITED = common_pb2.STOCK_STATUS_LIMITED
+    OUT_OF_STOCK = common_pb2.STOCK_STATUS_OUT_OF_STOCK
+    UNKNOWN = common_pb2.STOCK_STATUS_UNKNOWN
+
+
+class LocationKind(enum.IntEnum):
+    STORE = location_pb2.LOCATION_KIND_STORE
+    WAREHOUSE = location_pb2.LOCATION_KIND_WAREHOUSE

@@ -1,0 +1,133 @@
+"""Assembles the server: store, services, servicers, interceptors, health and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from omnistock.server.config import ServerConfig
+from omnistock.server.service.availability import AvailabilityService
+from omnistock.server.service.directory import LocationDirectory
+from omnistock.server.service.feeds import FeedService
+from omnistock.server.service.locations import LocationService
+from omnistock.server.store.database import create_database_engine, migrate
+from omnistock.server.store.locations import LocationRepository
+from omnistock.server.store.stock import StockRepository
+from omnistock.server.transport.blocking import BlockingRunner
+from omnistock.server.transport.interceptors import ErrorMappingInterceptor
+from omnistock.server.transport.servicers import (
+    AvailabilityServicer,
+    FeedServicer,
+    LocationServicer,
+)
+from omnistock.v1 import availability_pb2, feed_pb2, location_pb2
+from omnistock.v1 import availability_pb2_grpc, feed_pb2_grpc, location_pb2_grpc
+
+log = logging.getLogger("omnistock.server")
+
+SERVICE_NAMES = tuple(
+    file.services_by_name[name].full_name
+    for file, name in (
+        (location_pb2.DESCRIPTOR, "LocationService"),
+        (availability_pb2.DESCRIPTOR, "AvailabilityService"),
+        (feed_pb2.DESCRIPTOR, "FeedService"),
+    )
+)
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OmnistockServer:
+    """One server process. ``await start()``, then ``await stop()`` (or ``wait()``)."""
+
+    def __init__(self, config: ServerConfig, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.config = config
+        self.engine = create_database_engine(config.database_url, pool_size=config.db_threads)
+        migrate(self.engine)
+        self.locations_repo = LocationRepository(self.engine)
+        self.stock_repo = StockRepository(self.engine)
+        if config.demo:
+            from omnistock.server.demo import seed_if_empty
+
+            seed_if_empty(self.locations_repo, self.stock_repo, now=clock())
+        self.directory = LocationDirectory(self.locations_repo)
+        self.directory.refresh()
+        self.runner = BlockingRunner(config.db_threads)
+        self.interceptor = ErrorMappingInterceptor()
+        self.health = health.aio.HealthServicer()
+        self.server = aio.server(
+            interceptors=[self.interceptor],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        location_pb2_grpc.add_LocationServiceServicer_to_server(
+            LocationServicer(
+                LocationService(self.locations_repo, self.directory, clock=clock), self.runner
+            ),
+            self.server,
+        )
+        availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
+            AvailabilityServicer(
+                AvailabilityService(self.stock_repo, self.directory, clock=clock), self.runner
+            ),
+            self.server,
+        )
+        feed_pb2_grpc.add_FeedServiceServicer_to_server(
+            FeedServicer(FeedService(self.stock_repo, self.directory, clock=clock), self.runner),
+            self.server,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server,
+        )
+        self.port = self.server.add_insecure_port(config.listen)
+        if self.port == 0:
+            raise OSError(f"could not listen on {config.listen}")
+
+    async def start(self) -> int:
+        await self.server.start()
+        await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
+        log.info("omnistock listening on port %d (database: %s)", self.port, self.engine.url.render_as_string())
+        return self.port
+
+    async def _set_serving(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Say NOT_SERVING, let in-flight calls finish within the grace period, then close."""
+        await self._set_serving(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(self.config.grace_seconds if grace is None else grace)
+        self.runner.shutdown()
+        self.engine.dispose()
+        log.info("omnistock stopped")
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = OmnistockServer(config)
+    await server.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down: finishing in-flight calls (grace %.0fs)", config.grace_seconds)
+    await server.stop()

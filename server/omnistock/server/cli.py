@@ -1,0 +1,63 @@
+"""The `omnistock` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from omnistock.server.config import ServerConfig
+
+
+def _serve(args: argparse.Namespace) -> int:
+    base = ServerConfig.from_env()
+    config = ServerConfig(
+        listen=args.listen or base.listen,
+        database_url=args.database_url or base.database_url,
+        demo=args.demo or base.demo,
+        db_threads=args.db_threads or base.db_threads,
+        grace_seconds=base.grace_seconds if args.grace is None else args.grace,
+        log_level=args.log_level or base.log_level,
+    )
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from omnistock.server.app import serve
+
+    asyncio.run(serve(config))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omnistock", description="Channel availability and inventory lookup service."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("--listen", help="HOST:PORT to listen on [$OMNISTOCK_LISTEN, 127.0.0.1:50051]")
+    serve.add_argument(
+        "--database-url",
+        help="sqlite:///FILE or postgresql+psycopg://... [$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]",
+    )
+    serve.add_argument(
+        "--demo", action="store_true", help="seed the demo data set into an empty database [$OMNISTOCK_DEMO]"
+    )
+    serve.add_argument("--db-threads", type=int, help="database worker threads [$OMNISTOCK_DB_THREADS, 8]")
+    serve.add_argument(
+        "--grace", type=float, help="seconds in-flight calls get at shutdown [$OMNISTOCK_GRACE_SECONDS, 10]"
+    )
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Domain errors: what went wrong, in terms a caller can act on.
+
+The transport maps each class to one gRPC status code, in one place
+(omnistock.server.transport.errors). Nothing here knows about gRPC.
+
+    DomainError
+    ├── InvalidArgument        bad input: one FieldViolation per problem
+    ├── NotFound               an id that names nothing
+    └── FailedPrecondition     the request is valid but the state forbids it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One problem with one field, addressed as a path such as ``locations[2].time_zone``."""
+
+    field: str
+    description: str
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose.
+
+    ``reason`` is a stable UPPER_SNAKE identifier that callers may switch on.
+    """
+
+    reason: str = "DOMAIN_ERROR"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidArgument(DomainError):
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        violations: Iterable[FieldViolation],
+        *,
+        message: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.violations = list(violations)
+        if message is None:
+            first = self.violations[0] if self.violations else None
+            message = (
+                f"{first.field}: {first.description}" if first else "invalid request"
+            )
+            if len(self.violations) > 1:
+                message += f" (and {len(self.violations) - 1} more)"
+        super().__init__(message, reason=reason)
+
+
+class NotFound(DomainError):
+    reason = "NOT_FOUND"
+
+    def __init__(self, resource_type: str, names: Iterable[str], *, reason: str) -> None:
+        self.resource_type = resource_type
+        self.names = list(names)
+        shown = ", ".join(self.names[:5]) + (" ..." if len(self.names) > 5 else "")
+        super().__init__(f"{resource_type} not found: {shown}", reason=reason)
+
+
+class FailedPrecondition(DomainError):
+    reason = "FAILED_PRECONDITION"
+
+
+@dataclass
+class Violations:
+    """Collects field violations, then raises them together.
+
+    >>> v = Violations()
+    >>> v.check(False, "sku", "must not be empty")
+    >>> v.raise_if_any()
+    Traceback (most recent call last):
+    ...
+    omnistock.server.domain.errors.InvalidArgument: sku: must not be empty
+    """
+
+    items: list[FieldViolation] = field(default_factory=list)
+
+    def add(self, field_path: str, description: str) -> None:
+        self.items.append(FieldViolation(field_path, description))
+
+    def check(self, ok: bool, field_path: str, description: str) -> None:
+        if not ok:
+            self.add(field_path, description)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)

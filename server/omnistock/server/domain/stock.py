@@ -1,0 +1,192 @@
+"""The stock rules: available to sell, status bands, freshness, confidence, exposure.
+
+Every read (availability, search, watches) and every reservation decides
+through these functions, so each rule lives here once.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+DEFAULT_LOW_THRESHOLD = 3
+DEFAULT_SAFETY_STOCK = 0
+DEFAULT_STORE_FRESHNESS = timedelta(hours=24)
+DEFAULT_WAREHOUSE_FRESHNESS = timedelta(hours=24)
+
+# Confidence of an answer for a pair the location never reported: it reads as
+# out of stock, but nobody has counted.
+NO_RECORD_CONFIDENCE = 0.5
+
+
+class StockStatus(enum.Enum):
+    IN_STOCK = "IN_STOCK"
+    LIMITED = "LIMITED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    UNKNOWN = "UNKNOWN"
+
+
+class Exposure(enum.Enum):
+    EXACT = "EXACT"
+    BANDED = "BANDED"
+
+
+@dataclass(frozen=True, slots=True)
+class StockRecord:
+    """What is stored for one (location, sku)."""
+
+    location_id: str
+    sku: str
+    on_hand: int
+    reserved: int
+    safety_stock: int | None
+    source_updated_at: datetime
+    source_sequence: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StockPolicy:
+    """The per-location settings the rules need."""
+
+    freshness_budget: timedelta = DEFAULT_STORE_FRESHNESS
+    default_safety_stock: int | None = None
+    low_threshold: int = DEFAULT_LOW_THRESHOLD
+    global_safety_stock: int = DEFAULT_SAFETY_STOCK
+
+    def safety_stock_for(self, record_value: int | None) -> int:
+        """The record's value, else the location's default, else the global default."""
+        if record_value is not None:
+            return record_value
+        if self.default_safety_stock is not None:
+            return self.default_safety_stock
+        return self.global_safety_stock
+
+
+def available_to_sell(on_hand: int, reserved: int, safety_stock: int) -> int:
+    """ATS = max(0, on_hand - reserved - safety_stock). Never negative."""
+    return max(0, on_hand - reserved - safety_stock)
+
+
+def status_band(ats: int, *, stale: bool, low_threshold: int = DEFAULT_LOW_THRESHOLD) -> StockStatus:
+    """UNKNOWN when stale, else OUT_OF_STOCK at 0, LIMITED below the threshold, IN_STOCK."""
+    if stale:
+        return StockStatus.UNKNOWN
+    if ats <= 0:
+        return StockStatus.OUT_OF_STOCK
+    if ats < low_threshold:
+        return StockStatus.LIMITED
+    return StockStatus.IN_STOCK
+
+
+def is_stale(age: timedelta, budget: timedelta) -> bool:
+    """A record older than its location's freshness budget is stale."""
+    return age > budget
+
+
+def confidence(age: timedelta, budget: timedelta, ats: int) -> float:
+    """How far to trust an answer, in [0, 1].
+
+    confidence = freshness x depth, rounded to 3 places, where
+
+    - freshness = 1 - 0.5 * age / budget while fresh (1 when just counted, 0.5 at
+      the edge of the budget), and 0 once stale;
+    - depth = 1 - 0.5 / (1 + ATS): 0.5 at zero stock, 0.75 at one unit, rising
+      towards 1, because a count of one or two is the most often wrong.
+
+    A record stamped in the future (clock skew) counts as age 0.
+    """
+    if is_stale(age, budget):
+        return 0.0
+    seconds = max(0.0, age.total_seconds())
+    budget_seconds = max(budget.total_seconds(), 1e-9)
+    freshness = 1.0 - 0.5 * min(1.0, seconds / budget_seconds)
+    depth = 1.0 - 0.5 / (1 + max(0, ats))
+    return round(freshness * depth, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityView:
+    """One (location, sku) answer as a caller at some exposure may see it.
+
+    Banded views carry no exact count: every quantity field is None.
+    """
+
+    location_id: str
+    sku: str
+    status: StockStatus
+    exposure: Exposure
+    as_of: datetime | None
+    confidence: float
+    available_to_sell: int | None = None
+    on_hand: int | None = None
+    reserved: int | None = None
+    safety_stock: int | None = None
+    quantity_hint: str = ""
+
+
+def quantity_hint(status: StockStatus, low_threshold: int) -> str:
+    """The only quantity a banded caller sees: "3+" when in stock, else nothing."""
+    return f"{low_threshold}+" if status is StockStatus.IN_STOCK else ""
+
+
+def view_record(
+    record: StockRecord,
+    policy: StockPolicy,
+    *,
+    now: datetime,
+    exposure: Exposure,
+) -> AvailabilityView:
+    """Apply ATS, band, freshness, confidence and exposure to a stored record."""
+    safety = policy.safety_stock_for(record.safety_stock)
+    ats = available_to_sell(record.on_hand, record.reserved, safety)
+    age = now - record.source_updated_at
+    stale = is_stale(age, policy.freshness_budget)
+    status = status_band(ats, stale=stale, low_threshold=policy.low_threshold)
+    conf = confidence(age, policy.freshness_budget, ats)
+    if exposure is Exposure.EXACT:
+        return AvailabilityView(
+            record.location_id,
+            record.sku,
+            status,
+            exposure,
+            record.source_updated_at,
+            conf,
+            available_to_sell=ats,
+            on_hand=record.on_hand,
+            reserved=record.reserved,
+            safety_stock=safety,
+        )
+    return AvailabilityView(
+        record.location_id,
+        record.sku,
+        status,
+        exposure,
+        record.source_updated_at,
+        conf,
+        quantity_hint=quantity_hint(status, policy.low_threshold),
+    )
+
+
+def view_missing(
+    location_id: str, sku: str, policy: StockPolicy, *, exposure: Exposure
+) -> AvailabilityView:
+    """A pair the location never reported reads as out of stock, at lower confidence."""
+    if exposure is Exposure.EXACT:
+        return AvailabilityView(
+            location_id,
+            sku,
+            StockStatus.OUT_OF_STOCK,
+            exposure,
+            None,
+            NO_RECORD_CONFIDENCE,
+            available_to_sell=0,
+            on_hand=0,
+            reserved=0,
+            safety_stock=policy.safety_stock_for(None),
+        )
+    return AvailabilityView(
+        location_id, sku, StockStatus.OUT_OF_STOCK, exposure, None, NO_RECORD_CONFIDENCE
+    )
+
+

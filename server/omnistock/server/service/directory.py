@@ -1,0 +1,66 @@
+"""The location directory: every location in memory, for the rules and the id checks.
+
+Stores and warehouses number in the thousands, not millions, so reads look them
+up here instead of joining. Local writes refresh it at once; writes by other
+processes show within ``max_age``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from omnistock.server.domain.errors import NotFound
+from omnistock.server.domain.locations import Location
+from omnistock.server.store.locations import LocationRepository
+
+DEFAULT_MAX_AGE_SECONDS = 5.0
+MISS_REFRESH_SECONDS = 0.5
+
+
+class LocationDirectory:
+    def __init__(
+        self, repository: LocationRepository, *, max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS
+    ) -> None:
+        self._repository = repository
+        self._max_age = max_age_seconds
+        self._lock = threading.Lock()
+        self._by_id: dict[str, Location] = {}
+        self._ordered: tuple[Location, ...] = ()
+        self._loaded_at = float("-inf")
+
+    def refresh(self) -> None:
+        locations = self._repository.get_all()
+        with self._lock:
+            self._by_id = {location.id: location for location in locations}
+            self._ordered = tuple(locations)
+            self._loaded_at = time.monotonic()
+
+    def _current(self) -> dict[str, Location]:
+        if time.monotonic() - self._loaded_at > self._max_age:
+            self.refresh()
+        return self._by_id
+
+    def get(self, location_id: str) -> Location | None:
+        return self._current().get(location_id)
+
+    def require(self, location_ids: Iterable[str]) -> list[Location]:
+        """The named locations, in order; NOT_FOUND names every unknown one."""
+        ids = list(location_ids)
+        by_id = self._current()
+        if any(location_id not in by_id for location_id in ids) and (
+            time.monotonic() - self._loaded_at > MISS_REFRESH_SECONDS
+        ):
+            # Another process may have just created it: look once more before saying
+            # no, but not on every miss, or unknown ids would reload the table each time.
+            self.refresh()
+            by_id = self._by_id
+        missing = [location_id for location_id in ids if location_id not in by_id]
+        if missing:
+            raise NotFound("location", dict.fromkeys(missing), reason="LOCATION_NOT_FOUND")
+        return [by_id[location_id] for location_id in ids]
+
+    def active(self) -> list[Location]:
+        self._current()
+        return [location for location in self._ordered if location.active]

@@ -1,0 +1,45 @@
+"""Location management."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from omnistock.server.domain.errors import NotFound
+from omnistock.server.domain.locations import Location, LocationKind
+from omnistock.server.service.directory import LocationDirectory
+from omnistock.server.store.locations import LocationRepository
+
+
+class LocationService:
+    def __init__(
+        self,
+        repository: LocationRepository,
+        directory: LocationDirectory,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._repository = repository
+        self._directory = directory
+        self._clock = clock
+
+    def upsert_locations(self, locations: Sequence[Location]) -> list[Location]:
+        self._repository.upsert_many(locations, now=self._clock())
+        self._directory.refresh()
+        return list(locations)
+
+    def get_location(self, location_id: str) -> Location:
+        self._directory.refresh()
+        location = self._directory.get(location_id)
+        if location is None:
+            raise NotFound("location", [location_id], reason="LOCATION_NOT_FOUND")
+        return location
+
+    def list_locations(
+        self, *, after_id: str, limit: int, kind: LocationKind | None
+    ) -> tuple[list[Location], str | None]:
+        """One page, and the id to continue after (None on the last page)."""
+        page = self._repository.get_page(after_id=after_id, limit=limit + 1, kind=kind)
+        if len(page) > limit:
+            return page[:limit], page[limit - 1].id
+        return page, None

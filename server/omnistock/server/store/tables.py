@@ -1,0 +1,73 @@
+"""The schema, as SQLAlchemy 2.0 typed models.
+
+Times are stored as integer microseconds since the Unix epoch (UTC): they
+compare exactly and the same way on SQLite and PostgreSQL, which the feed
+ordering rule depends on. Alembic migrations in store/migrations create these
+tables; tests/test_migrations.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID_LENGTH = 64
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LocationRow(Base):
+    __tablename__ = "locations"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(500), default="")
+    postal_code: Mapped[str] = mapped_column(String(16), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    # [{"weekday": 1, "opens": "09:00", "closes": "18:00"}, ...]
+    weekly_hours: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # [{"date": "2026-12-25", "opens": null, "closes": null}, ...]
+    hours_exceptions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    pickup: Mapped[bool] = mapped_column(Boolean, default=False)
+    ship_from: Mapped[bool] = mapped_column(Boolean, default=False)
+    ship_to_store: Mapped[bool] = mapped_column(Boolean, default=False)
+    pickup_lead_time_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    shipping_days: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_safety_stock: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    freshness_budget_seconds: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class StockRow(Base):
+    """One (sku, location) record. Keyed sku first: reads ask for a sku at many locations."""
+
+    __tablename__ = "stock"
+    __table_args__ = (
+        Index("ix_stock_location_id", "location_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    sku: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    location_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("locations.id"), primary_key=True
+    )
+    on_hand: Mapped[int] = mapped_column(BigInteger)
+    # Units held by active reservations; kept apart from on_hand so feeds never wipe holds.
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    safety_stock: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source_updated_at_us: Mapped[int] = mapped_column(BigInteger)
+    source_sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    received_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+locations_table = LocationRow.__table__
+stock_table = StockRow.__table__

@@ -1,0 +1,218 @@
+"""Proto <-> domain conversion. Field violations name proto field paths."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from omnistock.server.domain.errors import Violations
+from omnistock.server.domain.locations import (
+    Capabilities,
+    Location,
+    LocationKind,
+    parse_hours_exception,
+    parse_weekly_hours,
+    validate_location_fields,
+)
+from omnistock.server.domain.stock import AvailabilityView, Exposure, StockStatus
+from omnistock.v1 import availability_pb2, common_pb2, location_pb2
+
+_KIND_FROM_PROTO = {
+    location_pb2.LOCATION_KIND_STORE: LocationKind.STORE,
+    location_pb2.LOCATION_KIND_WAREHOUSE: LocationKind.WAREHOUSE,
+}
+_KIND_TO_PROTO = {kind: value for value, kind in _KIND_FROM_PROTO.items()}
+_STATUS_TO_PROTO = {
+    StockStatus.IN_STOCK: common_pb2.STOCK_STATUS_IN_STOCK,
+    StockStatus.LIMITED: common_pb2.STOCK_STATUS_LIMITED,
+    StockStatus.OUT_OF_STOCK: common_pb2.STOCK_STATUS_OUT_OF_STOCK,
+    StockStatus.UNKNOWN: common_pb2.STOCK_STATUS_UNKNOWN,
+}
+_EXPOSURE_TO_PROTO = {
+    Exposure.EXACT: common_pb2.EXPOSURE_EXACT,
+    Exposure.BANDED: common_pb2.EXPOSURE_BANDED,
+}
+
+
+def kind_from_proto(value: int) -> LocationKind | None:
+    return _KIND_FROM_PROTO.get(value)  # type: ignore[call-overload]
+
+
+def exposure_from_proto(v: Violations, value: int, field_path: str = "exposure") -> Exposure:
+    """Unspecified means BANDED: callers see exact counts only when they ask (and may)."""
+    if value == common_pb2.EXPOSURE_EXACT:
+        return Exposure.EXACT
+    if value in (common_pb2.EXPOSURE_BANDED, common_pb2.EXPOSURE_UNSPECIFIED):
+        return Exposure.BANDED
+    v.add(field_path, "must be EXACT or BANDED")
+    return Exposure.BANDED
+
+
+def timestamp_to_datetime(value: Timestamp) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        seconds=value.seconds, microseconds=value.nanos // 1000
+    )
+
+
+def datetime_to_timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+# Timestamps a feed may carry: years 2000 to 2100, so they convert and compare safely.
+MIN_SOURCE_SECONDS = 946_684_800
+MAX_SOURCE_SECONDS = 4_102_444_800
+
+
+def check_source_timestamp(v: Violations, value: Timestamp, field_path: str, present: bool) -> None:
+    if not present:
+        v.add(field_path, "is required")
+    elif not (MIN_SOURCE_SECONDS <= value.seconds < MAX_SOURCE_SECONDS) or not (
+        0 <= value.nanos < 1_000_000_000
+    ):
+        v.add(field_path, "must be a time between the years 2000 and 2100")
+
+
+def location_from_proto(v: Violations, msg: location_pb2.Location, prefix: str) -> Location | None:
+    kind = kind_from_proto(msg.kind)
+    budget: timedelta | None = None
+    if msg.HasField("freshness_budget"):
+        budget = timedelta(seconds=msg.freshness_budget.seconds, microseconds=msg.freshness_budget.nanos // 1000)
+    safety = msg.default_safety_stock if msg.HasField("default_safety_stock") else None
+    before = len(v.items)
+    v.check(msg.HasField("position"), f"{prefix}.position", "is required")
+    validate_location_fields(
+        v,
+        prefix,
+        id=msg.id,
+        kind=kind,
+        name=msg.name,
+        address=msg.address,
+        country=msg.country,
+        latitude=msg.position.latitude,
+        longitude=msg.position.longitude,
+        time_zone=msg.time_zone,
+        pickup_lead_time_minutes=msg.pickup_lead_time_minutes,
+        shipping_days=msg.shipping_days,
+        default_safety_stock=safety,
+        freshness_budget=budget,
+    )
+    weekly = [
+        parse_weekly_hours(v, f"{prefix}.weekly_hours[{i}]", h.day, h.opens, h.closes)
+        for i, h in enumerate(msg.weekly_hours)
+    ]
+    exceptions = [
+        parse_hours_exception(v, f"{prefix}.hours_exceptions[{i}]", e.date, e.closed, e.opens, e.closes)
+        for i, e in enumerate(msg.hours_exceptions)
+    ]
+    if len(v.items) > before or kind is None:
+        return None
+    return Location(
+        id=msg.id,
+        kind=kind,
+        name=msg.name,
+        address=msg.address,
+        postal_code=msg.postal_code,
+        country=msg.country,
+        latitude=msg.position.latitude,
+        longitude=msg.position.longitude,
+        time_zone=msg.time_zone,
+        weekly_hours=tuple(h for h in weekly if h is not None),
+        hours_exceptions=tuple(e for e in exceptions if e is not None),
+        capabilities=Capabilities(
+            pickup=msg.capabilities.pickup,
+            ship_from=msg.capabilities.ship_from,
+            ship_to_store=msg.capabilities.ship_to_store,
+        ),
+        pickup_lead_time_minutes=msg.pickup_lead_time_minutes,
+        shipping_days=msg.shipping_days,
+        active=msg.active,
+        default_safety_stock=safety,
+        freshness_budget=budget,
+    )
+
+
+def location_to_proto(location: Location) -> location_pb2.Location:
+    msg = location_pb2.Location(
+        id=location.id,
+        kind=_KIND_TO_PROTO[location.kind],
+        name=location.name,
+        address=location.address,
+        postal_code=location.postal_code,
+        country=location.country,
+        position=common_pb2.LatLng(latitude=location.latitude, longitude=location.longitude),
+        time_zone=location.time_zone,
+        weekly_hours=[
+            location_pb2.WeeklyHours(
+                day=h.weekday,  # type: ignore[arg-type]
+                opens=h.opens.strftime("%H:%M"),
+                closes=h.closes.strftime("%H:%M"),
+            )
+            for h in location.weekly_hours
+        ],
+        hours_exceptions=[
+            location_pb2.HoursException(
+                date=e.date.isoformat(),
+                closed=e.closed,
+                opens="" if e.opens is None else e.opens.strftime("%H:%M"),
+                closes="" if e.closes is None else e.closes.strftime("%H:%M"),
+            )
+            for e in location.hours_exceptions
+        ],
+        capabilities=location_pb2.Capabilities(
+            pickup=location.capabilities.pickup,
+            ship_from=location.capabilities.ship_from,
+            ship_to_store=location.capabilities.ship_to_store,
+        ),
+        pickup_lead_time_minutes=location.pickup_lead_time_minutes,
+        shipping_days=location.shipping_days,
+        active=location.active,
+    )
+    if location.default_safety_stock is not None:
+        msg.default_safety_stock = location.default_safety_stock
+    if location.freshness_budget is not None:
+        msg.freshness_budget.CopyFrom(
+            Duration(seconds=int(location.freshness_budget.total_seconds()))
+        )
+    return msg
+
+
+def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
+    msg = availability_pb2.Availability(
+        location_id=view.location_id,
+        sku=view.sku,
+        status=_STATUS_TO_PROTO[view.status],
+        exposure=_EXPOSURE_TO_PROTO[view.exposure],
+        quantity_hint=view.quantity_hint,
+        confidence=view.confidence,
+    )
+    if view.available_to_sell is not None:
+        msg.available_to_sell = view.available_to_sell
+    if view.on_hand is not None:
+        msg.on_hand = view.on_hand
+    if view.reserved is not None:
+        msg.reserved = view.reserved
+    if view.safety_stock is not None:
+        msg.safety_stock = view.safety_stock
+    if view.as_of is not None:
+        msg.as_of.FromDatetime(view.as_of)
+    return msg
+
+
+def encode_page_token(after_id: str) -> str:
+    return base64.urlsafe_b64encode(after_id.encode()).decode().rstrip("=")
+
+
+def decode_page_token(v: Violations, token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        v.add("page_token", "is not a token from a previous response")
+        return ""

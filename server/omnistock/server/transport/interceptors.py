@@ -1,0 +1,125 @@
+"""The interceptor layer: error mapping, metrics and logging for every RPC.
+
+Authentication joins here too; servicers hold no cross-cutting code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from omnistock.server.domain.errors import DomainError
+from omnistock.server.transport.errors import internal_status, status_for
+
+log = logging.getLogger("omnistock.rpc")
+
+# Services that stay open and unmeasured: health checks and reflection.
+_OPEN_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+class Metrics:
+    """Per-method call counts by status code and total latency, in process."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    def record(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.calls[(method, code.name)] += 1
+        self.seconds[method] += seconds
+
+
+class ErrorMappingInterceptor(aio.ServerInterceptor):
+    """Turns DomainError into its status with details, and any other exception into a bare INTERNAL."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_OPEN_PREFIXES):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _status(self, method: str, error: Exception) -> grpc.Status:
+        if isinstance(error, DomainError):
+            log.info("%s: %s %s", method, error.reason, error.message)
+            return status_for(error)
+        log.exception("%s failed", method)
+        return internal_status()
+
+    def _wrap_unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        metrics = self.metrics
+
+        async def wrapper(request: Any, context: aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await behaviour(request, context)
+            except aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except Exception as error:
+                status = self._status(method, error)
+                code = status.code
+                await context.abort_with_status(status)
+            finally:
+                metrics.record(method, code, time.perf_counter() - started)
+
+        return wrapper
+
+    def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        metrics = self.metrics
+
+        async def wrapper(request: Any, context: aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                async for response in behaviour(request, context):
+                    yield response
+            except aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except Exception as error:
+                status = self._status(method, error)
+                code = status.code
+                await context.abort_with_status(status)
+            finally:
+                metrics.record(method, code, time.perf_counter() - started)
+
+        return wrapper

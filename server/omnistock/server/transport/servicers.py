@@ -1,0 +1,218 @@
+"""gRPC servicers: proto in, domain call, proto out. No business rule lives here."""
+
+from __future__ import annotations
+
+from grpc import aio
+
+from omnistock.server.domain.errors import Violations
+from omnistock.server.domain.ids import check_id
+from omnistock.server.domain.locations import Location
+from omnistock.server.service.availability import AvailabilityService
+from omnistock.server.service.feeds import FeedService
+from omnistock.server.service.limits import (
+    DEFAULT_LIST_PAGE_SIZE,
+    MAX_AVAILABILITY_LOCATIONS,
+    MAX_BATCH_PAIRS,
+    MAX_LIST_PAGE_SIZE,
+    MAX_QUANTITY,
+    MAX_STOCK_UPDATES,
+    MAX_UPSERT_LOCATIONS,
+)
+from omnistock.server.service.locations import LocationService
+from omnistock.server.store.stock import AbsoluteUpdate
+from omnistock.server.transport.blocking import BlockingRunner
+from omnistock.server.transport.convert import (
+    check_source_timestamp,
+    decode_page_token,
+    encode_page_token,
+    exposure_from_proto,
+    kind_from_proto,
+    location_from_proto,
+    location_to_proto,
+    timestamp_to_datetime,
+    view_to_proto,
+)
+from omnistock.v1 import (
+    availability_pb2,
+    availability_pb2_grpc,
+    feed_pb2,
+    feed_pb2_grpc,
+    location_pb2,
+    location_pb2_grpc,
+)
+
+
+def check_count(v: Violations, count: int, field_path: str, maximum: int) -> None:
+    if count == 0:
+        v.add(field_path, "must not be empty")
+    elif count > maximum:
+        v.add(field_path, f"must hold at most {maximum:,} items, got {count:,}")
+
+
+def check_unique(v: Violations, values: list[str], field_path: str) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            v.add(f"{field_path}[{i}]", f"repeats {value!r}")
+        seen.add(value)
+
+
+class LocationServicer(location_pb2_grpc.LocationServiceServicer):
+    def __init__(self, service: LocationService, runner: BlockingRunner) -> None:
+        self._service = service
+        self._runner = runner
+
+    async def UpsertLocations(
+        self, request: location_pb2.UpsertLocationsRequest, context: aio.ServicerContext
+    ) -> location_pb2.UpsertLocationsResponse:
+        v = Violations()
+        check_count(v, len(request.locations), "locations", MAX_UPSERT_LOCATIONS)
+        check_unique(v, [loc.id for loc in request.locations], "locations")
+        parsed: list[Location | None] = []
+        if not v:
+            parsed = [
+                location_from_proto(v, msg, f"locations[{i}]")
+                for i, msg in enumerate(request.locations)
+            ]
+        v.raise_if_any()
+        saved = await self._runner.run(
+            self._service.upsert_locations, [loc for loc in parsed if loc is not None]
+        )
+        return location_pb2.UpsertLocationsResponse(locations=[location_to_proto(loc) for loc in saved])
+
+    async def GetLocation(
+        self, request: location_pb2.GetLocationRequest, context: aio.ServicerContext
+    ) -> location_pb2.GetLocationResponse:
+        v = Violations()
+        check_id(v, request.location_id, "location_id")
+        v.raise_if_any()
+        location = await self._runner.run(self._service.get_location, request.location_id)
+        return location_pb2.GetLocationResponse(location=location_to_proto(location))
+
+    async def ListLocations(
+        self, request: location_pb2.ListLocationsRequest, context: aio.ServicerContext
+    ) -> location_pb2.ListLocationsResponse:
+        v = Violations()
+        v.check(
+            0 <= request.page_size <= MAX_LIST_PAGE_SIZE,
+            "page_size",
+            f"must be within [0, {MAX_LIST_PAGE_SIZE}]",
+        )
+        after_id = decode_page_token(v, request.page_token)
+        kind = kind_from_proto(request.kind)
+        v.check(
+            request.kind == location_pb2.LOCATION_KIND_UNSPECIFIED or kind is not None,
+            "kind",
+            "must be STORE, WAREHOUSE or unset",
+        )
+        v.raise_if_any()
+        page, next_after = await self._runner.run(
+            self._service.list_locations,
+            after_id=after_id,
+            limit=request.page_size or DEFAULT_LIST_PAGE_SIZE,
+            kind=kind,
+        )
+        return location_pb2.ListLocationsResponse(
+            locations=[location_to_proto(loc) for loc in page],
+            next_page_token="" if next_after is None else encode_page_token(next_after),
+        )
+
+
+class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
+    def __init__(self, service: AvailabilityService, runner: BlockingRunner) -> None:
+        self._service = service
+        self._runner = runner
+
+    async def GetAvailability(
+        self, request: availability_pb2.GetAvailabilityRequest, context: aio.ServicerContext
+    ) -> availability_pb2.GetAvailabilityResponse:
+        v = Violations()
+        check_id(v, request.sku, "sku")
+        location_ids = list(request.location_ids)
+        if len(location_ids) > MAX_AVAILABILITY_LOCATIONS:
+            v.add("location_ids", f"must hold at most {MAX_AVAILABILITY_LOCATIONS:,} ids")
+        else:
+            for i, location_id in enumerate(location_ids):
+                check_id(v, location_id, f"location_ids[{i}]")
+            check_unique(v, location_ids, "location_ids")
+        exposure = exposure_from_proto(v, request.exposure)
+        v.raise_if_any()
+        views = await self._runner.run(
+            self._service.get_availability, request.sku, location_ids, exposure=exposure
+        )
+        return availability_pb2.GetAvailabilityResponse(
+            availabilities=[view_to_proto(view) for view in views]
+        )
+
+    async def BatchGetAvailability(
+        self, request: availability_pb2.BatchGetAvailabilityRequest, context: aio.ServicerContext
+    ) -> availability_pb2.BatchGetAvailabilityResponse:
+        v = Violations()
+        check_count(v, len(request.items), "items", MAX_BATCH_PAIRS)
+        pairs: list[tuple[str, str]] = []
+        if not v:
+            for i, item in enumerate(request.items):
+                check_id(v, item.sku, f"items[{i}].sku")
+                check_id(v, item.location_id, f"items[{i}].location_id")
+                pairs.append((item.sku, item.location_id))
+        exposure = exposure_from_proto(v, request.exposure)
+        v.raise_if_any()
+        views = await self._runner.run(
+            self._service.batch_get_availability, pairs, exposure=exposure
+        )
+        return availability_pb2.BatchGetAvailabilityResponse(
+            availabilities=[view_to_proto(view) for view in views]
+        )
+
+
+class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
+    def __init__(self, service: FeedService, runner: BlockingRunner) -> None:
+        self._service = service
+        self._runner = runner
+
+    async def ApplyStockUpdates(
+        self, request: feed_pb2.ApplyStockUpdatesRequest, context: aio.ServicerContext
+    ) -> feed_pb2.ApplyStockUpdatesResponse:
+        v = Violations()
+        check_count(v, len(request.updates), "updates", MAX_STOCK_UPDATES)
+        updates: list[AbsoluteUpdate] = []
+        if not v:
+            for i, u in enumerate(request.updates):
+                prefix = f"updates[{i}]"
+                check_id(v, u.location_id, f"{prefix}.location_id")
+                check_id(v, u.sku, f"{prefix}.sku")
+                v.check(
+                    abs(u.on_hand) <= MAX_QUANTITY,
+                    f"{prefix}.on_hand",
+                    f"must be within +-{MAX_QUANTITY:,}",
+                )
+                has_safety = u.HasField("safety_stock")
+                v.check(
+                    not has_safety or 0 <= u.safety_stock <= MAX_QUANTITY,
+                    f"{prefix}.safety_stock",
+                    f"must be within [0, {MAX_QUANTITY:,}]",
+                )
+                present = u.HasField("source_updated_at")
+                check_source_timestamp(v, u.source_updated_at, f"{prefix}.source_updated_at", present)
+                has_sequence = u.HasField("source_sequence")
+                v.check(
+                    not has_sequence or u.source_sequence >= 0,
+                    f"{prefix}.source_sequence",
+                    "must not be negative",
+                )
+                if not v:
+                    updates.append(
+                        AbsoluteUpdate(
+                            location_id=u.location_id,
+                            sku=u.sku,
+                            on_hand=u.on_hand,
+                            source_updated_at=timestamp_to_datetime(u.source_updated_at),
+                            safety_stock=u.safety_stock if has_safety else None,
+                            source_sequence=u.source_sequence if has_sequence else None,
+                        )
+                    )
+        v.raise_if_any()
+        result = await self._runner.run(self._service.apply_stock_updates, updates)
+        return feed_pb2.ApplyStockUpdatesResponse(
+            applied_count=result.applied, stale_count=result.stale
+        )
