@@ -28,10 +28,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.protobuf.message import DecodeError
+
+
+_DETAILS_KEY = "grpc-status-details-bin"
 
 
 class OmnistockError(Exception):
@@ -179,6 +183,20 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
 _BY_CODE[grpc.StatusCode.DATA_LOSS] = InternalError
 
 
+def _status_details(error: grpc.RpcError) -> list[Any]:
+    """The google.rpc.Status details from the call's trailing metadata, if any."""
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None  # type: ignore[attr-defined]
+    for key, value in trailing or ():
+        if key == _DETAILS_KEY:
+            status = status_pb2.Status()
+            try:
+                status.MergeFromString(value)
+            except DecodeError:
+                return []
+            return list(status.details)
+    return []
+
+
 def from_rpc_error(error: grpc.RpcError) -> ApiError:
     """The typed error for a failed call, with the details the server attached."""
     code: grpc.StatusCode = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
@@ -190,12 +208,7 @@ def from_rpc_error(error: grpc.RpcError) -> ApiError:
     preconditions: list[PreconditionViolation] = []
     resources: list[str] = []
     retry_after: timedelta | None = None
-    status: status_pb2.Status | None = None
-    try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    except (ValueError, AttributeError, TypeError):
-        status = None
-    for detail in status.details if status is not None else ():
+    for detail in _status_details(error):
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)

@@ -43,6 +43,10 @@ SERVICE_NAMES = tuple(
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
+class ListenError(OSError):
+    """The server could not bind its listen address."""
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -73,11 +77,9 @@ class OmnistockServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        self.locations_service = LocationService(self.locations_repo, self.directory, clock=clock)
         location_pb2_grpc.add_LocationServiceServicer_to_server(
-            LocationServicer(
-                LocationService(self.locations_repo, self.directory, clock=clock), self.runner
-            ),
-            self.server,
+            LocationServicer(self.locations_service, self.runner), self.server
         )
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
             AvailabilityServicer(
@@ -94,9 +96,10 @@ class OmnistockServer:
             (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self.server,
         )
-        self.port = self.server.add_insecure_port(config.listen)
-        if self.port == 0:
-            raise OSError(f"could not listen on {config.listen}")
+        try:
+            self.port = self.server.add_insecure_port(config.listen)
+        except RuntimeError as error:
+            raise ListenError(f"cannot listen on {config.listen}: address in use or not valid") from error
 
     async def start(self) -> int:
         await self.server.start()

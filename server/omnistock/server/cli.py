@@ -24,9 +24,13 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from omnistock.server.app import serve
+    from omnistock.server.app import ListenError, serve
 
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except ListenError as error:
+        print(f"omnistock: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,0 +1,95 @@
+"""Run a real omnistock server in a background thread, for tests and examples.
+
+    with InProcessServer(database_url="sqlite:///:memory:") as server:
+        client = Client(server.target)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+from datetime import datetime
+from types import TracebackType
+
+from omnistock.server.app import OmnistockServer, utc_now
+from omnistock.server.config import ServerConfig
+from collections.abc import Callable
+
+
+class InProcessServer:
+    """An OmnistockServer on its own event loop thread, listening on a free local port."""
+
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        *,
+        database_url: str | None = None,
+        demo: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        config = config or ServerConfig(listen="127.0.0.1:0")
+        if database_url is not None:
+            config = replace(config, database_url=database_url)
+        if demo:
+            config = replace(config, demo=True)
+        self.config = config
+        self._clock = clock
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="omnistock-server", daemon=True)
+        self.server: OmnistockServer | None = None
+        self.port = 0
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> InProcessServer:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as error:  # surfaced to start()
+            self._error = error
+            self._ready.set()
+        finally:
+            # Cancel what the server left (watch streams cut at stop) before closing.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        self.server = OmnistockServer(self.config, clock=self._clock)
+        self.port = await self.server.start()
+        self._ready.set()
+        await self._stop.wait()
+        await self.server.stop(grace=1.0)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+    def __enter__(self) -> InProcessServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
