@@ -89,6 +89,17 @@ def test_reflection_lists_the_services(demo_process: tuple[subprocess.Popen[str]
     assert SERVICES <= names
 
 
+def test_quickstart_example_prints_availability(demo_process: tuple[subprocess.Popen[str], str]) -> None:
+    _, target = demo_process
+    example = Path(__file__).resolve().parent.parent / "client" / "examples" / "quickstart.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--target", target], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "50 stores. Where is ELEC-10000?" in result.stdout
+    assert "NL-WH-TLB" in result.stdout and "available to sell" in result.stdout
+
+
 def test_sigterm_stops_the_process_cleanly(demo_process: tuple[subprocess.Popen[str], str]) -> None:
     process, _ = demo_process
     process.send_signal(signal.SIGTERM)
