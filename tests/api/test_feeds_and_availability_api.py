@@ -190,3 +190,13 @@ def test_update_without_source_time_or_with_bad_ids_is_invalid(stocked: Client) 
     }
     with pytest.raises(InvalidArgumentError):
         stocked.apply_stock_updates([])
+
+
+def test_a_read_after_a_write_sees_the_write_even_when_the_old_value_was_cached(stocked: Client) -> None:
+    for _ in range(3):  # warm the hot-read cache
+        stocked.get_availability("SKU-1", ["NL-AMS-01"], exposure=Exposure.EXACT)
+        stocked.batch_get_availability([("SKU-1", "NL-AMS-01")], exposure=Exposure.EXACT)
+    stocked.apply_stock_updates([update("NL-AMS-01", "SKU-1", 1, NOW)])
+    [single] = stocked.get_availability("SKU-1", ["NL-AMS-01"], exposure=Exposure.EXACT)
+    [batch] = stocked.batch_get_availability([("SKU-1", "NL-AMS-01")], exposure=Exposure.EXACT)
+    assert single.on_hand == batch.on_hand == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -17,11 +18,12 @@ from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.locations import LocationService
+from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.blocking import BlockingRunner
-from omnistock.server.transport.interceptors import ErrorMappingInterceptor
+from omnistock.server.transport.interceptors import InterceptorLayer
 from omnistock.server.transport.servicers import (
     AvailabilityServicer,
     FeedServicer,
@@ -67,29 +69,36 @@ class OmnistockServer:
         self.directory = LocationDirectory(self.locations_repo)
         self.directory.refresh()
         self.runner = BlockingRunner(config.db_threads)
-        self.interceptor = ErrorMappingInterceptor()
+        self.stock_cache = StockCache(maxsize=config.read_cache_size, ttl=config.read_cache_ttl)
+        self.layer = InterceptorLayer()
         self.health = health.aio.HealthServicer()
         self.server = aio.server(
-            interceptors=[self.interceptor],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
         )
+        registrar = self.layer.register(self.server)
         self.locations_service = LocationService(self.locations_repo, self.directory, clock=clock)
         location_pb2_grpc.add_LocationServiceServicer_to_server(
-            LocationServicer(self.locations_service, self.runner), self.server
+            LocationServicer(self.locations_service, self.runner), registrar
         )
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
             AvailabilityServicer(
-                AvailabilityService(self.stock_repo, self.directory, clock=clock), self.runner
+                AvailabilityService(
+                    self.stock_repo, self.directory, clock=clock, cache=self.stock_cache
+                ),
+                self.runner,
             ),
-            self.server,
+            registrar,
         )
         feed_pb2_grpc.add_FeedServiceServicer_to_server(
-            FeedServicer(FeedService(self.stock_repo, self.directory, clock=clock), self.runner),
-            self.server,
+            FeedServicer(
+                FeedService(self.stock_repo, self.directory, clock=clock, cache=self.stock_cache),
+                self.runner,
+            ),
+            registrar,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -102,6 +111,9 @@ class OmnistockServer:
             raise ListenError(f"cannot listen on {config.listen}: address in use or not valid") from error
 
     async def start(self) -> int:
+        # Start-up objects live as long as the process: keep the collector off them.
+        gc.collect()
+        gc.freeze()
         await self.server.start()
         await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
         log.info("omnistock listening on port %d (database: %s)", self.port, self.engine.url.render_as_string())
@@ -116,6 +128,7 @@ class OmnistockServer:
         await self._set_serving(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
         self.runner.shutdown()
+        self.stock_repo.close()
         self.engine.dispose()
         log.info("omnistock stopped")
 

@@ -20,6 +20,8 @@ def _serve(args: argparse.Namespace) -> int:
         db_threads=args.db_threads or base.db_threads,
         grace_seconds=base.grace_seconds if args.grace is None else args.grace,
         log_level=args.log_level or base.log_level,
+        read_cache_size=base.read_cache_size if args.read_cache_size is None else args.read_cache_size,
+        read_cache_ttl=base.read_cache_ttl if args.read_cache_ttl is None else args.read_cache_ttl,
     )
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -52,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--db-threads", type=int, help="database worker threads [$OMNISTOCK_DB_THREADS, 8]")
     serve.add_argument(
         "--grace", type=float, help="seconds in-flight calls get at shutdown [$OMNISTOCK_GRACE_SECONDS, 10]"
+    )
+    serve.add_argument(
+        "--read-cache-size",
+        type=int,
+        help="stock records kept for hot reads; 0 turns the cache off [$OMNISTOCK_READ_CACHE_SIZE, 200000]",
+    )
+    serve.add_argument(
+        "--read-cache-ttl",
+        type=float,
+        help="seconds a cached record may live [$OMNISTOCK_READ_CACHE_TTL, 1.0]",
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     serve.set_defaults(run=_serve)

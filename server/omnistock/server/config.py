@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from omnistock.server.service.stock_cache import DEFAULT_MAXSIZE, DEFAULT_TTL_SECONDS
 from omnistock.server.store.database import DEFAULT_DATABASE_URL
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -30,6 +31,8 @@ class ServerConfig:
     demo: bool = False
     db_threads: int = 8
     grace_seconds: float = 10.0
+    read_cache_size: int = DEFAULT_MAXSIZE
+    read_cache_ttl: float = DEFAULT_TTL_SECONDS
     log_level: str = "INFO"
 
     @classmethod
@@ -41,4 +44,6 @@ class ServerConfig:
             db_threads=int(os.environ.get("OMNISTOCK_DB_THREADS", "8")),
             grace_seconds=float(os.environ.get("OMNISTOCK_GRACE_SECONDS", "10")),
             log_level=os.environ.get("OMNISTOCK_LOG_LEVEL", "INFO"),
+            read_cache_size=int(os.environ.get("OMNISTOCK_READ_CACHE_SIZE", DEFAULT_MAXSIZE)),
+            read_cache_ttl=float(os.environ.get("OMNISTOCK_READ_CACHE_TTL", DEFAULT_TTL_SECONDS)),
         )

@@ -55,22 +55,15 @@ class InProcessServer:
         return self
 
     def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
         try:
-            self._loop.run_until_complete(self._main())
+            # asyncio.run also cancels whatever the server left (streams cut at stop).
+            asyncio.run(self._main())
         except BaseException as error:  # surfaced to start()
             self._error = error
             self._ready.set()
-        finally:
-            # Cancel what the server left (watch streams cut at stop) before closing.
-            pending = asyncio.all_tasks(self._loop)
-            for task in pending:
-                task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
 
     async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.server = OmnistockServer(self.config, clock=self._clock)
         self.port = await self.server.start()

@@ -1,14 +1,33 @@
-"""Availability reads: stored records through the stock rules, at the caller's exposure."""
+"""Availability reads: stored records through the stock rules, at the caller's exposure.
+
+Each read has two entry points:
+
+- ``cached_*`` answers from memory only, so it may run on the event loop; it
+  returns None when anything it needs is not cached;
+- the plain method may touch the database, so it runs on a database thread.
+
+Both build their answers with the same code (``_views``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from omnistock.server.domain.errors import NotFound
-from omnistock.server.domain.stock import AvailabilityView, Exposure, view_missing, view_record
+from omnistock.server.domain.locations import Location
+from omnistock.server.domain.stock import (
+    AvailabilityView,
+    Exposure,
+    StockRecord,
+    view_missing,
+    view_record,
+)
 from omnistock.server.service.directory import LocationDirectory
+from omnistock.server.service.stock_cache import ABSENT, StockCache
 from omnistock.server.store.stock import StockRepository
+
+Pair = tuple[str, str]  # (sku, location_id)
 
 
 class AvailabilityService:
@@ -18,57 +37,117 @@ class AvailabilityService:
         directory: LocationDirectory,
         *,
         clock: Callable[[], datetime],
+        cache: StockCache | None = None,
     ) -> None:
         self._stock = stock
         self._directory = directory
         self._clock = clock
+        self._cache = cache or StockCache(maxsize=0)
+
+    # -- GetAvailability
+
+    def cached_availability(
+        self, sku: str, location_ids: Sequence[str], *, exposure: Exposure
+    ) -> list[AvailabilityView] | None:
+        """The answer from memory alone, or None. For a list of locations only."""
+        if not location_ids:
+            return None
+        locations = self._directory.cached(location_ids)
+        if locations is None:
+            return None
+        records = self._cached_records((sku, loc.id) for loc in locations)
+        if records is None or not any(records.values()):
+            return None  # a miss, or a sku that may not exist: ask the database
+        return self._views([(sku, loc) for loc in locations], records, exposure)
 
     def get_availability(
         self, sku: str, location_ids: Sequence[str], *, exposure: Exposure
     ) -> list[AvailabilityView]:
         """One sku at the given locations, in order, or at every active location by id."""
+        generation = self._cache.generation
         if location_ids:
             locations = self._directory.require(location_ids)
-            records = self._stock.records_for_sku(sku, [loc.id for loc in locations])
+            found = self._stock.records_for_sku(sku, [loc.id for loc in locations])
         else:
             locations = self._directory.active()
-            records = self._stock.records_for_sku(sku, None)
-        by_location = {record.location_id: record for record in records}
-        if not by_location and not self._stock.existing_skus([sku]):
+            found = self._stock.records_for_sku(sku, None)
+        if not found and not self._stock.existing_skus([sku]):
             raise NotFound("sku", [sku], reason="SKU_NOT_FOUND")
-        now = self._clock()
-        views = []
-        for location in locations:
-            record = by_location.get(location.id)
-            policy = location.stock_policy()
-            views.append(
-                view_missing(location.id, sku, policy, exposure=exposure)
-                if record is None
-                else view_record(record, policy, now=now, exposure=exposure)
-            )
-        return views
+        records = self._remember([(sku, loc.id) for loc in locations], found, generation)
+        return self._views([(sku, loc) for loc in locations], records, exposure)
+
+    # -- BatchGetAvailability
+
+    def cached_batch(
+        self, pairs: Sequence[Pair], *, exposure: Exposure
+    ) -> list[AvailabilityView] | None:
+        locations = self._directory.cached(dict.fromkeys(p[1] for p in pairs))
+        if locations is None:
+            return None
+        records = self._cached_records(pairs)
+        if records is None:
+            return None
+        reported = {sku for (sku, _), record in records.items() if record is not None}
+        if any(sku not in reported for sku, _ in pairs):
+            return None  # some sku may not exist: ask the database
+        by_id = {loc.id: loc for loc in locations}
+        return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
 
     def batch_get_availability(
-        self, pairs: Sequence[tuple[str, str]], *, exposure: Exposure
+        self, pairs: Sequence[Pair], *, exposure: Exposure
     ) -> list[AvailabilityView]:
         """Each (sku, location_id) pair in request order. Any unknown id fails the batch."""
-        locations = {loc.id: loc for loc in self._directory.require(dict.fromkeys(p[1] for p in pairs))}
-        records = self._stock.records_for_pairs(pairs)
-        reported = {sku for sku, _ in records}
-        unreported = {sku for sku, _ in pairs} - reported
+        generation = self._cache.generation
+        by_id = {
+            loc.id: loc for loc in self._directory.require(dict.fromkeys(p[1] for p in pairs))
+        }
+        found = self._stock.records_for_pairs(pairs).values()
+        records = self._remember(pairs, found, generation)
+        unreported = {sku for sku, _ in pairs} - {r.sku for r in found}
         if unreported:
             unknown = unreported - self._stock.existing_skus(unreported)
             if unknown:
                 raise NotFound(
-                    "sku", [sku for sku, _ in pairs if sku in unknown], reason="SKU_NOT_FOUND"
+                    "sku", dict.fromkeys(s for s, _ in pairs if s in unknown), reason="SKU_NOT_FOUND"
                 )
+        return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
+
+    # -- shared
+
+    def _cached_records(self, pairs: Iterable[Pair]) -> dict[Pair, StockRecord | None] | None:
+        records: dict[Pair, StockRecord | None] = {}
+        for pair in pairs:
+            value = self._cache.get(pair)
+            if value is None:
+                return None
+            records[pair] = None if value is ABSENT else value  # type: ignore[assignment]
+        return records
+
+    def _remember(
+        self, pairs: Sequence[Pair], found: Iterable[StockRecord], generation: int
+    ) -> dict[Pair, StockRecord | None]:
+        records: dict[Pair, StockRecord | None] = dict.fromkeys(pairs)
+        for record in found:
+            records[(record.sku, record.location_id)] = record
+        self._cache.fill(
+            ((pair, ABSENT if record is None else record) for pair, record in records.items()),
+            generation=generation,
+        )
+        return records
+
+    def _views(
+        self,
+        wanted: Sequence[tuple[str, Location]],
+        records: dict[Pair, StockRecord | None],
+        exposure: Exposure,
+    ) -> list[AvailabilityView]:
         now = self._clock()
         views = []
-        for sku, location_id in pairs:
-            policy = locations[location_id].stock_policy()
-            record = records.get((sku, location_id))
+        for sku, location in wanted:
+            policy = location.stock_policy()
+            record = records.get((sku, location.id))
             views.append(
-                view_missing(location_id, sku, policy, exposure=exposure)
+                view_missing(location.id, sku, policy, exposure=exposure)
                 if record is None
                 else view_record(record, policy, now=now, exposure=exposure)
             )

@@ -27,14 +27,14 @@ class LocationDirectory:
         self._max_age = max_age_seconds
         self._lock = threading.Lock()
         self._by_id: dict[str, Location] = {}
-        self._ordered: tuple[Location, ...] = ()
+        self._active: list[Location] = []
         self._loaded_at = float("-inf")
 
     def refresh(self) -> None:
         locations = self._repository.get_all()
         with self._lock:
             self._by_id = {location.id: location for location in locations}
-            self._ordered = tuple(locations)
+            self._active = [location for location in locations if location.active]
             self._loaded_at = time.monotonic()
 
     def _current(self) -> dict[str, Location]:
@@ -61,6 +61,19 @@ class LocationDirectory:
             raise NotFound("location", dict.fromkeys(missing), reason="LOCATION_NOT_FOUND")
         return [by_id[location_id] for location_id in ids]
 
+    def cached(self, location_ids: Iterable[str]) -> list[Location] | None:
+        """The named locations from memory, or None if one is unknown or a refresh is due.
+
+        Never touches the database, so the event loop may call it.
+        """
+        if time.monotonic() - self._loaded_at > self._max_age:
+            return None
+        by_id = self._by_id
+        try:
+            return [by_id[location_id] for location_id in location_ids]
+        except KeyError:
+            return None
+
     def active(self) -> list[Location]:
         self._current()
-        return [location for location in self._ordered if location.active]
+        return self._active

@@ -7,24 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, tuple_
+from sqlalchemy import Engine, and_, func, or_, select
 
 from omnistock.server.domain.stock import StockRecord
 from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import stock_table as t
-from omnistock.server.store.timeutil import from_micros, to_micros
+from omnistock.server.store.reads import StockReader
+from omnistock.server.store.timeutil import to_micros
 from omnistock.server.store.upsert import upsert_statement
-
-_RECORD_COLUMNS = (
-    t.c.location_id,
-    t.c.sku,
-    t.c.on_hand,
-    t.c.reserved,
-    t.c.safety_stock,
-    t.c.source_updated_at_us,
-    t.c.source_sequence,
-)
-
 
 @dataclass(frozen=True, slots=True)
 class AbsoluteUpdate:
@@ -44,18 +34,6 @@ class ApplyResult:
     stale: int
 
 
-def _record(row: Any) -> StockRecord:
-    return StockRecord(
-        location_id=row[0],
-        sku=row[1],
-        on_hand=row[2],
-        reserved=row[3],
-        safety_stock=row[4],
-        source_updated_at=from_micros(row[5]),
-        source_sequence=row[6],
-    )
-
-
 def _is_newer(excluded: Any) -> Any:
     """The feed ordering rule, in SQL: by sequence when both sides have one, else by time.
 
@@ -71,10 +49,7 @@ def _is_newer(excluded: Any) -> Any:
 class StockRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._by_sku = select(*_RECORD_COLUMNS).where(t.c.sku == bindparam("sku"))
-        self._by_sku_at = self._by_sku.where(
-            t.c.location_id.in_(bindparam("location_ids", expanding=True))
-        )
+        self._reader = StockReader(engine)
         self._apply = upsert_statement(
             engine,
             t,
@@ -88,25 +63,16 @@ class StockRepository:
 
     def records_for_sku(self, sku: str, location_ids: Sequence[str] | None) -> list[StockRecord]:
         """The records of one sku at the given locations (all when None)."""
-        with self._engine.connect() as connection:
-            if location_ids is None:
-                rows = connection.execute(self._by_sku, {"sku": sku})
-            else:
-                rows = connection.execute(
-                    self._by_sku_at, {"sku": sku, "location_ids": list(location_ids)}
-                )
-            return [_record(row) for row in rows]
+        return self._reader.records_for_sku(sku, location_ids)
 
     def records_for_pairs(
         self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], StockRecord]:
         """Records keyed by (sku, location_id), for those pairs that have one."""
-        pairs = list(set(pairs))
-        if not pairs:
+        unique = list(dict.fromkeys(pairs))
+        if not unique:
             return {}
-        stmt = select(*_RECORD_COLUMNS).where(tuple_(t.c.sku, t.c.location_id).in_(pairs))
-        with self._engine.connect() as connection:
-            return {(r.sku, r.location_id): r for r in map(_record, connection.execute(stmt))}
+        return {(r.sku, r.location_id): r for r in self._reader.records_for_pairs(unique)}
 
     def existing_skus(self, skus: Iterable[str]) -> set[str]:
         """The skus, of those given, that some location has reported."""
@@ -116,6 +82,9 @@ class StockRepository:
         stmt = select(t.c.sku).where(t.c.sku.in_(skus)).distinct()
         with self._engine.connect() as connection:
             return set(connection.scalars(stmt))
+
+    def close(self) -> None:
+        self._reader.close()
 
     def apply_absolute(self, updates: Sequence[AbsoluteUpdate], *, now: datetime) -> ApplyResult:
         """Upsert absolute quantities in one transaction, skipping stale ones.

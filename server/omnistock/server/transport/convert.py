@@ -52,6 +52,10 @@ def exposure_from_proto(v: Violations, value: int, field_path: str = "exposure")
     return Exposure.BANDED
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def timestamp_to_datetime(value: Timestamp) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
         seconds=value.seconds, microseconds=value.nanos // 1000
@@ -200,7 +204,9 @@ def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
     if view.safety_stock is not None:
         msg.safety_stock = view.safety_stock
     if view.as_of is not None:
-        msg.as_of.FromDatetime(view.as_of)
+        micros = (view.as_of - _EPOCH) // _MICROSECOND
+        msg.as_of.seconds, remainder = divmod(micros, 1_000_000)
+        msg.as_of.nanos = remainder * 1000
     return msg
 
 

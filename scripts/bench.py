@@ -1,0 +1,383 @@
+"""omnistock benchmark: our server against a baseline, measured in one run, as ratios.
+
+    .venv/bin/python scripts/bench.py availability [--stores 1000 --skus 10000] [--duration 10] [--read-cache-size N]
+
+availability
+    Baseline: an empty grpc.aio unary handler (no deserialisation, empty reply),
+    in its own process. Then `omnistock serve` on a SQLite file with STORES x SKUS
+    stock records: GetAvailability (one sku at one store) and BatchGetAvailability
+    (100 pairs). Load comes from h2load (nghttp2-client), a native HTTP/2 client
+    sending real gRPC frames, so the load generator is not the bottleneck. The
+    server under test is pinned to CPU 0 and h2load to CPU 1.
+
+    For each: peak QPS (closed loop), then p50/p90/p99 latency at a fixed open
+    load of half the baseline's peak QPS. Prints the ratios against the bar.
+
+h2load sends one request body repeatedly; each call still runs the whole path
+(validation, SQL query, rules, serialisation): the server caches no answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "bench-data"
+SERVER_CPU = 0
+LOAD_CPU = 1
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def grpc_frame(message: bytes) -> bytes:
+    """The gRPC length-prefixed message: flag byte 0 (uncompressed), 4-byte length, bytes."""
+    return struct.pack(">BI", 0, len(message)) + message
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def wait_port(port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+def start_pinned(args: list[str], *, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=lambda: os.sched_setaffinity(0, {SERVER_CPU}),
+    )
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class LoadResult:
+    qps: float
+    succeeded: int
+    failed: int
+    bytes_per_response: float
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+
+
+def h2load(
+    url: str,
+    body: bytes,
+    *,
+    duration: float,
+    clients: int,
+    streams: int,
+    rps_per_client: float | None = None,
+    warmup: float = 1.0,
+) -> LoadResult:
+    """Run h2load against a gRPC method; latency percentiles come from its per-request log."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "body.bin"
+        data.write_bytes(grpc_frame(body))
+        log = Path(tmp) / "requests.log"
+        args = [
+            "taskset", "-c", str(LOAD_CPU), "h2load",
+            "-c", str(clients), "-m", str(streams), "-t", "1",
+            "-D", str(int(duration)), f"--warm-up-time={int(warmup)}",
+            "-d", str(data),
+            "-H", "content-type: application/grpc", "-H", "te: trailers",
+            f"--log-file={log}",
+        ]  # fmt: skip
+        if rps_per_client is not None:
+            args.append(f"--rps={max(1, round(rps_per_client))}")
+        args.append(url)
+        output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        latencies = []
+        for line in log.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[1] == "200":
+                latencies.append(int(parts[2]) / 1000.0)
+    qps = succeeded = failed = 0.0
+    data_bytes = 0.0
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("finished in"):
+            qps = float(line.split(",")[1].split()[0])
+        elif line.startswith("requests:"):
+            fields = dict(
+                (part.strip().split(" ", 1)[1], int(part.strip().split(" ", 1)[0]))
+                for part in line.split(":", 1)[1].split(",")
+            )
+            succeeded, failed = fields.get("succeeded", 0), fields.get("failed", 0) + fields.get("errored", 0)
+        elif line.startswith("traffic:"):
+            # "traffic: 1.23MB (1234567) total, 12KB (123) headers (space savings ...), 1.1MB (111111) data"
+            data_part = line.split(",")[-1]
+            data_bytes = float(data_part.split("(")[1].split(")")[0])
+    result = LoadResult(qps, int(succeeded), int(failed), data_bytes / max(1, succeeded))
+    if latencies:
+        latencies.sort()
+        q = statistics.quantiles(latencies, n=100, method="inclusive")
+        result.p50_ms, result.p90_ms, result.p99_ms = q[49], q[89], q[98]
+    return result
+
+
+# ---------------------------------------------------------------- baseline
+
+
+async def serve_empty(listen: str) -> None:
+    """The baseline: a grpc.aio server whose one unary method does nothing."""
+    import grpc
+    from grpc import aio
+
+    async def empty(request: bytes, context: aio.ServicerContext) -> bytes:
+        return b""
+
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Empty", {"Call": grpc.unary_unary_rpc_method_handler(empty)}
+    )
+    server = aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(listen)
+    await server.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    await stopping.wait()
+    await server.stop(1)
+
+
+def start_baseline() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = start_pinned([sys.executable, __file__, "serve-empty", f"127.0.0.1:{port}"])
+    wait_port(port)
+    return process, f"http://127.0.0.1:{port}/bench.Empty/Call"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+# ---------------------------------------------------------------- data sets
+
+
+def build_availability_db(path: Path, stores: int, skus: int) -> None:
+    """STORES stores (plus 2 warehouses) around the Netherlands, each with every sku."""
+    from omnistock.server.domain.locations import Capabilities, Location, LocationKind
+    from omnistock.server.store.database import create_database_engine, migrate
+    from omnistock.server.store.locations import LocationRepository
+    from omnistock.server.store.stock import AbsoluteUpdate, StockRepository
+
+    tmp = path.with_suffix(".partial")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)
+    engine = create_database_engine(f"sqlite:///{tmp}")
+    migrate(engine)
+    now = datetime.now(UTC)
+    rng = random.Random(1)
+    locations = [
+        Location(
+            id=f"S{i:05d}",
+            kind=LocationKind.STORE,
+            name=f"Store {i}",
+            time_zone="Europe/Amsterdam",
+            latitude=rng.uniform(50.8, 53.4),
+            longitude=rng.uniform(3.6, 7.1),
+            country="NL",
+            capabilities=Capabilities(pickup=True, ship_to_store=True),
+            pickup_lead_time_minutes=30,
+        )
+        for i in range(stores)
+    ]
+    LocationRepository(engine).upsert_many(locations, now=now)
+    stock = StockRepository(engine)
+    started = time.monotonic()
+
+    def records():
+        for s in range(skus):
+            sku = f"SKU-{s:06d}"
+            for loc in locations:
+                yield AbsoluteUpdate(loc.id, sku, rng.randint(-1, 40), now - timedelta(minutes=5))
+
+    count = stock.insert_new(records(), now=now, batch_size=50_000)
+    engine.dispose()
+    os.replace(tmp, path)
+    print(f"  built {path.name}: {count:,} stock records in {time.monotonic() - started:.0f}s")
+
+
+# ---------------------------------------------------------------- availability
+
+
+def availability(args: argparse.Namespace) -> None:
+    from omnistock.client import Client, Exposure
+    from omnistock.v1 import availability_pb2
+
+    if shutil.which("h2load") is None:
+        sys.exit("h2load not found: install Debian's nghttp2-client (apt-get install nghttp2-client)")
+    DATA_DIR.mkdir(exist_ok=True)
+    db = DATA_DIR / f"availability-{args.stores}x{args.skus}.db"
+    print(f"machine: {machine()}")
+    if not db.exists():
+        print(f"building the data set ({args.stores:,} stores x {args.skus:,} skus) ...")
+        build_availability_db(db, args.stores, args.skus)
+
+    rng = random.Random(2)
+    sku = f"SKU-{rng.randrange(args.skus):06d}"
+    store = f"S{rng.randrange(args.stores):05d}"
+    single = availability_pb2.GetAvailabilityRequest(sku=sku, location_ids=[store], exposure=1)
+    batch = availability_pb2.BatchGetAvailabilityRequest(
+        items=[
+            availability_pb2.SkuLocation(
+                sku=f"SKU-{rng.randrange(args.skus):06d}", location_id=f"S{rng.randrange(args.stores):05d}"
+            )
+            for _ in range(100)
+        ],
+        exposure=1,
+    )
+
+    port = free_port()
+    env = {**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"}
+    process = start_pinned(
+        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
+         "--database-url", f"sqlite:///{db}",
+         *([] if args.read_cache_size is None else ["--read-cache-size", str(args.read_cache_size)])],
+        env=env,
+    )  # fmt: skip
+    baseline_process, baseline_url = start_baseline()
+    peaks: dict[str, list[float]] = {"baseline": []}
+    ratios: dict[str, list[float]] = {}
+    paced: dict[str, LoadResult] = {}
+    try:
+        wait_port(port)
+        target = f"127.0.0.1:{port}"
+        with Client(target) as client:  # the requests must be real answers, not errors
+            expected = {
+                "GetAvailability": len(
+                    availability_pb2.GetAvailabilityResponse(
+                        availabilities=client.get_availability(sku, [store], exposure=Exposure.EXACT)
+                    ).SerializeToString()
+                ),
+                "BatchGetAvailability (100 pairs)": len(
+                    availability_pb2.BatchGetAvailabilityResponse(
+                        availabilities=client.batch_get_availability(
+                            [(i.sku, i.location_id) for i in batch.items], exposure=Exposure.EXACT
+                        )
+                    ).SerializeToString()
+                ),
+            }
+        methods = {
+            "GetAvailability": ("GetAvailability", single.SerializeToString()),
+            "BatchGetAvailability (100 pairs)": ("BatchGetAvailability", batch.SerializeToString()),
+        }
+        load = {"duration": args.duration, "clients": args.clients, "streams": args.streams}
+        # Warm both servers, then alternate baseline and ours, so that drift in the
+        # machine's speed hits both alike; each round gives one ratio.
+        h2load(baseline_url, b"", **{**load, "duration": 2})
+        for name, (method, body) in methods.items():
+            h2load(f"http://{target}/omnistock.v1.AvailabilityService/{method}", body, **{**load, "duration": 2})
+        for round_number in range(1, args.rounds + 1):
+            base = h2load(baseline_url, b"", **load).qps
+            peaks["baseline"].append(base)
+            line = [f"round {round_number}: baseline {base:,.0f} QPS"]
+            for name, (method, body) in methods.items():
+                url = f"http://{target}/omnistock.v1.AvailabilityService/{method}"
+                peak = h2load(url, body, **load)
+                # An error status carries no message; each answer carries the whole one.
+                if peak.bytes_per_response < 0.9 * (expected[name] + 5):
+                    sys.exit(f"{name}: {peak.bytes_per_response:.0f} bytes per response: errors, not answers")
+                peaks.setdefault(name, []).append(peak.qps)
+                ratios.setdefault(name, []).append(peak.qps / base)
+                line.append(f"{name} {peak.qps:,.0f} QPS ({peak.qps / base:.2f} x)")
+            print("  " + "; ".join(line))
+        half = median(peaks["baseline"]) / 2
+        for name, (method, body) in methods.items():
+            url = f"http://{target}/omnistock.v1.AvailabilityService/{method}"
+            paced[name] = h2load(url, body, **load, rps_per_client=half / args.clients)
+    finally:
+        stop(process)
+        stop(baseline_process)
+
+    print()
+    print(f"median of {args.rounds} rounds; latency at a paced load of half the baseline's peak ({half:,.0f} QPS offered)")
+    print("| measure | baseline QPS | our QPS | ratio | p50 at half load | p99 at half load |")
+    print("|---|---|---|---|---|---|")
+    for name in methods:
+        print(
+            f"| {name} | {median(peaks['baseline']):,.0f} | {median(peaks[name]):,.0f} | {median(ratios[name]):.2f} x "
+            f"| {paced[name].p50_ms:.2f} ms | {paced[name].p99_ms:.2f} ms |"
+        )
+    ratio = median(ratios["GetAvailability"])
+    p99 = paced["GetAvailability"].p99_ms
+    print()
+    print(f"bar: GetAvailability >= 0.70 x baseline QPS: {ratio:.2f} x -> {'PASS' if ratio >= 0.7 else 'FAIL'}")
+    print(f"bar: p99 <= 10 ms at half the baseline's peak: {p99:.2f} ms -> {'PASS' if p99 <= 10 else 'FAIL'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    empty = commands.add_parser("serve-empty", help="(internal) run the baseline server")
+    empty.add_argument("listen")
+    avail = commands.add_parser("availability", help="GetAvailability and BatchGetAvailability vs baseline")
+    avail.add_argument("--stores", type=int, default=1000)
+    avail.add_argument("--skus", type=int, default=10000)
+    avail.add_argument("--duration", type=float, default=10)
+    avail.add_argument("--rounds", type=int, default=3)
+    avail.add_argument("--clients", type=int, default=4)
+    avail.add_argument("--streams", type=int, default=16)
+    avail.add_argument(
+        "--read-cache-size", type=int, default=None, help="pass to the server; 0 measures every read on the database"
+    )
+    args = parser.parse_args()
+    if args.command == "serve-empty":
+        asyncio.run(serve_empty(args.listen))
+    elif args.command == "availability":
+        availability(args)
+
+
+if __name__ == "__main__":
+    main()

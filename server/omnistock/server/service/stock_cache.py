@@ -1,0 +1,85 @@
+"""A cache of stock records for hot reads (product and listing pages).
+
+Keyed by (sku, location_id); a value is the StockRecord, or ABSENT when the
+location never reported the sku. Entries live ``ttl`` seconds at most.
+
+Coherence: every write in this process invalidates the keys it touched, before
+the writer returns. A read that started before a write must not put its older
+result back after the invalidation, so fills carry the write generation seen
+when the read began and are dropped if any write happened since. Writes by
+other processes show within ``ttl``.
+
+Thread-safe: the event loop reads it, database threads fill and invalidate it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Final
+
+from cachetools import TTLCache
+
+from omnistock.server.domain.stock import StockRecord
+
+Key = tuple[str, str]
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Final = _Absent()
+DEFAULT_MAXSIZE = 200_000
+DEFAULT_TTL_SECONDS = 1.0
+
+
+class StockCache:
+    def __init__(self, *, maxsize: int = DEFAULT_MAXSIZE, ttl: float = DEFAULT_TTL_SECONDS) -> None:
+        self.enabled = maxsize > 0 and ttl > 0
+        self._entries: TTLCache[Key, StockRecord | _Absent] = TTLCache(
+            maxsize=max(1, maxsize), ttl=max(ttl, 1e-9)
+        )
+        self._lock = threading.Lock()
+        self._generation = 0
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def generation(self) -> int:
+        """Grows with every invalidation; read it before loading from the database."""
+        return self._generation
+
+    def get(self, key: Key) -> StockRecord | _Absent | None:
+        """The cached value, or None when the key is not cached."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            value = self._entries.get(key)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def fill(self, values: Iterable[tuple[Key, StockRecord | _Absent]], *, generation: int) -> None:
+        """Store values read at ``generation``, unless a write has happened since."""
+        if not self.enabled:
+            return
+        with self._lock:
+            if generation != self._generation:
+                return
+            for key, value in values:
+                self._entries[key] = value
+
+    def invalidate(self, keys: Iterable[Key]) -> None:
+        with self._lock:
+            self._generation += 1
+            for key in keys:
+                self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
