@@ -153,7 +153,10 @@ def h2load(
                 (part.strip().split(" ", 1)[1], int(part.strip().split(" ", 1)[0]))
                 for part in line.split(":", 1)[1].split(",")
             )
-            succeeded, failed = fields.get("succeeded", 0), fields.get("failed", 0) + fields.get("errored", 0)
+            succeeded, failed = (
+                fields.get("succeeded", 0),
+                fields.get("failed", 0) + fields.get("errored", 0),
+            )
         elif line.startswith("traffic:"):
             # "traffic: 1.23MB (1234567) total, 12KB (123) headers (space savings ...), 1.1MB (111111) data"
             data_part = line.split(",")[-1]
@@ -257,7 +260,9 @@ def availability(args: argparse.Namespace) -> None:
     from omnistock.v1 import availability_pb2
 
     if shutil.which("h2load") is None:
-        sys.exit("h2load not found: install Debian's nghttp2-client (apt-get install nghttp2-client)")
+        sys.exit(
+            "h2load not found: install Debian's nghttp2-client (apt-get install nghttp2-client)"
+        )
     DATA_DIR.mkdir(exist_ok=True)
     db = DATA_DIR / f"availability-{args.stores}x{args.skus}.db"
     print(f"machine: {machine()}")
@@ -272,7 +277,8 @@ def availability(args: argparse.Namespace) -> None:
     batch = availability_pb2.BatchGetAvailabilityRequest(
         items=[
             availability_pb2.SkuLocation(
-                sku=f"SKU-{rng.randrange(args.skus):06d}", location_id=f"S{rng.randrange(args.stores):05d}"
+                sku=f"SKU-{rng.randrange(args.skus):06d}",
+                location_id=f"S{rng.randrange(args.stores):05d}",
             )
             for _ in range(100)
         ],
@@ -298,7 +304,9 @@ def availability(args: argparse.Namespace) -> None:
             expected = {
                 "GetAvailability": len(
                     availability_pb2.GetAvailabilityResponse(
-                        availabilities=client.get_availability(sku, [store], exposure=Exposure.EXACT)
+                        availabilities=client.get_availability(
+                            sku, [store], exposure=Exposure.EXACT
+                        )
                     ).SerializeToString()
                 ),
                 "BatchGetAvailability (100 pairs)": len(
@@ -317,8 +325,12 @@ def availability(args: argparse.Namespace) -> None:
         # Warm both servers, then alternate baseline and ours, so that drift in the
         # machine's speed hits both alike; each round gives one ratio.
         h2load(baseline_url, b"", **{**load, "duration": 2})
-        for name, (method, body) in methods.items():
-            h2load(f"http://{target}/omnistock.v1.AvailabilityService/{method}", body, **{**load, "duration": 2})
+        for method, body in methods.values():
+            h2load(
+                f"http://{target}/omnistock.v1.AvailabilityService/{method}",
+                body,
+                **{**load, "duration": 2},
+            )
         for round_number in range(1, args.rounds + 1):
             base = h2load(baseline_url, b"", **load).qps
             peaks["baseline"].append(base)
@@ -328,7 +340,9 @@ def availability(args: argparse.Namespace) -> None:
                 peak = h2load(url, body, **load)
                 # An error status carries no message; each answer carries the whole one.
                 if peak.bytes_per_response < 0.9 * (expected[name] + 5):
-                    sys.exit(f"{name}: {peak.bytes_per_response:.0f} bytes per response: errors, not answers")
+                    sys.exit(
+                        f"{name}: {peak.bytes_per_response:.0f} bytes per response: errors, not answers"
+                    )
                 peaks.setdefault(name, []).append(peak.qps)
                 ratios.setdefault(name, []).append(peak.qps / base)
                 line.append(f"{name} {peak.qps:,.0f} QPS ({peak.qps / base:.2f} x)")
@@ -342,7 +356,9 @@ def availability(args: argparse.Namespace) -> None:
         stop(baseline_process)
 
     print()
-    print(f"median of {args.rounds} rounds; latency at a paced load of half the baseline's peak ({half:,.0f} QPS offered)")
+    print(
+        f"median of {args.rounds} rounds; latency at a paced load of half the baseline's peak ({half:,.0f} QPS offered)"
+    )
     print("| measure | baseline QPS | our QPS | ratio | p50 at half load | p99 at half load |")
     print("|---|---|---|---|---|---|")
     for name in methods:
@@ -353,8 +369,12 @@ def availability(args: argparse.Namespace) -> None:
     ratio = median(ratios["GetAvailability"])
     p99 = paced["GetAvailability"].p99_ms
     print()
-    print(f"bar: GetAvailability >= 0.70 x baseline QPS: {ratio:.2f} x -> {'PASS' if ratio >= 0.7 else 'FAIL'}")
-    print(f"bar: p99 <= 10 ms at half the baseline's peak: {p99:.2f} ms -> {'PASS' if p99 <= 10 else 'FAIL'}")
+    print(
+        f"bar: GetAvailability >= 0.70 x baseline QPS: {ratio:.2f} x -> {'PASS' if ratio >= 0.7 else 'FAIL'}"
+    )
+    print(
+        f"bar: p99 <= 10 ms at half the baseline's peak: {p99:.2f} ms -> {'PASS' if p99 <= 10 else 'FAIL'}"
+    )
 
 
 def main() -> None:
@@ -362,7 +382,9 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     empty = commands.add_parser("serve-empty", help="(internal) run the baseline server")
     empty.add_argument("listen")
-    avail = commands.add_parser("availability", help="GetAvailability and BatchGetAvailability vs baseline")
+    avail = commands.add_parser(
+        "availability", help="GetAvailability and BatchGetAvailability vs baseline"
+    )
     avail.add_argument("--stores", type=int, default=1000)
     avail.add_argument("--skus", type=int, default=10000)
     avail.add_argument("--duration", type=float, default=10)
@@ -370,7 +392,10 @@ def main() -> None:
     avail.add_argument("--clients", type=int, default=4)
     avail.add_argument("--streams", type=int, default=16)
     avail.add_argument(
-        "--read-cache-size", type=int, default=None, help="pass to the server; 0 measures every read on the database"
+        "--read-cache-size",
+        type=int,
+        default=None,
+        help="pass to the server; 0 measures every read on the database",
     )
     args = parser.parse_args()
     if args.command == "serve-empty":

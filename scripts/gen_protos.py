@@ -54,14 +54,18 @@ def generate(out_root: Path) -> list[Path]:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(Path(tmp) / PACKAGE, target)
-    (target / "__init__.py").write_text('"""Generated from protos/omnistock/v1 by scripts/gen_protos.py. Do not edit."""\n')
+    (target / "__init__.py").write_text(
+        '"""Generated from protos/omnistock/v1 by scripts/gen_protos.py. Do not edit."""\n'
+    )
     (target / "py.typed").write_text("")
     return sorted(p for p in target.rglob("*") if p.is_file())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="root to write omnistock/v1 under")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="root to write omnistock/v1 under"
+    )
     args = parser.parse_args()
     for path in generate(args.out):
         print(path.relative_to(args.out))

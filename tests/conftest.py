@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from omnistock.client import Client
 from omnistock.server.store.database import normalize_url
 from omnistock.server.testing import InProcessServer
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 POSTGRES_URL = os.environ.get("OMNISTOCK_TEST_POSTGRES_URL", "")
 POSTGRES_TEST_DATABASE = "omnistock_test"
@@ -36,13 +35,16 @@ def _postgres_test_url() -> str:
     admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         exists = connection.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": POSTGRES_TEST_DATABASE}
+            text("SELECT 1 FROM pg_database WHERE datname = :name"),
+            {"name": POSTGRES_TEST_DATABASE},
         ).first()
         if not exists:
             connection.execute(text(f"CREATE DATABASE {POSTGRES_TEST_DATABASE}"))
     admin.dispose()
-    return make_url(normalize_url(POSTGRES_URL)).set(database=POSTGRES_TEST_DATABASE).render_as_string(
-        hide_password=False
+    return (
+        make_url(normalize_url(POSTGRES_URL))
+        .set(database=POSTGRES_TEST_DATABASE)
+        .render_as_string(hide_password=False)
     )
 
 

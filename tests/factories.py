@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from omnistock.client import Capabilities, LatLng, Location, LocationKind, StockUpdate, WeeklyHours
 
 
@@ -54,7 +53,9 @@ def update(
     sequence: int | None = None,
     safety_stock: int | None = None,
 ) -> StockUpdate:
-    message = StockUpdate(location_id=location_id, sku=sku, on_hand=on_hand, source_updated_at=ts(at))
+    message = StockUpdate(
+        location_id=location_id, sku=sku, on_hand=on_hand, source_updated_at=ts(at)
+    )
     if sequence is not None:
         message.source_sequence = sequence
     if safety_stock is not None:

@@ -27,7 +27,9 @@ def test_committed_generated_code_matches_a_fresh_generation(tmp_path: Path) -> 
     names = lambda d: sorted(p.name for p in d.iterdir() if p.is_file())  # noqa: E731
     assert names(fresh) == names(COMMITTED), "run: python scripts/gen_protos.py"
     _, mismatch, errors = filecmp.cmpfiles(fresh, COMMITTED, names(fresh), shallow=False)
-    assert mismatch == [] and errors == [], f"stale generated code {mismatch}: run python scripts/gen_protos.py"
+    assert mismatch == [] and errors == [], (
+        f"stale generated code {mismatch}: run python scripts/gen_protos.py"
+    )
 
 
 def test_every_proto_has_generated_modules() -> None:

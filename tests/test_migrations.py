@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
-
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.tables import Base
+from sqlalchemy import inspect
 
 
 def test_migrations_match_the_models(database_url: str) -> None:

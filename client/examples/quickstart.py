@@ -1,6 +1,6 @@
 """Ask omnistock where a product is, through the SDK.
 
-    python client/examples/quickstart.py --target 127.0.0.1:50051 [--sku ELEC-10000]
+python client/examples/quickstart.py --target 127.0.0.1:50051 [--sku ELEC-10000]
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import pytest
 from conftest import NOW, FixedClock
 from factories import minutes, store, update, warehouse
 from google.protobuf.duration_pb2 import Duration
-
 from omnistock.client import (
     Client,
     Exposure,
@@ -34,7 +33,12 @@ def stocked(client: Client) -> Client:
 
 def test_exact_availability_shows_on_hand_reserved_safety_stock_and_ats(stocked: Client) -> None:
     [answer] = stocked.get_availability("SKU-1", ["NL-WH-01"], exposure=Exposure.EXACT)
-    assert (answer.on_hand, answer.reserved, answer.safety_stock, answer.available_to_sell) == (500, 0, 20, 480)
+    assert (answer.on_hand, answer.reserved, answer.safety_stock, answer.available_to_sell) == (
+        500,
+        0,
+        20,
+        480,
+    )
     assert answer.status == StockStatus.IN_STOCK
     assert answer.as_of.ToDatetime().replace(tzinfo=NOW.tzinfo) == NOW - minutes(5)
     assert 0.9 < answer.confidence <= 1.0
@@ -68,14 +72,18 @@ def test_availability_follows_the_requested_location_order(stocked: Client) -> N
     assert answers[1].HasField("as_of")
 
 
-def test_a_record_past_its_freshness_budget_reads_unknown(stocked: Client, clock: FixedClock) -> None:
+def test_a_record_past_its_freshness_budget_reads_unknown(
+    stocked: Client, clock: FixedClock
+) -> None:
     clock.now = NOW + timedelta(hours=25)
     [answer] = stocked.get_availability("SKU-1", ["NL-AMS-01"])
     assert answer.status == StockStatus.UNKNOWN
     assert answer.confidence == 0.0
 
 
-def test_a_location_budget_shorter_than_the_default_applies(stocked: Client, clock: FixedClock) -> None:
+def test_a_location_budget_shorter_than_the_default_applies(
+    stocked: Client, clock: FixedClock
+) -> None:
     stocked.upsert_locations([store("NL-AMS-01", freshness_budget=Duration(seconds=600))])
     clock.now = NOW + minutes(10)
     [answer] = stocked.get_availability("SKU-1", ["NL-AMS-01"])
@@ -83,7 +91,12 @@ def test_a_location_budget_shorter_than_the_default_applies(stocked: Client, clo
 
 
 def test_batch_answers_each_pair_in_request_order(stocked: Client) -> None:
-    pairs = [("SKU-2", "NL-AMS-01"), ("SKU-1", "NL-RTM-01"), ("SKU-1", "NL-AMS-01"), ("SKU-2", "NL-RTM-01")]
+    pairs = [
+        ("SKU-2", "NL-AMS-01"),
+        ("SKU-1", "NL-RTM-01"),
+        ("SKU-1", "NL-AMS-01"),
+        ("SKU-2", "NL-RTM-01"),
+    ]
     answers = stocked.batch_get_availability(pairs, exposure=Exposure.EXACT)
     assert [(a.sku, a.location_id) for a in answers] == pairs
     assert [a.available_to_sell for a in answers] == [0, 2, 10, 0]
@@ -128,7 +141,8 @@ def test_updates_report_applied_and_stale_counts(stocked: Client) -> None:
     )
     assert (result.applied_count, result.stale_count) == (2, 1)
     exact = stocked.batch_get_availability(
-        [("SKU-1", "NL-AMS-01"), ("SKU-1", "NL-RTM-01"), ("SKU-3", "NL-AMS-01")], exposure=Exposure.EXACT
+        [("SKU-1", "NL-AMS-01"), ("SKU-1", "NL-RTM-01"), ("SKU-3", "NL-AMS-01")],
+        exposure=Exposure.EXACT,
     )
     assert [a.on_hand for a in exact] == [7, 2, 4]
 
@@ -140,9 +154,13 @@ def test_an_exact_replay_changes_nothing(stocked: Client) -> None:
 
 def test_sequence_orders_updates_before_source_time(stocked: Client) -> None:
     stocked.apply_stock_updates([update("NL-AMS-01", "SKU-9", 5, NOW, sequence=10)])
-    late = stocked.apply_stock_updates([update("NL-AMS-01", "SKU-9", 6, NOW + minutes(1), sequence=9)])
+    late = stocked.apply_stock_updates(
+        [update("NL-AMS-01", "SKU-9", 6, NOW + minutes(1), sequence=9)]
+    )
     assert late.stale_count == 1
-    newer = stocked.apply_stock_updates([update("NL-AMS-01", "SKU-9", 8, NOW - minutes(1), sequence=11)])
+    newer = stocked.apply_stock_updates(
+        [update("NL-AMS-01", "SKU-9", 8, NOW - minutes(1), sequence=11)]
+    )
     assert newer.applied_count == 1
     [answer] = stocked.get_availability("SKU-9", ["NL-AMS-01"], exposure=Exposure.EXACT)
     assert answer.on_hand == 8
@@ -192,7 +210,9 @@ def test_update_without_source_time_or_with_bad_ids_is_invalid(stocked: Client) 
         stocked.apply_stock_updates([])
 
 
-def test_a_read_after_a_write_sees_the_write_even_when_the_old_value_was_cached(stocked: Client) -> None:
+def test_a_read_after_a_write_sees_the_write_even_when_the_old_value_was_cached(
+    stocked: Client,
+) -> None:
     for _ in range(3):  # warm the hot-read cache
         stocked.get_availability("SKU-1", ["NL-AMS-01"], exposure=Exposure.EXACT)
         stocked.batch_get_availability([("SKU-1", "NL-AMS-01")], exposure=Exposure.EXACT)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from factories import store, warehouse
 from google.protobuf.duration_pb2 import Duration
-
 from omnistock.client import (
     Client,
     HoursException,
@@ -77,8 +76,14 @@ def test_bad_locations_get_field_violations_and_nothing_is_written(client: Clien
         (lambda loc: setattr(loc, "name", ""), "locations[0].name"),
         (lambda loc: loc.ClearField("position"), "locations[0].position"),
         (lambda loc: setattr(loc, "country", "Netherlands"), "locations[0].country"),
-        (lambda loc: setattr(loc, "pickup_lead_time_minutes", -5), "locations[0].pickup_lead_time_minutes"),
-        (lambda loc: loc.hours_exceptions.add(date="2026-13-01", closed=True), "locations[0].hours_exceptions[0].date"),
+        (
+            lambda loc: setattr(loc, "pickup_lead_time_minutes", -5),
+            "locations[0].pickup_lead_time_minutes",
+        ),
+        (
+            lambda loc: loc.hours_exceptions.add(date="2026-13-01", closed=True),
+            "locations[0].hours_exceptions[0].date",
+        ),
     ],
 )
 def test_each_bad_location_field_is_named(client: Client, mutate: object, field: str) -> None:

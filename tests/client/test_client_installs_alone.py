@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED = {"omnistock-client", "grpcio", "protobuf", "googleapis-common-protos", "typing-extensions", "pip", "setuptools"}
+ALLOWED = {
+    "omnistock-client",
+    "grpcio",
+    "protobuf",
+    "googleapis-common-protos",
+    "typing-extensions",
+    "pip",
+    "setuptools",
+}
 
 
 @pytest.mark.slow
@@ -20,16 +28,17 @@ def test_client_installs_alone_with_only_its_dependencies(tmp_path: Path) -> Non
     python = env_dir / "bin" / "python"
     # Build from a copy, so the install leaves nothing behind in the checkout.
     source = tmp_path / "client"
-    subprocess.run(
-        ["cp", "-r", str(ROOT / "client"), str(source)], check=True
-    )
+    subprocess.run(["cp", "-r", str(ROOT / "client"), str(source)], check=True)
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", str(source)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr
     listed = subprocess.run(
-        [str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True
+        [str(python), "-m", "pip", "list", "--format=freeze"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     installed = {line.split("==")[0].lower().replace("_", "-") for line in listed.split()}
     assert installed <= ALLOWED, installed - ALLOWED

@@ -12,11 +12,10 @@ from typing import Any
 
 import grpc
 import grpc_testing
+import omnistock.client as sdk
 import pytest
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
-
-import omnistock.client as sdk
 from omnistock.v1 import availability_pb2, location_pb2
 
 LOCATIONS = location_pb2.DESCRIPTOR.services_by_name["LocationService"]
@@ -42,14 +41,16 @@ def _play(
     trailing: tuple[tuple[str, bytes], ...] = (),
     response: Any = None,
 ) -> tuple[Any, BaseException | None, Any]:
-    channel = grpc_testing.channel([LOCATIONS.file, AVAILABILITY.file], grpc_testing.strict_real_time())
+    channel = grpc_testing.channel(
+        [LOCATIONS.file, AVAILABILITY.file], grpc_testing.strict_real_time()
+    )
     client = sdk.Client("scripted", channel=channel)
     outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
             outcome["result"] = call(client)
-        except BaseException as error:  # noqa: BLE001 - handed to the test
+        except BaseException as error:
             outcome["error"] = error
 
     thread = threading.Thread(target=run)
@@ -66,7 +67,9 @@ def test_invalid_argument_carries_reason_and_field_violations() -> None:
         "sku: bad",
         error_details_pb2.ErrorInfo(reason="INVALID_ARGUMENT", domain="omnistock"),
         error_details_pb2.BadRequest(
-            field_violations=[error_details_pb2.BadRequest.FieldViolation(field="sku", description="bad")]
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field="sku", description="bad")
+            ]
         ),
     )
     _, error, _ = _play(
@@ -105,7 +108,9 @@ def test_failed_precondition_carries_violations() -> None:
         error_details_pb2.PreconditionFailure(
             violations=[
                 error_details_pb2.PreconditionFailure.Violation(
-                    type="INSUFFICIENT_STOCK", subject="SKU-1", description="requested 3, available 1"
+                    type="INSUFFICIENT_STOCK",
+                    subject="SKU-1",
+                    description="requested 3, available 1",
                 )
             ]
         ),
@@ -159,7 +164,10 @@ def test_client_metadata_and_call_metadata_are_both_sent() -> None:
     threading.Thread(target=run).start()
     metadata, request, rpc = channel.take_unary_unary(LOCATIONS.methods_by_name["GetLocation"])
     rpc.terminate(
-        location_pb2.GetLocationResponse(location=location_pb2.Location(id="A")), (), grpc.StatusCode.OK, ""
+        location_pb2.GetLocationResponse(location=location_pb2.Location(id="A")),
+        (),
+        grpc.StatusCode.OK,
+        "",
     )
     assert done.wait(5)
     assert request.location_id == "A"

@@ -1,10 +1,10 @@
 """The omnistock Python SDK.
 
-    from omnistock.client import Client, Exposure
+from omnistock.client import Client, Exposure
 
-    with Client("127.0.0.1:50051") as client:
-        for answer in client.get_availability("ELEC-10000", ["NL-AMS-01"], exposure=Exposure.EXACT):
-            print(answer.location_id, answer.available_to_sell)
+with Client("127.0.0.1:50051") as client:
+    for answer in client.get_availability("ELEC-10000", ["NL-AMS-01"], exposure=Exposure.EXACT):
+        print(answer.location_id, answer.available_to_sell)
 """
 
 from omnistock.client._client import DEFAULT_TIMEOUT, Client

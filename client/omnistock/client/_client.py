@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import TypeVar
 
 import grpc
-
 from omnistock.client._exceptions import from_rpc_error
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
@@ -96,7 +95,11 @@ class Client:
     # Locations
 
     def upsert_locations(
-        self, locations: Iterable[Location], *, timeout: float | None = None, metadata: Metadata = ()
+        self,
+        locations: Iterable[Location],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
     ) -> list[Location]:
         """Create or replace locations, all or nothing.
 
@@ -128,7 +131,9 @@ class Client:
         token = ""
         while True:
             request = location_pb2.ListLocationsRequest(
-                page_size=page_size, page_token=token, kind=0 if kind is None else int(kind)  # type: ignore[arg-type]
+                page_size=page_size,
+                page_token=token,
+                kind=0 if kind is None else int(kind),  # type: ignore[arg-type]
             )
             response = self._call(self._locations.ListLocations, request, timeout, metadata)
             yield from response.locations
@@ -149,7 +154,9 @@ class Client:
     ) -> list[Availability]:
         """One sku at the given locations (in that order), or at every active location."""
         request = availability_pb2.GetAvailabilityRequest(
-            sku=sku, location_ids=list(location_ids), exposure=int(exposure)  # type: ignore[arg-type]
+            sku=sku,
+            location_ids=list(location_ids),
+            exposure=int(exposure),  # type: ignore[arg-type]
         )
         response = self._call(self._availability.GetAvailability, request, timeout, metadata)
         return list(response.availabilities)
@@ -176,7 +183,11 @@ class Client:
     # Feeds
 
     def apply_stock_updates(
-        self, updates: Iterable[StockUpdate], *, timeout: float | None = None, metadata: Metadata = ()
+        self,
+        updates: Iterable[StockUpdate],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
     ) -> ApplyStockUpdatesResponse:
         """Apply absolute quantities, all or nothing; older updates are counted as stale."""
         request = feed_pb2.ApplyStockUpdatesRequest(updates=list(updates))

@@ -1,27 +1,27 @@
 """Errors the SDK raises, one class per gRPC status code, carrying the google.rpc details.
 
-    OmnistockError
-    └── ApiError                      the server answered with a non-OK status
-        ├── InvalidArgumentError      INVALID_ARGUMENT: see .field_violations
-        ├── NotFoundError             NOT_FOUND: see .resource_names
-        ├── AlreadyExistsError        ALREADY_EXISTS
-        ├── FailedPreconditionError   FAILED_PRECONDITION: see .precondition_violations
-        ├── AbortedError              ABORTED
-        ├── OutOfRangeError           OUT_OF_RANGE
-        ├── UnauthenticatedError      UNAUTHENTICATED
-        ├── PermissionDeniedError     PERMISSION_DENIED
-        ├── ResourceExhaustedError    RESOURCE_EXHAUSTED: see .retry_after
-        ├── DeadlineExceededError     DEADLINE_EXCEEDED
-        ├── CancelledError            CANCELLED
-        ├── UnavailableError          UNAVAILABLE
-        ├── UnimplementedError        UNIMPLEMENTED
-        ├── InternalError             INTERNAL, DATA_LOSS
-        └── UnknownError              UNKNOWN and anything else
+OmnistockError
+└── ApiError                      the server answered with a non-OK status
+    ├── InvalidArgumentError      INVALID_ARGUMENT: see .field_violations
+    ├── NotFoundError             NOT_FOUND: see .resource_names
+    ├── AlreadyExistsError        ALREADY_EXISTS
+    ├── FailedPreconditionError   FAILED_PRECONDITION: see .precondition_violations
+    ├── AbortedError              ABORTED
+    ├── OutOfRangeError           OUT_OF_RANGE
+    ├── UnauthenticatedError      UNAUTHENTICATED
+    ├── PermissionDeniedError     PERMISSION_DENIED
+    ├── ResourceExhaustedError    RESOURCE_EXHAUSTED: see .retry_after
+    ├── DeadlineExceededError     DEADLINE_EXCEEDED
+    ├── CancelledError            CANCELLED
+    ├── UnavailableError          UNAVAILABLE
+    ├── UnimplementedError        UNIMPLEMENTED
+    ├── InternalError             INTERNAL, DATA_LOSS
+    └── UnknownError              UNKNOWN and anything else
 
-    try:
-        client.get_location("NL-AMS-99")
-    except omnistock.client.NotFoundError as error:
-        print(error.reason, error.resource_names)   # LOCATION_NOT_FOUND ['NL-AMS-99']
+try:
+    client.get_location("NL-AMS-99")
+except omnistock.client.NotFoundError as error:
+    print(error.reason, error.resource_names)   # LOCATION_NOT_FOUND ['NL-AMS-99']
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 from google.protobuf.message import DecodeError
-
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -185,9 +184,11 @@ _BY_CODE[grpc.StatusCode.DATA_LOSS] = InternalError
 
 def _status_details(error: grpc.RpcError) -> list[Any]:
     """The google.rpc.Status details from the call's trailing metadata, if any."""
-    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None  # type: ignore[attr-defined]
-    for key, value in trailing or ():
-        if key == _DETAILS_KEY:
+    trailing = error.trailing_metadata() if isinstance(error, grpc.Call) else None
+    item: Any
+    for item in trailing or ():
+        key, value = item[0], item[1]
+        if key == _DETAILS_KEY and isinstance(value, bytes):
             status = status_pb2.Status()
             try:
                 status.MergeFromString(value)
@@ -199,8 +200,9 @@ def _status_details(error: grpc.RpcError) -> list[Any]:
 
 def from_rpc_error(error: grpc.RpcError) -> ApiError:
     """The typed error for a failed call, with the details the server attached."""
-    code: grpc.StatusCode = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
-    message: str = (error.details() if hasattr(error, "details") else None) or ""  # type: ignore[attr-defined]
+    call = error if isinstance(error, grpc.Call) else None
+    code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
+    message = (call.details() if call is not None else None) or ""
     cls = _BY_CODE.get(code, UnknownError)
     reason = ""
     metadata: dict[str, str] = {}

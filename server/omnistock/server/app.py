@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from omnistock.server.config import ServerConfig
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.directory import LocationDirectory
@@ -29,8 +28,14 @@ from omnistock.server.transport.servicers import (
     FeedServicer,
     LocationServicer,
 )
-from omnistock.v1 import availability_pb2, feed_pb2, location_pb2
-from omnistock.v1 import availability_pb2_grpc, feed_pb2_grpc, location_pb2_grpc
+from omnistock.v1 import (
+    availability_pb2,
+    availability_pb2_grpc,
+    feed_pb2,
+    feed_pb2_grpc,
+    location_pb2,
+    location_pb2_grpc,
+)
 
 log = logging.getLogger("omnistock.server")
 
@@ -102,13 +107,19 @@ class OmnistockServer:
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             self.server,
         )
         try:
             self.port = self.server.add_insecure_port(config.listen)
         except RuntimeError as error:
-            raise ListenError(f"cannot listen on {config.listen}: address in use or not valid") from error
+            raise ListenError(
+                f"cannot listen on {config.listen}: address in use or not valid"
+            ) from error
 
     async def start(self) -> int:
         # Start-up objects live as long as the process: keep the collector off them.
@@ -116,10 +127,14 @@ class OmnistockServer:
         gc.freeze()
         await self.server.start()
         await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
-        log.info("omnistock listening on port %d (database: %s)", self.port, self.engine.url.render_as_string())
+        log.info(
+            "omnistock listening on port %d (database: %s)",
+            self.port,
+            self.engine.url.render_as_string(),
+        )
         return self.port
 
-    async def _set_serving(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+    async def _set_serving(self, status: int) -> None:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, status)
 

@@ -20,7 +20,9 @@ def _serve(args: argparse.Namespace) -> int:
         db_threads=args.db_threads or base.db_threads,
         grace_seconds=base.grace_seconds if args.grace is None else args.grace,
         log_level=args.log_level or base.log_level,
-        read_cache_size=base.read_cache_size if args.read_cache_size is None else args.read_cache_size,
+        read_cache_size=base.read_cache_size
+        if args.read_cache_size is None
+        else args.read_cache_size,
         read_cache_ttl=base.read_cache_ttl if args.read_cache_ttl is None else args.read_cache_ttl,
     )
     logging.basicConfig(
@@ -43,17 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gRPC server")
-    serve.add_argument("--listen", help="HOST:PORT to listen on [$OMNISTOCK_LISTEN, 127.0.0.1:50051]")
+    serve.add_argument(
+        "--listen", help="HOST:PORT to listen on [$OMNISTOCK_LISTEN, 127.0.0.1:50051]"
+    )
     serve.add_argument(
         "--database-url",
         help="sqlite:///FILE or postgresql+psycopg://... [$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]",
     )
     serve.add_argument(
-        "--demo", action="store_true", help="seed the demo data set into an empty database [$OMNISTOCK_DEMO]"
+        "--demo",
+        action="store_true",
+        help="seed the demo data set into an empty database [$OMNISTOCK_DEMO]",
     )
-    serve.add_argument("--db-threads", type=int, help="database worker threads [$OMNISTOCK_DB_THREADS, 8]")
     serve.add_argument(
-        "--grace", type=float, help="seconds in-flight calls get at shutdown [$OMNISTOCK_GRACE_SECONDS, 10]"
+        "--db-threads", type=int, help="database worker threads [$OMNISTOCK_DB_THREADS, 8]"
+    )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        help="seconds in-flight calls get at shutdown [$OMNISTOCK_GRACE_SECONDS, 10]",
     )
     serve.add_argument(
         "--read-cache-size",

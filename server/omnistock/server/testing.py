@@ -1,20 +1,20 @@
 """Run a real omnistock server in a background thread, for tests and examples.
 
-    with InProcessServer(database_url="sqlite:///:memory:") as server:
-        client = Client(server.target)
+with InProcessServer(database_url="sqlite:///:memory:") as server:
+    client = Client(server.target)
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 
 from omnistock.server.app import OmnistockServer, utc_now
 from omnistock.server.config import ServerConfig
-from collections.abc import Callable
 
 
 class InProcessServer:

@@ -51,9 +51,7 @@ class InvalidArgument(DomainError):
         self.violations = list(violations)
         if message is None:
             first = self.violations[0] if self.violations else None
-            message = (
-                f"{first.field}: {first.description}" if first else "invalid request"
-            )
+            message = f"{first.field}: {first.description}" if first else "invalid request"
             if len(self.violations) > 1:
                 message += f" (and {len(self.violations) - 1} more)"
         super().__init__(message, reason=reason)

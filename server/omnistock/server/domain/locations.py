@@ -77,6 +77,18 @@ class Location:
     active: bool = True
     default_safety_stock: int | None = None
     freshness_budget: timedelta | None = None
+    # Derived once (reads use it on every answer); not part of equality.
+    stock_policy: StockPolicy = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "stock_policy",
+            StockPolicy(
+                freshness_budget=self.effective_freshness_budget,
+                default_safety_stock=self.default_safety_stock,
+            ),
+        )
 
     @property
     def effective_freshness_budget(self) -> timedelta:
@@ -85,12 +97,6 @@ class Location:
         if self.kind is LocationKind.WAREHOUSE:
             return DEFAULT_WAREHOUSE_FRESHNESS
         return DEFAULT_STORE_FRESHNESS
-
-    def stock_policy(self) -> StockPolicy:
-        return StockPolicy(
-            freshness_budget=self.effective_freshness_budget,
-            default_safety_stock=self.default_safety_stock,
-        )
 
 
 def parse_hhmm(value: str) -> time | None:
@@ -141,7 +147,11 @@ def validate_location_fields(
     check_id(v, id, f"{prefix}.id")
     v.check(kind is not None, f"{prefix}.kind", "must be STORE or WAREHOUSE")
     v.check(bool(name.strip()), f"{prefix}.name", "is required")
-    v.check(len(name) <= MAX_NAME_LENGTH, f"{prefix}.name", f"must be at most {MAX_NAME_LENGTH} characters")
+    v.check(
+        len(name) <= MAX_NAME_LENGTH,
+        f"{prefix}.name",
+        f"must be at most {MAX_NAME_LENGTH} characters",
+    )
     v.check(
         len(address) <= MAX_ADDRESS_LENGTH,
         f"{prefix}.address",

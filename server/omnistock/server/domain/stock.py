@@ -68,7 +68,9 @@ def available_to_sell(on_hand: int, reserved: int, safety_stock: int) -> int:
     return max(0, on_hand - reserved - safety_stock)
 
 
-def status_band(ats: int, *, stale: bool, low_threshold: int = DEFAULT_LOW_THRESHOLD) -> StockStatus:
+def status_band(
+    ats: int, *, stale: bool, low_threshold: int = DEFAULT_LOW_THRESHOLD
+) -> StockStatus:
     """UNKNOWN when stale, else OUT_OF_STOCK at 0, LIMITED below the threshold, IN_STOCK."""
     if stale:
         return StockStatus.UNKNOWN
@@ -188,5 +190,3 @@ def view_missing(
     return AvailabilityView(
         location_id, sku, StockStatus.OUT_OF_STOCK, exposure, None, NO_RECORD_CONFIDENCE
     )
-
-

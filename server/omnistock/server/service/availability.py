@@ -98,9 +98,7 @@ class AvailabilityService:
     ) -> list[AvailabilityView]:
         """Each (sku, location_id) pair in request order. Any unknown id fails the batch."""
         generation = self._cache.generation
-        by_id = {
-            loc.id: loc for loc in self._directory.require(dict.fromkeys(p[1] for p in pairs))
-        }
+        by_id = {loc.id: loc for loc in self._directory.require(dict.fromkeys(p[1] for p in pairs))}
         found = self._stock.records_for_pairs(pairs).values()
         records = self._remember(pairs, found, generation)
         unreported = {sku for sku, _ in pairs} - {r.sku for r in found}
@@ -108,7 +106,9 @@ class AvailabilityService:
             unknown = unreported - self._stock.existing_skus(unreported)
             if unknown:
                 raise NotFound(
-                    "sku", dict.fromkeys(s for s, _ in pairs if s in unknown), reason="SKU_NOT_FOUND"
+                    "sku",
+                    dict.fromkeys(s for s, _ in pairs if s in unknown),
+                    reason="SKU_NOT_FOUND",
                 )
         return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
 
@@ -144,7 +144,7 @@ class AvailabilityService:
         now = self._clock()
         views = []
         for sku, location in wanted:
-            policy = location.stock_policy()
+            policy = location.stock_policy
             record = records.get((sku, location.id))
             views.append(
                 view_missing(location.id, sku, policy, exposure=exposure)

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from typing import Final
 
 from cachetools import TTLCache
-
 from omnistock.server.domain.stock import StockRecord
 
 Key = tuple[str, str]
@@ -56,11 +55,12 @@ class StockCache:
         if not self.enabled:
             return None
         with self._lock:
-            value = self._entries.get(key)
-        if value is None:
-            self.misses += 1
-        else:
-            self.hits += 1
+            try:
+                value = self._entries[key]
+            except KeyError:
+                self.misses += 1
+                return None
+        self.hits += 1
         return value
 
     def fill(self, values: Iterable[tuple[Key, StockRecord | _Absent]], *, generation: int) -> None:

@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.engine import Row
-
 from omnistock.server.domain.locations import (
     Capabilities,
     HoursException,
@@ -20,6 +17,8 @@ from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import locations_table as t
 from omnistock.server.store.timeutil import to_micros
 from omnistock.server.store.upsert import upsert_statement
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import Row
 
 
 class LocationRepository:
@@ -31,7 +30,9 @@ class LocationRepository:
         if not locations:
             return
         rows = [_to_row(location, now) for location in locations]
-        stmt = upsert_statement(self._engine, t, ["id"], update=[c.name for c in t.columns if c.name != "id"])
+        stmt = upsert_statement(
+            self._engine, t, ["id"], update=[c.name for c in t.columns if c.name != "id"]
+        )
         with write_transaction(self._engine) as connection:
             connection.execute(stmt, rows)
 
@@ -109,7 +110,9 @@ def _from_row(row: Row[Any]) -> Location:
         longitude=m["longitude"],
         time_zone=m["time_zone"],
         weekly_hours=tuple(
-            WeeklyHours(h["weekday"], time.fromisoformat(h["opens"]), time.fromisoformat(h["closes"]))
+            WeeklyHours(
+                h["weekday"], time.fromisoformat(h["opens"]), time.fromisoformat(h["closes"])
+            )
             for h in m["weekly_hours"]
         ),
         hours_exceptions=tuple(

@@ -14,15 +14,15 @@ are the hot path, so they take the short road:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select
-
 from omnistock.server.domain.stock import StockRecord
 from omnistock.server.store.tables import stock_table as t
 from omnistock.server.store.timeutil import from_micros
+from sqlalchemy import Engine, select
 
 _COLUMNS = (
     t.c.location_id,
@@ -73,14 +73,14 @@ class StockReader:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._engine.raw_connection()
-            driver = connection.driver_connection
+            driver: Any = connection.driver_connection
             if self._postgres:
                 driver.autocommit = True
             # SQLite connections are already in autocommit (isolation_level None).
             self._local.connection = connection
             with self._held_lock:
                 self._held.append(connection)
-        return connection.driver_connection.cursor()
+        return connection.driver_connection.cursor()  # type: ignore[union-attr]
 
     def records_for_sku(self, sku: str, location_ids: Sequence[str] | None) -> list[StockRecord]:
         cursor = self._cursor()
@@ -125,7 +125,6 @@ class StockReader:
         with self._held_lock:
             held, self._held = self._held, []
         for connection in held:
-            try:
+            # At shutdown a connection may already be gone; nothing to recover.
+            with contextlib.suppress(Exception):
                 connection.close()
-            except Exception:  # noqa: BLE001 - closing at shutdown, nothing to recover
-                pass

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
-
 from omnistock.server.domain.stock import StockRecord
 from omnistock.server.store.database import write_transaction
-from omnistock.server.store.tables import stock_table as t
 from omnistock.server.store.reads import StockReader
+from omnistock.server.store.tables import stock_table as t
 from omnistock.server.store.timeutil import to_micros
 from omnistock.server.store.upsert import upsert_statement
+from sqlalchemy import Engine, and_, func, or_, select
+
 
 @dataclass(frozen=True, slots=True)
 class AbsoluteUpdate:

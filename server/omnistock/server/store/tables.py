@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LENGTH = 64
@@ -69,5 +79,5 @@ class StockRow(Base):
     received_at_us: Mapped[int] = mapped_column(BigInteger)
 
 
-locations_table = LocationRow.__table__
-stock_table = StockRow.__table__
+locations_table: Table = LocationRow.__table__  # type: ignore[assignment]
+stock_table: Table = StockRow.__table__  # type: ignore[assignment]

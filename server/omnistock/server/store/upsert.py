@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Table
@@ -15,13 +15,13 @@ def upsert_statement(
     key: Sequence[str],
     *,
     update: Sequence[str],
-    set_: dict[str, Any] | None = None,
-    where: Any = None,
+    set_: Callable[[Any], dict[str, Any]] | None = None,
+    where: Callable[[Any], Any] | None = None,
 ) -> Any:
     """INSERT that updates ``update`` columns (or ``set_`` expressions) on a key conflict.
 
-    ``where`` may be a callable taking the ``excluded`` pseudo-table, to update only
-    some conflicting rows.
+    ``set_`` and ``where`` are callables taking the ``excluded`` pseudo-table: extra
+    SET expressions, and a condition to update only some conflicting rows.
     """
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     if engine.dialect.name not in ("postgresql", "sqlite"):
@@ -29,7 +29,7 @@ def upsert_statement(
     stmt = dialect.insert(table)
     values: dict[str, ColumnElement[Any] | Any] = {name: stmt.excluded[name] for name in update}
     if set_ is not None:
-        values.update(set_(stmt.excluded) if callable(set_) else set_)
+        values.update(set_(stmt.excluded))
     return stmt.on_conflict_do_update(
         index_elements=list(key),
         set_=values,

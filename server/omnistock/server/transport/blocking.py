@@ -13,7 +13,9 @@ T = TypeVar("T")
 
 class BlockingRunner:
     def __init__(self, max_workers: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="omnistock-db")
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="omnistock-db"
+        )
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
-
 from omnistock.server.domain.errors import (
     DomainError,
     FailedPrecondition,
@@ -48,18 +47,25 @@ def status_for(error: DomainError) -> grpc.Status:
         )
     elif isinstance(error, NotFound):
         details.extend(
-            _pack(error_details_pb2.ResourceInfo(resource_type=error.resource_type, resource_name=name))
+            _pack(
+                error_details_pb2.ResourceInfo(
+                    resource_type=error.resource_type, resource_name=name
+                )
+            )
             for name in error.names
         )
-    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
+    return rpc_status.to_status(
+        status_pb2.Status(code=code, message=error.message, details=details)
+    )
 
 
 def internal_status() -> grpc.Status:
     """What a caller sees of a bug: a stable reason and nothing of the traceback."""
-    return rpc_status.to_status(
+    status: grpc.Status = rpc_status.to_status(
         status_pb2.Status(
             code=code_pb2.INTERNAL,
             message="internal error; the server has logged it",
             details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))],
         )
     )
+    return status

@@ -18,7 +18,6 @@ from typing import Any
 
 import grpc
 from grpc import aio
-
 from omnistock.server.domain.errors import DomainError
 from omnistock.server.transport.errors import internal_status, status_for
 
@@ -50,11 +49,13 @@ class InterceptorLayer:
     def __init__(self, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or Metrics()
 
-    def register(self, server: aio.Server) -> _WrappingRegistrar:
+    def register(self, server: aio.Server) -> Any:
         """A stand-in for ``server`` that the generated add_*_to_server functions can use."""
         return _WrappingRegistrar(server, self)
 
-    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         if method.startswith(_OPEN_PREFIXES):
             return handler
         if handler.unary_unary is not None:
@@ -93,13 +94,13 @@ class InterceptorLayer:
     def _wrap_unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
         metrics = self.metrics
 
-        async def wrapper(request: Any, context: aio.ServicerContext) -> Any:
+        async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
                 return await behaviour(request, context)
             except aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as error:
                 status = self._status(method, error)
@@ -113,14 +114,14 @@ class InterceptorLayer:
     def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
         metrics = self.metrics
 
-        async def wrapper(request: Any, context: aio.ServicerContext) -> Any:
+        async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
                 async for response in behaviour(request, context):
                     yield response
             except aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as error:
                 status = self._status(method, error)
@@ -139,13 +140,15 @@ class _WrappingRegistrar:
         self._server = server
         self._layer = layer
 
-    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+    def add_generic_rpc_handlers(
+        self, handlers: Sequence[grpc.GenericRpcHandler]
+    ) -> None:
         # The same handlers arrive through add_registered_method_handlers, which
         # takes precedence in grpc; they are registered (wrapped) there.
         pass
 
     def add_registered_method_handlers(
-        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
     ) -> None:
         wrapped = {
             name: self._layer.wrap(f"/{service_name}/{name}", handler)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from grpc import aio
+from typing import Any
 
+from grpc import aio
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id
 from omnistock.server.domain.locations import Location
@@ -50,6 +51,8 @@ def check_count(v: Violations, count: int, field_path: str, maximum: int) -> Non
 
 
 def check_unique(v: Violations, values: list[str], field_path: str) -> None:
+    if len(values) < 2:
+        return
     seen: set[str] = set()
     for i, value in enumerate(values):
         if value in seen:
@@ -63,7 +66,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         self._runner = runner
 
     async def UpsertLocations(
-        self, request: location_pb2.UpsertLocationsRequest, context: aio.ServicerContext
+        self, request: location_pb2.UpsertLocationsRequest, context: aio.ServicerContext[Any, Any]
     ) -> location_pb2.UpsertLocationsResponse:
         v = Violations()
         check_count(v, len(request.locations), "locations", MAX_UPSERT_LOCATIONS)
@@ -78,10 +81,12 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         saved = await self._runner.run(
             self._service.upsert_locations, [loc for loc in parsed if loc is not None]
         )
-        return location_pb2.UpsertLocationsResponse(locations=[location_to_proto(loc) for loc in saved])
+        return location_pb2.UpsertLocationsResponse(
+            locations=[location_to_proto(loc) for loc in saved]
+        )
 
     async def GetLocation(
-        self, request: location_pb2.GetLocationRequest, context: aio.ServicerContext
+        self, request: location_pb2.GetLocationRequest, context: aio.ServicerContext[Any, Any]
     ) -> location_pb2.GetLocationResponse:
         v = Violations()
         check_id(v, request.location_id, "location_id")
@@ -90,7 +95,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         return location_pb2.GetLocationResponse(location=location_to_proto(location))
 
     async def ListLocations(
-        self, request: location_pb2.ListLocationsRequest, context: aio.ServicerContext
+        self, request: location_pb2.ListLocationsRequest, context: aio.ServicerContext[Any, Any]
     ) -> location_pb2.ListLocationsResponse:
         v = Violations()
         v.check(
@@ -124,7 +129,9 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         self._runner = runner
 
     async def GetAvailability(
-        self, request: availability_pb2.GetAvailabilityRequest, context: aio.ServicerContext
+        self,
+        request: availability_pb2.GetAvailabilityRequest,
+        context: aio.ServicerContext[Any, Any],
     ) -> availability_pb2.GetAvailabilityResponse:
         v = Violations()
         check_id(v, request.sku, "sku")
@@ -147,7 +154,9 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         )
 
     async def BatchGetAvailability(
-        self, request: availability_pb2.BatchGetAvailabilityRequest, context: aio.ServicerContext
+        self,
+        request: availability_pb2.BatchGetAvailabilityRequest,
+        context: aio.ServicerContext[Any, Any],
     ) -> availability_pb2.BatchGetAvailabilityResponse:
         v = Violations()
         check_count(v, len(request.items), "items", MAX_BATCH_PAIRS)
@@ -175,7 +184,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self._runner = runner
 
     async def ApplyStockUpdates(
-        self, request: feed_pb2.ApplyStockUpdatesRequest, context: aio.ServicerContext
+        self, request: feed_pb2.ApplyStockUpdatesRequest, context: aio.ServicerContext[Any, Any]
     ) -> feed_pb2.ApplyStockUpdatesResponse:
         v = Violations()
         check_count(v, len(request.updates), "updates", MAX_STOCK_UPDATES)
@@ -197,7 +206,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                     f"must be within [0, {MAX_QUANTITY:,}]",
                 )
                 present = u.HasField("source_updated_at")
-                check_source_timestamp(v, u.source_updated_at, f"{prefix}.source_updated_at", present)
+                check_source_timestamp(
+                    v, u.source_updated_at, f"{prefix}.source_updated_at", present
+                )
                 has_sequence = u.HasField("source_sequence")
                 v.check(
                     not has_sequence or u.source_sequence >= 0,
