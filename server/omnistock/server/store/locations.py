@@ -49,6 +49,13 @@ class LocationRepository:
         with self._engine.connect() as connection:
             return [_from_row(row) for row in connection.execute(stmt)]
 
+    def version(self) -> tuple[int, int]:
+        """(count, newest update time): changes whenever a location is created or replaced."""
+        stmt = select(func.count(), func.coalesce(func.max(t.c.updated_at_us), 0))
+        with self._engine.connect() as connection:
+            count, newest = connection.execute(stmt).one()
+        return int(count), int(newest)
+
     def count(self) -> int:
         with self._engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(t)).scalar_one())

@@ -42,14 +42,20 @@ def kind_from_proto(value: int) -> LocationKind | None:
     return _KIND_FROM_PROTO.get(value)  # type: ignore[call-overload, no-any-return]
 
 
+# Unspecified means BANDED: callers see exact counts only when they ask (and may).
+EXPOSURES: dict[int, Exposure] = {
+    common_pb2.EXPOSURE_UNSPECIFIED: Exposure.BANDED,
+    common_pb2.EXPOSURE_BANDED: Exposure.BANDED,
+    common_pb2.EXPOSURE_EXACT: Exposure.EXACT,
+}
+
+
 def exposure_from_proto(v: Violations, value: int, field_path: str = "exposure") -> Exposure:
-    """Unspecified means BANDED: callers see exact counts only when they ask (and may)."""
-    if value == common_pb2.EXPOSURE_EXACT:
-        return Exposure.EXACT
-    if value in (common_pb2.EXPOSURE_BANDED, common_pb2.EXPOSURE_UNSPECIFIED):
+    exposure = EXPOSURES.get(value)
+    if exposure is None:
+        v.add(field_path, "must be EXACT or BANDED")
         return Exposure.BANDED
-    v.add(field_path, "must be EXACT or BANDED")
-    return Exposure.BANDED
+    return exposure
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -191,27 +197,34 @@ def location_to_proto(location: Location) -> location_pb2.Location:
 
 
 def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
-    msg = availability_pb2.Availability(
+    # One constructor call per answer: this runs for every location of every read.
+    as_of = None
+    if view.as_of is not None:
+        seconds, micros = divmod((view.as_of - _EPOCH) // _MICROSECOND, 1_000_000)
+        as_of = Timestamp(seconds=seconds, nanos=micros * 1000)
+    if view.available_to_sell is None:
+        return availability_pb2.Availability(
+            location_id=view.location_id,
+            sku=view.sku,
+            status=_STATUS_TO_PROTO[view.status.value],
+            exposure=_EXPOSURE_TO_PROTO[view.exposure.value],
+            quantity_hint=view.quantity_hint,
+            as_of=as_of,
+            confidence=view.confidence,
+        )
+    return availability_pb2.Availability(
         location_id=view.location_id,
         sku=view.sku,
         status=_STATUS_TO_PROTO[view.status.value],
         exposure=_EXPOSURE_TO_PROTO[view.exposure.value],
+        available_to_sell=view.available_to_sell,
+        on_hand=view.on_hand,
+        reserved=view.reserved,
+        safety_stock=view.safety_stock,
         quantity_hint=view.quantity_hint,
+        as_of=as_of,
         confidence=view.confidence,
     )
-    if view.available_to_sell is not None:
-        msg.available_to_sell = view.available_to_sell
-    if view.on_hand is not None:
-        msg.on_hand = view.on_hand
-    if view.reserved is not None:
-        msg.reserved = view.reserved
-    if view.safety_stock is not None:
-        msg.safety_stock = view.safety_stock
-    if view.as_of is not None:
-        micros = (view.as_of - _EPOCH) // _MICROSECOND
-        msg.as_of.seconds, remainder = divmod(micros, 1_000_000)
-        msg.as_of.nanos = remainder * 1000
-    return msg
 
 
 def encode_page_token(after_id: str) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from grpc import aio
 from omnistock.server.domain.errors import Violations
-from omnistock.server.domain.ids import check_id
+from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.locations import Location
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.feeds import FeedService
@@ -24,6 +24,7 @@ from omnistock.server.store.stock import AbsoluteUpdate
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     check_source_timestamp,
+    EXPOSURES,
     decode_page_token,
     encode_page_token,
     exposure_from_proto,
@@ -133,17 +134,17 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         request: availability_pb2.GetAvailabilityRequest,
         context: aio.ServicerContext[Any, Any],
     ) -> availability_pb2.GetAvailabilityResponse:
-        v = Violations()
-        check_id(v, request.sku, "sku")
         location_ids = list(request.location_ids)
-        if len(location_ids) > MAX_AVAILABILITY_LOCATIONS:
-            v.add("location_ids", f"must hold at most {MAX_AVAILABILITY_LOCATIONS:,} ids")
-        else:
-            for i, location_id in enumerate(location_ids):
-                check_id(v, location_id, f"location_ids[{i}]")
-            check_unique(v, location_ids, "location_ids")
-        exposure = exposure_from_proto(v, request.exposure)
-        v.raise_if_any()
+        exposure = EXPOSURES.get(request.exposure)
+        # The hot path: a valid request skips building the violation report.
+        if (
+            exposure is None
+            or not is_valid_id(request.sku)
+            or len(location_ids) > MAX_AVAILABILITY_LOCATIONS
+            or not all(map(is_valid_id, location_ids))
+            or len(set(location_ids)) != len(location_ids)
+        ):
+            self._reject_get_availability(request, location_ids)
         views = self._service.cached_availability(request.sku, location_ids, exposure=exposure)
         if views is None:
             views = await self._runner.run(
@@ -152,6 +153,21 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         return availability_pb2.GetAvailabilityResponse(
             availabilities=[view_to_proto(view) for view in views]
         )
+
+    @staticmethod
+    def _reject_get_availability(
+        request: availability_pb2.GetAvailabilityRequest, location_ids: list[str]
+    ) -> None:
+        v = Violations()
+        check_id(v, request.sku, "sku")
+        if len(location_ids) > MAX_AVAILABILITY_LOCATIONS:
+            v.add("location_ids", f"must hold at most {MAX_AVAILABILITY_LOCATIONS:,} ids")
+        else:
+            for i, location_id in enumerate(location_ids):
+                check_id(v, location_id, f"location_ids[{i}]")
+            check_unique(v, location_ids, "location_ids")
+        exposure_from_proto(v, request.exposure)
+        v.raise_if_any()
 
     async def BatchGetAvailability(
         self,
