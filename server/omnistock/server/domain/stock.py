@@ -20,16 +20,17 @@ DEFAULT_WAREHOUSE_FRESHNESS = timedelta(hours=24)
 NO_RECORD_CONFIDENCE = 0.5
 
 
-class StockStatus(enum.Enum):
-    IN_STOCK = "IN_STOCK"
-    LIMITED = "LIMITED"
-    OUT_OF_STOCK = "OUT_OF_STOCK"
-    UNKNOWN = "UNKNOWN"
+# IntEnum, not Enum: members hash as ints, which matters on the read path.
+class StockStatus(enum.IntEnum):
+    IN_STOCK = 1
+    LIMITED = 2
+    OUT_OF_STOCK = 3
+    UNKNOWN = 4
 
 
-class Exposure(enum.Enum):
-    EXACT = "EXACT"
-    BANDED = "BANDED"
+class Exposure(enum.IntEnum):
+    EXACT = 1
+    BANDED = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,16 +25,15 @@ _KIND_FROM_PROTO = {
     location_pb2.LOCATION_KIND_WAREHOUSE: LocationKind.WAREHOUSE,
 }
 _KIND_TO_PROTO = {kind: value for value, kind in _KIND_FROM_PROTO.items()}
-# Keyed by the enums' string values: they hash faster than Enum members (hot path).
 _STATUS_TO_PROTO = {
-    StockStatus.IN_STOCK.value: common_pb2.STOCK_STATUS_IN_STOCK,
-    StockStatus.LIMITED.value: common_pb2.STOCK_STATUS_LIMITED,
-    StockStatus.OUT_OF_STOCK.value: common_pb2.STOCK_STATUS_OUT_OF_STOCK,
-    StockStatus.UNKNOWN.value: common_pb2.STOCK_STATUS_UNKNOWN,
+    StockStatus.IN_STOCK: common_pb2.STOCK_STATUS_IN_STOCK,
+    StockStatus.LIMITED: common_pb2.STOCK_STATUS_LIMITED,
+    StockStatus.OUT_OF_STOCK: common_pb2.STOCK_STATUS_OUT_OF_STOCK,
+    StockStatus.UNKNOWN: common_pb2.STOCK_STATUS_UNKNOWN,
 }
 _EXPOSURE_TO_PROTO = {
-    Exposure.EXACT.value: common_pb2.EXPOSURE_EXACT,
-    Exposure.BANDED.value: common_pb2.EXPOSURE_BANDED,
+    Exposure.EXACT: common_pb2.EXPOSURE_EXACT,
+    Exposure.BANDED: common_pb2.EXPOSURE_BANDED,
 }
 
 
@@ -206,8 +205,8 @@ def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
         return availability_pb2.Availability(
             location_id=view.location_id,
             sku=view.sku,
-            status=_STATUS_TO_PROTO[view.status.value],
-            exposure=_EXPOSURE_TO_PROTO[view.exposure.value],
+            status=_STATUS_TO_PROTO[view.status],
+            exposure=_EXPOSURE_TO_PROTO[view.exposure],
             quantity_hint=view.quantity_hint,
             as_of=as_of,
             confidence=view.confidence,
@@ -215,8 +214,8 @@ def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
     return availability_pb2.Availability(
         location_id=view.location_id,
         sku=view.sku,
-        status=_STATUS_TO_PROTO[view.status.value],
-        exposure=_EXPOSURE_TO_PROTO[view.exposure.value],
+        status=_STATUS_TO_PROTO[view.status],
+        exposure=_EXPOSURE_TO_PROTO[view.exposure],
         available_to_sell=view.available_to_sell,
         on_hand=view.on_hand,
         reserved=view.reserved,

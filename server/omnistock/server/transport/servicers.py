@@ -142,7 +142,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             or not is_valid_id(request.sku)
             or len(location_ids) > MAX_AVAILABILITY_LOCATIONS
             or not all(map(is_valid_id, location_ids))
-            or len(set(location_ids)) != len(location_ids)
+            or (len(location_ids) > 1 and len(set(location_ids)) != len(location_ids))
         ):
             self._reject_get_availability(request, location_ids)
         views = self._service.cached_availability(request.sku, location_ids, exposure=exposure)
