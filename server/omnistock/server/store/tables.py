@@ -81,3 +81,24 @@ class StockRow(Base):
 
 locations_table: Table = LocationRow.__table__  # type: ignore[assignment]
 stock_table: Table = StockRow.__table__  # type: ignore[assignment]
+
+
+class FeedStatusRow(Base):
+    """What the feeds of one location have done: times and counts, updated with each write."""
+
+    __tablename__ = "feed_status"
+
+    location_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("locations.id"), primary_key=True
+    )
+    last_snapshot_as_of_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_snapshot_received_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_delta_source_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_delta_received_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    snapshot_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    delta_applied_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    stale_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+feed_status_table: Table = FeedStatusRow.__table__  # type: ignore[assignment]

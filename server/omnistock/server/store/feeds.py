@@ -1,0 +1,354 @@
+"""Feed writes: ordered upserts for deltas, all-or-nothing snapshots, feed status.
+
+Feeds are the write hot path, so they run on a DBAPI connection with SQL
+written here for each dialect, the one place it differs by database. Through
+an SQLAlchemy Connection a per-record upsert costs about 50 us; on the raw
+cursor, about 5 us.
+
+The ordering rule (DESIGN.md): an update applies only when it is newer than
+the stored record, by source_sequence when both have one, else by source time.
+Equal is not newer, so an exact replay changes nothing.
+
+Snapshots run in one transaction that stays open while the records stream in,
+so a crash or a dropped stream leaves the previous state whole. On SQLite that
+transaction holds the database's write lock for the length of the import
+(other writers wait, readers do not); on PostgreSQL the records go to a
+temporary table through COPY and are merged at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+_COLUMNS = "sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us, source_sequence, received_at_us"
+_NEWER = (
+    "((excluded.source_sequence IS NOT NULL AND stock.source_sequence IS NOT NULL"
+    " AND excluded.source_sequence > stock.source_sequence)"
+    " OR (NOT (excluded.source_sequence IS NOT NULL AND stock.source_sequence IS NOT NULL)"
+    " AND excluded.source_updated_at_us > stock.source_updated_at_us))"
+)
+
+
+def _upsert(mark: str, on_hand: str) -> str:
+    values = ", ".join([mark] * 8)
+    return (
+        f"INSERT INTO stock ({_COLUMNS}) VALUES ({values}) "
+        "ON CONFLICT (sku, location_id) DO UPDATE SET "
+        f"on_hand = {on_hand}, "
+        "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
+        "source_updated_at_us = excluded.source_updated_at_us, "
+        "source_sequence = excluded.source_sequence, "
+        "received_at_us = excluded.received_at_us "
+        f"WHERE {_NEWER} RETURNING 1"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRow:
+    """One valid delta record, ready to apply."""
+
+    location_id: str
+    sku: str
+    # The absolute on_hand, or the change to it when ``relative``.
+    quantity: int
+    relative: bool
+    source_updated_at_us: int
+    safety_stock: int | None = None
+    source_sequence: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    received: int
+    applied: int
+    stale: int
+    zeroed: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    postgres: bool
+
+    @property
+    def mark(self) -> str:
+        return "%s" if self.postgres else "?"
+
+    def greatest(self, a: str, b: str) -> str:
+        # Both ignore NULLs this way: PostgreSQL's GREATEST does; SQLite's max() does not.
+        fn = "GREATEST" if self.postgres else "max"
+        return f"{fn}(COALESCE({a}, {b}), COALESCE({b}, {a}))"
+
+
+class FeedWriter:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._marker_lock = threading.Lock()
+        self._last_marker = 0
+        self._dialect = d = _Dialect(engine.dialect.name == "postgresql")
+        m = d.mark
+        self._absolute = _upsert(m, "excluded.on_hand")
+        self._relative = _upsert(m, "stock.on_hand + excluded.on_hand")
+        self._delta_status = (
+            "INSERT INTO feed_status (location_id, last_delta_source_us, last_delta_received_us,"
+            " snapshot_count, delta_applied_count, stale_count, rejected_count)"
+            f" VALUES ({m}, {m}, {m}, 0, {m}, {m}, {m}) ON CONFLICT (location_id) DO UPDATE SET "
+            "last_delta_source_us = "
+            + d.greatest("feed_status.last_delta_source_us", "excluded.last_delta_source_us")
+            + ", last_delta_received_us = excluded.last_delta_received_us,"
+            " delta_applied_count = feed_status.delta_applied_count + excluded.delta_applied_count,"
+            " stale_count = feed_status.stale_count + excluded.stale_count,"
+            " rejected_count = feed_status.rejected_count + excluded.rejected_count"
+        )
+        self._snapshot_status = (
+            "INSERT INTO feed_status (location_id, last_snapshot_as_of_us, last_snapshot_received_us,"
+            " snapshot_count, delta_applied_count, stale_count, rejected_count)"
+            f" VALUES ({m}, {m}, {m}, 1, 0, {m}, 0) ON CONFLICT (location_id) DO UPDATE SET "
+            "last_snapshot_as_of_us = "
+            + d.greatest("feed_status.last_snapshot_as_of_us", "excluded.last_snapshot_as_of_us")
+            + ", last_snapshot_received_us = excluded.last_snapshot_received_us,"
+            " snapshot_count = feed_status.snapshot_count + 1,"
+            " stale_count = feed_status.stale_count + excluded.stale_count"
+        )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A DBAPI connection inside one write transaction."""
+        pooled = self._engine.raw_connection()
+        connection: Any = pooled.driver_connection
+        try:
+            if not self._dialect.postgres:
+                connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback() if self._dialect.postgres else connection.execute("ROLLBACK")
+                raise
+            if self._dialect.postgres:
+                connection.commit()
+            else:
+                connection.execute("COMMIT")
+        finally:
+            pooled.close()
+
+    def apply_deltas(
+        self,
+        rows: Sequence[DeltaRow],
+        *,
+        now_us: int,
+        rejected_by_location: dict[str, int] | None = None,
+    ) -> list[bool]:
+        """Apply valid delta rows in one transaction; True for each row that applied.
+
+        ``rejected_by_location`` counts the batch's invalid records per known
+        location, for the feed status.
+        """
+        applied_flags: list[bool] = []
+        applied: defaultdict[str, int] = defaultdict(int)
+        stale: defaultdict[str, int] = defaultdict(int)
+        newest: dict[str, int] = {}
+        with self._transaction() as connection:
+            cursor = connection.cursor()
+            for row in rows:
+                cursor.execute(
+                    self._relative if row.relative else self._absolute,
+                    (
+                        row.sku,
+                        row.location_id,
+                        row.quantity,
+                        0,
+                        row.safety_stock,
+                        row.source_updated_at_us,
+                        row.source_sequence,
+                        now_us,
+                    ),
+                )
+                ok = cursor.fetchone() is not None
+                applied_flags.append(ok)
+                if ok:
+                    applied[row.location_id] += 1
+                    if row.source_updated_at_us > newest.get(row.location_id, -1):
+                        newest[row.location_id] = row.source_updated_at_us
+                else:
+                    stale[row.location_id] += 1
+            rejected = rejected_by_location or {}
+            for location_id in applied.keys() | stale.keys() | rejected.keys():
+                cursor.execute(
+                    self._delta_status,
+                    (
+                        location_id,
+                        newest.get(location_id),
+                        now_us,
+                        applied.get(location_id, 0),
+                        stale.get(location_id, 0),
+                        rejected.get(location_id, 0),
+                    ),
+                )
+            cursor.close()
+        return applied_flags
+
+    def begin_snapshot(self, location_id: str, as_of_us: int, *, now_us: int) -> SnapshotImport:
+        """Open a snapshot import: add() records, then commit() or abort()."""
+        marker = self._next_marker(now_us)
+        if self._dialect.postgres:
+            return _PostgresSnapshot(self, location_id, as_of_us, marker)
+        return _SqliteSnapshot(self, location_id, as_of_us, marker)
+
+    def _next_marker(self, now_us: int) -> int:
+        """The received time for a snapshot's records: now, but never the same twice."""
+        with self._marker_lock:
+            self._last_marker = max(now_us, self._last_marker + 1)
+            return self._last_marker
+
+
+class SnapshotImport:
+    """One location's snapshot, applied all or nothing on commit().
+
+    Each record is marked with this import's received time, so that at commit
+    the location's records it did not touch, and that are older than as_of,
+    can drop to zero. A sku repeated within one snapshot counts once: the
+    repeats are not newer than the first, so they count as stale.
+    """
+
+    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, marker: int) -> None:
+        self._writer = writer
+        self.location_id = location_id
+        self.as_of_us = as_of_us
+        # This import's received time, unique per import (FeedWriter._next_marker).
+        self._marker = marker
+        self.received = 0
+        self._pooled = writer._engine.raw_connection()
+        self._connection: Any = self._pooled.driver_connection
+        self._open = True
+
+    def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
+        """Stage (sku, on_hand, safety_stock) records."""
+        raise NotImplementedError
+
+    def _finish(self, cursor: Any, applied: int) -> SnapshotResult:
+        """Zero what the snapshot left out, record the status, and commit."""
+        m = self._writer._dialect.mark
+        cursor.execute(
+            f"UPDATE stock SET on_hand = 0, source_updated_at_us = {m}, source_sequence = NULL,"
+            f" received_at_us = {m} WHERE location_id = {m} AND source_updated_at_us < {m}"
+            f" AND received_at_us <> {m}",
+            (self.as_of_us, self._marker, self.location_id, self.as_of_us, self._marker),
+        )
+        zeroed = cursor.rowcount
+        stale = self.received - applied
+        cursor.execute(
+            self._writer._snapshot_status,
+            (self.location_id, self.as_of_us, self._marker, stale),
+        )
+        return SnapshotResult(self.received, applied, stale, zeroed)
+
+    def commit(self) -> SnapshotResult:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Roll back everything this import did (safe to call more than once)."""
+        if not self._open:
+            return
+        self._open = False
+        with contextlib.suppress(Exception):
+            self._rollback()
+        self._pooled.close()
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+
+class _SqliteSnapshot(SnapshotImport):
+    """Records go straight into the stock table inside one open write transaction."""
+
+    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, marker: int) -> None:
+        super().__init__(writer, location_id, as_of_us, marker)
+        self._connection.execute("BEGIN IMMEDIATE")
+        self._changes_before = self._connection.total_changes
+        self._sql = (
+            f"INSERT INTO stock ({_COLUMNS}) VALUES (?, ?, ?, 0, ?, ?, NULL, ?) "
+            "ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand, "
+            "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
+            "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
+            "received_at_us = excluded.received_at_us "
+            "WHERE excluded.source_updated_at_us > stock.source_updated_at_us"
+        )
+
+    def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
+        location_id, as_of, marker = self.location_id, self.as_of_us, self._marker
+        self._connection.executemany(
+            self._sql,
+            [(sku, location_id, on_hand, safety, as_of, marker) for sku, on_hand, safety in records],
+        )
+        self.received += len(records)
+
+    def commit(self) -> SnapshotResult:
+        applied = self._connection.total_changes - self._changes_before
+        cursor = self._connection.cursor()
+        try:
+            result = self._finish(cursor, applied)
+            self._connection.execute("COMMIT")
+        except BaseException:
+            self.abort()
+            raise
+        self._open = False
+        self._pooled.close()
+        return result
+
+    def _rollback(self) -> None:
+        self._connection.execute("ROLLBACK")
+
+
+class _PostgresSnapshot(SnapshotImport):
+    """Records are COPYed into a temporary table, then merged in the same transaction."""
+
+    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, marker: int) -> None:
+        super().__init__(writer, location_id, as_of_us, marker)
+        self._table = f"snapshot_{uuid.uuid4().hex}"
+        # position keeps the order records arrived in, so a repeated sku keeps its first.
+        self._connection.execute(
+            f"CREATE TEMPORARY TABLE {self._table} (position bigserial, sku text NOT NULL,"
+            " on_hand bigint NOT NULL, safety_stock bigint) ON COMMIT DROP"
+        )
+
+    def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
+        with self._connection.cursor() as cursor, cursor.copy(
+            f"COPY {self._table} (sku, on_hand, safety_stock) FROM STDIN"
+        ) as copy:
+            for record in records:
+                copy.write_row(record)
+        self.received += len(records)
+
+    def commit(self) -> SnapshotResult:
+        try:
+            with self._connection.cursor() as cursor:
+                # DISTINCT ON keeps the first record of a repeated sku, as SQLite does.
+                cursor.execute(
+                    f"INSERT INTO stock ({_COLUMNS}) SELECT DISTINCT ON (sku) sku, %s, on_hand, 0,"
+                    f" safety_stock, %s, NULL, %s FROM {self._table} ORDER BY sku, position "
+                    "ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand, "
+                    "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
+                    "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
+                    "received_at_us = excluded.received_at_us "
+                    "WHERE excluded.source_updated_at_us > stock.source_updated_at_us",
+                    (self.location_id, self.as_of_us, self._marker),
+                )
+                applied = cursor.rowcount
+                result = self._finish(cursor, applied)
+            self._connection.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self._open = False
+        self._pooled.close()
+        return result
+
+    def _rollback(self) -> None:
+        self._connection.rollback()
