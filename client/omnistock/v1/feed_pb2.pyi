@@ -8,6 +8,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from omnistock.v1 import availability_pb2 as _availability_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +20,31 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _FreshnessState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FreshnessStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FreshnessState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FRESHNESS_STATE_UNSPECIFIED: _FreshnessState.ValueType  # 0
+    FRESHNESS_STATE_FRESH: _FreshnessState.ValueType  # 1
+    """The newest update is within the location's freshness budget."""
+    FRESHNESS_STATE_STALE: _FreshnessState.ValueType  # 2
+    """The newest update is older than the budget: its stock reads UNKNOWN."""
+    FRESHNESS_STATE_NEVER_REPORTED: _FreshnessState.ValueType  # 3
+    """No feed has reached this location yet."""
+
+class FreshnessState(_FreshnessState, metaclass=_FreshnessStateEnumTypeWrapper): ...
+
+FRESHNESS_STATE_UNSPECIFIED: FreshnessState.ValueType  # 0
+FRESHNESS_STATE_FRESH: FreshnessState.ValueType  # 1
+"""The newest update is within the location's freshness budget."""
+FRESHNESS_STATE_STALE: FreshnessState.ValueType  # 2
+"""The newest update is older than the budget: its stock reads UNKNOWN."""
+FRESHNESS_STATE_NEVER_REPORTED: FreshnessState.ValueType  # 3
+"""No feed has reached this location yet."""
+Global___FreshnessState: _TypeAlias = FreshnessState  # noqa: Y015
 
 @_typing.final
 class StockUpdate(_message.Message):
@@ -112,3 +139,459 @@ class ApplyStockUpdatesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ApplyStockUpdatesResponse: _TypeAlias = ApplyStockUpdatesResponse  # noqa: Y015
+
+@_typing.final
+class SnapshotHeader(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The time the snapshot reflects. Required."""
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "location_id", b"location_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotHeader: _TypeAlias = SnapshotHeader  # noqa: Y015
+
+@_typing.final
+class SnapshotRecord(_message.Message):
+    """One record of a snapshot: the whole stock of one sku at the snapshot's location."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    ON_HAND_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    on_hand: _builtins.int
+    safety_stock: _builtins.int
+    """Unset keeps the stored value (or the location's default)."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        on_hand: _builtins.int = ...,
+        safety_stock: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_safety_stock", b"_safety_stock", "safety_stock", b"safety_stock"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_safety_stock", b"_safety_stock", "on_hand", b"on_hand", "safety_stock", b"safety_stock", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__safety_stock: _TypeAlias = _typing.Literal["safety_stock"]  # noqa: Y015
+    _WhichOneofArgType__safety_stock: _TypeAlias = _typing.Literal["_safety_stock", b"_safety_stock"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__safety_stock) -> _WhichOneofReturnType__safety_stock | None: ...
+
+Global___SnapshotRecord: _TypeAlias = SnapshotRecord  # noqa: Y015
+
+@_typing.final
+class ImportSnapshotRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> Global___SnapshotHeader:
+        """In the first message only."""
+
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___SnapshotRecord]:
+        """Up to 10,000 per message; any number of messages."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___SnapshotHeader | None = ...,
+        records: _abc.Iterable[Global___SnapshotRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportSnapshotRequest: _TypeAlias = ImportSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class ImportSnapshotResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    RECEIVED_COUNT_FIELD_NUMBER: _builtins.int
+    APPLIED_COUNT_FIELD_NUMBER: _builtins.int
+    STALE_COUNT_FIELD_NUMBER: _builtins.int
+    ZEROED_COUNT_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    received_count: _builtins.int
+    """Records in the snapshot."""
+    applied_count: _builtins.int
+    """Records written."""
+    stale_count: _builtins.int
+    """Records in the snapshot older than what was stored, and so ignored."""
+    zeroed_count: _builtins.int
+    """Stored records missing from the snapshot that dropped to zero."""
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        received_count: _builtins.int = ...,
+        applied_count: _builtins.int = ...,
+        stale_count: _builtins.int = ...,
+        zeroed_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_count", b"applied_count", "as_of", b"as_of", "location_id", b"location_id", "received_count", b"received_count", "stale_count", b"stale_count", "zeroed_count", b"zeroed_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportSnapshotResponse: _TypeAlias = ImportSnapshotResponse  # noqa: Y015
+
+@_typing.final
+class DeltaRecord(_message.Message):
+    """One change to one record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    ON_HAND_FIELD_NUMBER: _builtins.int
+    ADJUSTMENT_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    SOURCE_UPDATED_AT_FIELD_NUMBER: _builtins.int
+    SOURCE_SEQUENCE_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    sku: _builtins.str
+    on_hand: _builtins.int
+    """The absolute quantity now on hand (may be negative)."""
+    adjustment: _builtins.int
+    """A relative change to on hand, such as -1 for a sale."""
+    safety_stock: _builtins.int
+    source_sequence: _builtins.int
+    @_builtins.property
+    def source_updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the source made the change. Required."""
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        on_hand: _builtins.int = ...,
+        adjustment: _builtins.int = ...,
+        safety_stock: _builtins.int | None = ...,
+        source_updated_at: _timestamp_pb2.Timestamp | None = ...,
+        source_sequence: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_safety_stock", b"_safety_stock", "_source_sequence", b"_source_sequence", "adjustment", b"adjustment", "change", b"change", "on_hand", b"on_hand", "safety_stock", b"safety_stock", "source_sequence", b"source_sequence", "source_updated_at", b"source_updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_safety_stock", b"_safety_stock", "_source_sequence", b"_source_sequence", "adjustment", b"adjustment", "change", b"change", "location_id", b"location_id", "on_hand", b"on_hand", "safety_stock", b"safety_stock", "sku", b"sku", "source_sequence", b"source_sequence", "source_updated_at", b"source_updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__safety_stock: _TypeAlias = _typing.Literal["safety_stock"]  # noqa: Y015
+    _WhichOneofArgType__safety_stock: _TypeAlias = _typing.Literal["_safety_stock", b"_safety_stock"]  # noqa: Y015
+    _WhichOneofReturnType__source_sequence: _TypeAlias = _typing.Literal["source_sequence"]  # noqa: Y015
+    _WhichOneofArgType__source_sequence: _TypeAlias = _typing.Literal["_source_sequence", b"_source_sequence"]  # noqa: Y015
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["on_hand", "adjustment"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__safety_stock) -> _WhichOneofReturnType__safety_stock | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__source_sequence) -> _WhichOneofReturnType__source_sequence | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___DeltaRecord: _TypeAlias = DeltaRecord  # noqa: Y015
+
+@_typing.final
+class StreamDeltasRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """Echoed in the response, so a sender can match acks to batches."""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeltaRecord]:
+        """1 to 10,000 records."""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        records: _abc.Iterable[Global___DeltaRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamDeltasRequest: _TypeAlias = StreamDeltasRequest  # noqa: Y015
+
+@_typing.final
+class RecordReject(_message.Message):
+    """Why one record of a batch was not applied."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """The record's index in its batch."""
+    field: _builtins.str
+    """The field at fault, for example "sku" or "source_updated_at"."""
+    reason: _builtins.str
+    """A stable UPPER_SNAKE reason, for example INVALID_FIELD or LOCATION_NOT_FOUND."""
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        field: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "field", b"field", "index", b"index", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordReject: _TypeAlias = RecordReject  # noqa: Y015
+
+@_typing.final
+class StreamDeltasResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    APPLIED_COUNT_FIELD_NUMBER: _builtins.int
+    STALE_COUNT_FIELD_NUMBER: _builtins.int
+    REJECTED_COUNT_FIELD_NUMBER: _builtins.int
+    REJECTS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    applied_count: _builtins.int
+    stale_count: _builtins.int
+    rejected_count: _builtins.int
+    @_builtins.property
+    def rejects(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordReject]: ...
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        applied_count: _builtins.int = ...,
+        stale_count: _builtins.int = ...,
+        rejected_count: _builtins.int = ...,
+        rejects: _abc.Iterable[Global___RecordReject] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_count", b"applied_count", "batch_id", b"batch_id", "rejected_count", b"rejected_count", "rejects", b"rejects", "stale_count", b"stale_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamDeltasResponse: _TypeAlias = StreamDeltasResponse  # noqa: Y015
+
+@_typing.final
+class FeedStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    LAST_SNAPSHOT_AS_OF_FIELD_NUMBER: _builtins.int
+    LAST_SNAPSHOT_RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    LAST_DELTA_SOURCE_AT_FIELD_NUMBER: _builtins.int
+    LAST_DELTA_RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_COUNT_FIELD_NUMBER: _builtins.int
+    DELTA_APPLIED_COUNT_FIELD_NUMBER: _builtins.int
+    STALE_COUNT_FIELD_NUMBER: _builtins.int
+    REJECTED_COUNT_FIELD_NUMBER: _builtins.int
+    RECORD_COUNT_FIELD_NUMBER: _builtins.int
+    FRESHNESS_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    snapshot_count: _builtins.int
+    delta_applied_count: _builtins.int
+    """Records applied from deltas and batch updates."""
+    stale_count: _builtins.int
+    """Records ignored as older than what was stored (snapshots and deltas)."""
+    rejected_count: _builtins.int
+    """Records rejected as invalid."""
+    record_count: _builtins.int
+    """Stock records the location holds now."""
+    freshness: Global___FreshnessState.ValueType
+    @_builtins.property
+    def last_snapshot_as_of(self) -> _timestamp_pb2.Timestamp:
+        """as_of of the newest applied snapshot."""
+
+    @_builtins.property
+    def last_snapshot_received_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_delta_source_at(self) -> _timestamp_pb2.Timestamp:
+        """The newest source time among applied delta records."""
+
+    @_builtins.property
+    def last_delta_received_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        last_snapshot_as_of: _timestamp_pb2.Timestamp | None = ...,
+        last_snapshot_received_at: _timestamp_pb2.Timestamp | None = ...,
+        last_delta_source_at: _timestamp_pb2.Timestamp | None = ...,
+        last_delta_received_at: _timestamp_pb2.Timestamp | None = ...,
+        snapshot_count: _builtins.int = ...,
+        delta_applied_count: _builtins.int = ...,
+        stale_count: _builtins.int = ...,
+        rejected_count: _builtins.int = ...,
+        record_count: _builtins.int = ...,
+        freshness: Global___FreshnessState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_delta_received_at", b"last_delta_received_at", "last_delta_source_at", b"last_delta_source_at", "last_snapshot_as_of", b"last_snapshot_as_of", "last_snapshot_received_at", b"last_snapshot_received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta_applied_count", b"delta_applied_count", "freshness", b"freshness", "last_delta_received_at", b"last_delta_received_at", "last_delta_source_at", b"last_delta_source_at", "last_snapshot_as_of", b"last_snapshot_as_of", "last_snapshot_received_at", b"last_snapshot_received_at", "location_id", b"location_id", "record_count", b"record_count", "rejected_count", b"rejected_count", "snapshot_count", b"snapshot_count", "stale_count", b"stale_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedStatus: _TypeAlias = FeedStatus  # noqa: Y015
+
+@_typing.final
+class GetFeedStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFeedStatusRequest: _TypeAlias = GetFeedStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetFeedStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> Global___FeedStatus: ...
+    def __init__(
+        self,
+        *,
+        status: Global___FeedStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFeedStatusResponse: _TypeAlias = GetFeedStatusResponse  # noqa: Y015
+
+@_typing.final
+class ListFeedStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most 1,000; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFeedStatusRequest: _TypeAlias = ListFeedStatusRequest  # noqa: Y015
+
+@_typing.final
+class ListFeedStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedStatus]: ...
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[Global___FeedStatus] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFeedStatusResponse: _TypeAlias = ListFeedStatusResponse  # noqa: Y015
+
+@_typing.final
+class ExportStockRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """Empty means every active location."""
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportStockRequest: _TypeAlias = ExportStockRequest  # noqa: Y015
+
+@_typing.final
+class ExportStockResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AVAILABILITIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def availabilities(self) -> _containers.RepeatedCompositeFieldContainer[_availability_pb2.Availability]:
+        """Exact answers, up to 1,000 per message, ordered by location then sku."""
+
+    def __init__(
+        self,
+        *,
+        availabilities: _abc.Iterable[_availability_pb2.Availability] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availabilities", b"availabilities"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportStockResponse: _TypeAlias = ExportStockResponse  # noqa: Y015

@@ -26,7 +26,11 @@ if _version_not_supported:
 
 
 class FeedServiceStub:
-    """Receives stock from store (POS) and warehouse (WMS) feeds.
+    """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
+
+    Ordering, for every write: an update older than the stored record (by
+    source_sequence when both have one, else by source time) is ignored and
+    counted as stale; an exact replay changes nothing.
     """
 
     def __init__(self, channel):
@@ -40,16 +44,83 @@ class FeedServiceStub:
                 request_serializer=omnistock_dot_v1_dot_feed__pb2.ApplyStockUpdatesRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_feed__pb2.ApplyStockUpdatesResponse.FromString,
                 _registered_method=True)
+        self.ImportSnapshot = channel.stream_unary(
+                '/omnistock.v1.FeedService/ImportSnapshot',
+                request_serializer=omnistock_dot_v1_dot_feed__pb2.ImportSnapshotRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_feed__pb2.ImportSnapshotResponse.FromString,
+                _registered_method=True)
+        self.StreamDeltas = channel.stream_stream(
+                '/omnistock.v1.FeedService/StreamDeltas',
+                request_serializer=omnistock_dot_v1_dot_feed__pb2.StreamDeltasRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_feed__pb2.StreamDeltasResponse.FromString,
+                _registered_method=True)
+        self.GetFeedStatus = channel.unary_unary(
+                '/omnistock.v1.FeedService/GetFeedStatus',
+                request_serializer=omnistock_dot_v1_dot_feed__pb2.GetFeedStatusRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_feed__pb2.GetFeedStatusResponse.FromString,
+                _registered_method=True)
+        self.ListFeedStatus = channel.unary_unary(
+                '/omnistock.v1.FeedService/ListFeedStatus',
+                request_serializer=omnistock_dot_v1_dot_feed__pb2.ListFeedStatusRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_feed__pb2.ListFeedStatusResponse.FromString,
+                _registered_method=True)
+        self.ExportStock = channel.unary_stream(
+                '/omnistock.v1.FeedService/ExportStock',
+                request_serializer=omnistock_dot_v1_dot_feed__pb2.ExportStockRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_feed__pb2.ExportStockResponse.FromString,
+                _registered_method=True)
 
 
 class FeedServiceServicer:
-    """Receives stock from store (POS) and warehouse (WMS) feeds.
+    """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
+
+    Ordering, for every write: an update older than the stored record (by
+    source_sequence when both have one, else by source time) is ignored and
+    counted as stale; an exact replay changes nothing.
     """
 
     def ApplyStockUpdates(self, request, context):
         """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records).
-        An update older than the stored record (by sequence, else by source time) is
-        ignored and counted as stale; an exact replay changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportSnapshot(self, request_iterator, context):
+        """Replaces the stock of one location as of a time: the first message carries
+        the header, every message may carry records. Applied all or nothing when the
+        stream closes; the location's records missing from it drop to zero, unless
+        they are newer than as_of.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamDeltas(self, request_iterator, context):
+        """Applies batches of delta records; one response per request, in order. Valid
+        records apply; each invalid one is reported and nothing else is lost.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFeedStatus(self, request, context):
+        """The feed status of one location.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFeedStatus(self, request, context):
+        """The feed status of every location, ordered by location id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportStock(self, request, context):
+        """Streams the exact stock of one location, or of every active location,
+        for exports such as Google's local product inventory feed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -63,6 +134,31 @@ def add_FeedServiceServicer_to_server(servicer, server):
                     request_deserializer=omnistock_dot_v1_dot_feed__pb2.ApplyStockUpdatesRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_feed__pb2.ApplyStockUpdatesResponse.SerializeToString,
             ),
+            'ImportSnapshot': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportSnapshot,
+                    request_deserializer=omnistock_dot_v1_dot_feed__pb2.ImportSnapshotRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_feed__pb2.ImportSnapshotResponse.SerializeToString,
+            ),
+            'StreamDeltas': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamDeltas,
+                    request_deserializer=omnistock_dot_v1_dot_feed__pb2.StreamDeltasRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_feed__pb2.StreamDeltasResponse.SerializeToString,
+            ),
+            'GetFeedStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFeedStatus,
+                    request_deserializer=omnistock_dot_v1_dot_feed__pb2.GetFeedStatusRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_feed__pb2.GetFeedStatusResponse.SerializeToString,
+            ),
+            'ListFeedStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFeedStatus,
+                    request_deserializer=omnistock_dot_v1_dot_feed__pb2.ListFeedStatusRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_feed__pb2.ListFeedStatusResponse.SerializeToString,
+            ),
+            'ExportStock': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportStock,
+                    request_deserializer=omnistock_dot_v1_dot_feed__pb2.ExportStockRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_feed__pb2.ExportStockResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'omnistock.v1.FeedService', rpc_method_handlers)
@@ -72,7 +168,11 @@ def add_FeedServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class FeedService:
-    """Receives stock from store (POS) and warehouse (WMS) feeds.
+    """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
+
+    Ordering, for every write: an update older than the stored record (by
+    source_sequence when both have one, else by source time) is ignored and
+    counted as stale; an exact replay changes nothing.
     """
 
     @staticmethod
@@ -92,6 +192,141 @@ class FeedService:
             '/omnistock.v1.FeedService/ApplyStockUpdates',
             omnistock_dot_v1_dot_feed__pb2.ApplyStockUpdatesRequest.SerializeToString,
             omnistock_dot_v1_dot_feed__pb2.ApplyStockUpdatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportSnapshot(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/omnistock.v1.FeedService/ImportSnapshot',
+            omnistock_dot_v1_dot_feed__pb2.ImportSnapshotRequest.SerializeToString,
+            omnistock_dot_v1_dot_feed__pb2.ImportSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamDeltas(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/omnistock.v1.FeedService/StreamDeltas',
+            omnistock_dot_v1_dot_feed__pb2.StreamDeltasRequest.SerializeToString,
+            omnistock_dot_v1_dot_feed__pb2.StreamDeltasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFeedStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.FeedService/GetFeedStatus',
+            omnistock_dot_v1_dot_feed__pb2.GetFeedStatusRequest.SerializeToString,
+            omnistock_dot_v1_dot_feed__pb2.GetFeedStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFeedStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.FeedService/ListFeedStatus',
+            omnistock_dot_v1_dot_feed__pb2.ListFeedStatusRequest.SerializeToString,
+            omnistock_dot_v1_dot_feed__pb2.ListFeedStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/omnistock.v1.FeedService/ExportStock',
+            omnistock_dot_v1_dot_feed__pb2.ExportStockRequest.SerializeToString,
+            omnistock_dot_v1_dot_feed__pb2.ExportStockResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,31 +27,76 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class FeedServiceStub:
-    """Receives stock from store (POS) and warehouse (WMS) feeds."""
+    """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
+
+    Ordering, for every write: an update older than the stored record (by
+    source_sequence when both have one, else by source time) is ignored and
+    counted as stale; an exact replay changes nothing.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> FeedServiceAsyncStub: ...
     ApplyStockUpdates: _grpc.UnaryUnaryMultiCallable[_feed_pb2.ApplyStockUpdatesRequest, _feed_pb2.ApplyStockUpdatesResponse]
-    """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records).
-    An update older than the stored record (by sequence, else by source time) is
-    ignored and counted as stale; an exact replay changes nothing.
+    """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records)."""
+    ImportSnapshot: _grpc.StreamUnaryMultiCallable[_feed_pb2.ImportSnapshotRequest, _feed_pb2.ImportSnapshotResponse]
+    """Replaces the stock of one location as of a time: the first message carries
+    the header, every message may carry records. Applied all or nothing when the
+    stream closes; the location's records missing from it drop to zero, unless
+    they are newer than as_of.
+    """
+    StreamDeltas: _grpc.StreamStreamMultiCallable[_feed_pb2.StreamDeltasRequest, _feed_pb2.StreamDeltasResponse]
+    """Applies batches of delta records; one response per request, in order. Valid
+    records apply; each invalid one is reported and nothing else is lost.
+    """
+    GetFeedStatus: _grpc.UnaryUnaryMultiCallable[_feed_pb2.GetFeedStatusRequest, _feed_pb2.GetFeedStatusResponse]
+    """The feed status of one location."""
+    ListFeedStatus: _grpc.UnaryUnaryMultiCallable[_feed_pb2.ListFeedStatusRequest, _feed_pb2.ListFeedStatusResponse]
+    """The feed status of every location, ordered by location id."""
+    ExportStock: _grpc.UnaryStreamMultiCallable[_feed_pb2.ExportStockRequest, _feed_pb2.ExportStockResponse]
+    """Streams the exact stock of one location, or of every active location,
+    for exports such as Google's local product inventory feed.
     """
 
 @_typing.type_check_only
 class FeedServiceAsyncStub(FeedServiceStub):
-    """Receives stock from store (POS) and warehouse (WMS) feeds."""
+    """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
+
+    Ordering, for every write: an update older than the stored record (by
+    source_sequence when both have one, else by source time) is ignored and
+    counted as stale; an exact replay changes nothing.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ApplyStockUpdates: _aio.UnaryUnaryMultiCallable[_feed_pb2.ApplyStockUpdatesRequest, _feed_pb2.ApplyStockUpdatesResponse]  # type: ignore[assignment]
-    """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records).
-    An update older than the stored record (by sequence, else by source time) is
-    ignored and counted as stale; an exact replay changes nothing.
+    """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records)."""
+    ImportSnapshot: _aio.StreamUnaryMultiCallable[_feed_pb2.ImportSnapshotRequest, _feed_pb2.ImportSnapshotResponse]  # type: ignore[assignment]
+    """Replaces the stock of one location as of a time: the first message carries
+    the header, every message may carry records. Applied all or nothing when the
+    stream closes; the location's records missing from it drop to zero, unless
+    they are newer than as_of.
+    """
+    StreamDeltas: _aio.StreamStreamMultiCallable[_feed_pb2.StreamDeltasRequest, _feed_pb2.StreamDeltasResponse]  # type: ignore[assignment]
+    """Applies batches of delta records; one response per request, in order. Valid
+    records apply; each invalid one is reported and nothing else is lost.
+    """
+    GetFeedStatus: _aio.UnaryUnaryMultiCallable[_feed_pb2.GetFeedStatusRequest, _feed_pb2.GetFeedStatusResponse]  # type: ignore[assignment]
+    """The feed status of one location."""
+    ListFeedStatus: _aio.UnaryUnaryMultiCallable[_feed_pb2.ListFeedStatusRequest, _feed_pb2.ListFeedStatusResponse]  # type: ignore[assignment]
+    """The feed status of every location, ordered by location id."""
+    ExportStock: _aio.UnaryStreamMultiCallable[_feed_pb2.ExportStockRequest, _feed_pb2.ExportStockResponse]  # type: ignore[assignment]
+    """Streams the exact stock of one location, or of every active location,
+    for exports such as Google's local product inventory feed.
     """
 
 class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Receives stock from store (POS) and warehouse (WMS) feeds."""
+    """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
+
+    Ordering, for every write: an update older than the stored record (by
+    source_sequence when both have one, else by source time) is ignored and
+    counted as stale; an exact replay changes nothing.
+    """
 
     @_abc_1.abstractmethod
     def ApplyStockUpdates(
@@ -59,9 +104,54 @@ class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _feed_pb2.ApplyStockUpdatesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_feed_pb2.ApplyStockUpdatesResponse, _abc.Awaitable[_feed_pb2.ApplyStockUpdatesResponse]]:
-        """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records).
-        An update older than the stored record (by sequence, else by source time) is
-        ignored and counted as stale; an exact replay changes nothing.
+        """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records)."""
+
+    @_abc_1.abstractmethod
+    def ImportSnapshot(
+        self,
+        request_iterator: _MaybeAsyncIterator[_feed_pb2.ImportSnapshotRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_feed_pb2.ImportSnapshotResponse, _abc.Awaitable[_feed_pb2.ImportSnapshotResponse]]:
+        """Replaces the stock of one location as of a time: the first message carries
+        the header, every message may carry records. Applied all or nothing when the
+        stream closes; the location's records missing from it drop to zero, unless
+        they are newer than as_of.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamDeltas(
+        self,
+        request_iterator: _MaybeAsyncIterator[_feed_pb2.StreamDeltasRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_feed_pb2.StreamDeltasResponse], _abc.AsyncIterator[_feed_pb2.StreamDeltasResponse]]:
+        """Applies batches of delta records; one response per request, in order. Valid
+        records apply; each invalid one is reported and nothing else is lost.
+        """
+
+    @_abc_1.abstractmethod
+    def GetFeedStatus(
+        self,
+        request: _feed_pb2.GetFeedStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feed_pb2.GetFeedStatusResponse, _abc.Awaitable[_feed_pb2.GetFeedStatusResponse]]:
+        """The feed status of one location."""
+
+    @_abc_1.abstractmethod
+    def ListFeedStatus(
+        self,
+        request: _feed_pb2.ListFeedStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feed_pb2.ListFeedStatusResponse, _abc.Awaitable[_feed_pb2.ListFeedStatusResponse]]:
+        """The feed status of every location, ordered by location id."""
+
+    @_abc_1.abstractmethod
+    def ExportStock(
+        self,
+        request: _feed_pb2.ExportStockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_feed_pb2.ExportStockResponse], _abc.AsyncIterator[_feed_pb2.ExportStockResponse]]:
+        """Streams the exact stock of one location, or of every active location,
+        for exports such as Google's local product inventory feed.
         """
 
 def add_FeedServiceServicer_to_server(servicer: FeedServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -19,15 +19,14 @@ from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.database import create_database_engine, migrate
+from omnistock.server.store.feed_status import FeedStatusRepository
+from omnistock.server.store.feeds import FeedWriter
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.blocking import BlockingRunner
+from omnistock.server.transport.feeds import FeedServicer
 from omnistock.server.transport.interceptors import InterceptorLayer
-from omnistock.server.transport.servicers import (
-    AvailabilityServicer,
-    FeedServicer,
-    LocationServicer,
-)
+from omnistock.server.transport.servicers import AvailabilityServicer, LocationServicer
 from omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
@@ -67,10 +66,11 @@ class OmnistockServer:
         migrate(self.engine)
         self.locations_repo = LocationRepository(self.engine)
         self.stock_repo = StockRepository(self.engine)
+        self.feed_writer = FeedWriter(self.engine)
         if config.demo:
             from omnistock.server.demo import seed_if_empty
 
-            seed_if_empty(self.locations_repo, self.stock_repo, now=clock())
+            seed_if_empty(self.locations_repo, self.feed_writer, now=clock())
         self.directory = LocationDirectory(self.locations_repo)
         self.directory.refresh()
         self.runner = BlockingRunner(config.db_threads)
@@ -100,7 +100,13 @@ class OmnistockServer:
         )
         feed_pb2_grpc.add_FeedServiceServicer_to_server(
             FeedServicer(
-                FeedService(self.stock_repo, self.directory, clock=clock, cache=self.stock_cache),
+                FeedService(
+                    self.feed_writer,
+                    FeedStatusRepository(self.engine),
+                    self.directory,
+                    clock=clock,
+                    cache=self.stock_cache,
+                ),
                 self.runner,
             ),
             registrar,

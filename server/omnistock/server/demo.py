@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from omnistock.server.domain.locations import (
@@ -18,8 +19,9 @@ from omnistock.server.domain.locations import (
     LocationKind,
     WeeklyHours,
 )
+from omnistock.server.store.feeds import FeedWriter
 from omnistock.server.store.locations import LocationRepository
-from omnistock.server.store.stock import AbsoluteUpdate, StockRepository
+from omnistock.server.store.timeutil import to_micros
 
 log = logging.getLogger(__name__)
 
@@ -177,14 +179,16 @@ def demo_skus(count: int = SKU_COUNT) -> list[str]:
     return [f"{CATEGORIES[i % len(CATEGORIES)]}-{10_000 + i}" for i in range(count)]
 
 
-def demo_stock(now: datetime, *, seed: int = 7) -> Iterator[AbsoluteUpdate]:
-    """Plausible stock: popular skus are carried widely and deeply; a few POS counts are negative."""
+def demo_stock(now: datetime, *, seed: int = 7) -> Iterator[DemoSnapshot]:
+    """One snapshot per location. Popular skus are carried widely and deeply; a few POS
+    counts are negative; one store's last snapshot is older than its freshness budget."""
     rng = random.Random(seed)
     skus = demo_skus()
     # Zipf-like popularity: the first skus sell (and are stocked) most.
     popularity = [1.0 / (1 + i / 150) for i in range(len(skus))]
     for code, *_ in STORES:
-        age_base = timedelta(hours=30) if code == STALE_STORE else timedelta(0)
+        age = timedelta(hours=30) if code == STALE_STORE else timedelta(minutes=rng.randint(1, 240))
+        records = []
         for sku, pop in zip(skus, popularity, strict=True):
             if rng.random() > 0.35 + 0.6 * pop:
                 continue
@@ -197,29 +201,39 @@ def demo_stock(now: datetime, *, seed: int = 7) -> Iterator[AbsoluteUpdate]:
                 on_hand = rng.randint(1, 3)
             else:
                 on_hand = rng.randint(2, 6 + int(30 * pop))
-            yield AbsoluteUpdate(
-                location_id=code,
-                sku=sku,
-                on_hand=on_hand,
-                source_updated_at=now - age_base - timedelta(minutes=rng.randint(1, 360)),
-            )
+            records.append((sku, on_hand, None))
+        yield DemoSnapshot(code, now - age, records)
     for code, *_ in WAREHOUSES:
-        for sku, pop in zip(skus, popularity, strict=True):
-            yield AbsoluteUpdate(
-                location_id=code,
-                sku=sku,
-                on_hand=rng.randint(0, 40) + int(rng.randint(0, 600) * pop),
-                source_updated_at=now - timedelta(minutes=rng.randint(1, 60)),
-            )
+        records = [
+            (sku, rng.randint(0, 40) + int(rng.randint(0, 600) * pop), None)
+            for sku, pop in zip(skus, popularity, strict=True)
+        ]
+        yield DemoSnapshot(code, now - timedelta(minutes=rng.randint(1, 30)), records)
 
 
-def seed_if_empty(locations: LocationRepository, stock: StockRepository, *, now: datetime) -> bool:
-    """Load the demo data set unless the database already has locations. True when it loaded."""
+@dataclass(frozen=True)
+class DemoSnapshot:
+    location_id: str
+    as_of: datetime
+    records: list[tuple[str, int, int | None]]
+
+
+def seed_if_empty(locations: LocationRepository, writer: FeedWriter, *, now: datetime) -> bool:
+    """Load the demo data set unless the database already has locations. True when it loaded.
+
+    The stock goes in as one snapshot per location, through the same path as any feed.
+    """
     if locations.count() > 0:
         log.info("demo mode: the database already has locations, so no demo data was loaded")
         return False
     locations.upsert_many(demo_locations(now), now=now)
-    loaded = stock.insert_new(demo_stock(now), now=now)
+    loaded = 0
+    for snapshot in demo_stock(now):
+        staging = writer.begin_snapshot(
+            snapshot.location_id, to_micros(snapshot.as_of), now_us=to_micros(now)
+        )
+        staging.add(snapshot.records)
+        loaded += staging.commit().applied
     log.info(
         "demo mode: loaded %d stores, %d warehouses and %d stock records",
         len(STORES),

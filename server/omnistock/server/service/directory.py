@@ -30,6 +30,7 @@ class LocationDirectory:
         self._lock = threading.Lock()
         self._by_id: dict[str, Location] = {}
         self._active: list[Location] = []
+        self._all: list[Location] = []
         self._loaded_at = float("-inf")
         self._version = (-1, -1)
 
@@ -40,6 +41,7 @@ class LocationDirectory:
             self._version = version
             self._by_id = {location.id: location for location in locations}
             self._active = [location for location in locations if location.active]
+            self._all = list(locations)
             self._loaded_at = time.monotonic()
 
     def _current(self) -> dict[str, Location]:
@@ -56,14 +58,7 @@ class LocationDirectory:
     def require(self, location_ids: Iterable[str]) -> list[Location]:
         """The named locations, in order; NOT_FOUND names every unknown one."""
         ids = list(location_ids)
-        by_id = self._current()
-        if any(location_id not in by_id for location_id in ids) and (
-            time.monotonic() - self._loaded_at > MISS_REFRESH_SECONDS
-        ):
-            # Another process may have just created it: look once more before saying
-            # no, but not on every miss, or unknown ids would reload the table each time.
-            self.refresh()
-            by_id = self._by_id
+        by_id = self._lookup(ids)
         missing = [location_id for location_id in ids if location_id not in by_id]
         if missing:
             raise NotFound("location", dict.fromkeys(missing), reason="LOCATION_NOT_FOUND")
@@ -81,6 +76,28 @@ class LocationDirectory:
             return [by_id[location_id] for location_id in location_ids]
         except KeyError:
             return None
+
+    def known(self, location_ids: Iterable[str]) -> set[str]:
+        """Those of the ids that name a location."""
+        ids = list(location_ids)
+        by_id = self._lookup(ids)
+        return {i for i in ids if i in by_id}
+
+    def _lookup(self, ids: list[str]) -> dict[str, Location]:
+        by_id = self._current()
+        if any(i not in by_id for i in ids) and (
+            time.monotonic() - self._loaded_at > MISS_REFRESH_SECONDS
+        ):
+            # Another process may have just created it: look once more before saying
+            # no, but not on every miss, or unknown ids would reload the table each time.
+            self.refresh()
+            by_id = self._by_id
+        return by_id
+
+    def all(self) -> list[Location]:
+        """Every location, ordered by id."""
+        self._current()
+        return self._all
 
     def active(self) -> list[Location]:
         self._current()

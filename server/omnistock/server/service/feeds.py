@@ -1,35 +1,200 @@
-"""Feed writes. The ordering rule itself is enforced by the store, atomically, in SQL."""
+"""Feeds: batch updates, delta streams, snapshots, feed status and exports.
+
+The ordering rule itself is enforced by the store, atomically, in SQL; this
+layer checks locations, keeps the read cache coherent and reports.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import enum
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from omnistock.server.domain.locations import Location
+from omnistock.server.domain.stock import AvailabilityView, Exposure, is_stale, view_record
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.stock_cache import StockCache
-from omnistock.server.store.stock import AbsoluteUpdate, ApplyResult, StockRepository
+from omnistock.server.store.feed_status import FeedStatusRecord, FeedStatusRepository
+from omnistock.server.store.feeds import DeltaRow, FeedWriter, SnapshotImport, SnapshotResult
+from omnistock.server.store.timeutil import from_micros, to_micros
+
+EXPORT_PAGE_SIZE = 1_000
+
+
+class Freshness(enum.Enum):
+    FRESH = "FRESH"
+    STALE = "STALE"
+    NEVER_REPORTED = "NEVER_REPORTED"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReject:
+    index: int
+    field: str
+    reason: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaResult:
+    applied: int
+    stale: int
+    rejects: list[RecordReject] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    record: FeedStatusRecord
+    freshness: Freshness
+
+
+class SnapshotSession:
+    """A snapshot being received: add() batches, then commit(); abort() on any failure."""
+
+    def __init__(self, staging: SnapshotImport, cache: StockCache | None) -> None:
+        self._staging = staging
+        self._cache = cache
+
+    def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
+        self._staging.add(records)
+
+    def commit(self) -> SnapshotResult:
+        try:
+            return self._staging.commit()
+        finally:
+            # A snapshot rewrites a whole location: drop every cached record.
+            if self._cache is not None:
+                self._cache.clear()
+
+    def abort(self) -> None:
+        self._staging.abort()
 
 
 class FeedService:
     def __init__(
         self,
-        stock: StockRepository,
+        writer: FeedWriter,
+        status: FeedStatusRepository,
         directory: LocationDirectory,
         *,
         clock: Callable[[], datetime],
         cache: StockCache | None = None,
     ) -> None:
-        self._stock = stock
+        self._writer = writer
+        self._status = status
         self._directory = directory
         self._clock = clock
         self._cache = cache
 
-    def apply_stock_updates(self, updates: Sequence[AbsoluteUpdate]) -> ApplyResult:
+    def apply_stock_updates(self, rows: Sequence[DeltaRow]) -> tuple[int, int]:
         """Apply a batch all or nothing: an unknown location rejects the whole batch."""
-        self._directory.require(dict.fromkeys(u.location_id for u in updates))
+        self._directory.require(dict.fromkeys(row.location_id for row in rows))
+        flags = self._apply(rows, {})
+        applied = sum(flags)
+        return applied, len(flags) - applied
+
+    def apply_deltas(
+        self,
+        rows: Sequence[tuple[int, DeltaRow]],
+        rejects: Sequence[tuple[RecordReject, str]],
+    ) -> DeltaResult:
+        """Apply a batch's valid (index, row) records; reject those at unknown locations.
+
+        ``rejects`` are the records that failed validation, each with the
+        location id it named, so that the location's status counts it.
+        """
+        named = dict.fromkeys([row.location_id for _, row in rows] + [loc for _, loc in rejects])
+        known = self._directory.known(named)
+        all_rejects = [reject for reject, _ in rejects]
+        valid = []
+        for index, row in rows:
+            if row.location_id in known:
+                valid.append(row)
+            else:
+                all_rejects.append(
+                    RecordReject(
+                        index,
+                        "location_id",
+                        "LOCATION_NOT_FOUND",
+                        f"no location {row.location_id!r}",
+                    )
+                )
+        rejected = Counter(loc for _, loc in rejects if loc in known)
+        flags = self._apply(valid, dict(rejected))
+        applied = sum(flags)
+        return DeltaResult(
+            applied, len(flags) - applied, sorted(all_rejects, key=lambda r: r.index)
+        )
+
+    def _apply(self, rows: Sequence[DeltaRow], rejected: dict[str, int]) -> list[bool]:
+        if not rows and not rejected:
+            return []
         try:
-            return self._stock.apply_absolute(updates, now=self._clock())
+            return self._writer.apply_deltas(
+                rows, now_us=to_micros(self._clock()), rejected_by_location=rejected
+            )
         finally:
             # Also after a failure: the transaction may have committed before it.
             if self._cache is not None:
-                self._cache.invalidate((u.sku, u.location_id) for u in updates)
+                self._cache.invalidate((row.sku, row.location_id) for row in rows)
+
+    def begin_snapshot(self, location_id: str, as_of: datetime) -> SnapshotSession:
+        self._directory.require([location_id])
+        staging = self._writer.begin_snapshot(
+            location_id, to_micros(as_of), now_us=to_micros(self._clock())
+        )
+        return SnapshotSession(staging, self._cache)
+
+    def feed_status(self, location_id: str) -> FeedStatus:
+        [location] = self._directory.require([location_id])
+        records = self._status.for_locations([location_id])
+        return self._status_of(location, records.get(location_id))
+
+    def list_feed_status(self, *, after_id: str, limit: int) -> tuple[list[FeedStatus], str | None]:
+        locations = [loc for loc in self._directory.all() if loc.id > after_id][: limit + 1]
+        more = len(locations) > limit
+        locations = locations[:limit]
+        records = self._status.for_locations([loc.id for loc in locations])
+        page = [self._status_of(loc, records.get(loc.id)) for loc in locations]
+        return page, (locations[-1].id if more else None)
+
+    def _status_of(self, location: Location, record: FeedStatusRecord | None) -> FeedStatus:
+        record = record or FeedStatusRecord(location.id)
+        newest = max(
+            (
+                t
+                for t in (record.last_snapshot_as_of_us, record.last_delta_source_us)
+                if t is not None
+            ),
+            default=None,
+        )
+        if newest is None:
+            freshness = Freshness.NEVER_REPORTED
+        elif is_stale(self._clock() - from_micros(newest), location.effective_freshness_budget):
+            freshness = Freshness.STALE
+        else:
+            freshness = Freshness.FRESH
+        return FeedStatus(record, freshness)
+
+    def export_stock(self, location_id: str | None) -> Iterator[list[AvailabilityView]]:
+        """Exact answers for a location's records (or every active location's), a page at a time."""
+        if location_id:
+            locations = self._directory.require([location_id])
+        else:
+            locations = self._directory.active()
+        for location in locations:
+            after = ""
+            while True:
+                records = self._status.stock_page(
+                    location.id, after_sku=after, limit=EXPORT_PAGE_SIZE
+                )
+                if not records:
+                    break
+                now = self._clock()
+                yield [
+                    view_record(r, location.stock_policy, now=now, exposure=Exposure.EXACT)
+                    for r in records
+                ]
+                after = records[-1].sku

@@ -285,7 +285,10 @@ class _SqliteSnapshot(SnapshotImport):
         location_id, as_of, marker = self.location_id, self.as_of_us, self._marker
         self._connection.executemany(
             self._sql,
-            [(sku, location_id, on_hand, safety, as_of, marker) for sku, on_hand, safety in records],
+            [
+                (sku, location_id, on_hand, safety, as_of, marker)
+                for sku, on_hand, safety in records
+            ],
         )
         self.received += len(records)
 
@@ -319,9 +322,10 @@ class _PostgresSnapshot(SnapshotImport):
         )
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
-        with self._connection.cursor() as cursor, cursor.copy(
-            f"COPY {self._table} (sku, on_hand, safety_stock) FROM STDIN"
-        ) as copy:
+        with (
+            self._connection.cursor() as cursor,
+            cursor.copy(f"COPY {self._table} (sku, on_hand, safety_stock) FROM STDIN") as copy,
+        ):
             for record in records:
                 copy.write_row(record)
         self.received += len(records)

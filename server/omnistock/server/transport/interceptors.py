@@ -152,9 +152,7 @@ class _WrappingRegistrar:
         self._server = server
         self._layer = layer
 
-    def add_generic_rpc_handlers(
-        self, handlers: Sequence[grpc.GenericRpcHandler]
-    ) -> None:
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
         # The same handlers arrive through add_registered_method_handlers, which
         # takes precedence in grpc; they are registered (wrapped) there.
         pass

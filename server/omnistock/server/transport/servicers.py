@@ -9,21 +9,16 @@ from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.locations import Location
 from omnistock.server.service.availability import AvailabilityService
-from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.limits import (
     DEFAULT_LIST_PAGE_SIZE,
     MAX_AVAILABILITY_LOCATIONS,
     MAX_BATCH_PAIRS,
     MAX_LIST_PAGE_SIZE,
-    MAX_QUANTITY,
-    MAX_STOCK_UPDATES,
     MAX_UPSERT_LOCATIONS,
 )
 from omnistock.server.service.locations import LocationService
-from omnistock.server.store.stock import AbsoluteUpdate
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
-    check_source_timestamp,
     EXPOSURES,
     decode_page_token,
     encode_page_token,
@@ -31,14 +26,11 @@ from omnistock.server.transport.convert import (
     kind_from_proto,
     location_from_proto,
     location_to_proto,
-    timestamp_to_datetime,
     view_to_proto,
 )
 from omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
-    feed_pb2,
-    feed_pb2_grpc,
     location_pb2,
     location_pb2_grpc,
 )
@@ -191,59 +183,4 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             )
         return availability_pb2.BatchGetAvailabilityResponse(
             availabilities=[view_to_proto(view) for view in views]
-        )
-
-
-class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
-    def __init__(self, service: FeedService, runner: BlockingRunner) -> None:
-        self._service = service
-        self._runner = runner
-
-    async def ApplyStockUpdates(
-        self, request: feed_pb2.ApplyStockUpdatesRequest, context: aio.ServicerContext[Any, Any]
-    ) -> feed_pb2.ApplyStockUpdatesResponse:
-        v = Violations()
-        check_count(v, len(request.updates), "updates", MAX_STOCK_UPDATES)
-        updates: list[AbsoluteUpdate] = []
-        if not v:
-            for i, u in enumerate(request.updates):
-                prefix = f"updates[{i}]"
-                check_id(v, u.location_id, f"{prefix}.location_id")
-                check_id(v, u.sku, f"{prefix}.sku")
-                v.check(
-                    abs(u.on_hand) <= MAX_QUANTITY,
-                    f"{prefix}.on_hand",
-                    f"must be within +-{MAX_QUANTITY:,}",
-                )
-                has_safety = u.HasField("safety_stock")
-                v.check(
-                    not has_safety or 0 <= u.safety_stock <= MAX_QUANTITY,
-                    f"{prefix}.safety_stock",
-                    f"must be within [0, {MAX_QUANTITY:,}]",
-                )
-                present = u.HasField("source_updated_at")
-                check_source_timestamp(
-                    v, u.source_updated_at, f"{prefix}.source_updated_at", present
-                )
-                has_sequence = u.HasField("source_sequence")
-                v.check(
-                    not has_sequence or u.source_sequence >= 0,
-                    f"{prefix}.source_sequence",
-                    "must not be negative",
-                )
-                if not v:
-                    updates.append(
-                        AbsoluteUpdate(
-                            location_id=u.location_id,
-                            sku=u.sku,
-                            on_hand=u.on_hand,
-                            source_updated_at=timestamp_to_datetime(u.source_updated_at),
-                            safety_stock=u.safety_stock if has_safety else None,
-                            source_sequence=u.source_sequence if has_sequence else None,
-                        )
-                    )
-        v.raise_if_any()
-        result = await self._runner.run(self._service.apply_stock_updates, updates)
-        return feed_pb2.ApplyStockUpdatesResponse(
-            applied_count=result.applied, stale_count=result.stale
         )

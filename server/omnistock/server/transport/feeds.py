@@ -1,0 +1,316 @@
+"""The FeedService servicer: batch updates, delta streams, snapshots, status and exports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from grpc import aio
+from omnistock.server.domain.errors import FieldViolation, InvalidArgument, Violations
+from omnistock.server.domain.ids import check_id, is_valid_id
+from omnistock.server.service.feeds import (
+    FeedService,
+    FeedStatus,
+    Freshness,
+    RecordReject,
+    SnapshotSession,
+)
+from omnistock.server.service.limits import (
+    DEFAULT_LIST_PAGE_SIZE,
+    MAX_LIST_PAGE_SIZE,
+    MAX_QUANTITY,
+    MAX_STOCK_UPDATES,
+)
+from omnistock.server.store.feeds import DeltaRow
+from omnistock.server.store.timeutil import from_micros, to_micros
+from omnistock.server.transport.blocking import BlockingRunner
+from omnistock.server.transport.convert import (
+    check_source_timestamp,
+    datetime_to_timestamp,
+    decode_page_token,
+    encode_page_token,
+    timestamp_to_datetime,
+    view_to_proto,
+)
+from omnistock.server.transport.servicers import check_count
+from omnistock.v1 import feed_pb2, feed_pb2_grpc
+
+# A snapshot with more bad records than this stops listing them.
+MAX_REPORTED_VIOLATIONS = 100
+
+_FRESHNESS = {
+    Freshness.FRESH: feed_pb2.FRESHNESS_STATE_FRESH,
+    Freshness.STALE: feed_pb2.FRESHNESS_STATE_STALE,
+    Freshness.NEVER_REPORTED: feed_pb2.FRESHNESS_STATE_NEVER_REPORTED,
+}
+
+
+def delta_row(v: Violations, record: feed_pb2.DeltaRecord, prefix: str) -> DeltaRow | None:
+    """Check one delta record; None (with violations added) when it is invalid."""
+    before = len(v.items)
+    check_id(v, record.location_id, f"{prefix}location_id")
+    check_id(v, record.sku, f"{prefix}sku")
+    change = record.WhichOneof("change")
+    if change is None:
+        v.add(f"{prefix}on_hand", "one of on_hand or adjustment is required")
+        quantity = 0
+    else:
+        quantity = getattr(record, change)
+        v.check(
+            abs(quantity) <= MAX_QUANTITY, f"{prefix}{change}", f"must be within +-{MAX_QUANTITY:,}"
+        )
+    has_safety = record.HasField("safety_stock")
+    v.check(
+        not has_safety or 0 <= record.safety_stock <= MAX_QUANTITY,
+        f"{prefix}safety_stock",
+        f"must be within [0, {MAX_QUANTITY:,}]",
+    )
+    check_source_timestamp(
+        v,
+        record.source_updated_at,
+        f"{prefix}source_updated_at",
+        record.HasField("source_updated_at"),
+    )
+    has_sequence = record.HasField("source_sequence")
+    v.check(
+        not has_sequence or record.source_sequence >= 0,
+        f"{prefix}source_sequence",
+        "must not be negative",
+    )
+    if len(v.items) > before:
+        return None
+    return DeltaRow(
+        location_id=record.location_id,
+        sku=record.sku,
+        quantity=quantity,
+        relative=change == "adjustment",
+        source_updated_at_us=to_micros(timestamp_to_datetime(record.source_updated_at)),
+        safety_stock=record.safety_stock if has_safety else None,
+        source_sequence=record.source_sequence if has_sequence else None,
+    )
+
+
+def snapshot_records(
+    v: Violations, records: Sequence[feed_pb2.SnapshotRecord], first_index: int
+) -> list[tuple[str, int, int | None]]:
+    rows: list[tuple[str, int, int | None]] = []
+    for offset, record in enumerate(records):
+        sku, on_hand = record.sku, record.on_hand
+        safety = record.safety_stock if record.HasField("safety_stock") else None
+        # Checked inline: this runs once per record of snapshots of a million.
+        if (
+            is_valid_id(sku)
+            and -MAX_QUANTITY <= on_hand <= MAX_QUANTITY
+            and (safety is None or 0 <= safety <= MAX_QUANTITY)
+        ):
+            rows.append((sku, on_hand, safety))
+            continue
+        prefix = f"records[{first_index + offset}]."
+        check_id(v, sku, f"{prefix}sku")
+        v.check(
+            abs(on_hand) <= MAX_QUANTITY, f"{prefix}on_hand", f"must be within +-{MAX_QUANTITY:,}"
+        )
+        v.check(
+            safety is None or 0 <= safety <= MAX_QUANTITY,
+            f"{prefix}safety_stock",
+            f"must be within [0, {MAX_QUANTITY:,}]",
+        )
+    return rows
+
+
+def status_to_proto(status: FeedStatus) -> feed_pb2.FeedStatus:
+    r = status.record
+
+    def stamp(value: int | None) -> Any:
+        return None if value is None else datetime_to_timestamp(from_micros(value))
+
+    return feed_pb2.FeedStatus(
+        location_id=r.location_id,
+        last_snapshot_as_of=stamp(r.last_snapshot_as_of_us),
+        last_snapshot_received_at=stamp(r.last_snapshot_received_us),
+        last_delta_source_at=stamp(r.last_delta_source_us),
+        last_delta_received_at=stamp(r.last_delta_received_us),
+        snapshot_count=r.snapshot_count,
+        delta_applied_count=r.delta_applied_count,
+        stale_count=r.stale_count,
+        rejected_count=r.rejected_count,
+        record_count=r.record_count,
+        freshness=_FRESHNESS[status.freshness],
+    )
+
+
+class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
+    def __init__(self, service: FeedService, runner: BlockingRunner) -> None:
+        self._service = service
+        self._runner = runner
+
+    async def ApplyStockUpdates(
+        self, request: feed_pb2.ApplyStockUpdatesRequest, context: aio.ServicerContext[Any, Any]
+    ) -> feed_pb2.ApplyStockUpdatesResponse:
+        v = Violations()
+        check_count(v, len(request.updates), "updates", MAX_STOCK_UPDATES)
+        rows: list[DeltaRow] = []
+        if not v:
+            for i, u in enumerate(request.updates):
+                record = feed_pb2.DeltaRecord(
+                    location_id=u.location_id,
+                    sku=u.sku,
+                    on_hand=u.on_hand,
+                    source_updated_at=u.source_updated_at
+                    if u.HasField("source_updated_at")
+                    else None,
+                )
+                if u.HasField("safety_stock"):
+                    record.safety_stock = u.safety_stock
+                if u.HasField("source_sequence"):
+                    record.source_sequence = u.source_sequence
+                row = delta_row(v, record, f"updates[{i}].")
+                if row is not None:
+                    rows.append(row)
+        v.raise_if_any()
+        applied, stale = await self._runner.run(self._service.apply_stock_updates, rows)
+        return feed_pb2.ApplyStockUpdatesResponse(applied_count=applied, stale_count=stale)
+
+    async def StreamDeltas(
+        self,
+        request_iterator: AsyncIterator[feed_pb2.StreamDeltasRequest],
+        context: aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[feed_pb2.StreamDeltasResponse]:
+        async for request in request_iterator:
+            v = Violations()
+            check_count(v, len(request.records), "records", MAX_STOCK_UPDATES)
+            v.raise_if_any()
+            rows: list[tuple[int, DeltaRow]] = []
+            rejects: list[tuple[RecordReject, str]] = []
+            for index, record in enumerate(request.records):
+                problems = Violations()
+                row = delta_row(problems, record, "")
+                if row is not None:
+                    rows.append((index, row))
+                    continue
+                first = problems.items[0]
+                description = "; ".join(f"{p.field}: {p.description}" for p in problems.items)
+                rejects.append(
+                    (
+                        RecordReject(index, first.field, "INVALID_FIELD", description),
+                        record.location_id,
+                    )
+                )
+            result = await self._runner.run(self._service.apply_deltas, rows, rejects)
+            yield feed_pb2.StreamDeltasResponse(
+                batch_id=request.batch_id,
+                applied_count=result.applied,
+                stale_count=result.stale,
+                rejected_count=len(result.rejects),
+                rejects=[
+                    feed_pb2.RecordReject(
+                        index=r.index, field=r.field, reason=r.reason, description=r.description
+                    )
+                    for r in result.rejects
+                ],
+            )
+
+    async def ImportSnapshot(
+        self,
+        request_iterator: AsyncIterator[feed_pb2.ImportSnapshotRequest],
+        context: aio.ServicerContext[Any, Any],
+    ) -> feed_pb2.ImportSnapshotResponse:
+        session: SnapshotSession | None = None
+        committed = False
+        try:
+            received = 0
+            first = True
+            async for request in request_iterator:
+                v = Violations()
+                if first:
+                    header = request.header
+                    v.check(
+                        request.HasField("header"),
+                        "header",
+                        "the first message must carry the header",
+                    )
+                    check_id(v, header.location_id, "header.location_id")
+                    check_source_timestamp(
+                        v, header.as_of, "header.as_of", header.HasField("as_of")
+                    )
+                    v.raise_if_any()
+                    as_of = timestamp_to_datetime(header.as_of)
+                    session = await self._runner.run(
+                        self._service.begin_snapshot, header.location_id, as_of
+                    )
+                    first = False
+                elif request.HasField("header"):
+                    v.add("header", "only the first message may carry the header")
+                v.check(
+                    len(request.records) <= MAX_STOCK_UPDATES,
+                    "records",
+                    f"must hold at most {MAX_STOCK_UPDATES:,} records per message",
+                )
+                rows = snapshot_records(v, request.records, received)
+                if v:
+                    raise InvalidArgument(v.items[:MAX_REPORTED_VIOLATIONS])
+                received += len(request.records)
+                if rows and session is not None:
+                    await self._runner.run(session.add, rows)
+            if session is None:
+                raise InvalidArgument([FieldViolation("header", "the stream carried no header")])
+            result = await self._runner.run(session.commit)
+            committed = True
+            return feed_pb2.ImportSnapshotResponse(
+                location_id=header.location_id,
+                as_of=header.as_of,
+                received_count=result.received,
+                applied_count=result.applied,
+                stale_count=result.stale,
+                zeroed_count=result.zeroed,
+            )
+        finally:
+            if session is not None and not committed:
+                # A bad record, a dropped stream or a cancelled call: nothing is applied.
+                await self._runner.run(session.abort)
+
+    async def GetFeedStatus(
+        self, request: feed_pb2.GetFeedStatusRequest, context: aio.ServicerContext[Any, Any]
+    ) -> feed_pb2.GetFeedStatusResponse:
+        v = Violations()
+        check_id(v, request.location_id, "location_id")
+        v.raise_if_any()
+        status = await self._runner.run(self._service.feed_status, request.location_id)
+        return feed_pb2.GetFeedStatusResponse(status=status_to_proto(status))
+
+    async def ListFeedStatus(
+        self, request: feed_pb2.ListFeedStatusRequest, context: aio.ServicerContext[Any, Any]
+    ) -> feed_pb2.ListFeedStatusResponse:
+        v = Violations()
+        v.check(
+            0 <= request.page_size <= MAX_LIST_PAGE_SIZE,
+            "page_size",
+            f"must be within [0, {MAX_LIST_PAGE_SIZE}]",
+        )
+        after_id = decode_page_token(v, request.page_token)
+        v.raise_if_any()
+        page, next_after = await self._runner.run(
+            self._service.list_feed_status,
+            after_id=after_id,
+            limit=request.page_size or DEFAULT_LIST_PAGE_SIZE,
+        )
+        return feed_pb2.ListFeedStatusResponse(
+            statuses=[status_to_proto(s) for s in page],
+            next_page_token="" if next_after is None else encode_page_token(next_after),
+        )
+
+    async def ExportStock(
+        self, request: feed_pb2.ExportStockRequest, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[feed_pb2.ExportStockResponse]:
+        v = Violations()
+        if request.location_id:
+            check_id(v, request.location_id, "location_id")
+        v.raise_if_any()
+        pages = self._service.export_stock(request.location_id or None)
+        while True:
+            page = await self._runner.run(next, pages, None)
+            if page is None:
+                return
+            yield feed_pb2.ExportStockResponse(
+                availabilities=[view_to_proto(view) for view in page]
+            )
