@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TypeVar
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from omnistock.client._exceptions import from_rpc_error
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
+    DeltaRecord,
     Exposure,
+    FeedStatus,
+    ImportSnapshotResponse,
     Location,
     LocationKind,
+    SnapshotRecord,
     StockUpdate,
+    StreamDeltasRequest,
+    StreamDeltasResponse,
 )
 from omnistock.v1 import (
     availability_pb2,
@@ -82,13 +90,13 @@ class Client:
         request: object,
         timeout: float | None,
         metadata: Metadata,
+        *,
+        stream: bool = False,
     ) -> Response:
+        # Streams carry whole files: they get no deadline unless the caller sets one.
+        deadline = timeout if timeout is not None else (None if stream else self.timeout)
         try:
-            return method(
-                request,
-                timeout=self.timeout if timeout is None else timeout,
-                metadata=(*self.metadata, *metadata),
-            )
+            return method(request, timeout=deadline, metadata=(*self.metadata, *metadata))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -182,6 +190,107 @@ class Client:
 
     # Feeds
 
+    def import_snapshot(
+        self,
+        location_id: str,
+        as_of: datetime,
+        records: Iterable[SnapshotRecord | tuple[str, int]],
+        *,
+        batch_size: int = 5_000,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> ImportSnapshotResponse:
+        """Replace the stock of one location as of ``as_of``, all or nothing.
+
+        ``records`` may be any iterable (a generator over a file, say): it is sent
+        in batches as it is read. Records of the location missing from it drop to
+        zero, unless the stored record is newer than ``as_of``.
+
+        >>> client.import_snapshot("NL-AMS-01", now, [("ELEC-10000", 4), ("HOME-10001", 0)])  # doctest: +SKIP
+        """
+        header = feed_pb2.SnapshotHeader(location_id=location_id, as_of=_timestamp(as_of))
+
+        def requests() -> Iterator[feed_pb2.ImportSnapshotRequest]:
+            batch: list[SnapshotRecord] = []
+            first = True
+            for record in records:
+                batch.append(
+                    record
+                    if isinstance(record, SnapshotRecord)
+                    else SnapshotRecord(sku=record[0], on_hand=record[1])
+                )
+                if len(batch) >= batch_size:
+                    yield feed_pb2.ImportSnapshotRequest(
+                        header=header if first else None, records=batch
+                    )
+                    first, batch = False, []
+            if batch or first:
+                yield feed_pb2.ImportSnapshotRequest(
+                    header=header if first else None, records=batch
+                )
+
+        return self._call(self._feeds.ImportSnapshot, requests(), timeout, metadata, stream=True)
+
+    def stream_deltas(
+        self,
+        batches: Iterable[StreamDeltasRequest | Sequence[DeltaRecord]],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Iterator[StreamDeltasResponse]:
+        """Send batches of delta records on one stream; yields one ack per batch, in order.
+
+        Each ack counts applied, stale and rejected records, with the index, field
+        and reason of each reject.
+
+        >>> for ack in client.stream_deltas([[DeltaRecord(location_id="NL-AMS-01", sku="ELEC-10000",
+        ...                                                adjustment=-1, source_updated_at=ts)]]):
+        ...     print(ack.applied_count, ack.stale_count, ack.rejected_count)   # doctest: +SKIP
+        """
+        requests = (
+            batch
+            if isinstance(batch, StreamDeltasRequest)
+            else StreamDeltasRequest(batch_id=str(number), records=list(batch))
+            for number, batch in enumerate(batches)
+        )
+        responses = self._call(self._feeds.StreamDeltas, requests, timeout, metadata, stream=True)
+        try:
+            yield from responses
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def get_feed_status(
+        self, location_id: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> FeedStatus:
+        """The last snapshot and delta times, counts and freshness of one location's feeds."""
+        request = feed_pb2.GetFeedStatusRequest(location_id=location_id)
+        return self._call(self._feeds.GetFeedStatus, request, timeout, metadata).status
+
+    def list_feed_status(
+        self, *, page_size: int = 100, timeout: float | None = None, metadata: Metadata = ()
+    ) -> Iterator[FeedStatus]:
+        """The feed status of every location, ordered by id, a page at a time."""
+        token = ""
+        while True:
+            request = feed_pb2.ListFeedStatusRequest(page_size=page_size, page_token=token)
+            response = self._call(self._feeds.ListFeedStatus, request, timeout, metadata)
+            yield from response.statuses
+            token = response.next_page_token
+            if not token:
+                return
+
+    def export_stock(
+        self, location_id: str = "", *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> Iterator[Availability]:
+        """Exact stock of one location (or every active one), ordered by location and sku."""
+        request = feed_pb2.ExportStockRequest(location_id=location_id)
+        responses = self._call(self._feeds.ExportStock, request, timeout, metadata, stream=True)
+        try:
+            for response in responses:
+                yield from response.availabilities
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
     def apply_stock_updates(
         self,
         updates: Iterable[StockUpdate],
@@ -192,3 +301,11 @@ class Client:
         """Apply absolute quantities, all or nothing; older updates are counted as stale."""
         request = feed_pb2.ApplyStockUpdatesRequest(updates=list(updates))
         return self._call(self._feeds.ApplyStockUpdates, request, timeout, metadata)
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    if value.tzinfo is None:
+        raise ValueError("use an aware datetime, for example datetime.now(UTC)")
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp

@@ -15,6 +15,19 @@ Availability = availability_pb2.Availability
 SkuLocation = availability_pb2.SkuLocation
 StockUpdate = feed_pb2.StockUpdate
 ApplyStockUpdatesResponse = feed_pb2.ApplyStockUpdatesResponse
+SnapshotRecord = feed_pb2.SnapshotRecord
+ImportSnapshotResponse = feed_pb2.ImportSnapshotResponse
+DeltaRecord = feed_pb2.DeltaRecord
+StreamDeltasRequest = feed_pb2.StreamDeltasRequest
+StreamDeltasResponse = feed_pb2.StreamDeltasResponse
+RecordReject = feed_pb2.RecordReject
+FeedStatus = feed_pb2.FeedStatus
+
+
+class FreshnessState(enum.IntEnum):
+    FRESH = feed_pb2.FRESHNESS_STATE_FRESH
+    STALE = feed_pb2.FRESHNESS_STATE_STALE
+    NEVER_REPORTED = feed_pb2.FRESHNESS_STATE_NEVER_REPORTED
 
 
 class Exposure(enum.IntEnum):

@@ -9,6 +9,14 @@ The ordering rule (DESIGN.md): an update applies only when it is newer than
 the stored record, by source_sequence when both have one, else by source time.
 Equal is not newer, so an exact replay changes nothing.
 
+A snapshot says the location held nothing else as of its time, so its as_of
+is a watermark for the location: a late update older than the newest snapshot,
+for a sku the snapshot did not name, lands as the zero the snapshot implied
+(and counts as stale). With that, any order of the same timestamped absolute
+updates and snapshots ends in the same state (tests/feeds/test_feed_order.py).
+Relative adjustments are not commutative with ignoring late ones: a sender that
+may reorder should send absolute quantities, or sequence numbers.
+
 Snapshots run in one transaction that stays open while the records stream in,
 so a crash or a dropped stream leaves the previous state whole. On SQLite that
 transaction holds the database's write lock for the length of the import
@@ -156,21 +164,32 @@ class FeedWriter:
         newest: dict[str, int] = {}
         with self._transaction() as connection:
             cursor = connection.cursor()
+            watermarks = self._watermarks(cursor, {row.location_id for row in rows})
             for row in rows:
-                cursor.execute(
-                    self._relative if row.relative else self._absolute,
-                    (
-                        row.sku,
-                        row.location_id,
-                        row.quantity,
-                        0,
-                        row.safety_stock,
-                        row.source_updated_at_us,
-                        row.source_sequence,
-                        now_us,
-                    ),
-                )
-                ok = cursor.fetchone() is not None
+                watermark = watermarks.get(row.location_id)
+                if watermark is not None and row.source_updated_at_us < watermark:
+                    # Older than the location's newest snapshot: at most the zero it implied.
+                    cursor.execute(
+                        self._absolute,
+                        (row.sku, row.location_id, 0, 0, row.safety_stock, watermark, None, now_us),
+                    )
+                    cursor.fetchall()
+                    ok = False
+                else:
+                    cursor.execute(
+                        self._relative if row.relative else self._absolute,
+                        (
+                            row.sku,
+                            row.location_id,
+                            row.quantity,
+                            0,
+                            row.safety_stock,
+                            row.source_updated_at_us,
+                            row.source_sequence,
+                            now_us,
+                        ),
+                    )
+                    ok = cursor.fetchone() is not None
                 applied_flags.append(ok)
                 if ok:
                     applied[row.location_id] += 1
@@ -193,6 +212,18 @@ class FeedWriter:
                 )
             cursor.close()
         return applied_flags
+
+    def _watermarks(self, cursor: Any, location_ids: set[str]) -> dict[str, int]:
+        """The newest snapshot as_of of each location that has had one."""
+        if not location_ids:
+            return {}
+        marks = ", ".join([self._dialect.mark] * len(location_ids))
+        cursor.execute(
+            "SELECT location_id, last_snapshot_as_of_us FROM feed_status"
+            f" WHERE last_snapshot_as_of_us IS NOT NULL AND location_id IN ({marks})",
+            tuple(location_ids),
+        )
+        return dict(cursor.fetchall())
 
     def begin_snapshot(self, location_id: str, as_of_us: int, *, now_us: int) -> SnapshotImport:
         """Open a snapshot import: add() records, then commit() or abort()."""
@@ -227,6 +258,14 @@ class SnapshotImport:
         self._pooled = writer._engine.raw_connection()
         self._connection: Any = self._pooled.driver_connection
         self._open = True
+        # Set by subclasses once the transaction is open: a snapshot older than the
+        # location's newest one writes only the zeros that one implied.
+        self._late_to: int | None = None
+
+    def _check_late(self, cursor: Any) -> None:
+        watermark = self._writer._watermarks(cursor, {self.location_id}).get(self.location_id)
+        if watermark is not None and self.as_of_us < watermark:
+            self._late_to = watermark
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
         """Stage (sku, on_hand, safety_stock) records."""
@@ -235,6 +274,12 @@ class SnapshotImport:
     def _finish(self, cursor: Any, applied: int) -> SnapshotResult:
         """Zero what the snapshot left out, record the status, and commit."""
         m = self._writer._dialect.mark
+        if self._late_to is not None:
+            cursor.execute(
+                self._writer._snapshot_status,
+                (self.location_id, self.as_of_us, self._marker, self.received),
+            )
+            return SnapshotResult(self.received, 0, self.received, 0)
         cursor.execute(
             f"UPDATE stock SET on_hand = 0, source_updated_at_us = {m}, source_sequence = NULL,"
             f" received_at_us = {m} WHERE location_id = {m} AND source_updated_at_us < {m}"
@@ -271,6 +316,9 @@ class _SqliteSnapshot(SnapshotImport):
     def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, marker: int) -> None:
         super().__init__(writer, location_id, as_of_us, marker)
         self._connection.execute("BEGIN IMMEDIATE")
+        cursor = self._connection.cursor()
+        self._check_late(cursor)
+        cursor.close()
         self._changes_before = self._connection.total_changes
         self._sql = (
             f"INSERT INTO stock ({_COLUMNS}) VALUES (?, ?, ?, 0, ?, ?, NULL, ?) "
@@ -283,13 +331,15 @@ class _SqliteSnapshot(SnapshotImport):
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
         location_id, as_of, marker = self.location_id, self.as_of_us, self._marker
-        self._connection.executemany(
-            self._sql,
-            [
+        if self._late_to is None:
+            rows = [
                 (sku, location_id, on_hand, safety, as_of, marker)
                 for sku, on_hand, safety in records
-            ],
-        )
+            ]
+        else:
+            late = self._late_to
+            rows = [(sku, location_id, 0, safety, late, marker) for sku, _, safety in records]
+        self._connection.executemany(self._sql, rows)
         self.received += len(records)
 
     def commit(self) -> SnapshotResult:
@@ -320,6 +370,8 @@ class _PostgresSnapshot(SnapshotImport):
             f"CREATE TEMPORARY TABLE {self._table} (position bigserial, sku text NOT NULL,"
             " on_hand bigint NOT NULL, safety_stock bigint) ON COMMIT DROP"
         )
+        with self._connection.cursor() as cursor:
+            self._check_late(cursor)
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
         with (
@@ -334,15 +386,17 @@ class _PostgresSnapshot(SnapshotImport):
         try:
             with self._connection.cursor() as cursor:
                 # DISTINCT ON keeps the first record of a repeated sku, as SQLite does.
+                late = self._late_to is not None
                 cursor.execute(
-                    f"INSERT INTO stock ({_COLUMNS}) SELECT DISTINCT ON (sku) sku, %s, on_hand, 0,"
+                    f"INSERT INTO stock ({_COLUMNS}) SELECT DISTINCT ON (sku) sku, %s,"
+                    f" {'0' if late else 'on_hand'}, 0,"
                     f" safety_stock, %s, NULL, %s FROM {self._table} ORDER BY sku, position "
                     "ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand, "
                     "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
                     "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
                     "received_at_us = excluded.received_at_us "
                     "WHERE excluded.source_updated_at_us > stock.source_updated_at_us",
-                    (self.location_id, self.as_of_us, self._marker),
+                    (self.location_id, self._late_to or self.as_of_us, self._marker),
                 )
                 applied = cursor.rowcount
                 result = self._finish(cursor, applied)
