@@ -27,7 +27,6 @@ temporary table through COPY and are merged at the end.
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -98,8 +97,6 @@ class _Dialect:
 class FeedWriter:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._marker_lock = threading.Lock()
-        self._last_marker = 0
         self._dialect = d = _Dialect(engine.dialect.name == "postgresql")
         m = d.mark
         self._absolute = _upsert(m, "excluded.on_hand")
@@ -227,33 +224,26 @@ class FeedWriter:
 
     def begin_snapshot(self, location_id: str, as_of_us: int, *, now_us: int) -> SnapshotImport:
         """Open a snapshot import: add() records, then commit() or abort()."""
-        marker = self._next_marker(now_us)
         if self._dialect.postgres:
-            return _PostgresSnapshot(self, location_id, as_of_us, marker)
-        return _SqliteSnapshot(self, location_id, as_of_us, marker)
-
-    def _next_marker(self, now_us: int) -> int:
-        """The received time for a snapshot's records: now, but never the same twice."""
-        with self._marker_lock:
-            self._last_marker = max(now_us, self._last_marker + 1)
-            return self._last_marker
+            return _PostgresSnapshot(self, location_id, as_of_us, now_us)
+        return _SqliteSnapshot(self, location_id, as_of_us, now_us)
 
 
 class SnapshotImport:
     """One location's snapshot, applied all or nothing on commit().
 
-    Each record is marked with this import's received time, so that at commit
-    the location's records it did not touch, and that are older than as_of,
-    can drop to zero. A sku repeated within one snapshot counts once: the
-    repeats are not newer than the first, so they count as stale.
+    After the upsert every record the snapshot named has a source time of at
+    least as_of (it was written at as_of, or kept as newer), so the records still
+    older than as_of are exactly those it left out: they drop to zero. A sku
+    repeated within one snapshot counts once: the repeats are not newer than the
+    first, so they count as stale.
     """
 
-    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, marker: int) -> None:
+    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, now_us: int) -> None:
         self._writer = writer
         self.location_id = location_id
         self.as_of_us = as_of_us
-        # This import's received time, unique per import (FeedWriter._next_marker).
-        self._marker = marker
+        self._now_us = now_us
         self.received = 0
         self._pooled = writer._engine.raw_connection()
         self._connection: Any = self._pooled.driver_connection
@@ -277,20 +267,19 @@ class SnapshotImport:
         if self._late_to is not None:
             cursor.execute(
                 self._writer._snapshot_status,
-                (self.location_id, self.as_of_us, self._marker, self.received),
+                (self.location_id, self.as_of_us, self._now_us, self.received),
             )
             return SnapshotResult(self.received, 0, self.received, 0)
         cursor.execute(
             f"UPDATE stock SET on_hand = 0, source_updated_at_us = {m}, source_sequence = NULL,"
-            f" received_at_us = {m} WHERE location_id = {m} AND source_updated_at_us < {m}"
-            f" AND received_at_us <> {m}",
-            (self.as_of_us, self._marker, self.location_id, self.as_of_us, self._marker),
+            f" received_at_us = {m} WHERE location_id = {m} AND source_updated_at_us < {m}",
+            (self.as_of_us, self._now_us, self.location_id, self.as_of_us),
         )
         zeroed = cursor.rowcount
         stale = self.received - applied
         cursor.execute(
             self._writer._snapshot_status,
-            (self.location_id, self.as_of_us, self._marker, stale),
+            (self.location_id, self.as_of_us, self._now_us, stale),
         )
         return SnapshotResult(self.received, applied, stale, zeroed)
 
@@ -313,8 +302,8 @@ class SnapshotImport:
 class _SqliteSnapshot(SnapshotImport):
     """Records go straight into the stock table inside one open write transaction."""
 
-    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, marker: int) -> None:
-        super().__init__(writer, location_id, as_of_us, marker)
+    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, now_us: int) -> None:
+        super().__init__(writer, location_id, as_of_us, now_us)
         self._connection.execute("BEGIN IMMEDIATE")
         cursor = self._connection.cursor()
         self._check_late(cursor)
@@ -330,15 +319,14 @@ class _SqliteSnapshot(SnapshotImport):
         )
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
-        location_id, as_of, marker = self.location_id, self.as_of_us, self._marker
+        location_id, as_of, now = self.location_id, self.as_of_us, self._now_us
         if self._late_to is None:
             rows = [
-                (sku, location_id, on_hand, safety, as_of, marker)
-                for sku, on_hand, safety in records
+                (sku, location_id, on_hand, safety, as_of, now) for sku, on_hand, safety in records
             ]
         else:
             late = self._late_to
-            rows = [(sku, location_id, 0, safety, late, marker) for sku, _, safety in records]
+            rows = [(sku, location_id, 0, safety, late, now) for sku, _, safety in records]
         self._connection.executemany(self._sql, rows)
         self.received += len(records)
 
@@ -362,8 +350,8 @@ class _SqliteSnapshot(SnapshotImport):
 class _PostgresSnapshot(SnapshotImport):
     """Records are COPYed into a temporary table, then merged in the same transaction."""
 
-    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, marker: int) -> None:
-        super().__init__(writer, location_id, as_of_us, marker)
+    def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, now_us: int) -> None:
+        super().__init__(writer, location_id, as_of_us, now_us)
         self._table = f"snapshot_{uuid.uuid4().hex}"
         # position keeps the order records arrived in, so a repeated sku keeps its first.
         self._connection.execute(
@@ -396,7 +384,7 @@ class _PostgresSnapshot(SnapshotImport):
                     "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
                     "received_at_us = excluded.received_at_us "
                     "WHERE excluded.source_updated_at_us > stock.source_updated_at_us",
-                    (self.location_id, self._late_to or self.as_of_us, self._marker),
+                    (self.location_id, self._late_to or self.as_of_us, self._now_us),
                 )
                 applied = cursor.rowcount
                 result = self._finish(cursor, applied)
