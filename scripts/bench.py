@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench-data"
@@ -168,7 +169,9 @@ def h2load(
     return result
 
 
-def paced_latency(url: str, body: bytes, *, rate: float, duration: float, generators: int = 4) -> LoadResult:
+def paced_latency(
+    url: str, body: bytes, *, rate: float, duration: float, generators: int = 4
+) -> LoadResult:
     """Latency at a fixed offered load: Poisson arrivals at ``rate`` per second.
 
     h2load's --rps mode sends in bursts (even an empty handler shows a p99 of
@@ -424,6 +427,222 @@ def availability(args: argparse.Namespace) -> None:
     )
 
 
+# ---------------------------------------------------------------- ingest
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def snapshot_requests(
+    location_id: str, count: int, as_of: datetime, batch: int = 5_000
+) -> list[Any]:
+    from omnistock.v1 import feed_pb2
+
+    header = feed_pb2.SnapshotHeader(location_id=location_id)
+    header.as_of.FromDatetime(as_of)
+    requests = []
+    for start in range(0, count, batch):
+        records = [
+            feed_pb2.SnapshotRecord(sku=f"SKU-{i:07d}", on_hand=i % 50)
+            for i in range(start, min(count, start + batch))
+        ]
+        requests.append(
+            feed_pb2.ImportSnapshotRequest(header=header if start == 0 else None, records=records)
+        )
+    return requests
+
+
+def raw_sqlite_insert(path: Path, count: int, now_us: int) -> float:
+    """The baseline: sqlite3.executemany of the same rows into the same table, one transaction."""
+    import sqlite3
+
+    rows = [
+        (f"SKU-{i:07d}", "BENCH-1", i % 50, 0, None, now_us, None, now_us) for i in range(count)
+    ]
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    started = time.perf_counter()
+    connection.execute("BEGIN")
+    connection.executemany(
+        "INSERT INTO stock (sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us,"
+        " source_sequence, received_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return count / elapsed
+
+
+def raw_postgres_copy(url: str, count: int, now_us: int) -> float:
+    """The baseline: COPY of the same rows into the same table, one transaction."""
+    import psycopg
+
+    rows = [
+        (f"SKU-{i:07d}", "BENCH-1", i % 50, 0, None, now_us, None, now_us) for i in range(count)
+    ]
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        started = time.perf_counter()
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(
+                "COPY stock (sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us,"
+                " source_sequence, received_at_us) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        connection.commit()
+        return count / (time.perf_counter() - started)
+
+
+def fresh_database(kind: str, tmp: Path) -> str:
+    """An empty, migrated database with the one benchmark location."""
+    from omnistock.server.domain.locations import Location, LocationKind
+    from omnistock.server.store.database import create_database_engine, migrate
+    from omnistock.server.store.locations import LocationRepository
+    from sqlalchemy import create_engine, text
+
+    if kind == "sqlite":
+        path = tmp / f"ingest-{time.monotonic_ns()}.db"
+        url = f"sqlite:///{path}"
+    else:
+        url = os.environ.get(
+            "OMNISTOCK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        )
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        admin.dispose()
+    engine = create_database_engine(url)
+    migrate(engine)
+    LocationRepository(engine).upsert_many(
+        [
+            Location(
+                id="BENCH-1",
+                kind=LocationKind.STORE,
+                name="Bench",
+                time_zone="UTC",
+                latitude=52,
+                longitude=5,
+            )
+        ],
+        now=datetime.now(UTC),
+    )
+    engine.dispose()
+    return url
+
+
+def served_snapshot(url: str, requests: list[Any], count: int) -> tuple[float, float]:
+    """Rows per second of ImportSnapshot through a real server, and the server's peak RSS."""
+    import grpc
+    from omnistock.v1 import feed_pb2_grpc
+
+    port = free_port()
+    env = {**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"}
+    process = start_pinned(
+        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
+         "--database-url", url],
+        env=env,
+    )  # fmt: skip
+    try:
+        wait_port(port)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = feed_pb2_grpc.FeedServiceStub(channel)
+            started = time.perf_counter()
+            response = stub.ImportSnapshot(iter(requests))
+            elapsed = time.perf_counter() - started
+        if response.applied_count != count:
+            sys.exit(f"snapshot applied {response.applied_count}, expected {count}")
+        return count / elapsed, peak_rss_mb(process.pid)
+    finally:
+        stop(process)
+
+
+def served_deltas(url: str, records: int, batch: int = 1_000) -> float:
+    import grpc
+    from omnistock.v1 import feed_pb2, feed_pb2_grpc
+
+    now = datetime.now(UTC)
+    requests = []
+    for start in range(0, records, batch):
+        items = []
+        for i in range(start, min(records, start + batch)):
+            record = feed_pb2.DeltaRecord(
+                location_id="BENCH-1", sku=f"SKU-{i % 100_000:07d}", adjustment=-1
+            )
+            record.source_updated_at.FromDatetime(now + timedelta(microseconds=i))
+            items.append(record)
+        requests.append(feed_pb2.StreamDeltasRequest(batch_id=str(start), records=items))
+    port = free_port()
+    process = start_pinned(
+        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
+         "--database-url", url],
+        env={**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    try:
+        wait_port(port)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = feed_pb2_grpc.FeedServiceStub(channel)
+            started = time.perf_counter()
+            applied = sum(ack.applied_count for ack in stub.StreamDeltas(iter(requests)))
+            elapsed = time.perf_counter() - started
+        if applied != records:
+            sys.exit(f"deltas applied {applied}, expected {records}")
+        return records / elapsed
+    finally:
+        stop(process)
+
+
+def ingest(args: argparse.Namespace) -> None:
+    from omnistock.server.store.timeutil import to_micros
+
+    os.sched_setaffinity(0, {LOAD_CPU})
+    print(f"machine: {machine()}")
+    count = args.records
+    as_of = datetime.now(UTC)
+    requests = snapshot_requests("BENCH-1", count, as_of)
+    small = snapshot_requests("BENCH-1", count // 5, as_of)
+    results = []
+    with tempfile.TemporaryDirectory(dir=DATA_DIR if DATA_DIR.exists() else None) as tmp_dir:
+        tmp = Path(tmp_dir)
+        for kind in ("sqlite", "postgresql") if not args.sqlite_only else ("sqlite",):
+            print(f"{kind}: baseline ...")
+            url = fresh_database(kind, tmp)
+            if kind == "sqlite":
+                base = raw_sqlite_insert(
+                    Path(url.removeprefix("sqlite:///")), count, to_micros(as_of)
+                )
+                base_name = "sqlite3.executemany"
+            else:
+                base = raw_postgres_copy(url, count, to_micros(as_of))
+                base_name = "COPY"
+            print(f"  {base_name}: {base:,.0f} rows/s")
+            ours, rss = served_snapshot(fresh_database(kind, tmp), requests, count)
+            _, rss_small = served_snapshot(fresh_database(kind, tmp), small, count // 5)
+            print(
+                f"  ImportSnapshot: {ours:,.0f} rows/s ({ours / base:.2f} x); peak RSS {rss_small:.0f} MB at {count // 5:,} records, {rss:.0f} MB at {count:,}"
+            )
+            deltas = served_deltas(fresh_database(kind, tmp), args.deltas)
+            print(f"  StreamDeltas: {deltas:,.0f} records/s")
+            results.append((kind, base_name, base, ours, rss_small, rss, deltas))
+    print()
+    print(
+        f"| database | baseline | baseline rows/s | ImportSnapshot rows/s | ratio | peak RSS at {count // 5:,} / {count:,} | StreamDeltas records/s |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for kind, base_name, base, ours, rss_small, rss, deltas in results:
+        print(
+            f"| {kind} | {base_name} | {base:,.0f} | {ours:,.0f} | {ours / base:.2f} x | {rss_small:.0f} MB / {rss:.0f} MB | {deltas:,.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -444,8 +663,14 @@ def main() -> None:
         default=None,
         help="pass to the server; 0 measures every read on the database",
     )
+    feed = commands.add_parser("ingest", help="snapshots vs raw inserts / COPY, and delta streams")
+    feed.add_argument("--records", type=int, default=1_000_000)
+    feed.add_argument("--deltas", type=int, default=200_000)
+    feed.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
-    if args.command == "serve-empty":
+    if args.command == "ingest":
+        ingest(args)
+    elif args.command == "serve-empty":
         asyncio.run(serve_empty(args.listen))
     elif args.command == "availability":
         availability(args)
