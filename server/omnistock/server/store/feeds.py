@@ -162,31 +162,37 @@ class FeedWriter:
         with self._transaction() as connection:
             cursor = connection.cursor()
             watermarks = self._watermarks(cursor, {row.location_id for row in rows})
+            statements: list[tuple[str, tuple[Any, ...], bool]] = []
             for row in rows:
                 watermark = watermarks.get(row.location_id)
                 if watermark is not None and row.source_updated_at_us < watermark:
                     # Older than the location's newest snapshot: at most the zero it implied.
-                    cursor.execute(
-                        self._absolute,
-                        (row.sku, row.location_id, 0, 0, row.safety_stock, watermark, None, now_us),
+                    params = (
+                        row.sku,
+                        row.location_id,
+                        0,
+                        0,
+                        row.safety_stock,
+                        watermark,
+                        None,
+                        now_us,
                     )
-                    cursor.fetchall()
-                    ok = False
+                    statements.append((self._absolute, params, False))
                 else:
-                    cursor.execute(
-                        self._relative if row.relative else self._absolute,
-                        (
-                            row.sku,
-                            row.location_id,
-                            row.quantity,
-                            0,
-                            row.safety_stock,
-                            row.source_updated_at_us,
-                            row.source_sequence,
-                            now_us,
-                        ),
+                    params = (
+                        row.sku,
+                        row.location_id,
+                        row.quantity,
+                        0,
+                        row.safety_stock,
+                        row.source_updated_at_us,
+                        row.source_sequence,
+                        now_us,
                     )
-                    ok = cursor.fetchone() is not None
+                    statements.append(
+                        (self._relative if row.relative else self._absolute, params, True)
+                    )
+            for row, ok in zip(rows, self._run_upserts(cursor, statements), strict=True):
                 applied_flags.append(ok)
                 if ok:
                     applied[row.location_id] += 1
@@ -209,6 +215,33 @@ class FeedWriter:
                 )
             cursor.close()
         return applied_flags
+
+    def _run_upserts(
+        self, cursor: Any, statements: list[tuple[str, tuple[Any, ...], bool]]
+    ) -> list[bool]:
+        """Run (sql, params, may_apply) upserts in order; True for each that wrote its row."""
+        if not self._dialect.postgres:
+            flags = []
+            for sql, params, may_apply in statements:
+                cursor.execute(sql, params)
+                flags.append(cursor.fetchone() is not None and may_apply)
+            return flags
+        # PostgreSQL: one pipelined executemany per run of the same statement, instead
+        # of a network round trip per record.
+        flags = []
+        start = 0
+        while start < len(statements):
+            end = start
+            while end < len(statements) and statements[end][0] == statements[start][0]:
+                end += 1
+            cursor.executemany(
+                statements[start][0], [p for _, p, _ in statements[start:end]], returning=True
+            )
+            for _, _, may_apply in statements[start:end]:
+                flags.append(cursor.fetchone() is not None and may_apply)
+                cursor.nextset()
+            start = end
+        return flags
 
     def _watermarks(self, cursor: Any, location_ids: set[str]) -> dict[str, int]:
         """The newest snapshot as_of of each location that has had one."""
