@@ -1,0 +1,70 @@
+"""Distances and a grid index of locations, so a nearby search never scans everything."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+EARTH_RADIUS_KM = 6371.0088
+KM_PER_DEGREE_LATITUDE = 111.195
+
+T = TypeVar("T")
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle (haversine) distance in kilometres."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi = phi2 - phi1
+    dlambda = math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True, slots=True)
+class Nearby(Generic[T]):
+    item: T
+    distance_km: float
+
+
+class GridIndex(Generic[T]):
+    """Points bucketed into cells of ``cell_degrees``; a radius query reads only the cells
+    its bounding box touches, then measures the real distance of each candidate.
+
+    >>> index = GridIndex([("Amsterdam", 52.37, 4.90), ("Utrecht", 52.09, 5.12)])
+    >>> [n.item for n in index.within(52.37, 4.89, 10)]
+    ['Amsterdam']
+    """
+
+    def __init__(self, points: Iterable[tuple[T, float, float]], *, cell_degrees: float = 0.1) -> None:
+        self._cell = cell_degrees
+        self._cells: defaultdict[tuple[int, int], list[tuple[T, float, float]]] = defaultdict(list)
+        self.size = 0
+        for item, lat, lon in points:
+            self._cells[self._key(lat, lon)].append((item, lat, lon))
+            self.size += 1
+
+    def _key(self, lat: float, lon: float) -> tuple[int, int]:
+        return (math.floor(lat / self._cell), math.floor(lon / self._cell))
+
+    def within(self, lat: float, lon: float, radius_km: float) -> list[Nearby[T]]:
+        """Every point within ``radius_km``, nearest first (ties broken by insertion order)."""
+        dlat = radius_km / KM_PER_DEGREE_LATITUDE
+        cos_lat = max(math.cos(math.radians(min(89.9, abs(lat) + dlat))), 1e-6)
+        dlon = min(180.0, radius_km / (KM_PER_DEGREE_LATITUDE * cos_lat))
+        lat_lo, lon_lo = self._key(max(-90.0, lat - dlat), lon - dlon)
+        lat_hi, lon_hi = self._key(min(90.0, lat + dlat), lon + dlon)
+        found: list[Nearby[T]] = []
+        wrap = round(360 / self._cell)
+        columns = range(lon_lo, lon_hi + 1) if lon_hi - lon_lo < wrap else range(wrap)
+        for i in range(lat_lo, lat_hi + 1):
+            for raw_j in columns:
+                j = (raw_j + wrap // 2) % wrap - wrap // 2  # wrap around the antimeridian
+                for item, plat, plon in self._cells.get((i, j), ()):
+                    d = distance_km(lat, lon, plat, plon)
+                    if d <= radius_km:
+                        found.append(Nearby(item, d))
+        found.sort(key=lambda n: n.distance_km)
+        return found
