@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from omnistock.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,461 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _FulfillmentMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FulfillmentMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FulfillmentMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FULFILLMENT_METHOD_UNSPECIFIED: _FulfillmentMethod.ValueType  # 0
+    FULFILLMENT_METHOD_PICKUP: _FulfillmentMethod.ValueType  # 1
+    """Picked up at a store, from that store's own stock."""
+    FULFILLMENT_METHOD_SHIP: _FulfillmentMethod.ValueType  # 2
+    """Shipped to the shopper from a warehouse (or a store that ships)."""
+    FULFILLMENT_METHOD_SHIP_TO_STORE: _FulfillmentMethod.ValueType  # 3
+    """Shipped from a warehouse to a store, and picked up there."""
+    FULFILLMENT_METHOD_SPLIT: _FulfillmentMethod.ValueType  # 4
+    """Some lines picked up at a store, the rest shipped."""
+
+class FulfillmentMethod(_FulfillmentMethod, metaclass=_FulfillmentMethodEnumTypeWrapper): ...
+
+FULFILLMENT_METHOD_UNSPECIFIED: FulfillmentMethod.ValueType  # 0
+FULFILLMENT_METHOD_PICKUP: FulfillmentMethod.ValueType  # 1
+"""Picked up at a store, from that store's own stock."""
+FULFILLMENT_METHOD_SHIP: FulfillmentMethod.ValueType  # 2
+"""Shipped to the shopper from a warehouse (or a store that ships)."""
+FULFILLMENT_METHOD_SHIP_TO_STORE: FulfillmentMethod.ValueType  # 3
+"""Shipped from a warehouse to a store, and picked up there."""
+FULFILLMENT_METHOD_SPLIT: FulfillmentMethod.ValueType  # 4
+"""Some lines picked up at a store, the rest shipped."""
+Global___FulfillmentMethod: _TypeAlias = FulfillmentMethod  # noqa: Y015
+
+@_typing.final
+class CartLine(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    quantity: _builtins.int
+    """At least 1."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CartLine: _TypeAlias = CartLine  # noqa: Y015
+
+@_typing.final
+class Origin(_message.Message):
+    """Where the shopper is: a point, or a postal code."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_FIELD_NUMBER: _builtins.int
+    POSTAL_CODE_FIELD_NUMBER: _builtins.int
+    COUNTRY_FIELD_NUMBER: _builtins.int
+    postal_code: _builtins.str
+    country: _builtins.str
+    """ISO 3166-1 alpha-2; narrows a postal code lookup. Optional."""
+    @_builtins.property
+    def position(self) -> _common_pb2.LatLng: ...
+    def __init__(
+        self,
+        *,
+        position: _common_pb2.LatLng | None = ...,
+        postal_code: _builtins.str = ...,
+        country: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "position", b"position", "postal_code", b"postal_code"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["country", b"country", "origin", b"origin", "position", b"position", "postal_code", b"postal_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_origin: _TypeAlias = _typing.Literal["position", "postal_code"]  # noqa: Y015
+    _WhichOneofArgType_origin: _TypeAlias = _typing.Literal["origin", b"origin"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_origin) -> _WhichOneofReturnType_origin | None: ...
+
+Global___Origin: _TypeAlias = Origin  # noqa: Y015
+
+@_typing.final
+class DayHours(_message.Message):
+    """A location's hours on one local date."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    OPENS_FIELD_NUMBER: _builtins.int
+    CLOSES_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """Local date "YYYY-MM-DD"."""
+    closed: _builtins.bool
+    opens: _builtins.str
+    """Local times "HH:MM"."""
+    closes: _builtins.str
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        closed: _builtins.bool = ...,
+        opens: _builtins.str = ...,
+        closes: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "closes", b"closes", "date", b"date", "opens", b"opens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DayHours: _TypeAlias = DayHours  # noqa: Y015
+
+@_typing.final
+class LineAvailability(_message.Message):
+    """One cart line at one location."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    AVAILABLE_TO_SELL_FIELD_NUMBER: _builtins.int
+    QUANTITY_HINT_FIELD_NUMBER: _builtins.int
+    FULFILLABLE_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    quantity: _builtins.int
+    status: _common_pb2.StockStatus.ValueType
+    available_to_sell: _builtins.int
+    """EXACT only."""
+    quantity_hint: _builtins.str
+    """BANDED only: a capped hint such as "3+"."""
+    fulfillable: _builtins.bool
+    """The location can supply the whole quantity (and its stock is not stale)."""
+    confidence: _builtins.float
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        status: _common_pb2.StockStatus.ValueType = ...,
+        available_to_sell: _builtins.int | None = ...,
+        quantity_hint: _builtins.str = ...,
+        fulfillable: _builtins.bool = ...,
+        confidence: _builtins.float = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "as_of", b"as_of", "available_to_sell", b"available_to_sell"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "as_of", b"as_of", "available_to_sell", b"available_to_sell", "confidence", b"confidence", "fulfillable", b"fulfillable", "quantity", b"quantity", "quantity_hint", b"quantity_hint", "sku", b"sku", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__available_to_sell: _TypeAlias = _typing.Literal["available_to_sell"]  # noqa: Y015
+    _WhichOneofArgType__available_to_sell: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__available_to_sell) -> _WhichOneofReturnType__available_to_sell | None: ...
+
+Global___LineAvailability: _TypeAlias = LineAvailability  # noqa: Y015
+
+@_typing.final
+class NearbyLocation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    HAS_ALL_FIELD_NUMBER: _builtins.int
+    READY_BY_FIELD_NUMBER: _builtins.int
+    READY_BY_TEXT_FIELD_NUMBER: _builtins.int
+    TODAY_HOURS_FIELD_NUMBER: _builtins.int
+    OPEN_NOW_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    name: _builtins.str
+    distance_km: _builtins.float
+    has_all: _builtins.bool
+    """Every line is fulfillable here."""
+    ready_by_text: _builtins.str
+    """ready_by in words, in the store's time zone: "today 17:30", "tomorrow 10:00"."""
+    open_now: _builtins.bool
+    time_zone: _builtins.str
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineAvailability]: ...
+    @_builtins.property
+    def ready_by(self) -> _timestamp_pb2.Timestamp:
+        """When a pickup order placed now would be ready; unset if the store does not do pickup."""
+
+    @_builtins.property
+    def today_hours(self) -> Global___DayHours: ...
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        distance_km: _builtins.float = ...,
+        lines: _abc.Iterable[Global___LineAvailability] | None = ...,
+        has_all: _builtins.bool = ...,
+        ready_by: _timestamp_pb2.Timestamp | None = ...,
+        ready_by_text: _builtins.str = ...,
+        today_hours: Global___DayHours | None = ...,
+        open_now: _builtins.bool = ...,
+        time_zone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ready_by", b"ready_by", "today_hours", b"today_hours"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance_km", b"distance_km", "has_all", b"has_all", "lines", b"lines", "location_id", b"location_id", "name", b"name", "open_now", b"open_now", "ready_by", b"ready_by", "ready_by_text", b"ready_by_text", "time_zone", b"time_zone", "today_hours", b"today_hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NearbyLocation: _TypeAlias = NearbyLocation  # noqa: Y015
+
+@_typing.final
+class ShipOption(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    HAS_ALL_FIELD_NUMBER: _builtins.int
+    DELIVERY_DATE_FIELD_NUMBER: _builtins.int
+    SHIPPING_DAYS_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    has_all: _builtins.bool
+    delivery_date: _builtins.str
+    """The estimated delivery date, "YYYY-MM-DD", in the shipping location's time zone."""
+    shipping_days: _builtins.int
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineAvailability]: ...
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___LineAvailability] | None = ...,
+        has_all: _builtins.bool = ...,
+        delivery_date: _builtins.str = ...,
+        shipping_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_date", b"delivery_date", "has_all", b"has_all", "lines", b"lines", "location_id", b"location_id", "shipping_days", b"shipping_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShipOption: _TypeAlias = ShipOption  # noqa: Y015
+
+@_typing.final
+class SearchNearbyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RADIUS_KM_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    OPEN_NOW_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    REQUIRE_ALL_FIELD_NUMBER: _builtins.int
+    EXPOSURE_FIELD_NUMBER: _builtins.int
+    radius_km: _builtins.float
+    """Kilometres, above 0 and at most 500; unset means 25."""
+    limit: _builtins.int
+    """1 to 100; unset means 10."""
+    open_now: _builtins.bool
+    """Only locations open now."""
+    method: Global___FulfillmentMethod.ValueType
+    """Only locations that offer this method: PICKUP or SHIP_TO_STORE. Unspecified means PICKUP."""
+    require_all: _builtins.bool
+    """Only locations that have every line."""
+    exposure: _common_pb2.Exposure.ValueType
+    """Unspecified means BANDED."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]:
+        """1 to 50 lines, each sku once."""
+
+    @_builtins.property
+    def origin(self) -> Global___Origin: ...
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___CartLine] | None = ...,
+        origin: Global___Origin | None = ...,
+        radius_km: _builtins.float | None = ...,
+        limit: _builtins.int | None = ...,
+        open_now: _builtins.bool = ...,
+        method: Global___FulfillmentMethod.ValueType = ...,
+        require_all: _builtins.bool = ...,
+        exposure: _common_pb2.Exposure.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_radius_km", b"_radius_km", "limit", b"limit", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_radius_km", b"_radius_km", "exposure", b"exposure", "limit", b"limit", "lines", b"lines", "method", b"method", "open_now", b"open_now", "origin", b"origin", "radius_km", b"radius_km", "require_all", b"require_all"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    _WhichOneofReturnType__radius_km: _TypeAlias = _typing.Literal["radius_km"]  # noqa: Y015
+    _WhichOneofArgType__radius_km: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__radius_km) -> _WhichOneofReturnType__radius_km | None: ...
+
+Global___SearchNearbyRequest: _TypeAlias = SearchNearbyRequest  # noqa: Y015
+
+@_typing.final
+class SearchNearbyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATIONS_FIELD_NUMBER: _builtins.int
+    SHIP_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___NearbyLocation]:
+        """Nearest first."""
+
+    @_builtins.property
+    def ship(self) -> Global___ShipOption:
+        """The best ship-from-warehouse option for the cart, if any location ships."""
+
+    @_builtins.property
+    def origin(self) -> _common_pb2.LatLng:
+        """Where the search was centred (the postal code's centroid, when one was given)."""
+
+    def __init__(
+        self,
+        *,
+        locations: _abc.Iterable[Global___NearbyLocation] | None = ...,
+        ship: Global___ShipOption | None = ...,
+        origin: _common_pb2.LatLng | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "ship", b"ship"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locations", b"locations", "origin", b"origin", "ship", b"ship"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchNearbyResponse: _TypeAlias = SearchNearbyResponse  # noqa: Y015
+
+@_typing.final
+class FulfillmentOption(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    PICKUP_LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SHIP_LOCATION_ID_FIELD_NUMBER: _builtins.int
+    PICKUP_LINES_FIELD_NUMBER: _builtins.int
+    SHIP_LINES_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    READY_BY_FIELD_NUMBER: _builtins.int
+    READY_BY_TEXT_FIELD_NUMBER: _builtins.int
+    DELIVERY_DATE_FIELD_NUMBER: _builtins.int
+    COMPLETE_BY_FIELD_NUMBER: _builtins.int
+    method: Global___FulfillmentMethod.ValueType
+    pickup_location_id: _builtins.str
+    """The store for PICKUP, SHIP_TO_STORE and the pickup part of SPLIT."""
+    ship_location_id: _builtins.str
+    """The shipping location for SHIP, SHIP_TO_STORE and the shipped part of SPLIT."""
+    distance_km: _builtins.float
+    ready_by_text: _builtins.str
+    delivery_date: _builtins.str
+    """When the shipped part arrives, "YYYY-MM-DD"."""
+    @_builtins.property
+    def pickup_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]: ...
+    @_builtins.property
+    def ship_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]: ...
+    @_builtins.property
+    def ready_by(self) -> _timestamp_pb2.Timestamp:
+        """When the pickup part is ready."""
+
+    @_builtins.property
+    def complete_by(self) -> _timestamp_pb2.Timestamp:
+        """When the whole cart is in the shopper's hands, the ranking's first key."""
+
+    def __init__(
+        self,
+        *,
+        method: Global___FulfillmentMethod.ValueType = ...,
+        pickup_location_id: _builtins.str = ...,
+        ship_location_id: _builtins.str = ...,
+        pickup_lines: _abc.Iterable[Global___CartLine] | None = ...,
+        ship_lines: _abc.Iterable[Global___CartLine] | None = ...,
+        distance_km: _builtins.float = ...,
+        ready_by: _timestamp_pb2.Timestamp | None = ...,
+        ready_by_text: _builtins.str = ...,
+        delivery_date: _builtins.str = ...,
+        complete_by: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_by", b"complete_by", "ready_by", b"ready_by"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_by", b"complete_by", "delivery_date", b"delivery_date", "distance_km", b"distance_km", "method", b"method", "pickup_lines", b"pickup_lines", "pickup_location_id", b"pickup_location_id", "ready_by", b"ready_by", "ready_by_text", b"ready_by_text", "ship_lines", b"ship_lines", "ship_location_id", b"ship_location_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FulfillmentOption: _TypeAlias = FulfillmentOption  # noqa: Y015
+
+@_typing.final
+class GetFulfillmentOptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RADIUS_KM_FIELD_NUMBER: _builtins.int
+    radius_km: _builtins.float
+    """Kilometres to look for pickup stores, above 0 and at most 500; unset means 25."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]: ...
+    @_builtins.property
+    def origin(self) -> Global___Origin: ...
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___CartLine] | None = ...,
+        origin: Global___Origin | None = ...,
+        radius_km: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km", "lines", b"lines", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__radius_km: _TypeAlias = _typing.Literal["radius_km"]  # noqa: Y015
+    _WhichOneofArgType__radius_km: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__radius_km) -> _WhichOneofReturnType__radius_km | None: ...
+
+Global___GetFulfillmentOptionsRequest: _TypeAlias = GetFulfillmentOptionsRequest  # noqa: Y015
+
+@_typing.final
+class GetFulfillmentOptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def options(self) -> _containers.RepeatedCompositeFieldContainer[Global___FulfillmentOption]:
+        """Ranked: earliest complete_by first, then PICKUP, SHIP_TO_STORE, SHIP, SPLIT,
+        then distance, then location id. Empty when no way gets the whole cart.
+        """
+
+    @_builtins.property
+    def origin(self) -> _common_pb2.LatLng: ...
+    def __init__(
+        self,
+        *,
+        options: _abc.Iterable[Global___FulfillmentOption] | None = ...,
+        origin: _common_pb2.LatLng | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "origin", b"origin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFulfillmentOptionsResponse: _TypeAlias = GetFulfillmentOptionsResponse  # noqa: Y015
 
 @_typing.final
 class Availability(_message.Message):

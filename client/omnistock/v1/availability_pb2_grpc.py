@@ -45,6 +45,16 @@ class AvailabilityServiceStub:
                 request_serializer=omnistock_dot_v1_dot_availability__pb2.BatchGetAvailabilityRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_availability__pb2.BatchGetAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.SearchNearby = channel.unary_unary(
+                '/omnistock.v1.AvailabilityService/SearchNearby',
+                request_serializer=omnistock_dot_v1_dot_availability__pb2.SearchNearbyRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_availability__pb2.SearchNearbyResponse.FromString,
+                _registered_method=True)
+        self.GetFulfillmentOptions = channel.unary_unary(
+                '/omnistock.v1.AvailabilityService/GetFulfillmentOptions',
+                request_serializer=omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsResponse.FromString,
+                _registered_method=True)
 
 
 class AvailabilityServiceServicer:
@@ -65,6 +75,20 @@ class AvailabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchNearby(self, request, context):
+        """The nearest stores to an origin with a cart's lines, and the ship-from-warehouse option.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFulfillmentOptions(self, request, context):
+        """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AvailabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +101,16 @@ def add_AvailabilityServiceServicer_to_server(servicer, server):
                     servicer.BatchGetAvailability,
                     request_deserializer=omnistock_dot_v1_dot_availability__pb2.BatchGetAvailabilityRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_availability__pb2.BatchGetAvailabilityResponse.SerializeToString,
+            ),
+            'SearchNearby': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchNearby,
+                    request_deserializer=omnistock_dot_v1_dot_availability__pb2.SearchNearbyRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_availability__pb2.SearchNearbyResponse.SerializeToString,
+            ),
+            'GetFulfillmentOptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFulfillmentOptions,
+                    request_deserializer=omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +168,60 @@ class AvailabilityService:
             '/omnistock.v1.AvailabilityService/BatchGetAvailability',
             omnistock_dot_v1_dot_availability__pb2.BatchGetAvailabilityRequest.SerializeToString,
             omnistock_dot_v1_dot_availability__pb2.BatchGetAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchNearby(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.AvailabilityService/SearchNearby',
+            omnistock_dot_v1_dot_availability__pb2.SearchNearbyRequest.SerializeToString,
+            omnistock_dot_v1_dot_availability__pb2.SearchNearbyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFulfillmentOptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.AvailabilityService/GetFulfillmentOptions',
+            omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsRequest.SerializeToString,
+            omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class AvailabilityServiceStub:
     """Availability of one sku at the given locations, or at every active location."""
     BatchGetAvailability: _grpc.UnaryUnaryMultiCallable[_availability_pb2.BatchGetAvailabilityRequest, _availability_pb2.BatchGetAvailabilityResponse]
     """Availability of up to 1,000 sku x location pairs, in request order (listing pages)."""
+    SearchNearby: _grpc.UnaryUnaryMultiCallable[_availability_pb2.SearchNearbyRequest, _availability_pb2.SearchNearbyResponse]
+    """The nearest stores to an origin with a cart's lines, and the ship-from-warehouse option."""
+    GetFulfillmentOptions: _grpc.UnaryUnaryMultiCallable[_availability_pb2.GetFulfillmentOptionsRequest, _availability_pb2.GetFulfillmentOptionsResponse]
+    """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store."""
 
 @_typing.type_check_only
 class AvailabilityServiceAsyncStub(AvailabilityServiceStub):
@@ -47,6 +51,10 @@ class AvailabilityServiceAsyncStub(AvailabilityServiceStub):
     """Availability of one sku at the given locations, or at every active location."""
     BatchGetAvailability: _aio.UnaryUnaryMultiCallable[_availability_pb2.BatchGetAvailabilityRequest, _availability_pb2.BatchGetAvailabilityResponse]  # type: ignore[assignment]
     """Availability of up to 1,000 sku x location pairs, in request order (listing pages)."""
+    SearchNearby: _aio.UnaryUnaryMultiCallable[_availability_pb2.SearchNearbyRequest, _availability_pb2.SearchNearbyResponse]  # type: ignore[assignment]
+    """The nearest stores to an origin with a cart's lines, and the ship-from-warehouse option."""
+    GetFulfillmentOptions: _aio.UnaryUnaryMultiCallable[_availability_pb2.GetFulfillmentOptionsRequest, _availability_pb2.GetFulfillmentOptionsResponse]  # type: ignore[assignment]
+    """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store."""
 
 class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answers "can I get this, and where?" from the merged stock of stores and warehouses."""
@@ -66,5 +74,21 @@ class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_availability_pb2.BatchGetAvailabilityResponse, _abc.Awaitable[_availability_pb2.BatchGetAvailabilityResponse]]:
         """Availability of up to 1,000 sku x location pairs, in request order (listing pages)."""
+
+    @_abc_1.abstractmethod
+    def SearchNearby(
+        self,
+        request: _availability_pb2.SearchNearbyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_availability_pb2.SearchNearbyResponse, _abc.Awaitable[_availability_pb2.SearchNearbyResponse]]:
+        """The nearest stores to an origin with a cart's lines, and the ship-from-warehouse option."""
+
+    @_abc_1.abstractmethod
+    def GetFulfillmentOptions(
+        self,
+        request: _availability_pb2.GetFulfillmentOptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_availability_pb2.GetFulfillmentOptionsResponse, _abc.Awaitable[_availability_pb2.GetFulfillmentOptionsResponse]]:
+        """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store."""
 
 def add_AvailabilityServiceServicer_to_server(servicer: AvailabilityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

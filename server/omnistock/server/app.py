@@ -17,11 +17,13 @@ from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.locations import LocationService
+from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
 from omnistock.server.store.locations import LocationRepository
+from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.feeds import FeedServicer
@@ -93,6 +95,13 @@ class OmnistockServer:
             AvailabilityServicer(
                 AvailabilityService(
                     self.stock_repo, self.directory, clock=clock, cache=self.stock_cache
+                ),
+                ShoppingService(
+                    self.stock_repo,
+                    self.directory,
+                    PostcodeRepository(self.engine),
+                    clock=clock,
+                    cache=self.stock_cache,
                 ),
                 self.runner,
             ),

@@ -38,7 +38,9 @@ class GridIndex(Generic[T]):
     ['Amsterdam']
     """
 
-    def __init__(self, points: Iterable[tuple[T, float, float]], *, cell_degrees: float = 0.1) -> None:
+    def __init__(
+        self, points: Iterable[tuple[T, float, float]], *, cell_degrees: float = 0.1
+    ) -> None:
         self._cell = cell_degrees
         self._cells: defaultdict[tuple[int, int], list[tuple[T, float, float]]] = defaultdict(list)
         self.size = 0

@@ -36,7 +36,9 @@ def hours_on(location: Location, day: date) -> DayHours:
         if exception.date == day:
             if exception.opens is None or exception.closes is None:
                 return DayHours(day, None, None)
-            return DayHours(day, _local(day, exception.opens, zone), _local(day, exception.closes, zone))
+            return DayHours(
+                day, _local(day, exception.opens, zone), _local(day, exception.closes, zone)
+            )
     for weekly in location.weekly_hours:
         if weekly.weekday == day.isoweekday():
             return DayHours(day, _local(day, weekly.opens, zone), _local(day, weekly.closes, zone))
@@ -56,10 +58,14 @@ def _local(day: date, at: time, zone: ZoneInfo) -> datetime:
 def is_open(location: Location, now: datetime) -> bool:
     local = now.astimezone(ZoneInfo(location.time_zone))
     today = hours_on(location, local.date())
-    return today.opens is not None and today.closes is not None and today.opens <= local < today.closes
+    return (
+        today.opens is not None and today.closes is not None and today.opens <= local < today.closes
+    )
 
 
-def ready_by(location: Location, now: datetime, *, lead: timedelta | None = None) -> datetime | None:
+def ready_by(
+    location: Location, now: datetime, *, lead: timedelta | None = None
+) -> datetime | None:
     """When an order placed at ``now`` can be picked up, in the location's time zone.
 
     The order is picked and packed during opening hours and takes the location's

@@ -33,12 +33,15 @@ class LocationDirectory:
         self._all: list[Location] = []
         self._loaded_at = float("-inf")
         self._version = (-1, -1)
+        self.generation = 0
 
     def refresh(self) -> None:
         version = self._repository.version()
         locations = self._repository.get_all()
         with self._lock:
             self._version = version
+            # Grows whenever the set of locations may have changed (indexes rebuild on it).
+            self.generation += 1
             self._by_id = {location.id: location for location in locations}
             self._active = [location for location in locations if location.active]
             self._all = list(locations)

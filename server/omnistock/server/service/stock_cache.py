@@ -1,7 +1,8 @@
-"""A cache of stock records for hot reads (product and listing pages).
+"""A cache of stock records for hot reads (product and listing pages, nearby searches).
 
-Keyed by (sku, location_id); a value is the StockRecord, or ABSENT when the
-location never reported the sku. Entries live ``ttl`` seconds at most.
+Two maps: by (sku, location_id), a StockRecord or ABSENT when the location
+never reported the sku; and by sku, every record of that sku (for searches,
+which look at one sku across many locations). Entries live ``ttl`` seconds at most.
 
 Coherence: every write in this process invalidates the keys it touched, before
 the writer returns. A read that started before a write must not put its older
@@ -40,6 +41,9 @@ class StockCache:
         self._entries: TTLCache[Key, StockRecord | _Absent] = TTLCache(
             maxsize=max(1, maxsize), ttl=max(ttl, 1e-9)
         )
+        self._by_sku: TTLCache[str, dict[str, StockRecord]] = TTLCache(
+            maxsize=max(1, maxsize // 10), ttl=max(ttl, 1e-9)
+        )
         self._lock = threading.Lock()
         self._generation = 0
         self.hits = 0
@@ -73,13 +77,29 @@ class StockCache:
             for key, value in values:
                 self._entries[key] = value
 
+    def get_sku(self, sku: str) -> dict[str, StockRecord] | None:
+        """Every record of ``sku`` by location id, or None when not cached."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            return self._by_sku.get(sku)
+
+    def fill_sku(self, sku: str, records: dict[str, StockRecord], *, generation: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if generation == self._generation:
+                self._by_sku[sku] = records
+
     def invalidate(self, keys: Iterable[Key]) -> None:
         with self._lock:
             self._generation += 1
             for key in keys:
                 self._entries.pop(key, None)
+                self._by_sku.pop(key[0], None)
 
     def clear(self) -> None:
         with self._lock:
             self._generation += 1
             self._entries.clear()
+            self._by_sku.clear()

@@ -102,3 +102,17 @@ class FeedStatusRow(Base):
 
 
 feed_status_table: Table = FeedStatusRow.__table__  # type: ignore[assignment]
+
+
+class PostalCodeRow(Base):
+    """The centroid of a postal code. Codes are stored normalised: upper case, no spaces."""
+
+    __tablename__ = "postal_codes"
+
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    postal_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+
+
+postal_codes_table: Table = PostalCodeRow.__table__  # type: ignore[assignment]

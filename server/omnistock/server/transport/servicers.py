@@ -17,6 +17,8 @@ from omnistock.server.service.limits import (
     MAX_UPSERT_LOCATIONS,
 )
 from omnistock.server.service.locations import LocationService
+from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.transport import shopping
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     EXPOSURES,
@@ -117,9 +119,62 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
 
 
 class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
-    def __init__(self, service: AvailabilityService, runner: BlockingRunner) -> None:
+    def __init__(
+        self, service: AvailabilityService, shopping: ShoppingService, runner: BlockingRunner
+    ) -> None:
         self._service = service
+        self._shopping = shopping
         self._runner = runner
+
+    async def SearchNearby(
+        self,
+        request: availability_pb2.SearchNearbyRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> availability_pb2.SearchNearbyResponse:
+        v = Violations()
+        cart = shopping.parse_cart(v, list(request.lines))
+        origin = shopping.parse_origin(v, request.HasField("origin"), request.origin)
+        radius = shopping.parse_radius(v, request.HasField("radius_km"), request.radius_km)
+        limit = shopping.parse_limit(v, request.HasField("limit"), request.limit)
+        method = shopping.parse_search_method(v, request.method)
+        exposure = exposure_from_proto(v, request.exposure)
+        v.raise_if_any()
+        result = await self._runner.run(
+            self._shopping.search_nearby,
+            cart,
+            origin,
+            radius_km=radius,
+            limit=limit,
+            open_now=request.open_now,
+            method=method,
+            require_all=request.require_all,
+            exposure=exposure,
+        )
+        now = self._shopping.now()
+        return availability_pb2.SearchNearbyResponse(
+            locations=[shopping.nearby_to_proto(answer, now) for answer in result.locations],
+            ship=None if result.ship is None else shopping.ship_to_proto(result.ship),
+            origin=shopping.latlng(result.origin),
+        )
+
+    async def GetFulfillmentOptions(
+        self,
+        request: availability_pb2.GetFulfillmentOptionsRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> availability_pb2.GetFulfillmentOptionsResponse:
+        v = Violations()
+        cart = shopping.parse_cart(v, list(request.lines))
+        origin = shopping.parse_origin(v, request.HasField("origin"), request.origin)
+        radius = shopping.parse_radius(v, request.HasField("radius_km"), request.radius_km)
+        v.raise_if_any()
+        point, options = await self._runner.run(
+            self._shopping.fulfillment_options, cart, origin, radius_km=radius
+        )
+        now = self._shopping.now()
+        return availability_pb2.GetFulfillmentOptionsResponse(
+            options=[shopping.option_to_proto(option, now) for option in options],
+            origin=shopping.latlng(point),
+        )
 
     async def GetAvailability(
         self,

@@ -1,0 +1,331 @@
+"""Shoppers' answers: nearby stores for a cart, and ranked ways to get it.
+
+Locations come from a grid index over the location directory (rebuilt when the
+directory changes); stock comes from one read per sku of all its records (the
+stock key is sku first, so that is one range scan), cached per sku.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from omnistock.server.domain.errors import NotFound
+from omnistock.server.domain.fulfillment import (
+    CartLine,
+    Method,
+    Option,
+    can_supply,
+    delivered_by,
+    delivery_date,
+    rank,
+)
+from omnistock.server.domain.geo import GridIndex, Nearby
+from omnistock.server.domain.hours import DayHours, hours_on, is_open, ready_by
+from omnistock.server.domain.locations import Location, LocationKind
+from omnistock.server.domain.stock import (
+    AvailabilityView,
+    Exposure,
+    StockRecord,
+    available_to_sell,
+    view_missing,
+    view_record,
+)
+from omnistock.server.service.directory import LocationDirectory
+from omnistock.server.service.stock_cache import StockCache
+from omnistock.server.store.postcodes import PostcodeRepository, normalize_postal_code
+from omnistock.server.store.stock import StockRepository
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    latitude: float | None = None
+    longitude: float | None = None
+    postal_code: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LineAnswer:
+    line: CartLine
+    view: AvailabilityView
+    fulfillable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyAnswer:
+    location: Location
+    distance_km: float
+    lines: list[LineAnswer]
+    ready_by: datetime | None
+    today: DayHours
+    open_now: bool
+
+    @property
+    def has_all(self) -> bool:
+        return all(line.fulfillable for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class ShipAnswer:
+    location: Location
+    lines: list[LineAnswer]
+    delivery: datetime
+
+    @property
+    def has_all(self) -> bool:
+        return all(line.fulfillable for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    origin: tuple[float, float]
+    locations: list[NearbyAnswer]
+    ship: ShipAnswer | None
+
+
+class ShoppingService:
+    def __init__(
+        self,
+        stock: StockRepository,
+        directory: LocationDirectory,
+        postcodes: PostcodeRepository,
+        *,
+        clock: Callable[[], datetime],
+        cache: StockCache | None = None,
+    ) -> None:
+        self._stock = stock
+        self._directory = directory
+        self._postcodes = postcodes
+        self._clock = clock
+        self._cache = cache or StockCache(maxsize=0)
+        self._index_lock = threading.Lock()
+        self._index: tuple[int, GridIndex[Location]] | None = None
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # -- building blocks
+
+    def _grid(self) -> GridIndex[Location]:
+        self._directory.all()  # refreshes the directory when due
+        generation = self._directory.generation
+        index = self._index
+        if index is None or index[0] != generation:
+            with self._index_lock:
+                locations = [loc for loc in self._directory.all() if loc.active]
+                index = (
+                    generation,
+                    GridIndex((loc, loc.latitude, loc.longitude) for loc in locations),
+                )
+                self._index = index
+        return index[1]
+
+    def resolve(self, origin: Origin) -> tuple[float, float]:
+        """A point for the origin: its position, else its postal code's centroid, else the
+        centroid of the locations with that postal code. NOT_FOUND when none knows it."""
+        if origin.latitude is not None and origin.longitude is not None:
+            return origin.latitude, origin.longitude
+        found = self._postcodes.lookup(origin.postal_code, origin.country)
+        if found is not None:
+            return found
+        wanted = normalize_postal_code(origin.postal_code)
+        matches = [
+            loc
+            for loc in self._directory.all()
+            if normalize_postal_code(loc.postal_code) == wanted
+            and (not origin.country or loc.country == origin.country.upper())
+        ]
+        if not matches:
+            raise NotFound("postal_code", [origin.postal_code], reason="POSTAL_CODE_NOT_FOUND")
+        return (
+            sum(loc.latitude for loc in matches) / len(matches),
+            sum(loc.longitude for loc in matches) / len(matches),
+        )
+
+    def _records(self, skus: Sequence[str]) -> dict[str, dict[str, StockRecord]]:
+        """Every record of each sku, by location id; NOT_FOUND for a sku nobody reported."""
+        result: dict[str, dict[str, StockRecord]] = {}
+        for sku in skus:
+            cached = self._cache.get_sku(sku)
+            if cached is None:
+                generation = self._cache.generation
+                cached = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
+                self._cache.fill_sku(sku, cached, generation=generation)
+            result[sku] = cached
+        unknown = [sku for sku, records in result.items() if not records]
+        if unknown:
+            raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
+        return result
+
+    def _lines(
+        self,
+        location: Location,
+        lines: Sequence[CartLine],
+        records: dict[str, dict[str, StockRecord]],
+        now: datetime,
+        exposure: Exposure,
+    ) -> list[LineAnswer]:
+        policy = location.stock_policy
+        answers = []
+        for line in lines:
+            record = records[line.sku].get(location.id)
+            if record is None:
+                view = view_missing(location.id, line.sku, policy, exposure=exposure)
+                ats = 0
+            else:
+                view = view_record(record, policy, now=now, exposure=exposure)
+                ats = available_to_sell(
+                    record.on_hand, record.reserved, policy.safety_stock_for(record.safety_stock)
+                )
+            answers.append(LineAnswer(line, view, can_supply(view, line.quantity, ats)))
+        return answers
+
+    def _ship_answer(
+        self,
+        lines: Sequence[CartLine],
+        records: dict[str, dict[str, StockRecord]],
+        now: datetime,
+        exposure: Exposure,
+    ) -> ShipAnswer | None:
+        """The best shipping location: has every line, then earliest delivery, then id;
+        failing that, the one with most lines."""
+        best: tuple[tuple[object, ...], ShipAnswer] | None = None
+        for location in self._directory.active():
+            if not location.capabilities.ship_from:
+                continue
+            answers = self._lines(location, lines, records, now, exposure)
+            delivery = delivered_by(location, delivery_date(location, now))
+            answer = ShipAnswer(location, answers, delivery)
+            key = (-sum(a.fulfillable for a in answers), delivery, location.id)
+            if best is None or key < best[0]:
+                best = (key, answer)
+        return None if best is None else best[1]
+
+    # -- SearchNearby
+
+    def search_nearby(
+        self,
+        lines: Sequence[CartLine],
+        origin: Origin,
+        *,
+        radius_km: float,
+        limit: int,
+        open_now: bool,
+        method: Method,
+        require_all: bool,
+        exposure: Exposure,
+    ) -> SearchResult:
+        point = self.resolve(origin)
+        records = self._records([line.sku for line in lines])
+        now = self._clock()
+        found: list[NearbyAnswer] = []
+        for near in self._grid().within(point[0], point[1], radius_km):
+            location = near.item
+            if not self._offers(location, method) or (open_now and not is_open(location, now)):
+                continue
+            answers = self._lines(location, lines, records, now, exposure)
+            fulfillable = sum(a.fulfillable for a in answers)
+            if fulfillable == 0 or (require_all and fulfillable < len(answers)):
+                continue
+            found.append(self._nearby_answer(location, near, answers, now))
+            if len(found) == limit:
+                break
+        return SearchResult(point, found, self._ship_answer(lines, records, now, exposure))
+
+    @staticmethod
+    def _offers(location: Location, method: Method) -> bool:
+        if location.kind is not LocationKind.STORE:
+            return False
+        if method is Method.SHIP_TO_STORE:
+            return location.capabilities.ship_to_store
+        return location.capabilities.pickup
+
+    @staticmethod
+    def _nearby_answer(
+        location: Location, near: Nearby[Location], answers: list[LineAnswer], now: datetime
+    ) -> NearbyAnswer:
+        today = hours_on(location, now.astimezone(ZoneInfo(location.time_zone)).date())
+        return NearbyAnswer(
+            location,
+            near.distance_km,
+            answers,
+            ready_by(location, now) if location.capabilities.pickup else None,
+            today,
+            is_open(location, now),
+        )
+
+    # -- GetFulfillmentOptions
+
+    def fulfillment_options(
+        self, lines: Sequence[CartLine], origin: Origin, *, radius_km: float
+    ) -> tuple[tuple[float, float], list[Option]]:
+        point = self.resolve(origin)
+        records = self._records([line.sku for line in lines])
+        now = self._clock()
+        nearby = [
+            (near, self._lines(near.item, lines, records, now, Exposure.EXACT))
+            for near in self._grid().within(point[0], point[1], radius_km)
+            if near.item.kind is LocationKind.STORE
+        ]
+        options: list[Option] = []
+        # Pick everything up at the nearest store that has all of it.
+        for near, answers in nearby:
+            location = near.item
+            ready = ready_by(location, now) if location.capabilities.pickup else None
+            if ready is not None and all(a.fulfillable for a in answers):
+                options.append(
+                    Option(Method.PICKUP, ready, pickup=location, pickup_lines=tuple(lines),
+                           distance_km=near.distance_km, ready_by=ready)
+                )  # fmt: skip
+                break
+        ship = self._ship_answer(lines, records, now, Exposure.EXACT)
+        if ship is not None and ship.has_all:
+            day = ship.delivery.date()
+            options.append(
+                Option(
+                    Method.SHIP,
+                    ship.delivery,
+                    ship_from=ship.location,
+                    ship_lines=tuple(lines),
+                    delivery=day,
+                )
+            )
+            # Ship to the nearest store that receives parcels.
+            for near, _ in nearby:
+                store = near.item
+                if not store.capabilities.ship_to_store:
+                    continue
+                arrival = datetime.combine(day, datetime.min.time(), tzinfo=ship.delivery.tzinfo)
+                ready = ready_by(store, max(arrival, now))
+                if ready is not None:
+                    options.append(
+                        Option(Method.SHIP_TO_STORE, ready, pickup=store, ship_from=ship.location,
+                               ship_lines=tuple(lines), distance_km=near.distance_km, ready_by=ready,
+                               delivery=day)
+                    )  # fmt: skip
+                break
+        # Split: pick up what the nearest partial store has, ship the rest.
+        if ship is not None:
+            shippable = {a.line.sku for a in ship.lines if a.fulfillable}
+            for near, answers in nearby:
+                location = near.item
+                here = [a.line for a in answers if a.fulfillable]
+                rest = [a.line for a in answers if not a.fulfillable]
+                ready = ready_by(location, now) if location.capabilities.pickup else None
+                if (
+                    here
+                    and rest
+                    and ready is not None
+                    and all(line.sku in shippable for line in rest)
+                ):
+                    options.append(
+                        Option(Method.SPLIT, max(ready, ship.delivery), pickup=location,
+                               ship_from=ship.location, pickup_lines=tuple(here), ship_lines=tuple(rest),
+                               distance_km=near.distance_km, ready_by=ready, delivery=ship.delivery.date())
+                    )  # fmt: skip
+                    break
+        return point, rank(options)
