@@ -12,6 +12,8 @@ INTENDED = {
     "Exposure", "StockStatus", "LocationKind", "FreshnessState",
     "SnapshotRecord", "ImportSnapshotResponse", "DeltaRecord", "StreamDeltasRequest",
     "StreamDeltasResponse", "RecordReject", "FeedStatus",
+    "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
+    "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
     "FieldViolation", "PreconditionViolation",
     "OmnistockError", "ApiError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "FailedPreconditionError", "AbortedError", "OutOfRangeError", "UnauthenticatedError",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TypeVar
@@ -13,12 +13,18 @@ from omnistock.client._exceptions import from_rpc_error
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
+    CartLine,
     DeltaRecord,
     Exposure,
     FeedStatus,
+    FulfillmentMethod,
+    GetFulfillmentOptionsResponse,
     ImportSnapshotResponse,
+    LatLng,
     Location,
     LocationKind,
+    Origin,
+    SearchNearbyResponse,
     SnapshotRecord,
     StockUpdate,
     StreamDeltasRequest,
@@ -188,6 +194,53 @@ class Client:
         response = self._call(self._availability.BatchGetAvailability, request, timeout, metadata)
         return list(response.availabilities)
 
+    def search_nearby(
+        self,
+        cart: Cart,
+        origin: Origin,
+        *,
+        radius_km: float | None = None,
+        limit: int | None = None,
+        open_now: bool = False,
+        method: FulfillmentMethod = FulfillmentMethod.PICKUP,
+        require_all: bool = False,
+        exposure: Exposure = Exposure.BANDED,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> SearchNearbyResponse:
+        """The nearest stores with the cart's lines (nearest first), and the ship option.
+
+        >>> client.search_nearby(cart({"ELEC-10000": 1}), origin(postal_code="1012 AB"))  # doctest: +SKIP
+        """
+        request = availability_pb2.SearchNearbyRequest(
+            lines=_lines(cart),
+            origin=origin,
+            open_now=open_now,
+            method=int(method),  # type: ignore[arg-type]
+            require_all=require_all,
+            exposure=int(exposure),  # type: ignore[arg-type]
+        )
+        if radius_km is not None:
+            request.radius_km = radius_km
+        if limit is not None:
+            request.limit = limit
+        return self._call(self._availability.SearchNearby, request, timeout, metadata)
+
+    def get_fulfillment_options(
+        self,
+        cart: Cart,
+        origin: Origin,
+        *,
+        radius_km: float | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> GetFulfillmentOptionsResponse:
+        """Ranked ways to get the whole cart: pickup, ship, ship to store, split."""
+        request = availability_pb2.GetFulfillmentOptionsRequest(lines=_lines(cart), origin=origin)
+        if radius_km is not None:
+            request.radius_km = radius_km
+        return self._call(self._availability.GetFulfillmentOptions, request, timeout, metadata)
+
     # Feeds
 
     def import_snapshot(
@@ -301,6 +354,41 @@ class Client:
         """Apply absolute quantities, all or nothing; older updates are counted as stale."""
         request = feed_pb2.ApplyStockUpdatesRequest(updates=list(updates))
         return self._call(self._feeds.ApplyStockUpdates, request, timeout, metadata)
+
+
+Cart = Mapping[str, int] | Iterable[CartLine]
+
+
+def cart(lines: Mapping[str, int]) -> list[CartLine]:
+    """Cart lines from {sku: quantity}.
+
+    >>> cart({"ELEC-10000": 2})
+    [sku: "ELEC-10000"
+    quantity: 2
+    ]
+    """
+    return [CartLine(sku=sku, quantity=quantity) for sku, quantity in lines.items()]
+
+
+def origin(
+    *,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    postal_code: str = "",
+    country: str = "",
+) -> Origin:
+    """An origin from a position, or from a postal code (with an optional country)."""
+    if postal_code:
+        return Origin(postal_code=postal_code, country=country)
+    if latitude is None or longitude is None:
+        raise ValueError("give latitude and longitude, or a postal code")
+    return Origin(position=LatLng(latitude=latitude, longitude=longitude), country=country)
+
+
+def _lines(value: Cart) -> list[CartLine]:
+    if isinstance(value, Mapping):
+        return cart(value)
+    return list(value)
 
 
 def _timestamp(value: datetime) -> Timestamp:

@@ -22,6 +22,19 @@ StreamDeltasRequest = feed_pb2.StreamDeltasRequest
 StreamDeltasResponse = feed_pb2.StreamDeltasResponse
 RecordReject = feed_pb2.RecordReject
 FeedStatus = feed_pb2.FeedStatus
+CartLine = availability_pb2.CartLine
+Origin = availability_pb2.Origin
+SearchNearbyResponse = availability_pb2.SearchNearbyResponse
+GetFulfillmentOptionsResponse = availability_pb2.GetFulfillmentOptionsResponse
+NearbyLocation = availability_pb2.NearbyLocation
+FulfillmentOption = availability_pb2.FulfillmentOption
+
+
+class FulfillmentMethod(enum.IntEnum):
+    PICKUP = availability_pb2.FULFILLMENT_METHOD_PICKUP
+    SHIP = availability_pb2.FULFILLMENT_METHOD_SHIP
+    SHIP_TO_STORE = availability_pb2.FULFILLMENT_METHOD_SHIP_TO_STORE
+    SPLIT = availability_pb2.FULFILLMENT_METHOD_SPLIT
 
 
 class FreshnessState(enum.IntEnum):

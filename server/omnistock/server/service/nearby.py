@@ -272,16 +272,21 @@ class ShoppingService:
             if near.item.kind is LocationKind.STORE
         ]
         options: list[Option] = []
-        # Pick everything up at the nearest store that has all of it.
-        for near, answers in nearby:
-            location = near.item
-            ready = ready_by(location, now) if location.capabilities.pickup else None
-            if ready is not None and all(a.fulfillable for a in answers):
-                options.append(
-                    Option(Method.PICKUP, ready, pickup=location, pickup_lines=tuple(lines),
-                           distance_km=near.distance_km, ready_by=ready)
-                )  # fmt: skip
-                break
+        # Pick everything up at one store: of those that have all of it, the one
+        # that has it ready first, then the nearest.
+        whole = [
+            (ready, near.distance_km, near.item.id, near.item)
+            for near, answers in nearby
+            if near.item.capabilities.pickup
+            and all(a.fulfillable for a in answers)
+            and (ready := ready_by(near.item, now)) is not None
+        ]
+        if whole:
+            ready, distance, _, location = min(whole, key=lambda w: w[:3])
+            options.append(
+                Option(Method.PICKUP, ready, pickup=location, pickup_lines=tuple(lines),
+                       distance_km=distance, ready_by=ready)
+            )  # fmt: skip
         ship = self._ship_answer(lines, records, now, Exposure.EXACT)
         if ship is not None and ship.has_all:
             day = ship.delivery.date()
@@ -294,38 +299,44 @@ class ShoppingService:
                     delivery=day,
                 )
             )
-            # Ship to the nearest store that receives parcels.
-            for near, _ in nearby:
-                store = near.item
-                if not store.capabilities.ship_to_store:
-                    continue
-                arrival = datetime.combine(day, datetime.min.time(), tzinfo=ship.delivery.tzinfo)
-                ready = ready_by(store, max(arrival, now))
-                if ready is not None:
-                    options.append(
-                        Option(Method.SHIP_TO_STORE, ready, pickup=store, ship_from=ship.location,
-                               ship_lines=tuple(lines), distance_km=near.distance_km, ready_by=ready,
-                               delivery=day)
-                    )  # fmt: skip
-                break
-        # Split: pick up what the nearest partial store has, ship the rest.
+            # Ship to a store that receives parcels: the earliest ready, then the nearest.
+            arrival = max(
+                datetime.combine(day, datetime.min.time(), tzinfo=ship.delivery.tzinfo), now
+            )
+            receiving = [
+                (ready, near.distance_km, near.item)
+                for near, _ in nearby
+                if near.item.capabilities.ship_to_store
+                and (ready := ready_by(near.item, arrival)) is not None
+            ]
+            if receiving:
+                ready, distance, store = min(receiving, key=lambda r: (r[0], r[1], r[2].id))
+                options.append(
+                    Option(Method.SHIP_TO_STORE, ready, pickup=store, ship_from=ship.location,
+                           ship_lines=tuple(lines), distance_km=distance, ready_by=ready, delivery=day)
+                )  # fmt: skip
+        # Split: pick up what a store near has, ship the rest. Of the stores that have
+        # some but not all, the one with most lines, then ready first, then nearest.
         if ship is not None:
             shippable = {a.line.sku for a in ship.lines if a.fulfillable}
+            partial = []
             for near, answers in nearby:
-                location = near.item
                 here = [a.line for a in answers if a.fulfillable]
                 rest = [a.line for a in answers if not a.fulfillable]
-                ready = ready_by(location, now) if location.capabilities.pickup else None
-                if (
-                    here
-                    and rest
-                    and ready is not None
-                    and all(line.sku in shippable for line in rest)
-                ):
-                    options.append(
-                        Option(Method.SPLIT, max(ready, ship.delivery), pickup=location,
-                               ship_from=ship.location, pickup_lines=tuple(here), ship_lines=tuple(rest),
-                               distance_km=near.distance_km, ready_by=ready, delivery=ship.delivery.date())
-                    )  # fmt: skip
-                    break
+                if not (here and rest and near.item.capabilities.pickup):
+                    continue
+                if not all(line.sku in shippable for line in rest):
+                    continue
+                ready = ready_by(near.item, now)
+                if ready is not None:
+                    partial.append(
+                        (-len(here), ready, near.distance_km, near.item.id, near.item, here, rest)
+                    )
+            if partial:
+                _, ready, distance, _, location, here, rest = min(partial, key=lambda p: p[:4])
+                options.append(
+                    Option(Method.SPLIT, max(ready, ship.delivery), pickup=location,
+                           ship_from=ship.location, pickup_lines=tuple(here), ship_lines=tuple(rest),
+                           distance_km=distance, ready_by=ready, delivery=ship.delivery.date())
+                )  # fmt: skip
         return point, rank(options)
