@@ -7,6 +7,8 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 from omnistock.server.config import ServerConfig
 
@@ -36,6 +38,109 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"omnistock: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from omnistock.server.files import Format, ImportOptions, Mode, run_import
+
+    options = ImportOptions(
+        path=args.file,
+        format=Format(args.format),
+        mode=Mode(args.mode),
+        target=args.target,
+        location=args.location,
+        as_of=args.as_of,
+        rejects=args.rejects,
+        batch_size=args.batch_size,
+    )
+    return run_import(options, out=sys.stdout, err=sys.stderr)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from omnistock.server.files import run_export
+
+    return run_export(args.target, args.output, args.location, out=sys.stdout, err=sys.stderr)
+
+
+def _location_id(text: str) -> str:
+    from omnistock.server.files.fields import LineError, parse_id
+
+    try:
+        return parse_id(text, "location")
+    except LineError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _as_of(text: str) -> datetime:
+    from omnistock.server.files.fields import LineError, parse_time
+
+    try:
+        return parse_time(text, "time")
+    except LineError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _batch_size(text: str) -> int:
+    from omnistock.server.service.limits import MAX_STOCK_UPDATES
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_STOCK_UPDATES:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to {MAX_STOCK_UPDATES:,}")
+    return int(text)
+
+
+def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    imports = commands.add_parser(
+        "import",
+        help="send a stock file (csv, jsonl, google-local) to a server",
+        description="Send a stock file to a server, a line at a time. Lines that cannot be"
+        " imported go to the rejects file (FILE.rejects), with the reason. Exit status: 0 when"
+        " the file was gone through (even with rejects), 1 on an error, 2 on a usage error.",
+    )
+    imports.add_argument("file", type=Path, metavar="FILE")
+    imports.add_argument("--format", required=True, choices=["csv", "jsonl", "google-local"])
+    imports.add_argument(
+        "--mode",
+        required=True,
+        choices=["snapshot", "delta"],
+        help="snapshot: replace each location's stock (its lines must be together);"
+        " delta: apply each line as a change",
+    )
+    imports.add_argument(
+        "--location",
+        type=_location_id,
+        metavar="ID",
+        help="the location of lines that name none (needed when the file has no location column)",
+    )
+    imports.add_argument(
+        "--as-of",
+        type=_as_of,
+        metavar="ISO8601",
+        help="the source time of lines without source_updated_at, and of snapshots"
+        " [snapshots: the first line's source_updated_at, else now]",
+    )
+    imports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
+    imports.add_argument(
+        "--rejects", type=Path, metavar="PATH", help="the rejects file [FILE.rejects]"
+    )
+    imports.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        metavar="N",
+        help="records per message [delta: 1,000; snapshot: 5,000]",
+    )
+    imports.set_defaults(run=_import)
+
+    exports = commands.add_parser(
+        "export",
+        help="write Google's local product inventory feed from a server's stock",
+        description="Write the stock of every store (or one) as Google's local product"
+        " inventory feed, tab-separated. Warehouses are left out.",
+    )
+    exports.add_argument("--format", required=True, choices=["google-local"])
+    exports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
+    exports.add_argument("--output", required=True, type=Path, metavar="PATH")
+    exports.add_argument("--location", type=_location_id, metavar="ID", help="one store only")
+    exports.set_defaults(run=_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     serve.set_defaults(run=_serve)
+    _add_files_commands(commands)
     return parser
 
 

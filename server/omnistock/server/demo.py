@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -215,7 +215,7 @@ def demo_stock(now: datetime, *, seed: int = 7) -> Iterator[DemoSnapshot]:
 class DemoSnapshot:
     location_id: str
     as_of: datetime
-    records: list[tuple[str, int, int | None]]
+    records: Sequence[tuple[str, int, int | None]]
 
 
 def seed_if_empty(locations: LocationRepository, writer: FeedWriter, *, now: datetime) -> bool:

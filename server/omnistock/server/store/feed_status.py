@@ -36,7 +36,7 @@ class FeedStatusRepository:
             return {}
         ids = list(location_ids)
         with self._engine.connect() as connection:
-            counts = dict(
+            counts: dict[str, int] = dict(
                 connection.execute(
                     select(st.c.location_id, func.count())
                     .where(st.c.location_id.in_(ids))

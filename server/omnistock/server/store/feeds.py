@@ -163,6 +163,7 @@ class FeedWriter:
             cursor = connection.cursor()
             watermarks = self._watermarks(cursor, {row.location_id for row in rows})
             statements: list[tuple[str, tuple[Any, ...], bool]] = []
+            params: tuple[Any, ...]
             for row in rows:
                 watermark = watermarks.get(row.location_id)
                 if watermark is not None and row.source_updated_at_us < watermark:

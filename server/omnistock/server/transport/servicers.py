@@ -192,6 +192,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             or (len(location_ids) > 1 and len(set(location_ids)) != len(location_ids))
         ):
             self._reject_get_availability(request, location_ids)
+        assert exposure is not None  # _reject_get_availability raised otherwise
         views = self._service.cached_availability(request.sku, location_ids, exposure=exposure)
         if views is None:
             views = await self._runner.run(
