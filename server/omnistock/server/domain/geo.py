@@ -23,6 +23,13 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
+def degree_box(lat: float, radius_km: float) -> tuple[float, float]:
+    """Half the height and width, in degrees, of a box holding a circle of ``radius_km``."""
+    dlat = radius_km / KM_PER_DEGREE_LATITUDE
+    cos_lat = max(math.cos(math.radians(min(89.9, abs(lat) + dlat))), 1e-6)
+    return dlat, min(180.0, radius_km / (KM_PER_DEGREE_LATITUDE * cos_lat))
+
+
 @dataclass(frozen=True, slots=True)
 class Nearby(Generic[T]):
     item: T
@@ -53,9 +60,7 @@ class GridIndex(Generic[T]):
 
     def within(self, lat: float, lon: float, radius_km: float) -> list[Nearby[T]]:
         """Every point within ``radius_km``, nearest first (ties broken by insertion order)."""
-        dlat = radius_km / KM_PER_DEGREE_LATITUDE
-        cos_lat = max(math.cos(math.radians(min(89.9, abs(lat) + dlat))), 1e-6)
-        dlon = min(180.0, radius_km / (KM_PER_DEGREE_LATITUDE * cos_lat))
+        dlat, dlon = degree_box(lat, radius_km)
         lat_lo, lon_lo = self._key(max(-90.0, lat - dlat), lon - dlon)
         lat_hi, lon_hi = self._key(min(90.0, lat + dlat), lon + dlon)
         found: list[Nearby[T]] = []

@@ -31,6 +31,7 @@ class LocationDirectory:
         self._by_id: dict[str, Location] = {}
         self._active: list[Location] = []
         self._all: list[Location] = []
+        self._shippers: list[Location] = []
         self._loaded_at = float("-inf")
         self._version = (-1, -1)
         self.generation = 0
@@ -45,6 +46,7 @@ class LocationDirectory:
             self._by_id = {location.id: location for location in locations}
             self._active = [location for location in locations if location.active]
             self._all = list(locations)
+            self._shippers = [loc for loc in locations if loc.active and loc.capabilities.ship_from]
             self._loaded_at = time.monotonic()
 
     def _current(self) -> dict[str, Location]:
@@ -101,6 +103,15 @@ class LocationDirectory:
         """Every location, ordered by id."""
         self._current()
         return self._all
+
+    def shippers(self) -> list[Location]:
+        """Active locations that ship to shoppers."""
+        self._current()
+        return self._shippers
+
+    def by_id(self) -> dict[str, Location]:
+        """Every location by id (refreshed when due)."""
+        return self._current()
 
     def active(self) -> list[Location]:
         self._current()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from cachetools import TTLCache
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.fulfillment import (
     CartLine,
@@ -23,7 +24,7 @@ from omnistock.server.domain.fulfillment import (
     delivery_date,
     rank,
 )
-from omnistock.server.domain.geo import GridIndex, Nearby
+from omnistock.server.domain.geo import GridIndex, Nearby, degree_box, distance_km
 from omnistock.server.domain.hours import DayHours, hours_on, is_open, ready_by
 from omnistock.server.domain.locations import Location, LocationKind
 from omnistock.server.domain.stock import (
@@ -31,6 +32,7 @@ from omnistock.server.domain.stock import (
     Exposure,
     StockRecord,
     available_to_sell,
+    is_stale,
     view_missing,
     view_record,
 )
@@ -87,6 +89,10 @@ class SearchResult:
     ship: ShipAnswer | None
 
 
+# Above this many locations carrying a cart's skus, a search asks the grid index instead.
+CARRIER_SCAN_LIMIT = 2_000
+
+
 class ShoppingService:
     def __init__(
         self,
@@ -103,6 +109,10 @@ class ShoppingService:
         self._clock = clock
         self._cache = cache or StockCache(maxsize=0)
         self._index_lock = threading.Lock()
+        self._ready_lock = threading.Lock()
+        self._ready_cache: TTLCache[tuple[str, datetime], datetime | None] = TTLCache(
+            maxsize=50_000, ttl=120
+        )
         self._index: tuple[int, GridIndex[Location]] | None = None
 
     def now(self) -> datetime:
@@ -194,9 +204,7 @@ class ShoppingService:
         """The best shipping location: has every line, then earliest delivery, then id;
         failing that, the one with most lines."""
         best: tuple[tuple[object, ...], ShipAnswer] | None = None
-        for location in self._directory.active():
-            if not location.capabilities.ship_from:
-                continue
+        for location in self._directory.shippers():
             answers = self._lines(location, lines, records, now, exposure)
             delivery = delivered_by(location, delivery_date(location, now))
             answer = ShipAnswer(location, answers, delivery)
@@ -222,19 +230,77 @@ class ShoppingService:
         point = self.resolve(origin)
         records = self._records([line.sku for line in lines])
         now = self._clock()
+        needed = len(lines) if require_all else 1
         found: list[NearbyAnswer] = []
-        for near in self._grid().within(point[0], point[1], radius_km):
+        for near in self._candidates(point, radius_km, records):
             location = near.item
-            if not self._offers(location, method) or (open_now and not is_open(location, now)):
+            if not self._offers(location, method):
+                continue
+            # Count what the store can supply before building any answer: most can't.
+            if self._fulfillable_count(location, lines, records, now) < needed:
+                continue
+            if open_now and not is_open(location, now):
                 continue
             answers = self._lines(location, lines, records, now, exposure)
-            fulfillable = sum(a.fulfillable for a in answers)
-            if fulfillable == 0 or (require_all and fulfillable < len(answers)):
-                continue
             found.append(self._nearby_answer(location, near, answers, now))
             if len(found) == limit:
                 break
         return SearchResult(point, found, self._ship_answer(lines, records, now, exposure))
+
+    def _candidates(
+        self,
+        point: tuple[float, float],
+        radius_km: float,
+        records: dict[str, dict[str, StockRecord]],
+    ) -> list[Nearby[Location]]:
+        """Locations within the radius that hold a record of some cart sku, nearest first.
+
+        When few locations carry the skus, measure just those; otherwise ask the grid
+        for everything within the radius and keep the carriers.
+        """
+        carriers: set[str] = set()
+        for by_location in records.values():
+            carriers.update(by_location)
+        if len(carriers) > CARRIER_SCAN_LIMIT:
+            return [
+                n
+                for n in self._grid().within(point[0], point[1], radius_km)
+                if n.item.id in carriers
+            ]
+        by_id = self._directory.by_id()
+        lat, lon = point
+        dlat, dlon = degree_box(lat, radius_km)
+        found = []
+        for location_id in carriers:
+            location = by_id.get(location_id)
+            if location is None or not location.active:
+                continue
+            across = abs(location.longitude - lon)
+            if abs(location.latitude - lat) > dlat or min(across, 360 - across) > dlon:
+                continue
+            d = distance_km(lat, lon, location.latitude, location.longitude)
+            if d <= radius_km:
+                found.append(Nearby(location, d))
+        found.sort(key=lambda n: (n.distance_km, n.item.id))
+        return found
+
+    @staticmethod
+    def _fulfillable_count(
+        location: Location,
+        lines: Sequence[CartLine],
+        records: dict[str, dict[str, StockRecord]],
+        now: datetime,
+    ) -> int:
+        policy = location.stock_policy
+        count = 0
+        for line in lines:
+            record = records[line.sku].get(location.id)
+            if record is None or is_stale(now - record.source_updated_at, policy.freshness_budget):
+                continue
+            safety = policy.safety_stock_for(record.safety_stock)
+            if available_to_sell(record.on_hand, record.reserved, safety) >= line.quantity:
+                count += 1
+        return count
 
     @staticmethod
     def _offers(location: Location, method: Method) -> bool:
@@ -244,19 +310,36 @@ class ShoppingService:
             return location.capabilities.ship_to_store
         return location.capabilities.pickup
 
-    @staticmethod
     def _nearby_answer(
-        location: Location, near: Nearby[Location], answers: list[LineAnswer], now: datetime
+        self, location: Location, near: Nearby[Location], answers: list[LineAnswer], now: datetime
     ) -> NearbyAnswer:
         today = hours_on(location, now.astimezone(ZoneInfo(location.time_zone)).date())
         return NearbyAnswer(
             location,
             near.distance_km,
             answers,
-            ready_by(location, now) if location.capabilities.pickup else None,
+            self._ready_by(location, now) if location.capabilities.pickup else None,
             today,
             is_open(location, now),
         )
+
+    def _ready_by(self, location: Location, now: datetime) -> datetime | None:
+        """ready_by for an order placed within the current minute, computed once a minute.
+
+        It is computed from the start of the next minute, so it never promises earlier
+        than ready_by(now) would.
+        """
+        minute = now.replace(second=0, microsecond=0)
+        if minute != now:
+            minute += timedelta(minutes=1)
+        key = (location.id, minute)
+        with self._ready_lock:
+            if key in self._ready_cache:
+                return self._ready_cache[key]
+        ready = ready_by(location, minute)
+        with self._ready_lock:
+            self._ready_cache[key] = ready
+        return ready
 
     # -- GetFulfillmentOptions
 
