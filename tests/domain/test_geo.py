@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from omnistock.server.domain.geo import GridIndex, distance_km
 
 
@@ -17,9 +16,7 @@ def test_distance_to_itself_is_zero() -> None:
     assert distance_km(52.0, 5.0, 52.0, 5.0) == 0.0
 
 
-points = st.lists(
-    st.tuples(st.floats(50.0, 54.0), st.floats(3.0, 8.0)), min_size=0, max_size=60
-)
+points = st.lists(st.tuples(st.floats(50.0, 54.0), st.floats(3.0, 8.0)), min_size=0, max_size=60)
 
 
 @given(points, st.floats(50.0, 54.0), st.floats(3.0, 8.0), st.floats(0.5, 120.0))

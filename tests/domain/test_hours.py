@@ -26,7 +26,9 @@ def store(
         time_zone="Europe/Amsterdam",
         latitude=52.37,
         longitude=4.89,
-        weekly_hours=tuple(WeeklyHours(d, time.fromisoformat(opens), time.fromisoformat(closes)) for d in days),
+        weekly_hours=tuple(
+            WeeklyHours(d, time.fromisoformat(opens), time.fromisoformat(closes)) for d in days
+        ),
         hours_exceptions=exceptions,
         pickup_lead_time_minutes=lead,
     )

@@ -11,7 +11,6 @@ import pytest
 from conftest import NOW, FixedClock
 from factories import store, warehouse
 from google.protobuf.duration_pb2 import Duration
-
 from omnistock.client import (
     Client,
     Exposure,
@@ -34,8 +33,16 @@ DAM = origin(latitude=52.3731, longitude=4.8926)  # Dam square, Amsterdam
 def shop(client: Client) -> Client:
     client.upsert_locations(
         [
-            store("AMS-CENTRAAL", position=LatLng(latitude=52.3790, longitude=4.9003), postal_code="1012 AB"),
-            store("AMS-ZUID", position=LatLng(latitude=52.3389, longitude=4.8722), postal_code="1077 XV"),
+            store(
+                "AMS-CENTRAAL",
+                position=LatLng(latitude=52.3790, longitude=4.9003),
+                postal_code="1012 AB",
+            ),
+            store(
+                "AMS-ZUID",
+                position=LatLng(latitude=52.3389, longitude=4.8722),
+                postal_code="1077 XV",
+            ),
             store("AMS-NOORD", position=LatLng(latitude=52.4006, longitude=4.9319)),
             store("UTRECHT", position=LatLng(latitude=52.0901, longitude=5.1115)),
             store(
@@ -84,7 +91,9 @@ def test_a_closed_store_still_answers_with_its_next_ready_time(shop: Client) -> 
 
 
 def test_open_now_and_require_all_filter_the_stores(shop: Client) -> None:
-    result = shop.search_nearby(cart({"PHONE": 2, "CHARGER": 1}), DAM, open_now=True, require_all=True)
+    result = shop.search_nearby(
+        cart({"PHONE": 2, "CHARGER": 1}), DAM, open_now=True, require_all=True
+    )
     assert [loc.location_id for loc in result.locations] == ["AMS-ZUID"]
     assert result.locations[0].has_all
 
@@ -112,7 +121,13 @@ def test_the_ship_option_comes_from_the_warehouse_with_a_delivery_date(shop: Cli
 
 def test_a_stale_store_reads_unknown_and_is_not_offered(shop: Client, clock: FixedClock) -> None:
     shop.upsert_locations(
-        [store("AMS-ZUID", position=LatLng(latitude=52.3389, longitude=4.8722), freshness_budget=Duration(seconds=300))]
+        [
+            store(
+                "AMS-ZUID",
+                position=LatLng(latitude=52.3389, longitude=4.8722),
+                freshness_budget=Duration(seconds=300),
+            )
+        ]
     )
     # The 10-minute-old snapshot is past Zuid's new 5-minute freshness budget.
     result = shop.search_nearby(cart({"CHARGER": 1}), DAM, exposure=Exposure.EXACT)
@@ -122,12 +137,16 @@ def test_a_stale_store_reads_unknown_and_is_not_offered(shop: Client, clock: Fix
     assert "AMS-ZUID" in [loc.location_id for loc in result.locations]
 
 
-def test_search_by_postal_code_uses_the_imported_centroid(shop: Client, server: InProcessServer) -> None:
+def test_search_by_postal_code_uses_the_imported_centroid(
+    shop: Client, server: InProcessServer
+) -> None:
     assert server.server is not None
     PostcodeRepository(server.server.engine).upsert_many([("NL", "1012 JS", 52.3731, 4.8926)])
     by_code = shop.search_nearby(cart({"PHONE": 1}), origin(postal_code="1012js", country="NL"))
     by_point = shop.search_nearby(cart({"PHONE": 1}), DAM)
-    assert [loc.location_id for loc in by_code.locations] == [loc.location_id for loc in by_point.locations]
+    assert [loc.location_id for loc in by_code.locations] == [
+        loc.location_id for loc in by_point.locations
+    ]
     assert by_code.origin.latitude == pytest.approx(52.3731)
 
 
@@ -152,8 +171,14 @@ def test_an_unknown_sku_is_not_found(shop: Client) -> None:
 @pytest.mark.parametrize(
     ("call", "fields"),
     [
-        (lambda c: c.search_nearby(cart({"PHONE": 1}), origin(latitude=91, longitude=4.9)), {"origin.position.latitude"}),
-        (lambda c: c.search_nearby(cart({"PHONE": 1}), origin(latitude=52, longitude=181)), {"origin.position.longitude"}),
+        (
+            lambda c: c.search_nearby(cart({"PHONE": 1}), origin(latitude=91, longitude=4.9)),
+            {"origin.position.latitude"},
+        ),
+        (
+            lambda c: c.search_nearby(cart({"PHONE": 1}), origin(latitude=52, longitude=181)),
+            {"origin.position.longitude"},
+        ),
         (lambda c: c.search_nearby(cart({"PHONE": 1}), DAM, radius_km=0), {"radius_km"}),
         (lambda c: c.search_nearby(cart({"PHONE": 1}), DAM, radius_km=-3), {"radius_km"}),
         (lambda c: c.search_nearby(cart({"PHONE": 1}), DAM, radius_km=501), {"radius_km"}),
@@ -161,7 +186,10 @@ def test_an_unknown_sku_is_not_found(shop: Client) -> None:
         (lambda c: c.search_nearby([], DAM), {"lines"}),
         (lambda c: c.search_nearby(cart({"PHONE": 0}), DAM), {"lines[0].quantity"}),
         (lambda c: c.search_nearby(cart({"PHONE": 1}) * 2, DAM), {"lines[1].sku"}),
-        (lambda c: c.search_nearby(cart({"PHONE": 1}), DAM, method=FulfillmentMethod.SHIP), {"method"}),
+        (
+            lambda c: c.search_nearby(cart({"PHONE": 1}), DAM, method=FulfillmentMethod.SHIP),
+            {"method"},
+        ),
         (lambda c: c.get_fulfillment_options([], DAM), {"lines"}),
     ],
 )
@@ -173,12 +201,18 @@ def test_bad_requests_name_each_bad_field(shop: Client, call: object, fields: se
 
 def test_fulfillment_options_rank_pickup_today_before_shipping(shop: Client) -> None:
     response = shop.get_fulfillment_options(cart({"PHONE": 2, "CHARGER": 1}), DAM)
-    methods = [(FulfillmentMethod(o.method), o.pickup_location_id, o.ship_location_id) for o in response.options]
+    methods = [
+        (FulfillmentMethod(o.method), o.pickup_location_id, o.ship_location_id)
+        for o in response.options
+    ]
     assert methods[0] == (FulfillmentMethod.PICKUP, "AMS-ZUID", "")
     assert response.options[0].ready_by_text == "today 13:30"
     assert (FulfillmentMethod.SHIP, "", "WH-TILBURG") in methods
     ship_to_store = next(o for o in response.options if o.method == FulfillmentMethod.SHIP_TO_STORE)
-    assert ship_to_store.delivery_date == "2026-11-24" and ship_to_store.ready_by_text == "tomorrow 09:30"
+    assert (
+        ship_to_store.delivery_date == "2026-11-24"
+        and ship_to_store.ready_by_text == "tomorrow 09:30"
+    )
     times = [o.complete_by.ToDatetime() for o in response.options]
     assert times == sorted(times)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -46,7 +46,7 @@ class GridIndex(Generic[T]):
     """
 
     def __init__(
-        self, points: Iterable[tuple[T, float, float]], *, cell_degrees: float = 0.1
+        self, points: Iterable[tuple[T, float, float]], *, cell_degrees: float = 0.02
     ) -> None:
         self._cell = cell_degrees
         self._cells: defaultdict[tuple[int, int], list[tuple[T, float, float]]] = defaultdict(list)
@@ -57,6 +57,21 @@ class GridIndex(Generic[T]):
 
     def _key(self, lat: float, lon: float) -> tuple[int, int]:
         return (math.floor(lat / self._cell), math.floor(lon / self._cell))
+
+    def nearest_first(
+        self, lat: float, lon: float, radius_km: float, *, first_ring_km: float = 2.0
+    ) -> Iterator[Nearby[T]]:
+        """Every point within ``radius_km``, nearest first, found ring by ring (2 km, 4 km,
+        8 km ... ), so a caller that stops after the first few reads only the inner cells."""
+        inner = -1.0
+        ring = min(first_ring_km, radius_km)
+        while True:
+            for near in self.within(lat, lon, ring):
+                if near.distance_km > inner:
+                    yield near
+            if ring >= radius_km:
+                return
+            inner, ring = ring, min(ring * 2, radius_km)
 
     def within(self, lat: float, lon: float, radius_km: float) -> list[Nearby[T]]:
         """Every point within ``radius_km``, nearest first (ties broken by insertion order)."""

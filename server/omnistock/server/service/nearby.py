@@ -8,7 +8,7 @@ stock key is sku first, so that is one range scan), cached per sku.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -58,13 +58,33 @@ class LineAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class Presentation:
+    """What a nearby answer says of a location besides its stock, for one minute."""
+
+    minute: datetime
+    today: DayHours
+    open_now: bool
+    ready_by: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class NearbyAnswer:
     location: Location
     distance_km: float
     lines: list[LineAnswer]
-    ready_by: datetime | None
-    today: DayHours
-    open_now: bool
+    presentation: Presentation
+
+    @property
+    def ready_by(self) -> datetime | None:
+        return self.presentation.ready_by
+
+    @property
+    def today(self) -> DayHours:
+        return self.presentation.today
+
+    @property
+    def open_now(self) -> bool:
+        return self.presentation.open_now
 
     @property
     def has_all(self) -> bool:
@@ -90,7 +110,7 @@ class SearchResult:
 
 
 # Above this many locations carrying a cart's skus, a search asks the grid index instead.
-CARRIER_SCAN_LIMIT = 2_000
+CARRIER_SCAN_LIMIT = 500
 
 
 class ShoppingService:
@@ -110,7 +130,7 @@ class ShoppingService:
         self._cache = cache or StockCache(maxsize=0)
         self._index_lock = threading.Lock()
         self._ready_lock = threading.Lock()
-        self._ready_cache: TTLCache[tuple[str, datetime], datetime | None] = TTLCache(
+        self._ready_cache: TTLCache[tuple[str, datetime], Presentation] = TTLCache(
             maxsize=50_000, ttl=120
         )
         self._index: tuple[int, GridIndex[Location]] | None = None
@@ -239,7 +259,7 @@ class ShoppingService:
             # Count what the store can supply before building any answer: most can't.
             if self._fulfillable_count(location, lines, records, now) < needed:
                 continue
-            if open_now and not is_open(location, now):
+            if open_now and not self.presentation(location, now).open_now:
                 continue
             answers = self._lines(location, lines, records, now, exposure)
             found.append(self._nearby_answer(location, near, answers, now))
@@ -252,7 +272,7 @@ class ShoppingService:
         point: tuple[float, float],
         radius_km: float,
         records: dict[str, dict[str, StockRecord]],
-    ) -> list[Nearby[Location]]:
+    ) -> Iterable[Nearby[Location]]:
         """Locations within the radius that hold a record of some cart sku, nearest first.
 
         When few locations carry the skus, measure just those; otherwise ask the grid
@@ -262,11 +282,8 @@ class ShoppingService:
         for by_location in records.values():
             carriers.update(by_location)
         if len(carriers) > CARRIER_SCAN_LIMIT:
-            return [
-                n
-                for n in self._grid().within(point[0], point[1], radius_km)
-                if n.item.id in carriers
-            ]
+            near = self._grid().nearest_first(point[0], point[1], radius_km)
+            return (n for n in near if n.item.id in carriers)
         by_id = self._directory.by_id()
         lat, lon = point
         dlat, dlon = degree_box(lat, radius_km)
@@ -313,33 +330,30 @@ class ShoppingService:
     def _nearby_answer(
         self, location: Location, near: Nearby[Location], answers: list[LineAnswer], now: datetime
     ) -> NearbyAnswer:
-        today = hours_on(location, now.astimezone(ZoneInfo(location.time_zone)).date())
-        return NearbyAnswer(
-            location,
-            near.distance_km,
-            answers,
-            self._ready_by(location, now) if location.capabilities.pickup else None,
-            today,
-            is_open(location, now),
-        )
+        return NearbyAnswer(location, near.distance_km, answers, self.presentation(location, now))
 
-    def _ready_by(self, location: Location, now: datetime) -> datetime | None:
-        """ready_by for an order placed within the current minute, computed once a minute.
+    def presentation(self, location: Location, now: datetime) -> Presentation:
+        """Today's hours, open now and ready-by for ``location``, computed once a minute.
 
-        It is computed from the start of the next minute, so it never promises earlier
-        than ready_by(now) would.
+        Open now is as of the start of the minute; ready-by is computed from the start of
+        the next minute, so it never promises earlier than ready_by(now) would.
         """
         minute = now.replace(second=0, microsecond=0)
-        if minute != now:
-            minute += timedelta(minutes=1)
         key = (location.id, minute)
         with self._ready_lock:
-            if key in self._ready_cache:
-                return self._ready_cache[key]
-        ready = ready_by(location, minute)
+            cached = self._ready_cache.get(key)
+        if cached is not None:
+            return cached
+        later = minute if minute == now else minute + timedelta(minutes=1)
+        presentation = Presentation(
+            minute,
+            hours_on(location, minute.astimezone(ZoneInfo(location.time_zone)).date()),
+            is_open(location, minute),
+            ready_by(location, later) if location.capabilities.pickup else None,
+        )
         with self._ready_lock:
-            self._ready_cache[key] = ready
-        return ready
+            self._ready_cache[key] = presentation
+        return presentation
 
     # -- GetFulfillmentOptions
 

@@ -25,7 +25,7 @@ _KIND_FROM_PROTO = {
     location_pb2.LOCATION_KIND_WAREHOUSE: LocationKind.WAREHOUSE,
 }
 _KIND_TO_PROTO = {kind: value for value, kind in _KIND_FROM_PROTO.items()}
-_STATUS_TO_PROTO = {
+STATUS_TO_PROTO = {
     StockStatus.IN_STOCK: common_pb2.STOCK_STATUS_IN_STOCK,
     StockStatus.LIMITED: common_pb2.STOCK_STATUS_LIMITED,
     StockStatus.OUT_OF_STOCK: common_pb2.STOCK_STATUS_OUT_OF_STOCK,
@@ -205,7 +205,7 @@ def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
         return availability_pb2.Availability(
             location_id=view.location_id,
             sku=view.sku,
-            status=_STATUS_TO_PROTO[view.status],
+            status=STATUS_TO_PROTO[view.status],
             exposure=_EXPOSURE_TO_PROTO[view.exposure],
             quantity_hint=view.quantity_hint,
             as_of=as_of,
@@ -214,7 +214,7 @@ def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
     return availability_pb2.Availability(
         location_id=view.location_id,
         sku=view.sku,
-        status=_STATUS_TO_PROTO[view.status],
+        status=STATUS_TO_PROTO[view.status],
         exposure=_EXPOSURE_TO_PROTO[view.exposure],
         available_to_sell=view.available_to_sell,
         on_hand=view.on_hand,

@@ -18,7 +18,7 @@ from omnistock.server.service.limits import (
 )
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
-from omnistock.server.transport import shopping
+from omnistock.server.transport import shopping as shopping_transport
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     EXPOSURES,
@@ -124,6 +124,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
     ) -> None:
         self._service = service
         self._shopping = shopping
+        self._presenter = shopping_transport.NearbyPresenter()
         self._runner = runner
 
     async def SearchNearby(
@@ -132,11 +133,13 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         context: aio.ServicerContext[Any, Any],
     ) -> availability_pb2.SearchNearbyResponse:
         v = Violations()
-        cart = shopping.parse_cart(v, list(request.lines))
-        origin = shopping.parse_origin(v, request.HasField("origin"), request.origin)
-        radius = shopping.parse_radius(v, request.HasField("radius_km"), request.radius_km)
-        limit = shopping.parse_limit(v, request.HasField("limit"), request.limit)
-        method = shopping.parse_search_method(v, request.method)
+        cart = shopping_transport.parse_cart(v, list(request.lines))
+        origin = shopping_transport.parse_origin(v, request.HasField("origin"), request.origin)
+        radius = shopping_transport.parse_radius(
+            v, request.HasField("radius_km"), request.radius_km
+        )
+        limit = shopping_transport.parse_limit(v, request.HasField("limit"), request.limit)
+        method = shopping_transport.parse_search_method(v, request.method)
         exposure = exposure_from_proto(v, request.exposure)
         v.raise_if_any()
         result = await self._runner.run(
@@ -150,11 +153,10 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             require_all=request.require_all,
             exposure=exposure,
         )
-        now = self._shopping.now()
         return availability_pb2.SearchNearbyResponse(
-            locations=[shopping.nearby_to_proto(answer, now) for answer in result.locations],
-            ship=None if result.ship is None else shopping.ship_to_proto(result.ship),
-            origin=shopping.latlng(result.origin),
+            locations=[self._presenter.to_proto(answer) for answer in result.locations],
+            ship=None if result.ship is None else shopping_transport.ship_to_proto(result.ship),
+            origin=shopping_transport.latlng(result.origin),
         )
 
     async def GetFulfillmentOptions(
@@ -163,17 +165,19 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         context: aio.ServicerContext[Any, Any],
     ) -> availability_pb2.GetFulfillmentOptionsResponse:
         v = Violations()
-        cart = shopping.parse_cart(v, list(request.lines))
-        origin = shopping.parse_origin(v, request.HasField("origin"), request.origin)
-        radius = shopping.parse_radius(v, request.HasField("radius_km"), request.radius_km)
+        cart = shopping_transport.parse_cart(v, list(request.lines))
+        origin = shopping_transport.parse_origin(v, request.HasField("origin"), request.origin)
+        radius = shopping_transport.parse_radius(
+            v, request.HasField("radius_km"), request.radius_km
+        )
         v.raise_if_any()
         point, options = await self._runner.run(
             self._shopping.fulfillment_options, cart, origin, radius_km=radius
         )
         now = self._shopping.now()
         return availability_pb2.GetFulfillmentOptionsResponse(
-            options=[shopping.option_to_proto(option, now) for option in options],
-            origin=shopping.latlng(point),
+            options=[shopping_transport.option_to_proto(option, now) for option in options],
+            origin=shopping_transport.latlng(point),
         )
 
     async def GetAvailability(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
+from cachetools import TTLCache
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.fulfillment import CartLine, Method, Option
 from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.ids import check_id
 from omnistock.server.service.limits import MAX_QUANTITY
 from omnistock.server.service.nearby import LineAnswer, NearbyAnswer, Origin, ShipAnswer
-from omnistock.server.transport.convert import datetime_to_timestamp, view_to_proto
+from omnistock.server.transport.convert import STATUS_TO_PROTO, datetime_to_timestamp
 from omnistock.v1 import availability_pb2, common_pb2
 
 MAX_CART_LINES = 50
@@ -93,19 +95,17 @@ def parse_search_method(v: Violations, value: int) -> Method:
 
 
 def _line_to_proto(answer: LineAnswer) -> availability_pb2.LineAvailability:
-    view = view_to_proto(answer.view)
-    line = availability_pb2.LineAvailability(
+    view = answer.view
+    return availability_pb2.LineAvailability(
         sku=answer.line.sku,
         quantity=answer.line.quantity,
-        status=view.status,
+        status=STATUS_TO_PROTO[view.status],
+        available_to_sell=view.available_to_sell,
         quantity_hint=view.quantity_hint,
         fulfillable=answer.fulfillable,
         confidence=view.confidence,
-        as_of=view.as_of if view.HasField("as_of") else None,
+        as_of=None if view.as_of is None else datetime_to_timestamp(view.as_of),
     )
-    if view.HasField("available_to_sell"):
-        line.available_to_sell = view.available_to_sell
-    return line
 
 
 def _hours_to_proto(day: DayHours) -> availability_pb2.DayHours:
@@ -118,19 +118,41 @@ def _hours_to_proto(day: DayHours) -> availability_pb2.DayHours:
     )
 
 
-def nearby_to_proto(answer: NearbyAnswer, now: datetime) -> availability_pb2.NearbyLocation:
-    return availability_pb2.NearbyLocation(
-        location_id=answer.location.id,
-        name=answer.location.name,
-        distance_km=round(answer.distance_km, 3),
-        lines=[_line_to_proto(line) for line in answer.lines],
-        has_all=answer.has_all,
-        ready_by=None if answer.ready_by is None else datetime_to_timestamp(answer.ready_by),
-        ready_by_text="" if answer.ready_by is None else describe(answer.ready_by, now),
-        today_hours=_hours_to_proto(answer.today),
-        open_now=answer.open_now,
-        time_zone=answer.location.time_zone,
-    )
+class NearbyPresenter:
+    """Builds NearbyLocation messages; the parts that change once a minute are built once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._templates: TTLCache[tuple[str, datetime], availability_pb2.NearbyLocation] = TTLCache(
+            maxsize=50_000, ttl=120
+        )
+
+    def _template(self, answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
+        p = answer.presentation
+        key = (answer.location.id, p.minute)
+        with self._lock:
+            template = self._templates.get(key)
+        if template is None:
+            template = availability_pb2.NearbyLocation(
+                location_id=answer.location.id,
+                name=answer.location.name,
+                ready_by=None if p.ready_by is None else datetime_to_timestamp(p.ready_by),
+                ready_by_text="" if p.ready_by is None else describe(p.ready_by, p.minute),
+                today_hours=_hours_to_proto(p.today),
+                open_now=p.open_now,
+                time_zone=answer.location.time_zone,
+            )
+            with self._lock:
+                self._templates[key] = template
+        return template
+
+    def to_proto(self, answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
+        message = availability_pb2.NearbyLocation()
+        message.CopyFrom(self._template(answer))
+        message.distance_km = round(answer.distance_km, 3)
+        message.has_all = answer.has_all
+        message.lines.extend(_line_to_proto(line) for line in answer.lines)
+        return message
 
 
 def ship_to_proto(answer: ShipAnswer) -> availability_pb2.ShipOption:
