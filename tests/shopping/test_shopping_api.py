@@ -225,3 +225,19 @@ def test_a_cart_no_store_has_whole_is_split_or_shipped(shop: Client) -> None:
     assert split.pickup_location_id == "AMS-CENTRAAL"
     assert [line.sku for line in split.pickup_lines] == ["CASE"]
     assert [line.sku for line in split.ship_lines] == ["CHARGER"]
+
+
+def test_import_postcodes_loads_centroids_for_searches(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from omnistock.server.cli import main
+    from omnistock.server.store.database import create_database_engine
+
+    csv_file = tmp_path / "postcodes.csv"
+    csv_file.write_text("postal_code,latitude,longitude\n1012 JS,52.3731,4.8926\n9999,north,5\n")
+    url = f"sqlite:///{tmp_path / 'pc.db'}"
+    assert main(["import-postcodes", str(csv_file), "--database-url", url]) == 0
+    out = capsys.readouterr()
+    assert "loaded 1 postal codes, rejected 1" in out.out
+    assert "line 3" in out.err
+    engine = create_database_engine(url)
+    assert PostcodeRepository(engine).lookup("1012js", "nl") == (52.3731, 4.8926)
+    engine.dispose()

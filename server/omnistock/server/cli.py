@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -143,6 +143,48 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     exports.set_defaults(run=_export)
 
 
+def _import_postcodes(args: argparse.Namespace) -> int:
+    import csv
+
+    from omnistock.server.store.database import create_database_engine, migrate
+    from omnistock.server.store.postcodes import PostcodeRepository
+
+    if not args.file.is_file():
+        print(f"omnistock: no such file: {args.file}", file=sys.stderr)
+        return 2
+    rejected: list[str] = []
+
+    def rows(reader: csv.DictReader[str]) -> Iterator[tuple[str, str, float, float]]:
+        for number, row in enumerate(reader, start=2):
+            try:
+                code = (row.get("postal_code") or "").strip()
+                lat, lon = float(row["latitude"]), float(row["longitude"])
+                if not code or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                    raise ValueError("postal_code, latitude or longitude out of range")
+            except (KeyError, TypeError, ValueError) as error:
+                rejected.append(f"line {number}: {error}")
+                continue
+            yield (row.get("country") or args.country).strip(), code, lat, lon
+
+    engine = create_database_engine(args.database_url or ServerConfig.from_env().database_url)
+    migrate(engine)
+    with args.file.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"postal_code", "latitude", "longitude"} - set(reader.fieldnames or ())
+        if missing:
+            print(
+                f"omnistock: {args.file}: missing columns {', '.join(sorted(missing))}",
+                file=sys.stderr,
+            )
+            return 2
+        loaded = PostcodeRepository(engine).upsert_many(rows(reader))
+    engine.dispose()
+    for line in rejected[:20]:
+        print(f"  rejected {line}", file=sys.stderr)
+    print(f"loaded {loaded:,} postal codes, rejected {len(rejected):,}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omnistock", description="Channel availability and inventory lookup service."
@@ -183,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
+
+    postcodes = commands.add_parser(
+        "import-postcodes",
+        help="load postal code centroids (CSV) into the database, for searches by postal code",
+        description="Load a CSV with the columns postal_code, latitude, longitude and optionally"
+        " country (default NL) into the database. Codes are matched without spaces, in upper case.",
+    )
+    postcodes.add_argument("file", type=Path, metavar="FILE")
+    postcodes.add_argument(
+        "--database-url",
+        help="the server's database [$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]",
+    )
+    postcodes.add_argument("--country", default="NL", help="country for rows without one [NL]")
+    postcodes.set_defaults(run=_import_postcodes)
     return parser
 
 
