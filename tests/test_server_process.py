@@ -108,6 +108,8 @@ def test_quickstart_example_prints_availability(
     assert result.returncode == 0, result.stderr
     assert "50 stores. Where is ELEC-10000?" in result.stdout
     assert "NL-WH-TLB" in result.stdout and "available to sell" in result.stdout
+    assert "Nearest stores to postal code 1012 PH" in result.stdout
+    assert "Amsterdam Kalverstraat" in result.stdout and "ready " in result.stdout
 
 
 def test_sigterm_stops_the_process_cleanly(demo_process: tuple[subprocess.Popen[str], str]) -> None:

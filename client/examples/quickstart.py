@@ -8,7 +8,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from omnistock.client import Client, Exposure, LocationKind, StockStatus, UnavailableError
+from omnistock.client import (
+    Client,
+    Exposure,
+    LocationKind,
+    StockStatus,
+    UnavailableError,
+    cart,
+    origin,
+)
 
 
 def wait_for(client: Client, seconds: float) -> None:
@@ -41,6 +49,13 @@ def main() -> None:
             hint = f" ({answer.quantity_hint})" if answer.quantity_hint else ""
             name = stores[answer.location_id].name
             print(f"  {name:<32} {status:<13}{hint:<6} confidence {answer.confidence:.2f}")
+
+        print(f"\nNearest stores to postal code 1012 PH with {args.sku}, and when it is ready:")
+        nearby = client.search_nearby(cart({args.sku: 1}), origin(postal_code="1012 PH"), limit=3)
+        for store in nearby.locations:
+            print(f"  {store.name:<32} {store.distance_km:5.1f} km   ready {store.ready_by_text}")
+        if nearby.HasField("ship"):
+            print(f"  or shipped from {nearby.ship.location_id}, delivered {nearby.ship.delivery_date}")
 
         warehouses = [loc.id for loc in client.list_locations(kind=LocationKind.WAREHOUSE)]
         print("\nWarehouse stock (exact, as a store associate sees it):")
