@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -59,32 +59,51 @@ class GridIndex(Generic[T]):
         return (math.floor(lat / self._cell), math.floor(lon / self._cell))
 
     def nearest_first(
-        self, lat: float, lon: float, radius_km: float, *, first_ring_km: float = 2.0
+        self,
+        lat: float,
+        lon: float,
+        radius_km: float,
+        *,
+        keep: Callable[[T], bool] | None = None,
+        first_ring_km: float = 2.0,
     ) -> Iterator[Nearby[T]]:
-        """Every point within ``radius_km``, nearest first, found ring by ring (2 km, 4 km,
-        8 km ... ), so a caller that stops after the first few reads only the inner cells."""
+        """Every point within ``radius_km`` (that ``keep`` accepts), nearest first, found ring
+        by ring (2 km, 4 km, 8 km ...), so a caller that stops early reads only inner cells."""
         inner = -1.0
         ring = min(first_ring_km, radius_km)
         while True:
-            for near in self.within(lat, lon, ring):
+            for near in self.within(lat, lon, ring, keep=keep):
                 if near.distance_km > inner:
                     yield near
             if ring >= radius_km:
                 return
             inner, ring = ring, min(ring * 2, radius_km)
 
-    def within(self, lat: float, lon: float, radius_km: float) -> list[Nearby[T]]:
-        """Every point within ``radius_km``, nearest first (ties broken by insertion order)."""
+    def within(
+        self, lat: float, lon: float, radius_km: float, *, keep: Callable[[T], bool] | None = None
+    ) -> list[Nearby[T]]:
+        """Every point within ``radius_km`` (that ``keep`` accepts), nearest first."""
         dlat, dlon = degree_box(lat, radius_km)
         lat_lo, lon_lo = self._key(max(-90.0, lat - dlat), lon - dlon)
         lat_hi, lon_hi = self._key(min(90.0, lat + dlat), lon + dlon)
+        # A flat-earth distance rules out most of the box cheaply; the haversine decides
+        # for the rest. The 2% margin covers the flat approximation at these radii.
+        cos_lat = math.cos(math.radians(lat))
+        limit = (radius_km * 1.02 / KM_PER_DEGREE_LATITUDE) ** 2
         found: list[Nearby[T]] = []
         wrap = round(360 / self._cell)
         columns = range(lon_lo, lon_hi + 1) if lon_hi - lon_lo < wrap else range(wrap)
+        cells = self._cells
         for i in range(lat_lo, lat_hi + 1):
             for raw_j in columns:
                 j = (raw_j + wrap // 2) % wrap - wrap // 2  # wrap around the antimeridian
-                for item, plat, plon in self._cells.get((i, j), ()):
+                for item, plat, plon in cells.get((i, j), ()):
+                    if keep is not None and not keep(item):
+                        continue
+                    across = abs(plon - lon)
+                    across = min(across, 360.0 - across) * cos_lat
+                    if (plat - lat) ** 2 + across * across > limit:
+                        continue
                     d = distance_km(lat, lon, plat, plon)
                     if d <= radius_km:
                         found.append(Nearby(item, d))

@@ -130,6 +130,9 @@ class ShoppingService:
         self._cache = cache or StockCache(maxsize=0)
         self._index_lock = threading.Lock()
         self._ready_lock = threading.Lock()
+        self._ship_cache: TTLCache[tuple[object, ...], tuple[ShipAnswer | None]] = TTLCache(
+            maxsize=10_000, ttl=60
+        )
         self._ready_cache: TTLCache[tuple[str, datetime], Presentation] = TTLCache(
             maxsize=50_000, ttl=120
         )
@@ -265,7 +268,25 @@ class ShoppingService:
             found.append(self._nearby_answer(location, near, answers, now))
             if len(found) == limit:
                 break
-        return SearchResult(point, found, self._ship_answer(lines, records, now, exposure))
+        return SearchResult(point, found, self._cached_ship_answer(lines, records, now, exposure))
+
+    def _cached_ship_answer(
+        self,
+        lines: Sequence[CartLine],
+        records: dict[str, dict[str, StockRecord]],
+        now: datetime,
+        exposure: Exposure,
+    ) -> ShipAnswer | None:
+        """The ship answer for a cart, reused within the minute until a write lands."""
+        key = (tuple(lines), exposure, now.replace(second=0, microsecond=0), self._cache.generation)
+        with self._ready_lock:
+            cached = self._ship_cache.get(key)
+        if cached is not None:
+            return cached[0]
+        answer = self._ship_answer(lines, records, now, exposure)
+        with self._ready_lock:
+            self._ship_cache[key] = (answer,)
+        return answer
 
     def _candidates(
         self,
@@ -278,12 +299,15 @@ class ShoppingService:
         When few locations carry the skus, measure just those; otherwise ask the grid
         for everything within the radius and keep the carriers.
         """
+        maps = list(records.values())
+        if sum(map(len, maps)) > CARRIER_SCAN_LIMIT:
+            return self._grid().nearest_first(
+                point[0], point[1], radius_km,
+                keep=lambda location: any(location.id in m for m in maps),
+            )  # fmt: skip
         carriers: set[str] = set()
-        for by_location in records.values():
+        for by_location in maps:
             carriers.update(by_location)
-        if len(carriers) > CARRIER_SCAN_LIMIT:
-            near = self._grid().nearest_first(point[0], point[1], radius_km)
-            return (n for n in near if n.item.id in carriers)
         by_id = self._directory.by_id()
         lat, lon = point
         dlat, dlon = degree_box(lat, radius_km)
