@@ -65,10 +65,10 @@ class GridIndex(Generic[T]):
         radius_km: float,
         *,
         keep: Callable[[T], bool] | None = None,
-        first_ring_km: float = 2.0,
+        first_ring_km: float = 4.0,
     ) -> Iterator[Nearby[T]]:
         """Every point within ``radius_km`` (that ``keep`` accepts), nearest first, found ring
-        by ring (2 km, 4 km, 8 km ...), so a caller that stops early reads only inner cells."""
+        by ring (4 km, 8 km, 16 km ...), so a caller that stops early reads only inner cells."""
         inner = -1.0
         ring = min(first_ring_km, radius_km)
         while True:

@@ -109,6 +109,20 @@ class SearchResult:
     ship: ShipAnswer | None
 
 
+def _held_in(maps: list[dict[str, StockRecord]]) -> Callable[[Location], bool]:
+    """A test for "some map has this location", unrolled for small carts (a hot loop)."""
+    if len(maps) == 1:
+        (a,) = maps
+        return lambda location: location.id in a
+    if len(maps) == 2:
+        a, b = maps
+        return lambda location: location.id in a or location.id in b
+    if len(maps) == 3:
+        a, b, c = maps
+        return lambda location: location.id in a or location.id in b or location.id in c
+    return lambda location: any(location.id in m for m in maps)
+
+
 # Above this many locations carrying a cart's skus, a search asks the grid index instead.
 CARRIER_SCAN_LIMIT = 500
 
@@ -301,10 +315,7 @@ class ShoppingService:
         """
         maps = list(records.values())
         if sum(map(len, maps)) > CARRIER_SCAN_LIMIT:
-            return self._grid().nearest_first(
-                point[0], point[1], radius_km,
-                keep=lambda location: any(location.id in m for m in maps),
-            )  # fmt: skip
+            return self._grid().nearest_first(point[0], point[1], radius_km, keep=_held_in(maps))
         carriers: set[str] = set()
         for by_location in maps:
             carriers.update(by_location)
