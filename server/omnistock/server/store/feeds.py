@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine
 
 _COLUMNS = "sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us, source_sequence, received_at_us"
@@ -407,19 +408,28 @@ class _PostgresSnapshot(SnapshotImport):
     def commit(self) -> SnapshotResult:
         try:
             with self._connection.cursor() as cursor:
-                # DISTINCT ON keeps the first record of a repeated sku, as SQLite does.
                 late = self._late_to is not None
-                cursor.execute(
-                    f"INSERT INTO stock ({_COLUMNS}) SELECT DISTINCT ON (sku) sku, %s,"
+                merge = (
+                    f"INSERT INTO stock ({_COLUMNS}) SELECT {{distinct}} sku, %s,"
                     f" {'0' if late else 'on_hand'}, 0,"
-                    f" safety_stock, %s, NULL, %s FROM {self._table} ORDER BY sku, position "
+                    f" safety_stock, %s, NULL, %s FROM {self._table} {{order}} "
                     "ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand, "
                     "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
                     "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
                     "received_at_us = excluded.received_at_us "
-                    "WHERE excluded.source_updated_at_us > stock.source_updated_at_us",
-                    (self.location_id, self._late_to or self.as_of_us, self._now_us),
+                    "WHERE excluded.source_updated_at_us > stock.source_updated_at_us"
                 )
+                params = (self.location_id, self._late_to or self.as_of_us, self._now_us)
+                try:
+                    # Most snapshots name each sku once: merge without sorting a million rows.
+                    with self._connection.transaction():
+                        cursor.execute(merge.format(distinct="", order=""), params)
+                except psycopg.errors.CardinalityViolation:
+                    # A repeated sku: keep its first record, as SQLite does.
+                    cursor.execute(
+                        merge.format(distinct="DISTINCT ON (sku)", order="ORDER BY sku, position"),
+                        params,
+                    )
                 applied = cursor.rowcount
                 result = self._finish(cursor, applied)
             self._connection.commit()
