@@ -93,6 +93,18 @@ def start_pinned(args: list[str], *, env: dict[str, str] | None = None) -> subpr
     return process
 
 
+def start_server(database_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`omnistock serve` on a free port, pinned to the server's core; returns it and its target."""
+    port = free_port()
+    process = start_pinned(
+        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
+         "--database-url", database_url, *extra],
+        env={**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    wait_port(port)
+    return process, f"127.0.0.1:{port}"
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
     try:
@@ -332,17 +344,11 @@ def availability(args: argparse.Namespace) -> None:
         exposure=1,
     )
 
-    port = free_port()
-    env = {**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"}
-    process = start_pinned(
-        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
-         "--database-url", f"sqlite:///{db}",
-         *([] if args.read_cache_size is None else ["--read-cache-size", str(args.read_cache_size)])],
-        env=env,
-    )  # fmt: skip
+    process, target = start_server(
+        f"sqlite:///{db}",
+        *([] if args.read_cache_size is None else ["--read-cache-size", str(args.read_cache_size)]),
+    )
     try:
-        wait_port(port)
-        target = f"127.0.0.1:{port}"
         with Client(target) as client:  # the requests must be real answers, not errors
             single_size = len(
                 availability_pb2.GetAvailabilityResponse(
@@ -552,15 +558,8 @@ def search(args: argparse.Namespace) -> None:
     request = availability_pb2.SearchNearbyRequest(
         lines=cart(SEARCH_CART), origin=origin(latitude=DAM[0], longitude=DAM[1]), radius_km=25
     )
-    port = free_port()
-    process = start_pinned(
-        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
-         "--database-url", f"sqlite:///{db}"],
-        env={**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"},
-    )  # fmt: skip
+    process, target = start_server(f"sqlite:///{db}")
     try:
-        wait_port(port)
-        target = f"127.0.0.1:{port}"
         with Client(target) as client:
             answer = client.search_nearby(request.lines, request.origin, radius_km=25)
             print(f"  the search finds {len(answer.locations)} stores; nearest {answer.locations[0].distance_km:.1f} km"
@@ -695,16 +694,9 @@ def served_snapshot(url: str, requests: list[Any], count: int) -> tuple[float, f
     import grpc
     from omnistock.v1 import feed_pb2_grpc
 
-    port = free_port()
-    env = {**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"}
-    process = start_pinned(
-        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
-         "--database-url", url],
-        env=env,
-    )  # fmt: skip
+    process, target = start_server(url)
     try:
-        wait_port(port)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with grpc.insecure_channel(target) as channel:
             stub = feed_pb2_grpc.FeedServiceStub(channel)
             started = time.perf_counter()
             response = stub.ImportSnapshot(iter(requests))
@@ -731,15 +723,9 @@ def served_deltas(url: str, records: int, batch: int = 1_000) -> float:
             record.source_updated_at.FromDatetime(now + timedelta(microseconds=i))
             items.append(record)
         requests.append(feed_pb2.StreamDeltasRequest(batch_id=str(start), records=items))
-    port = free_port()
-    process = start_pinned(
-        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
-         "--database-url", url],
-        env={**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"},
-    )  # fmt: skip
+    process, target = start_server(url)
     try:
-        wait_port(port)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with grpc.insecure_channel(target) as channel:
             stub = feed_pb2_grpc.FeedServiceStub(channel)
             started = time.perf_counter()
             applied = sum(ack.applied_count for ack in stub.StreamDeltas(iter(requests)))

@@ -16,8 +16,6 @@ from omnistock.server.service.feeds import (
     SnapshotSession,
 )
 from omnistock.server.service.limits import (
-    DEFAULT_LIST_PAGE_SIZE,
-    MAX_LIST_PAGE_SIZE,
     MAX_QUANTITY,
     MAX_STOCK_UPDATES,
 )
@@ -27,8 +25,8 @@ from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     check_source_timestamp,
     datetime_to_timestamp,
-    decode_page_token,
     encode_page_token,
+    parse_page,
     timestamp_to_datetime,
     view_to_proto,
 )
@@ -282,17 +280,12 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: feed_pb2.ListFeedStatusRequest, context: aio.ServicerContext[Any, Any]
     ) -> feed_pb2.ListFeedStatusResponse:
         v = Violations()
-        v.check(
-            0 <= request.page_size <= MAX_LIST_PAGE_SIZE,
-            "page_size",
-            f"must be within [0, {MAX_LIST_PAGE_SIZE}]",
-        )
-        after_id = decode_page_token(v, request.page_token)
+        after_id, limit = parse_page(v, request.page_size, request.page_token)
         v.raise_if_any()
         page, next_after = await self._runner.run(
             self._service.list_feed_status,
             after_id=after_id,
-            limit=request.page_size or DEFAULT_LIST_PAGE_SIZE,
+            limit=limit,
         )
         return feed_pb2.ListFeedStatusResponse(
             statuses=[status_to_proto(s) for s in page],

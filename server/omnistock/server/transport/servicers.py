@@ -10,10 +10,8 @@ from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.locations import Location
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.limits import (
-    DEFAULT_LIST_PAGE_SIZE,
     MAX_AVAILABILITY_LOCATIONS,
     MAX_BATCH_PAIRS,
-    MAX_LIST_PAGE_SIZE,
     MAX_UPSERT_LOCATIONS,
 )
 from omnistock.server.service.locations import LocationService
@@ -22,12 +20,12 @@ from omnistock.server.transport import shopping as shopping_transport
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     EXPOSURES,
-    decode_page_token,
     encode_page_token,
     exposure_from_proto,
     kind_from_proto,
     location_from_proto,
     location_to_proto,
+    parse_page,
     view_to_proto,
 )
 from omnistock.v1 import (
@@ -93,12 +91,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         self, request: location_pb2.ListLocationsRequest, context: aio.ServicerContext[Any, Any]
     ) -> location_pb2.ListLocationsResponse:
         v = Violations()
-        v.check(
-            0 <= request.page_size <= MAX_LIST_PAGE_SIZE,
-            "page_size",
-            f"must be within [0, {MAX_LIST_PAGE_SIZE}]",
-        )
-        after_id = decode_page_token(v, request.page_token)
+        after_id, limit = parse_page(v, request.page_size, request.page_token)
         kind = kind_from_proto(request.kind)
         v.check(
             request.kind == location_pb2.LOCATION_KIND_UNSPECIFIED or kind is not None,
@@ -109,7 +102,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         page, next_after = await self._runner.run(
             self._service.list_locations,
             after_id=after_id,
-            limit=request.page_size or DEFAULT_LIST_PAGE_SIZE,
+            limit=limit,
             kind=kind,
         )
         return location_pb2.ListLocationsResponse(
