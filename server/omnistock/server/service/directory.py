@@ -69,6 +69,10 @@ class LocationDirectory:
             raise NotFound("location", dict.fromkeys(missing), reason="LOCATION_NOT_FOUND")
         return [by_id[location_id] for location_id in ids]
 
+    def is_fresh(self) -> bool:
+        """True while no refresh is due: lookups until then never touch the database."""
+        return time.monotonic() - self._loaded_at <= self._max_age
+
     def cached(self, location_ids: Iterable[str]) -> list[Location] | None:
         """The named locations from memory, or None if one is unknown or a refresh is due.
 

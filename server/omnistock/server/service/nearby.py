@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from cachetools import TTLCache
@@ -123,6 +124,10 @@ def _held_in(maps: list[dict[str, StockRecord]]) -> Callable[[Location], bool]:
     return lambda location: any(location.id in m for m in maps)
 
 
+class _NeedsDatabase(Exception):
+    """A memory-only search met something it would have to read from the database."""
+
+
 # Above this many locations carrying a cart's skus, a search asks the grid index instead.
 CARRIER_SCAN_LIMIT = 500
 
@@ -193,12 +198,16 @@ class ShoppingService:
             sum(loc.longitude for loc in matches) / len(matches),
         )
 
-    def _records(self, skus: Sequence[str]) -> dict[str, dict[str, StockRecord]]:
+    def _records(
+        self, skus: Sequence[str], *, memory_only: bool = False
+    ) -> dict[str, dict[str, StockRecord]]:
         """Every record of each sku, by location id; NOT_FOUND for a sku nobody reported."""
         result: dict[str, dict[str, StockRecord]] = {}
         for sku in skus:
             cached = self._cache.get_sku(sku)
             if cached is None:
+                if memory_only:
+                    raise _NeedsDatabase
                 generation = self._cache.generation
                 cached = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
                 self._cache.fill_sku(sku, cached, generation=generation)
@@ -252,6 +261,18 @@ class ShoppingService:
 
     # -- SearchNearby
 
+    def cached_search_nearby(
+        self, lines: Sequence[CartLine], origin: Origin, **options: Any
+    ) -> SearchResult | None:
+        """search_nearby from memory alone, so the event loop may run it; None when it
+        would need the database (a postal code, a sku not cached, a directory refresh)."""
+        if origin.latitude is None or not self._directory.is_fresh():
+            return None
+        try:
+            return self.search_nearby(lines, origin, memory_only=True, **options)
+        except _NeedsDatabase:
+            return None
+
     def search_nearby(
         self,
         lines: Sequence[CartLine],
@@ -263,9 +284,10 @@ class ShoppingService:
         method: Method,
         require_all: bool,
         exposure: Exposure,
+        memory_only: bool = False,
     ) -> SearchResult:
         point = self.resolve(origin)
-        records = self._records([line.sku for line in lines])
+        records = self._records([line.sku for line in lines], memory_only=memory_only)
         now = self._clock()
         needed = len(lines) if require_all else 1
         found: list[NearbyAnswer] = []

@@ -135,17 +135,17 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         method = shopping_transport.parse_search_method(v, request.method)
         exposure = exposure_from_proto(v, request.exposure)
         v.raise_if_any()
-        result = await self._runner.run(
-            self._shopping.search_nearby,
-            cart,
-            origin,
-            radius_km=radius,
-            limit=limit,
-            open_now=request.open_now,
-            method=method,
-            require_all=request.require_all,
-            exposure=exposure,
-        )
+        options = {
+            "radius_km": radius,
+            "limit": limit,
+            "open_now": request.open_now,
+            "method": method,
+            "require_all": request.require_all,
+            "exposure": exposure,
+        }
+        result = self._shopping.cached_search_nearby(cart, origin, **options)
+        if result is None:
+            result = await self._runner.run(self._shopping.search_nearby, cart, origin, **options)
         return availability_pb2.SearchNearbyResponse(
             locations=[self._presenter.to_proto(answer) for answer in result.locations],
             ship=None if result.ship is None else shopping_transport.ship_to_proto(result.ship),
