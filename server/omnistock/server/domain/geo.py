@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -109,3 +109,28 @@ class GridIndex(Generic[T]):
                         found.append(Nearby(item, d))
         found.sort(key=lambda n: n.distance_km)
         return found
+
+
+def nearest_in_any(
+    grids: Sequence[GridIndex[T]],
+    lat: float,
+    lon: float,
+    radius_km: float,
+    *,
+    first_ring_km: float = 4.0,
+) -> Iterator[Nearby[T]]:
+    """The points of several grids within ``radius_km``, each once, nearest first, found
+    ring by ring (4 km, 8 km, 16 km ...) so that a caller that stops early reads little."""
+    inner = -1.0
+    ring = min(first_ring_km, radius_km)
+    while True:
+        merged: dict[int, Nearby[T]] = {}
+        for grid in grids:
+            for near in grid.within(lat, lon, ring):
+                merged.setdefault(id(near.item), near)
+        for near in sorted(merged.values(), key=lambda n: n.distance_km):
+            if near.distance_km > inner:
+                yield near
+        if ring >= radius_km:
+            return
+        inner, ring = ring, min(ring * 2, radius_km)

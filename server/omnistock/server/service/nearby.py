@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cachetools import TTLCache
+from cachetools import LRUCache
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.fulfillment import (
     CartLine,
@@ -25,7 +25,7 @@ from omnistock.server.domain.fulfillment import (
     delivery_date,
     rank,
 )
-from omnistock.server.domain.geo import GridIndex, Nearby, degree_box, distance_km
+from omnistock.server.domain.geo import GridIndex, Nearby, nearest_in_any
 from omnistock.server.domain.hours import DayHours, hours_on, is_open, ready_by
 from omnistock.server.domain.locations import Location, LocationKind
 from omnistock.server.domain.stock import (
@@ -38,6 +38,7 @@ from omnistock.server.domain.stock import (
     view_record,
 )
 from omnistock.server.service.directory import LocationDirectory
+from omnistock.server.service.minute_cache import MinuteCache
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.postcodes import PostcodeRepository, normalize_postal_code
 from omnistock.server.store.stock import StockRepository
@@ -110,26 +111,8 @@ class SearchResult:
     ship: ShipAnswer | None
 
 
-def _held_in(maps: list[dict[str, StockRecord]]) -> Callable[[Location], bool]:
-    """A test for "some map has this location", unrolled for small carts (a hot loop)."""
-    if len(maps) == 1:
-        (a,) = maps
-        return lambda location: location.id in a
-    if len(maps) == 2:
-        a, b = maps
-        return lambda location: location.id in a or location.id in b
-    if len(maps) == 3:
-        a, b, c = maps
-        return lambda location: location.id in a or location.id in b or location.id in c
-    return lambda location: any(location.id in m for m in maps)
-
-
 class _NeedsDatabase(Exception):
     """A memory-only search met something it would have to read from the database."""
-
-
-# Above this many locations carrying a cart's skus, a search asks the grid index instead.
-CARRIER_SCAN_LIMIT = 500
 
 
 class ShoppingService:
@@ -148,13 +131,15 @@ class ShoppingService:
         self._clock = clock
         self._cache = cache or StockCache(maxsize=0)
         self._index_lock = threading.Lock()
-        self._ready_lock = threading.Lock()
-        self._ship_cache: TTLCache[tuple[object, ...], tuple[ShipAnswer | None]] = TTLCache(
-            maxsize=10_000, ttl=60
+        # Keyed by the identity of a cached records map; the map itself is kept in the
+        # value so that its id cannot be reused while the entry lives.
+        self._holder_grids: LRUCache[
+            int, tuple[dict[str, StockRecord], int, GridIndex[Location]]
+        ] = LRUCache(maxsize=10_000)
+        self._ship_answers: MinuteCache[tuple[object, ...], tuple[ShipAnswer | None]] = MinuteCache(
+            max_entries=10_000
         )
-        self._ready_cache: TTLCache[tuple[str, datetime], Presentation] = TTLCache(
-            maxsize=50_000, ttl=120
-        )
+        self._presentations: MinuteCache[str, Presentation] = MinuteCache()
         self._index: tuple[int, GridIndex[Location]] | None = None
 
     def now(self) -> datetime:
@@ -314,14 +299,13 @@ class ShoppingService:
         exposure: Exposure,
     ) -> ShipAnswer | None:
         """The ship answer for a cart, reused within the minute until a write lands."""
-        key = (tuple(lines), exposure, now.replace(second=0, microsecond=0), self._cache.generation)
-        with self._ready_lock:
-            cached = self._ship_cache.get(key)
+        minute = now.replace(second=0, microsecond=0)
+        key = (tuple(lines), exposure, self._cache.generation)
+        cached = self._ship_answers.get(minute, key)
         if cached is not None:
             return cached[0]
         answer = self._ship_answer(lines, records, now, exposure)
-        with self._ready_lock:
-            self._ship_cache[key] = (answer,)
+        self._ship_answers.put(minute, key, (answer,))
         return answer
 
     def _candidates(
@@ -332,31 +316,37 @@ class ShoppingService:
     ) -> Iterable[Nearby[Location]]:
         """Locations within the radius that hold a record of some cart sku, nearest first.
 
-        When few locations carry the skus, measure just those; otherwise ask the grid
-        for everything within the radius and keep the carriers.
+        Each sku's holders have a grid index of their own (built when the sku's records
+        are read, and reused while they are cached), so the walk only meets holders.
         """
-        maps = list(records.values())
-        if sum(map(len, maps)) > CARRIER_SCAN_LIMIT:
-            return self._grid().nearest_first(point[0], point[1], radius_km, keep=_held_in(maps))
-        carriers: set[str] = set()
-        for by_location in maps:
-            carriers.update(by_location)
+        return nearest_in_any(
+            [self._holders(by_location) for by_location in records.values()],
+            point[0],
+            point[1],
+            radius_km,
+        )
+
+    def _holders(self, by_location: dict[str, StockRecord]) -> GridIndex[Location]:
+        """A grid index of the active locations in one sku's records."""
+        generation = self._directory.generation
+        with self._index_lock:
+            cached = self._holder_grids.get(id(by_location))
+        if cached is not None and cached[0] is by_location and cached[1] == generation:
+            return cached[2]
         by_id = self._directory.by_id()
-        lat, lon = point
-        dlat, dlon = degree_box(lat, radius_km)
-        found = []
-        for location_id in carriers:
-            location = by_id.get(location_id)
-            if location is None or not location.active:
-                continue
-            across = abs(location.longitude - lon)
-            if abs(location.latitude - lat) > dlat or min(across, 360 - across) > dlon:
-                continue
-            d = distance_km(lat, lon, location.latitude, location.longitude)
-            if d <= radius_km:
-                found.append(Nearby(location, d))
-        found.sort(key=lambda n: (n.distance_km, n.item.id))
-        return found
+        holders = (by_id.get(location_id) for location_id in by_location)
+        # Holders are sparser than all locations: larger cells mean fewer empty lookups.
+        grid = GridIndex(
+            (
+                (loc, loc.latitude, loc.longitude)
+                for loc in holders
+                if loc is not None and loc.active
+            ),
+            cell_degrees=0.05,
+        )
+        with self._index_lock:
+            self._holder_grids[id(by_location)] = (by_location, generation, grid)
+        return grid
 
     @staticmethod
     def _fulfillable_count(
@@ -396,9 +386,7 @@ class ShoppingService:
         the next minute, so it never promises earlier than ready_by(now) would.
         """
         minute = now.replace(second=0, microsecond=0)
-        key = (location.id, minute)
-        with self._ready_lock:
-            cached = self._ready_cache.get(key)
+        cached = self._presentations.get(minute, location.id)
         if cached is not None:
             return cached
         later = minute if minute == now else minute + timedelta(minutes=1)
@@ -408,8 +396,7 @@ class ShoppingService:
             is_open(location, minute),
             ready_by(location, later) if location.capabilities.pickup else None,
         )
-        with self._ready_lock:
-            self._ready_cache[key] = presentation
+        self._presentations.put(minute, location.id, presentation)
         return presentation
 
     # -- GetFulfillmentOptions

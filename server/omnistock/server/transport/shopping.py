@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 
-from cachetools import TTLCache
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.fulfillment import CartLine, Method, Option
 from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.ids import check_id
 from omnistock.server.service.limits import MAX_QUANTITY
+from omnistock.server.service.minute_cache import MinuteCache
 from omnistock.server.service.nearby import LineAnswer, NearbyAnswer, Origin, ShipAnswer
 from omnistock.server.transport.convert import STATUS_TO_PROTO, datetime_to_timestamp
 from omnistock.v1 import availability_pb2, common_pb2
@@ -122,16 +121,11 @@ class NearbyPresenter:
     """Builds NearbyLocation messages; the parts that change once a minute are built once."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._templates: TTLCache[tuple[str, datetime], availability_pb2.NearbyLocation] = TTLCache(
-            maxsize=50_000, ttl=120
-        )
+        self._templates: MinuteCache[str, availability_pb2.NearbyLocation] = MinuteCache()
 
     def _template(self, answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
         p = answer.presentation
-        key = (answer.location.id, p.minute)
-        with self._lock:
-            template = self._templates.get(key)
+        template = self._templates.get(p.minute, answer.location.id)
         if template is None:
             template = availability_pb2.NearbyLocation(
                 location_id=answer.location.id,
@@ -142,8 +136,7 @@ class NearbyPresenter:
                 open_now=p.open_now,
                 time_zone=answer.location.time_zone,
             )
-            with self._lock:
-                self._templates[key] = template
+            self._templates.put(p.minute, answer.location.id, template)
         return template
 
     def to_proto(self, answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
