@@ -140,6 +140,9 @@ class ShoppingService:
             max_entries=10_000
         )
         self._presentations: MinuteCache[str, Presentation] = MinuteCache()
+        self._line_answers: MinuteCache[
+            tuple[str, str, int, Exposure], tuple[StockRecord | None, bool, LineAnswer]
+        ] = MinuteCache()
         self._index: tuple[int, GridIndex[Location]] | None = None
 
     def now(self) -> datetime:
@@ -211,9 +214,20 @@ class ShoppingService:
         exposure: Exposure,
     ) -> list[LineAnswer]:
         policy = location.stock_policy
+        minute = now.replace(second=0, microsecond=0)
         answers = []
         for line in lines:
             record = records[line.sku].get(location.id)
+            # Within a minute the same record, quantity and exposure give the same answer
+            # (confidence moves slowly), unless the record has gone stale meanwhile.
+            stale = record is not None and is_stale(
+                now - record.source_updated_at, policy.freshness_budget
+            )
+            key = (location.id, line.sku, line.quantity, exposure)
+            cached = self._line_answers.get(minute, key)
+            if cached is not None and cached[0] is record and cached[1] == stale:
+                answers.append(cached[2])
+                continue
             if record is None:
                 view = view_missing(location.id, line.sku, policy, exposure=exposure)
                 ats = 0
@@ -222,7 +236,9 @@ class ShoppingService:
                 ats = available_to_sell(
                     record.on_hand, record.reserved, policy.safety_stock_for(record.safety_stock)
                 )
-            answers.append(LineAnswer(line, view, can_supply(view, line.quantity, ats)))
+            answer = LineAnswer(line, view, can_supply(view, line.quantity, ats))
+            self._line_answers.put(minute, key, (record, stale, answer))
+            answers.append(answer)
         return answers
 
     def _ship_answer(

@@ -122,6 +122,9 @@ class NearbyPresenter:
 
     def __init__(self) -> None:
         self._templates: MinuteCache[str, availability_pb2.NearbyLocation] = MinuteCache()
+        self._lines: MinuteCache[int, tuple[LineAnswer, availability_pb2.LineAvailability]] = (
+            MinuteCache()
+        )
 
     def _template(self, answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
         p = answer.presentation
@@ -139,12 +142,22 @@ class NearbyPresenter:
             self._templates.put(p.minute, answer.location.id, template)
         return template
 
+    def _line(self, answer: LineAnswer, minute: datetime) -> availability_pb2.LineAvailability:
+        # The service reuses line answers within a minute: convert each one once.
+        cached = self._lines.get(minute, id(answer))
+        if cached is not None and cached[0] is answer:
+            return cached[1]
+        message = _line_to_proto(answer)
+        self._lines.put(minute, id(answer), (answer, message))
+        return message
+
     def to_proto(self, answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
         message = availability_pb2.NearbyLocation()
         message.CopyFrom(self._template(answer))
         message.distance_km = round(answer.distance_km, 3)
         message.has_all = answer.has_all
-        message.lines.extend(_line_to_proto(line) for line in answer.lines)
+        minute = answer.presentation.minute
+        message.lines.extend([self._line(line, minute) for line in answer.lines])
         return message
 
 
