@@ -92,16 +92,21 @@ class GridIndex(Generic[T]):
         limit = (radius_km * 1.02 / KM_PER_DEGREE_LATITUDE) ** 2
         found: list[Nearby[T]] = []
         wrap = round(360 / self._cell)
+        half = wrap // 2
         columns = range(lon_lo, lon_hi + 1) if lon_hi - lon_lo < wrap else range(wrap)
+        # Column keys wrap around the antimeridian.
+        wrapped = [(j + half) % wrap - half for j in columns]
         cells = self._cells
+        empty: list[tuple[T, float, float]] = []
         for i in range(lat_lo, lat_hi + 1):
-            for raw_j in columns:
-                j = (raw_j + wrap // 2) % wrap - wrap // 2  # wrap around the antimeridian
-                for item, plat, plon in cells.get((i, j), ()):
+            for j in wrapped:
+                for item, plat, plon in cells.get((i, j), empty):
                     if keep is not None and not keep(item):
                         continue
                     across = abs(plon - lon)
-                    across = min(across, 360.0 - across) * cos_lat
+                    if across > 180.0:
+                        across = 360.0 - across
+                    across *= cos_lat
                     if (plat - lat) ** 2 + across * across > limit:
                         continue
                     d = distance_km(lat, lon, plat, plon)

@@ -351,14 +351,8 @@ class ShoppingService:
             return cached[2]
         by_id = self._directory.by_id()
         holders = (by_id.get(location_id) for location_id in by_location)
-        # Holders are sparser than all locations: larger cells mean fewer empty lookups.
         grid = GridIndex(
-            (
-                (loc, loc.latitude, loc.longitude)
-                for loc in holders
-                if loc is not None and loc.active
-            ),
-            cell_degrees=0.05,
+            (loc, loc.latitude, loc.longitude) for loc in holders if loc is not None and loc.active
         )
         with self._index_lock:
             self._holder_grids[id(by_location)] = (by_location, generation, grid)
