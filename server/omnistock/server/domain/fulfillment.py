@@ -8,7 +8,7 @@ SHIP_TO_STORE, SHIP, SPLIT; then the pickup store's distance; then location ids.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -70,7 +70,6 @@ class Option:
     distance_km: float = 0.0
     ready_by: datetime | None = None
     delivery: date | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def sort_key(self) -> tuple[object, ...]:
         return (
