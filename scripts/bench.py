@@ -35,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -267,18 +269,46 @@ def median(values: list[float]) -> float:
 # ---------------------------------------------------------------- data sets
 
 
-def build_availability_db(path: Path, stores: int, skus: int) -> None:
-    """STORES stores (plus 2 warehouses) around the Netherlands, each with every sku."""
-    from omnistock.server.domain.locations import Capabilities, Location, LocationKind
+@contextmanager
+def building(path: Path) -> Iterator[Any]:
+    """A migrated SQLite engine on PATH.partial, moved to PATH only once it is complete."""
     from omnistock.server.store.database import create_database_engine, migrate
-    from omnistock.server.store.locations import LocationRepository
-    from omnistock.server.store.stock import AbsoluteUpdate, StockRepository
 
     tmp = path.with_suffix(".partial")
     for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         leftover.unlink(missing_ok=True)
     engine = create_database_engine(f"sqlite:///{tmp}")
     migrate(engine)
+    started = time.monotonic()
+    yield engine
+    engine.dispose()
+    os.replace(tmp, path)
+    print(f"  built {path.name} in {time.monotonic() - started:.0f}s")
+
+
+def load_snapshots(
+    engine: Any, snapshots: Iterator[tuple[str, list[tuple[str, int, None]]]], now: datetime
+) -> int:
+    """Load (location_id, records) snapshots through the feed path; returns records written."""
+    from omnistock.server.store.feeds import FeedWriter
+    from omnistock.server.store.timeutil import to_micros
+
+    writer = FeedWriter(engine)
+    total = 0
+    for location_id, records in snapshots:
+        snapshot = writer.begin_snapshot(
+            location_id, to_micros(now - timedelta(minutes=5)), now_us=to_micros(now)
+        )
+        snapshot.add(records)
+        total += snapshot.commit().applied
+    return total
+
+
+def build_availability_db(path: Path, stores: int, skus: int) -> None:
+    """STORES stores around the Netherlands, each with every sku."""
+    from omnistock.server.domain.locations import Capabilities, Location, LocationKind
+    from omnistock.server.store.locations import LocationRepository
+
     now = datetime.now(UTC)
     rng = random.Random(1)
     locations = [
@@ -295,20 +325,28 @@ def build_availability_db(path: Path, stores: int, skus: int) -> None:
         )
         for i in range(stores)
     ]
-    LocationRepository(engine).upsert_many(locations, now=now)
-    stock = StockRepository(engine)
-    started = time.monotonic()
+    with building(path) as engine:
+        LocationRepository(engine).upsert_many(locations, now=now)
+        snapshots = (
+            (loc.id, [(f"SKU-{k:06d}", rng.randint(-1, 40), None) for k in range(skus)])
+            for loc in locations
+        )
+        print(f"  {load_snapshots(engine, snapshots, now):,} stock records")
 
-    def records():
-        for s in range(skus):
-            sku = f"SKU-{s:06d}"
-            for loc in locations:
-                yield AbsoluteUpdate(loc.id, sku, rng.randint(-1, 40), now - timedelta(minutes=5))
 
-    count = stock.insert_new(records(), now=now, batch_size=50_000)
-    engine.dispose()
-    os.replace(tmp, path)
-    print(f"  built {path.name}: {count:,} stock records in {time.monotonic() - started:.0f}s")
+def prepare(name: str, build: Callable[[Path], None]) -> Path:
+    """Check for h2load, print the machine, and build the data set once."""
+    if shutil.which("h2load") is None:
+        sys.exit(
+            "h2load not found: install Debian's nghttp2-client (apt-get install nghttp2-client)"
+        )
+    DATA_DIR.mkdir(exist_ok=True)
+    db = DATA_DIR / f"{name}.db"
+    print(f"machine: {machine()}")
+    if not db.exists():
+        print(f"building the data set {name} ...")
+        build(db)
+    return db
 
 
 # ---------------------------------------------------------------- availability
@@ -318,16 +356,10 @@ def availability(args: argparse.Namespace) -> None:
     from omnistock.client import Client, Exposure
     from omnistock.v1 import availability_pb2
 
-    if shutil.which("h2load") is None:
-        sys.exit(
-            "h2load not found: install Debian's nghttp2-client (apt-get install nghttp2-client)"
-        )
-    DATA_DIR.mkdir(exist_ok=True)
-    db = DATA_DIR / f"availability-{args.stores}x{args.skus}.db"
-    print(f"machine: {machine()}")
-    if not db.exists():
-        print(f"building the data set ({args.stores:,} stores x {args.skus:,} skus) ...")
-        build_availability_db(db, args.stores, args.skus)
+    db = prepare(
+        f"availability-{args.stores}x{args.skus}",
+        lambda path: build_availability_db(path, args.stores, args.skus),
+    )
 
     rng = random.Random(2)
     sku = f"SKU-{rng.randrange(args.skus):06d}"
@@ -475,7 +507,11 @@ def bars(
 # ---------------------------------------------------------------- search
 
 DAM = (52.3731, 4.8926)
-SEARCH_CART = {"SKU-0000050": 1, "SKU-0000400": 1, "SKU-0002000": 1}
+
+
+def search_cart(skus: int) -> dict[str, int]:
+    """Three skus from the long tail's head, body and tail: 50, 400 and 2,000 of 100,000."""
+    return {f"SKU-{int(skus * share):07d}": 1 for share in (0.0005, 0.004, 0.02)}
 
 
 def build_search_db(path: Path, stores: int, skus: int, per_store: int) -> None:
@@ -484,16 +520,8 @@ def build_search_db(path: Path, stores: int, skus: int, per_store: int) -> None:
     import math
 
     from omnistock.server.domain.locations import Capabilities, Location, LocationKind, WeeklyHours
-    from omnistock.server.store.database import create_database_engine, migrate
-    from omnistock.server.store.feeds import FeedWriter
     from omnistock.server.store.locations import LocationRepository
-    from omnistock.server.store.timeutil import to_micros
 
-    tmp = path.with_suffix(".partial")
-    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-        leftover.unlink(missing_ok=True)
-    engine = create_database_engine(f"sqlite:///{tmp}")
-    migrate(engine)
     now = datetime.now(UTC)
     rng = random.Random(4)
     hours = tuple(
@@ -518,45 +546,32 @@ def build_search_db(path: Path, stores: int, skus: int, per_store: int) -> None:
                  shipping_days=1 + i)
         for i in range(2)
     ]  # fmt: skip
-    LocationRepository(engine).upsert_many(locations, now=now)
-    writer = FeedWriter(engine)
-    started = time.monotonic()
-    total = 0
-    for location in locations:
-        if location.kind is LocationKind.WAREHOUSE:
-            chosen = {f"SKU-{i:07d}" for i in range(skus)}
-        else:
-            chosen = set()
-            while len(chosen) < per_store:
-                chosen.add(f"SKU-{int(skus * rng.random() ** 3):07d}")
-        snapshot = writer.begin_snapshot(
-            location.id, to_micros(now - timedelta(minutes=5)), now_us=to_micros(now)
-        )
-        snapshot.add([(sku, rng.randint(0, 12), None) for sku in sorted(chosen)])
-        total += snapshot.commit().applied
-    engine.dispose()
-    os.replace(tmp, path)
-    print(f"  built {path.name}: {total:,} stock records in {time.monotonic() - started:.0f}s")
+
+    def snapshots() -> Iterator[tuple[str, list[tuple[str, int, None]]]]:
+        for location in locations:
+            if location.kind is LocationKind.WAREHOUSE:
+                chosen = {f"SKU-{i:07d}" for i in range(skus)}
+            else:
+                chosen = set()
+                while len(chosen) < per_store:
+                    chosen.add(f"SKU-{int(skus * rng.random() ** 3):07d}")
+            yield location.id, [(sku, rng.randint(0, 12), None) for sku in sorted(chosen)]
+
+    with building(path) as engine:
+        LocationRepository(engine).upsert_many(locations, now=now)
+        print(f"  {load_snapshots(engine, snapshots(), now):,} stock records")
 
 
 def search(args: argparse.Namespace) -> None:
     from omnistock.client import Client, cart, origin
     from omnistock.v1 import availability_pb2
 
-    if shutil.which("h2load") is None:
-        sys.exit(
-            "h2load not found: install Debian's nghttp2-client (apt-get install nghttp2-client)"
-        )
-    DATA_DIR.mkdir(exist_ok=True)
-    db = DATA_DIR / f"search-{args.stores}x{args.skus}x{args.per_store}.db"
-    print(f"machine: {machine()}")
-    if not db.exists():
-        print(
-            f"building the data set ({args.stores:,} stores, {args.skus:,} skus, {args.per_store} per store) ..."
-        )
-        build_search_db(db, args.stores, args.skus, args.per_store)
+    db = prepare(
+        f"search-{args.stores}x{args.skus}x{args.per_store}",
+        lambda path: build_search_db(path, args.stores, args.skus, args.per_store),
+    )
     request = availability_pb2.SearchNearbyRequest(
-        lines=cart(SEARCH_CART), origin=origin(latitude=DAM[0], longitude=DAM[1]), radius_km=25
+        lines=cart(search_cart(args.skus)), origin=origin(latitude=DAM[0], longitude=DAM[1]), radius_km=25
     )
     process, target = start_server(f"sqlite:///{db}")
     try:

@@ -319,6 +319,22 @@ class SnapshotImport:
         return SnapshotResult(self.received, applied, stale, zeroed)
 
     def commit(self) -> SnapshotResult:
+        """Apply the snapshot and commit, all or nothing; on any failure nothing is applied."""
+        try:
+            result = self._apply()
+            self._commit_transaction()
+        except BaseException:
+            self.abort()
+            raise
+        self._open = False
+        self._pooled.close()
+        return result
+
+    def _apply(self) -> SnapshotResult:
+        """Write the staged records (the dialect's way), then _finish."""
+        raise NotImplementedError
+
+    def _commit_transaction(self) -> None:
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -365,18 +381,13 @@ class _SqliteSnapshot(SnapshotImport):
         self._connection.executemany(self._sql, rows)
         self.received += len(records)
 
-    def commit(self) -> SnapshotResult:
+    def _apply(self) -> SnapshotResult:
+        # The records are already in the table, inside the open transaction.
         applied = self._connection.total_changes - self._changes_before
-        cursor = self._connection.cursor()
-        try:
-            result = self._finish(cursor, applied)
-            self._connection.execute("COMMIT")
-        except BaseException:
-            self.abort()
-            raise
-        self._open = False
-        self._pooled.close()
-        return result
+        return self._finish(self._connection.cursor(), applied)
+
+    def _commit_transaction(self) -> None:
+        self._connection.execute("COMMIT")
 
     def _rollback(self) -> None:
         self._connection.execute("ROLLBACK")
@@ -405,40 +416,35 @@ class _PostgresSnapshot(SnapshotImport):
                 copy.write_row(record)
         self.received += len(records)
 
-    def commit(self) -> SnapshotResult:
-        try:
-            with self._connection.cursor() as cursor:
-                late = self._late_to is not None
-                merge = (
-                    f"INSERT INTO stock ({_COLUMNS}) SELECT {{distinct}} sku, %s,"
-                    f" {'0' if late else 'on_hand'}, 0,"
-                    f" safety_stock, %s, NULL, %s FROM {self._table} {{order}} "
-                    "ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand, "
-                    "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
-                    "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
-                    "received_at_us = excluded.received_at_us "
-                    "WHERE excluded.source_updated_at_us > stock.source_updated_at_us"
+    def _apply(self) -> SnapshotResult:
+        with self._connection.cursor() as cursor:
+            late = self._late_to is not None
+            merge = (
+                f"INSERT INTO stock ({_COLUMNS}) SELECT {{distinct}} sku, %s,"
+                f" {'0' if late else 'on_hand'}, 0,"
+                f" safety_stock, %s, NULL, %s FROM {self._table} {{order}} "
+                "ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand, "
+                "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
+                "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
+                "received_at_us = excluded.received_at_us "
+                "WHERE excluded.source_updated_at_us > stock.source_updated_at_us"
+            )
+            params = (self.location_id, self._late_to or self.as_of_us, self._now_us)
+            try:
+                # Most snapshots name each sku once: merge without sorting a million rows.
+                with self._connection.transaction():
+                    cursor.execute(merge.format(distinct="", order=""), params)
+            except psycopg.errors.CardinalityViolation:
+                # A repeated sku: keep its first record, as SQLite does.
+                cursor.execute(
+                    merge.format(distinct="DISTINCT ON (sku)", order="ORDER BY sku, position"),
+                    params,
                 )
-                params = (self.location_id, self._late_to or self.as_of_us, self._now_us)
-                try:
-                    # Most snapshots name each sku once: merge without sorting a million rows.
-                    with self._connection.transaction():
-                        cursor.execute(merge.format(distinct="", order=""), params)
-                except psycopg.errors.CardinalityViolation:
-                    # A repeated sku: keep its first record, as SQLite does.
-                    cursor.execute(
-                        merge.format(distinct="DISTINCT ON (sku)", order="ORDER BY sku, position"),
-                        params,
-                    )
-                applied = cursor.rowcount
-                result = self._finish(cursor, applied)
-            self._connection.commit()
-        except BaseException:
-            self.abort()
-            raise
-        self._open = False
-        self._pooled.close()
-        return result
+            applied = cursor.rowcount
+            return self._finish(cursor, applied)
+
+    def _commit_transaction(self) -> None:
+        self._connection.commit()
 
     def _rollback(self) -> None:
         self._connection.rollback()
