@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_DEGREE_LATITUDE = 111.195
@@ -36,6 +37,17 @@ class Nearby(Generic[T]):
     distance_km: float
 
 
+CELL_DEGREES = 0.02
+
+# item, latitude, longitude, latitude in radians, cosine of that latitude
+_Point = tuple[T, float, float, float, float]
+_EMPTY: list[Any] = []
+
+
+def _key(lat: float, lon: float, cell: float) -> tuple[int, int]:
+    return (math.floor(lat / cell), math.floor(lon / cell))
+
+
 class GridIndex(Generic[T]):
     """Points bucketed into cells of ``cell_degrees``; a radius query reads only the cells
     its bounding box touches, then measures the real distance of each candidate.
@@ -46,17 +58,17 @@ class GridIndex(Generic[T]):
     """
 
     def __init__(
-        self, points: Iterable[tuple[T, float, float]], *, cell_degrees: float = 0.02
+        self, points: Iterable[tuple[T, float, float]], *, cell_degrees: float = CELL_DEGREES
     ) -> None:
-        self._cell = cell_degrees
-        self._cells: defaultdict[tuple[int, int], list[tuple[T, float, float]]] = defaultdict(list)
+        self.cell_degrees = cell_degrees
+        # Each point is kept with its latitude in radians and that latitude's cosine,
+        # which the haversine would otherwise compute again on every query.
+        self._cells: defaultdict[tuple[int, int], list[_Point[T]]] = defaultdict(list)
         self.size = 0
         for item, lat, lon in points:
-            self._cells[self._key(lat, lon)].append((item, lat, lon))
+            phi = math.radians(lat)
+            self._cells[_key(lat, lon, cell_degrees)].append((item, lat, lon, phi, math.cos(phi)))
             self.size += 1
-
-    def _key(self, lat: float, lon: float) -> tuple[int, int]:
-        return (math.floor(lat / self._cell), math.floor(lon / self._cell))
 
     def nearest_first(
         self,
@@ -67,53 +79,91 @@ class GridIndex(Generic[T]):
         keep: Callable[[T], bool] | None = None,
         first_ring_km: float = 4.0,
     ) -> Iterator[Nearby[T]]:
-        """Every point within ``radius_km`` (that ``keep`` accepts), nearest first, found ring
-        by ring (4 km, 8 km, 16 km ...), so a caller that stops early reads only inner cells."""
-        inner = -1.0
-        ring = min(first_ring_km, radius_km)
-        while True:
-            for near in self.within(lat, lon, ring, keep=keep):
-                if near.distance_km > inner:
-                    yield near
-            if ring >= radius_km:
-                return
-            inner, ring = ring, min(ring * 2, radius_km)
+        """Every point within ``radius_km`` (that ``keep`` accepts), nearest first, read
+        lazily (see nearest_in_any), so a caller that stops early reads only inner cells."""
+        return nearest_in_any([self], lat, lon, radius_km, first_ring_km=first_ring_km, keep=keep)
 
     def within(
         self, lat: float, lon: float, radius_km: float, *, keep: Callable[[T], bool] | None = None
     ) -> list[Nearby[T]]:
         """Every point within ``radius_km`` (that ``keep`` accepts), nearest first."""
-        dlat, dlon = degree_box(lat, radius_km)
-        lat_lo, lon_lo = self._key(max(-90.0, lat - dlat), lon - dlon)
-        lat_hi, lon_hi = self._key(min(90.0, lat + dlat), lon + dlon)
+        query = _Query(lat, lon, radius_km)
+        found: list[tuple[float, int, Nearby[T]]] = []
+        seen: set[int] = set()
+        for _, key in query.cells(radius_km, self.cell_degrees):
+            query.collect((self,), key, seen, found, keep)
+        return [near for _, _, near in sorted(found)]
+
+
+class _Query:
+    """One radius query: its constants, and the cells its box touches with a lower bound of
+    the distance to each; shared by every grid the query reads."""
+
+    __slots__ = ("cos_phi", "lat", "limit", "lon", "phi", "radius_km")
+
+    def __init__(self, lat: float, lon: float, radius_km: float) -> None:
+        self.lat, self.lon, self.radius_km = lat, lon, radius_km
+        self.phi = math.radians(lat)
+        self.cos_phi = math.cos(self.phi)
         # A flat-earth distance rules out most of the box cheaply; the haversine decides
         # for the rest. The 2% margin covers the flat approximation at these radii.
-        cos_lat = math.cos(math.radians(lat))
-        limit = (radius_km * 1.02 / KM_PER_DEGREE_LATITUDE) ** 2
-        found: list[Nearby[T]] = []
-        wrap = round(360 / self._cell)
+        self.limit = (radius_km * 1.02 / KM_PER_DEGREE_LATITUDE) ** 2
+
+    def cells(self, box_km: float, cell: float) -> list[tuple[float, tuple[int, int]]]:
+        """The cells of the box holding a circle of ``box_km``, each with a lower bound of
+        the distance from the origin to any point in it."""
+        lat, lon = self.lat, self.lon
+        dlat, dlon = degree_box(lat, box_km)
+        lat_lo, lon_lo = _key(max(-90.0, lat - dlat), lon - dlon, cell)
+        lat_hi, lon_hi = _key(min(90.0, lat + dlat), lon + dlon, cell)
+        wrap = round(360 / cell)
         half = wrap // 2
-        columns = range(lon_lo, lon_hi + 1) if lon_hi - lon_lo < wrap else range(wrap)
+        if lon_hi - lon_lo >= wrap:
+            lon_lo, lon_hi = -half, wrap - half - 1
+        # The nearest point of a cell is at least this far: a flat distance with the
+        # narrowest longitude degree in the box, less 1% for the flat approximation.
+        squeeze = max(math.cos(math.radians(min(89.9, abs(lat) + dlat))), 0.0)
+        scale = 0.99 * KM_PER_DEGREE_LATITUDE
+        rows = [
+            (i, (scale * max(0.0, i * cell - lat, lat - (i + 1) * cell)) ** 2)
+            for i in range(lat_lo, lat_hi + 1)
+        ]
         # Column keys wrap around the antimeridian.
-        wrapped = [(j + half) % wrap - half for j in columns]
-        cells = self._cells
-        empty: list[tuple[T, float, float]] = []
-        for i in range(lat_lo, lat_hi + 1):
-            for j in wrapped:
-                for item, plat, plon in cells.get((i, j), empty):
-                    if keep is not None and not keep(item):
-                        continue
-                    across = abs(plon - lon)
-                    if across > 180.0:
-                        across = 360.0 - across
-                    across *= cos_lat
-                    if (plat - lat) ** 2 + across * across > limit:
-                        continue
-                    d = distance_km(lat, lon, plat, plon)
-                    if d <= radius_km:
-                        found.append(Nearby(item, d))
-        found.sort(key=lambda n: n.distance_km)
-        return found
+        columns = [
+            ((j + half) % wrap - half, (scale * squeeze * max(0.0, j * cell - lon, lon - (j + 1) * cell)) ** 2)
+            for j in range(lon_lo, lon_hi + 1)
+        ]  # fmt: skip
+        return [(math.sqrt(down + across), (i, j)) for i, down in rows for j, across in columns]
+
+    def collect(
+        self,
+        grids: Sequence[GridIndex[T]],
+        key: tuple[int, int],
+        seen: set[int],
+        found: list[tuple[float, int, Nearby[T]]],
+        keep: Callable[[T], bool] | None = None,
+    ) -> None:
+        """Add the points of one cell of each grid within the radius, and not yet ``seen``,
+        to ``found`` as (distance, tie-break, Nearby) heap entries."""
+        lat, lon, limit, radius = self.lat, self.lon, self.limit, self.radius_km
+        phi, cos_phi = self.phi, self.cos_phi
+        sin, asin, sqrt, radians = math.sin, math.asin, math.sqrt, math.radians
+        points = [p for grid in grids for p in grid._cells.get(key, _EMPTY)]
+        for item, plat, plon, pphi, pcos in points:
+            if id(item) in seen or (keep is not None and not keep(item)):
+                continue
+            across = abs(plon - lon)
+            if across > 180.0:
+                across = 360.0 - across
+            flat = across * cos_phi
+            if (plat - lat) ** 2 + flat * flat > limit:
+                continue
+            # The haversine, inline: this loop is the search's hottest.
+            a = sin((pphi - phi) / 2) ** 2 + cos_phi * pcos * sin(radians(across) / 2) ** 2
+            d = 2 * EARTH_RADIUS_KM * asin(min(1.0, sqrt(a)))
+            if d <= radius:
+                seen.add(id(item))
+                heapq.heappush(found, (d, id(item), Nearby(item, d)))
 
 
 def nearest_in_any(
@@ -123,19 +173,37 @@ def nearest_in_any(
     radius_km: float,
     *,
     first_ring_km: float = 4.0,
+    keep: Callable[[T], bool] | None = None,
 ) -> Iterator[Nearby[T]]:
-    """The points of several grids within ``radius_km``, each once, nearest first, found
-    ring by ring (4 km, 8 km, 16 km ...) so that a caller that stops early reads little."""
-    inner = -1.0
+    """The points of several grids (of one cell size) within ``radius_km``, each once,
+    nearest first.
+
+    Best first: the cells of a box around the origin are read in order of how near they
+    could hold a point, and a point is yielded once no unread cell could hold a nearer
+    one. A caller that stops after the nearest few reads only the cells around them. The
+    box starts at ``first_ring_km`` and doubles until it holds the radius.
+    """
+    if not grids:
+        return
+    cell = grids[0].cell_degrees
+    found: list[tuple[float, int, Nearby[T]]] = []
+    seen: set[int] = set()
+    read: set[tuple[int, int]] = set()
     ring = min(first_ring_km, radius_km)
+    query = _Query(lat, lon, radius_km)
     while True:
-        merged: dict[int, Nearby[T]] = {}
-        for grid in grids:
-            for near in grid.within(lat, lon, ring):
-                merged.setdefault(id(near.item), near)
-        for near in sorted(merged.values(), key=lambda n: n.distance_km):
-            if near.distance_km > inner:
-                yield near
+        for bound, key in sorted(query.cells(ring, cell)):
+            if key in read:
+                continue
+            read.add(key)
+            while found and found[0][0] <= bound:
+                yield heapq.heappop(found)[2]
+            query.collect(grids, key, seen, found, keep)
         if ring >= radius_km:
+            while found:
+                yield heapq.heappop(found)[2]
             return
-        inner, ring = ring, min(ring * 2, radius_km)
+        # Every unread cell lies outside the box, so beyond ``ring``.
+        while found and found[0][0] <= ring:
+            yield heapq.heappop(found)[2]
+        ring = min(ring * 2, radius_km)

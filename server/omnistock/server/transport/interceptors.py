@@ -14,7 +14,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc import aio
@@ -71,10 +71,13 @@ class InterceptorLayer:
         if method.startswith(_OPEN_PREFIXES):
             return handler
         if handler.unary_unary is not None:
+            serializer = handler.response_serializer
+            if getattr(handler.unary_unary, "pre_encoded", False):
+                serializer = _as_is
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                response_serializer=serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
@@ -143,6 +146,19 @@ class InterceptorLayer:
                 metrics.record(method, code, time.perf_counter() - started)
 
         return wrapper
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def pre_encoded(method: F) -> F:
+    """Marks a unary servicer method that returns its response already serialized."""
+    method.pre_encoded = True  # type: ignore[attr-defined]
+    return method
+
+
+def _as_is(response: bytes) -> bytes:
+    return response
 
 
 class _WrappingRegistrar:

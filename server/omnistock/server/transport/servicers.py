@@ -28,6 +28,7 @@ from omnistock.server.transport.convert import (
     parse_page,
     view_to_proto,
 )
+from omnistock.server.transport.interceptors import pre_encoded
 from omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
@@ -120,11 +121,13 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         self._presenter = shopping_transport.NearbyPresenter()
         self._runner = runner
 
-    async def SearchNearby(
+    @pre_encoded
+    async def SearchNearby(  # type: ignore[override]
         self,
         request: availability_pb2.SearchNearbyRequest,
         context: aio.ServicerContext[Any, Any],
-    ) -> availability_pb2.SearchNearbyResponse:
+    ) -> bytes:
+        """Answers with the response's bytes (see NearbyPresenter)."""
         v = Violations()
         cart = shopping_transport.parse_cart(v, list(request.lines))
         origin = shopping_transport.parse_origin(v, request.HasField("origin"), request.origin)
@@ -146,11 +149,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         result = self._shopping.cached_search_nearby(cart, origin, **options)
         if result is None:
             result = await self._runner.run(self._shopping.search_nearby, cart, origin, **options)
-        return availability_pb2.SearchNearbyResponse(
-            locations=[self._presenter.to_proto(answer) for answer in result.locations],
-            ship=None if result.ship is None else shopping_transport.ship_to_proto(result.ship),
-            origin=shopping_transport.latlng(result.origin),
-        )
+        return self._presenter.encode(result, self._shopping.now())
 
     async def GetFulfillmentOptions(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+import struct
 from datetime import datetime
 
 from omnistock.server.domain.errors import Violations
@@ -10,7 +12,13 @@ from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.ids import check_id
 from omnistock.server.service.limits import MAX_QUANTITY
 from omnistock.server.service.minute_cache import MinuteCache
-from omnistock.server.service.nearby import LineAnswer, NearbyAnswer, Origin, ShipAnswer
+from omnistock.server.service.nearby import (
+    LineAnswer,
+    NearbyAnswer,
+    Origin,
+    SearchResult,
+    ShipAnswer,
+)
 from omnistock.server.transport.convert import STATUS_TO_PROTO, datetime_to_timestamp
 from omnistock.v1 import availability_pb2, common_pb2
 
@@ -107,7 +115,7 @@ def _line_to_proto(answer: LineAnswer) -> availability_pb2.LineAvailability:
     )
 
 
-def _hours_to_proto(day: DayHours) -> availability_pb2.DayHours:
+def hours_to_proto(day: DayHours) -> availability_pb2.DayHours:
     if day.opens is None or day.closes is None:
         return availability_pb2.DayHours(date=day.date.isoformat(), closed=True)
     return availability_pb2.DayHours(
@@ -118,47 +126,86 @@ def _hours_to_proto(day: DayHours) -> availability_pb2.DayHours:
 
 
 class NearbyPresenter:
-    """Builds NearbyLocation messages; the parts that change once a minute are built once."""
+    """Encodes SearchNearby responses.
+
+    A response is written as bytes, not built as a message: each store's entry (its name,
+    hours, ready-by and line answers) is serialized once a minute, for as long as the
+    service hands back the same line answers, and a search only appends the distance and
+    joins the entries. Protobuf allows this: a message's fields may come in any order, and
+    a repeated field is its elements' encodings one after another. A test checks that the
+    bytes parse to the message the fields describe.
+    """
 
     def __init__(self) -> None:
-        self._templates: MinuteCache[str, availability_pb2.NearbyLocation] = MinuteCache()
-        self._lines: MinuteCache[int, tuple[LineAnswer, availability_pb2.LineAvailability]] = (
+        self._blocks: MinuteCache[tuple[object, ...], tuple[list[LineAnswer], bytes]] = (
             MinuteCache()
         )
+        self._ships: MinuteCache[int, tuple[ShipAnswer, bytes]] = MinuteCache(max_entries=10_000)
 
-    def _template(self, answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
+    def _block(self, answer: NearbyAnswer) -> bytes:
+        """A store's NearbyLocation fields but the distance, serialized."""
+        minute = answer.presentation.minute
+        key = (answer.location.id, *map(id, answer.lines))
+        cached = self._blocks.get(minute, key)
+        if cached is not None and all(map(operator.is_, cached[0], answer.lines)):
+            return cached[1]
         p = answer.presentation
-        template = self._templates.get(p.minute, answer.location.id)
-        if template is None:
-            template = availability_pb2.NearbyLocation(
-                location_id=answer.location.id,
-                name=answer.location.name,
-                ready_by=None if p.ready_by is None else datetime_to_timestamp(p.ready_by),
-                ready_by_text="" if p.ready_by is None else describe(p.ready_by, p.minute),
-                today_hours=_hours_to_proto(p.today),
-                open_now=p.open_now,
-                time_zone=answer.location.time_zone,
-            )
-            self._templates.put(p.minute, answer.location.id, template)
-        return template
+        message = availability_pb2.NearbyLocation(
+            location_id=answer.location.id,
+            name=answer.location.name,
+            lines=[_line_to_proto(line) for line in answer.lines],
+            has_all=answer.has_all,
+            ready_by=None if p.ready_by is None else datetime_to_timestamp(p.ready_by),
+            ready_by_text="" if p.ready_by is None else describe(p.ready_by, p.minute),
+            today_hours=hours_to_proto(p.today),
+            open_now=p.open_now,
+            time_zone=answer.location.time_zone,
+        )
+        block = message.SerializeToString()
+        self._blocks.put(minute, key, (answer.lines, block))
+        return block
 
-    def _line(self, answer: LineAnswer, minute: datetime) -> availability_pb2.LineAvailability:
-        # The service reuses line answers within a minute: convert each one once.
-        cached = self._lines.get(minute, id(answer))
+    def _ship(self, answer: ShipAnswer, minute: datetime) -> bytes:
+        # The service reuses a cart's ship answer within the minute: encode it once.
+        cached = self._ships.get(minute, id(answer))
         if cached is not None and cached[0] is answer:
             return cached[1]
-        message = _line_to_proto(answer)
-        self._lines.put(minute, id(answer), (answer, message))
-        return message
+        encoded = _field(_SHIP, ship_to_proto(answer).SerializeToString())
+        self._ships.put(minute, id(answer), (answer, encoded))
+        return encoded
 
-    def to_proto(self, answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
-        message = availability_pb2.NearbyLocation()
-        message.CopyFrom(self._template(answer))
-        message.distance_km = round(answer.distance_km, 3)
-        message.has_all = answer.has_all
-        minute = answer.presentation.minute
-        message.lines.extend([self._line(line, minute) for line in answer.lines])
-        return message
+    def encode(self, result: SearchResult, now: datetime) -> bytes:
+        """The serialized SearchNearbyResponse for ``result``."""
+        minute = now.replace(second=0, microsecond=0)
+        parts = [
+            _field(_LOCATIONS, self._block(answer) + _DISTANCE + _double(round(answer.distance_km, 3)))
+            for answer in result.locations
+        ]  # fmt: skip
+        if result.ship is not None:
+            parts.append(self._ship(result.ship, minute))
+        parts.append(_field(_ORIGIN, latlng(result.origin).SerializeToString()))
+        return b"".join(parts)
+
+
+# Wire tags: (field number << 3) | wire type (1 = 64-bit, 2 = length-delimited).
+_LOCATIONS = b"\x0a"  # SearchNearbyResponse.locations = 1
+_SHIP = b"\x12"  # SearchNearbyResponse.ship = 2
+_ORIGIN = b"\x1a"  # SearchNearbyResponse.origin = 3
+_DISTANCE = b"\x19"  # NearbyLocation.distance_km = 3, a double
+_double = struct.Struct("<d").pack
+
+
+def _field(tag: bytes, body: bytes) -> bytes:
+    """A length-delimited field: its tag, its length as a varint, its bytes."""
+    n = len(body)
+    if n < 0x80:
+        return tag + bytes((n,)) + body
+    length = bytearray()
+    while n >= 0x80:
+        length.append((n & 0x7F) | 0x80)
+        n >>= 7
+    length.append(n)
+    return tag + bytes(length) + body
 
 
 def ship_to_proto(answer: ShipAnswer) -> availability_pb2.ShipOption:
