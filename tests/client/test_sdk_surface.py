@@ -14,6 +14,7 @@ INTENDED = {
     "StreamDeltasResponse", "RecordReject", "FeedStatus",
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
     "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
+    "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
     "FieldViolation", "PreconditionViolation",
     "OmnistockError", "ApiError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "FailedPreconditionError", "AbortedError", "OutOfRangeError", "UnauthenticatedError",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TypeVar
 
@@ -24,6 +25,9 @@ from omnistock.client._types import (
     Location,
     LocationKind,
     Origin,
+    Reservation,
+    ReservationMethod,
+    ReservationState,
     SearchNearbyResponse,
     SnapshotRecord,
     StockUpdate,
@@ -37,6 +41,8 @@ from omnistock.v1 import (
     feed_pb2_grpc,
     location_pb2,
     location_pb2_grpc,
+    reservation_pb2,
+    reservation_pb2_grpc,
 )
 
 DEFAULT_TIMEOUT = 10.0
@@ -73,6 +79,7 @@ class Client:
         self._locations = location_pb2_grpc.LocationServiceStub(self._channel)
         self._availability = availability_pb2_grpc.AvailabilityServiceStub(self._channel)
         self._feeds = feed_pb2_grpc.FeedServiceStub(self._channel)
+        self._reservations = reservation_pb2_grpc.ReservationServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -354,6 +361,114 @@ class Client:
         """Apply absolute quantities, all or nothing; older updates are counted as stale."""
         request = feed_pb2.ApplyStockUpdatesRequest(updates=list(updates))
         return self._call(self._feeds.ApplyStockUpdates, request, timeout, metadata)
+
+    # Reservations
+
+    def create_reservation(
+        self,
+        location_id: str,
+        lines: Mapping[str, int],
+        *,
+        method: ReservationMethod = ReservationMethod.PICKUP,
+        ttl: timedelta | None = None,
+        idempotency_key: str | None = None,
+        customer_reference: str = "",
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Reservation:
+        """Hold ``{sku: quantity}`` at one location, every line or none.
+
+        Too little stock raises FailedPreconditionError with one precondition
+        violation per short line (subject: the sku; description: requested and
+        available). Without an ``idempotency_key`` the client makes one, so a retry
+        of this call can never hold twice; pass your own to make retries across
+        processes safe too.
+
+        >>> r = client.create_reservation("NL-AMS-01", {"ELEC-10000": 1})  # doctest: +SKIP
+        >>> ReservationState(r.state).name                                  # doctest: +SKIP
+        'ACTIVE'
+        """
+        request = reservation_pb2.CreateReservationRequest(
+            location_id=location_id,
+            lines=[reservation_pb2.ReservationLine(sku=s, quantity=q) for s, q in lines.items()],
+            method=int(method),  # type: ignore[arg-type]
+            idempotency_key=idempotency_key if idempotency_key is not None else uuid.uuid4().hex,
+            customer_reference=customer_reference,
+        )
+        if ttl is not None:
+            request.ttl.FromTimedelta(ttl)
+        call = self._reservations.CreateReservation
+        return self._call(call, request, timeout, metadata).reservation
+
+    def get_reservation(
+        self, reservation_id: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> Reservation:
+        """One reservation; a lapsed active hold reads as EXPIRED."""
+        request = reservation_pb2.GetReservationRequest(reservation_id=reservation_id)
+        return self._call(self._reservations.GetReservation, request, timeout, metadata).reservation
+
+    def list_reservations(
+        self,
+        *,
+        location_id: str = "",
+        state: ReservationState | None = None,
+        page_size: int = 100,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Iterator[Reservation]:
+        """Reservations, oldest first, fetched a page at a time as you iterate."""
+        token = ""
+        while True:
+            request = reservation_pb2.ListReservationsRequest(
+                location_id=location_id,
+                state=0 if state is None else int(state),  # type: ignore[arg-type]
+                page_size=page_size,
+                page_token=token,
+            )
+            response = self._call(self._reservations.ListReservations, request, timeout, metadata)
+            yield from response.reservations
+            token = response.next_page_token
+            if not token:
+                return
+
+    def extend_reservation(
+        self,
+        reservation_id: str,
+        ttl: timedelta,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+    ) -> Reservation:
+        """Move an active hold's expiry to now + ``ttl``."""
+        request = reservation_pb2.ExtendReservationRequest(reservation_id=reservation_id)
+        request.ttl.FromTimedelta(ttl)
+        call = self._reservations.ExtendReservation
+        return self._call(call, request, timeout, metadata).reservation
+
+    def commit_reservation(
+        self, reservation_id: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> Reservation:
+        """The order is placed: the hold keeps counting until the store's feed shows the
+        sale, or fulfill_reservation()."""
+        request = reservation_pb2.CommitReservationRequest(reservation_id=reservation_id)
+        call = self._reservations.CommitReservation
+        return self._call(call, request, timeout, metadata).reservation
+
+    def fulfill_reservation(
+        self, reservation_id: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> Reservation:
+        """The goods of a committed reservation have left the shelf: stop counting it."""
+        request = reservation_pb2.FulfillReservationRequest(reservation_id=reservation_id)
+        call = self._reservations.FulfillReservation
+        return self._call(call, request, timeout, metadata).reservation
+
+    def release_reservation(
+        self, reservation_id: str, *, timeout: float | None = None, metadata: Metadata = ()
+    ) -> Reservation:
+        """Give an active hold back."""
+        request = reservation_pb2.ReleaseReservationRequest(reservation_id=reservation_id)
+        call = self._reservations.ReleaseReservation
+        return self._call(call, request, timeout, metadata).reservation
 
 
 Cart = Mapping[str, int] | Iterable[CartLine]

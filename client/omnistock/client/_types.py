@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from omnistock.v1 import availability_pb2, common_pb2, feed_pb2, location_pb2
+from omnistock.v1 import availability_pb2, common_pb2, feed_pb2, location_pb2, reservation_pb2
 
 Location = location_pb2.Location
 LatLng = common_pb2.LatLng
@@ -28,6 +28,8 @@ SearchNearbyResponse = availability_pb2.SearchNearbyResponse
 GetFulfillmentOptionsResponse = availability_pb2.GetFulfillmentOptionsResponse
 NearbyLocation = availability_pb2.NearbyLocation
 FulfillmentOption = availability_pb2.FulfillmentOption
+Reservation = reservation_pb2.Reservation
+ReservationLine = reservation_pb2.ReservationLine
 
 
 class FulfillmentMethod(enum.IntEnum):
@@ -60,3 +62,15 @@ class StockStatus(enum.IntEnum):
 class LocationKind(enum.IntEnum):
     STORE = location_pb2.LOCATION_KIND_STORE
     WAREHOUSE = location_pb2.LOCATION_KIND_WAREHOUSE
+
+
+class ReservationMethod(enum.IntEnum):
+    PICKUP = reservation_pb2.RESERVATION_METHOD_PICKUP
+    CHECKOUT = reservation_pb2.RESERVATION_METHOD_CHECKOUT
+
+
+class ReservationState(enum.IntEnum):
+    ACTIVE = reservation_pb2.RESERVATION_STATE_ACTIVE
+    COMMITTED = reservation_pb2.RESERVATION_STATE_COMMITTED
+    RELEASED = reservation_pb2.RESERVATION_STATE_RELEASED
+    EXPIRED = reservation_pb2.RESERVATION_STATE_EXPIRED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -18,16 +19,19 @@ from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.postcodes import PostcodeRepository
+from omnistock.server.store.reservations import ReservationStore
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.feeds import FeedServicer
 from omnistock.server.transport.interceptors import InterceptorLayer
+from omnistock.server.transport.reservations import ReservationServicer
 from omnistock.server.transport.servicers import AvailabilityServicer, LocationServicer
 from omnistock.v1 import (
     availability_pb2,
@@ -36,6 +40,8 @@ from omnistock.v1 import (
     feed_pb2_grpc,
     location_pb2,
     location_pb2_grpc,
+    reservation_pb2,
+    reservation_pb2_grpc,
 )
 
 log = logging.getLogger("omnistock.server")
@@ -46,6 +52,7 @@ SERVICE_NAMES = tuple(
         (location_pb2.DESCRIPTOR, "LocationService"),
         (availability_pb2.DESCRIPTOR, "AvailabilityService"),
         (feed_pb2.DESCRIPTOR, "FeedService"),
+        (reservation_pb2.DESCRIPTOR, "ReservationService"),
     )
 )
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -120,6 +127,18 @@ class OmnistockServer:
             ),
             registrar,
         )
+        self.reservations = ReservationService(
+            ReservationStore(self.engine),
+            self.stock_repo,
+            self.directory,
+            clock=clock,
+            cache=self.stock_cache,
+            ttl=config.hold_ttls,
+        )
+        reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
+            ReservationServicer(self.reservations, self.runner), registrar
+        )
+        self._sweeper: asyncio.Task[None] | None = None
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (
@@ -141,6 +160,7 @@ class OmnistockServer:
         gc.collect()
         gc.freeze()
         await self.server.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "omnistock listening on port %d (database: %s)",
@@ -157,10 +177,27 @@ class OmnistockServer:
         """Say NOT_SERVING, let in-flight calls finish within the grace period, then close."""
         await self._set_serving(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         self.runner.shutdown()
         self.stock_repo.close()
         self.engine.dispose()
         log.info("omnistock stopped")
+
+    async def _sweep(self) -> None:
+        """Record lapsed holds as EXPIRED now and then. (Reads stop counting a hold the
+        moment it lapses; this only makes the state and ``reserved`` say so.)"""
+        while True:
+            await asyncio.sleep(self.config.sweep_seconds)
+            try:
+                expired = await self.runner.run(self.reservations.expire_due)
+            except Exception:  # the next round tries again
+                log.exception("expiring lapsed reservations failed")
+                continue
+            if expired:
+                log.info("expired %d reservation lines", expired)
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()

@@ -7,10 +7,12 @@ import asyncio
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from omnistock.server.config import ServerConfig
+from omnistock.server.config import HOLD_TTL_SETTINGS, ServerConfig, parse_duration
+from omnistock.server.domain.reservations import TtlPolicy
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -26,6 +28,15 @@ def _serve(args: argparse.Namespace) -> int:
         if args.read_cache_size is None
         else args.read_cache_size,
         read_cache_ttl=base.read_cache_ttl if args.read_cache_ttl is None else args.read_cache_ttl,
+        hold_ttls=replace(
+            base.hold_ttls,
+            **{
+                attribute: value
+                for attribute in HOLD_TTL_SETTINGS.values()
+                if (value := getattr(args, attribute)) is not None
+            },
+        ),
+        sweep_seconds=base.sweep_seconds if args.sweep_seconds is None else args.sweep_seconds,
     )
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -38,6 +49,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"omnistock: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _show(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -221,6 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-cache-ttl",
         type=float,
         help="seconds a cached record may live [$OMNISTOCK_READ_CACHE_TTL, 1.0]",
+    )
+    defaults = TtlPolicy()
+    for name, attribute in HOLD_TTL_SETTINGS.items():
+        method, kind = name.split("_", 1)
+        serve.add_argument(
+            "--" + name.lower().replace("_", "-"),
+            dest=attribute,
+            type=parse_duration,
+            metavar="DURATION",
+            help=f"{'longest' if 'MAX' in kind else 'default'} {method.lower()} hold, such as 15m"
+            f" or 2h [$OMNISTOCK_{name}, {_show(getattr(defaults, attribute))}]",
+        )
+    serve.add_argument(
+        "--sweep-seconds",
+        type=float,
+        help="how often lapsed holds are recorded as expired [$OMNISTOCK_SWEEP_SECONDS, 5]",
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     serve.set_defaults(run=_serve)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
 
+from omnistock.server.domain.reservations import TtlPolicy
 from omnistock.server.service.stock_cache import DEFAULT_MAXSIZE, DEFAULT_TTL_SECONDS
 from omnistock.server.store.database import DEFAULT_DATABASE_URL
 
@@ -34,6 +37,10 @@ class ServerConfig:
     read_cache_size: int = DEFAULT_MAXSIZE
     read_cache_ttl: float = DEFAULT_TTL_SECONDS
     log_level: str = "INFO"
+    # Reservations: each method's default and longest hold, and how often lapsed holds
+    # are recorded as EXPIRED (they stop counting the moment they lapse regardless).
+    hold_ttls: TtlPolicy = field(default_factory=TtlPolicy)
+    sweep_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> ServerConfig:
@@ -46,4 +53,41 @@ class ServerConfig:
             log_level=os.environ.get("OMNISTOCK_LOG_LEVEL", "INFO"),
             read_cache_size=int(os.environ.get("OMNISTOCK_READ_CACHE_SIZE", DEFAULT_MAXSIZE)),
             read_cache_ttl=float(os.environ.get("OMNISTOCK_READ_CACHE_TTL", DEFAULT_TTL_SECONDS)),
+            hold_ttls=hold_ttls_from(dict(os.environ), prefix="OMNISTOCK_"),
+            sweep_seconds=float(os.environ.get("OMNISTOCK_SWEEP_SECONDS", "5")),
         )
+
+
+HOLD_TTL_SETTINGS = {
+    "PICKUP_HOLD_TTL": "pickup_default",
+    "PICKUP_HOLD_MAX_TTL": "pickup_max",
+    "CHECKOUT_HOLD_TTL": "checkout_default",
+    "CHECKOUT_HOLD_MAX_TTL": "checkout_max",
+}
+
+
+def hold_ttls_from(values: dict[str, str | None], *, prefix: str = "") -> TtlPolicy:
+    """A TtlPolicy from settings named as HOLD_TTL_SETTINGS (with ``prefix``); unset or
+    None values keep the default."""
+    chosen = {
+        attribute: parse_duration(value)
+        for name, attribute in HOLD_TTL_SETTINGS.items()
+        if (value := values.get(prefix + name)) is not None
+    }
+    return TtlPolicy(**chosen)
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90' or '90s', '15m', '2h', '3d'.
+
+    >>> parse_duration("15m")
+    datetime.timedelta(seconds=900)
+    """
+    match = _DURATION.fullmatch(text.lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"not a positive duration such as 90s, 15m or 2h: {text!r}")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])

@@ -6,6 +6,7 @@ The transport maps each class to one gRPC status code, in one place
     DomainError
     ├── InvalidArgument        bad input: one FieldViolation per problem
     ├── NotFound               an id that names nothing
+    ├── AlreadyExists          the request would make something that exists
     └── FailedPrecondition     the request is valid but the state forbids it
 """
 
@@ -67,8 +68,21 @@ class NotFound(DomainError):
         super().__init__(f"{resource_type} not found: {shown}", reason=reason)
 
 
+class AlreadyExists(DomainError):
+    reason = "ALREADY_EXISTS"
+
+    def __init__(self, resource_type: str, name: str, message: str, *, reason: str) -> None:
+        self.resource_type = resource_type
+        self.names = [name]
+        super().__init__(message, reason=reason)
+
+
 class FailedPrecondition(DomainError):
+    """``violations`` are (type, subject, description) triples, as google.rpc's
+    PreconditionFailure carries them."""
+
     reason = "FAILED_PRECONDITION"
+    violations: list[tuple[str, str, str]] = []  # noqa: RUF012 - replaced, never mutated
 
 
 @dataclass

@@ -44,6 +44,17 @@ class StockRecord:
     safety_stock: int | None
     source_updated_at: datetime
     source_sequence: int | None = None
+    # The active (unexpired when written) holds counted in ``reserved``, as
+    # (quantity, expires_at): a hold whose time has passed stops counting at
+    # once, before the sweeper takes it out of ``reserved``.
+    holds: tuple[tuple[int, datetime], ...] = ()
+
+
+def reserved_at(record: StockRecord, now: datetime) -> int:
+    """The units held at ``now``: ``reserved`` less the holds that have expired since."""
+    if not record.holds:
+        return record.reserved
+    return record.reserved - sum(quantity for quantity, expires in record.holds if expires <= now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +153,8 @@ def view_record(
 ) -> AvailabilityView:
     """Apply ATS, band, freshness, confidence and exposure to a stored record."""
     safety = policy.safety_stock_for(record.safety_stock)
-    ats = available_to_sell(record.on_hand, record.reserved, safety)
+    reserved = reserved_at(record, now)
+    ats = available_to_sell(record.on_hand, reserved, safety)
     age = now - record.source_updated_at
     stale = is_stale(age, policy.freshness_budget)
     status = status_band(ats, stale=stale, low_threshold=policy.low_threshold)
@@ -157,7 +169,7 @@ def view_record(
             conf,
             available_to_sell=ats,
             on_hand=record.on_hand,
-            reserved=record.reserved,
+            reserved=reserved,
             safety_stock=safety,
         )
     return AvailabilityView(

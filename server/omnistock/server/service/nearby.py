@@ -34,6 +34,7 @@ from omnistock.server.domain.stock import (
     StockRecord,
     available_to_sell,
     is_stale,
+    reserved_at,
     view_missing,
     view_record,
 )
@@ -141,7 +142,7 @@ class ShoppingService:
         )
         self._presentations: MinuteCache[str, Presentation] = MinuteCache()
         self._line_answers: MinuteCache[
-            tuple[str, str, int, Exposure], tuple[StockRecord | None, bool, LineAnswer]
+            tuple[str, str, int, Exposure], tuple[StockRecord | None, bool, int, LineAnswer]
         ] = MinuteCache()
         self._index: tuple[int, GridIndex[Location]] | None = None
 
@@ -223,10 +224,17 @@ class ShoppingService:
             stale = record is not None and is_stale(
                 now - record.source_updated_at, policy.freshness_budget
             )
+            # A hold that lapses within the minute changes the answer at once.
+            held = reserved_at(record, now) if record is not None and record.holds else 0
             key = (location.id, line.sku, line.quantity, exposure)
             cached = self._line_answers.get(minute, key)
-            if cached is not None and cached[0] is record and cached[1] == stale:
-                answers.append(cached[2])
+            if (
+                cached is not None
+                and cached[0] is record
+                and cached[1] == stale
+                and cached[2] == held
+            ):
+                answers.append(cached[3])
                 continue
             if record is None:
                 view = view_missing(location.id, line.sku, policy, exposure=exposure)
@@ -234,10 +242,12 @@ class ShoppingService:
             else:
                 view = view_record(record, policy, now=now, exposure=exposure)
                 ats = available_to_sell(
-                    record.on_hand, record.reserved, policy.safety_stock_for(record.safety_stock)
+                    record.on_hand,
+                    reserved_at(record, now),
+                    policy.safety_stock_for(record.safety_stock),
                 )
             answer = LineAnswer(line, view, can_supply(view, line.quantity, ats))
-            self._line_answers.put(minute, key, (record, stale, answer))
+            self._line_answers.put(minute, key, (record, stale, held, answer))
             answers.append(answer)
         return answers
 
@@ -372,7 +382,7 @@ class ShoppingService:
             if record is None or is_stale(now - record.source_updated_at, policy.freshness_budget):
                 continue
             safety = policy.safety_stock_for(record.safety_stock)
-            if available_to_sell(record.on_hand, record.reserved, safety) >= line.quantity:
+            if available_to_sell(record.on_hand, reserved_at(record, now), safety) >= line.quantity:
                 count += 1
         return count
 

@@ -83,3 +83,27 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
                 yield connection
         finally:
             connection.info["write"] = False
+
+
+@contextmanager
+def raw_write_transaction(engine: Engine) -> Iterator[Any]:
+    """A DBAPI connection inside one write transaction, for the fast write paths (feeds,
+    reservations) that skip SQLAlchemy's per-statement cost. On SQLite the write lock is
+    taken at BEGIN (BEGIN IMMEDIATE)."""
+    postgres = engine.dialect.name == "postgresql"
+    pooled = engine.raw_connection()
+    connection: Any = pooled.driver_connection
+    try:
+        if not postgres:
+            connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback() if postgres else connection.execute("ROLLBACK")
+            raise
+        if postgres:
+            connection.commit()
+        else:
+            connection.execute("COMMIT")
+    finally:
+        pooled.close()

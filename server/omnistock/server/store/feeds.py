@@ -29,11 +29,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from omnistock.server.store.database import raw_write_transaction
+from omnistock.server.store.reservations import settle_committed_holds
 from sqlalchemy import Engine
 
 _COLUMNS = "sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us, source_sequence, received_at_us"
@@ -124,25 +126,8 @@ class FeedWriter:
             " stale_count = feed_status.stale_count + excluded.stale_count"
         )
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        """A DBAPI connection inside one write transaction."""
-        pooled = self._engine.raw_connection()
-        connection: Any = pooled.driver_connection
-        try:
-            if not self._dialect.postgres:
-                connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.rollback() if self._dialect.postgres else connection.execute("ROLLBACK")
-                raise
-            if self._dialect.postgres:
-                connection.commit()
-            else:
-                connection.execute("COMMIT")
-        finally:
-            pooled.close()
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return raw_write_transaction(self._engine)
 
     def apply_deltas(
         self,
@@ -202,6 +187,7 @@ class FeedWriter:
                         newest[row.location_id] = row.source_updated_at_us
                 else:
                     stale[row.location_id] += 1
+            settle_committed_holds(cursor, self._dialect.mark, sorted(applied), now_us)
             rejected = rejected_by_location or {}
             for location_id in applied.keys() | stale.keys() | rejected.keys():
                 cursor.execute(
@@ -311,6 +297,7 @@ class SnapshotImport:
             (self.as_of_us, self._now_us, self.location_id, self.as_of_us),
         )
         zeroed = cursor.rowcount
+        settle_committed_holds(cursor, m, [self.location_id], self._now_us)
         stale = self.received - applied
         cursor.execute(
             self._writer._snapshot_status,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from omnistock.server.domain.stock import StockRecord
@@ -68,6 +70,10 @@ class StockReader:
             " ON stock.sku = p_sku AND stock.location_id = p_location_id"
         )
         self._sqlite_in: dict[int, str] = {}
+        self._holds_of_sku = (
+            "SELECT location_id, quantity, expires_at_us FROM reservation_lines"
+            f" WHERE sku = {mark} AND counted AND expires_at_us IS NOT NULL"
+        )
 
     def _cursor(self) -> Any:
         connection = getattr(self._local, "connection", None)
@@ -93,7 +99,7 @@ class StockReader:
                 cursor.execute(self._by_sku_at_any, (sku, list(location_ids)))
             else:
                 cursor.execute(self._sqlite_sku_at(len(location_ids)), (sku, *location_ids))
-            return [record_from_row(row) for row in cursor.fetchall()]
+            return self._with_holds(cursor, [record_from_row(row) for row in cursor.fetchall()])
         finally:
             cursor.close()
 
@@ -102,16 +108,35 @@ class StockReader:
         try:
             if self._postgres:
                 cursor.execute(self._by_pairs_pg, ([p[0] for p in pairs], [p[1] for p in pairs]))
-                return [record_from_row(row) for row in cursor.fetchall()]
-            records = []
-            for pair in pairs:
-                cursor.execute(self._by_pair, pair)
-                row = cursor.fetchone()
-                if row is not None:
-                    records.append(record_from_row(row))
-            return records
+                records = [record_from_row(row) for row in cursor.fetchall()]
+            else:
+                records = []
+                for pair in pairs:
+                    cursor.execute(self._by_pair, pair)
+                    row = cursor.fetchone()
+                    if row is not None:
+                        records.append(record_from_row(row))
+            return self._with_holds(cursor, records)
         finally:
             cursor.close()
+
+    def _with_holds(self, cursor: Any, records: list[StockRecord]) -> list[StockRecord]:
+        """Attach the active holds of records that have any (reserved > 0), so a hold that
+        lapses stops counting at once (domain.stock.reserved_at). One query per sku held."""
+        held = [r for r in records if r.reserved > 0]
+        if not held:
+            return records
+        holds: dict[tuple[str, str], list[tuple[int, datetime]]] = {}
+        for sku in {r.sku for r in held}:
+            cursor.execute(self._holds_of_sku, (sku,))
+            for location_id, quantity, expires_us in cursor.fetchall():
+                holds.setdefault((sku, location_id), []).append((quantity, from_micros(expires_us)))
+        return [
+            replace(r, holds=tuple(holds[(r.sku, r.location_id)]))
+            if (r.sku, r.location_id) in holds
+            else r
+            for r in records
+        ]
 
     def _sqlite_sku_at(self, count: int) -> str:
         sql = self._sqlite_in.get(count)

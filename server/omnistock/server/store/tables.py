@@ -116,3 +116,49 @@ class PostalCodeRow(Base):
 
 
 postal_codes_table: Table = PostalCodeRow.__table__  # type: ignore[assignment]
+
+
+class ReservationRow(Base):
+    """A hold of stock at one location (see domain.reservations)."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        Index("ix_reservations_location_state", "location_id", "state"),
+        Index("ix_reservations_state_expires", "state", "expires_at_us"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    location_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("locations.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    # sha256 of what the caller asked for, to tell a retry from a new request.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    customer_reference: Mapped[str] = mapped_column(String(128), default="")
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    expires_at_us: Mapped[int] = mapped_column(BigInteger)
+    committed_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ended_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    holds_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ReservationLineRow(Base):
+    """One line of a reservation. ``counted``: its quantity is in stock.reserved now.
+    ``expires_at_us``: set while the reservation is active, so reads can drop a lapsed
+    hold before the sweeper does."""
+
+    __tablename__ = "reservation_lines"
+    __table_args__ = (Index("ix_reservation_lines_sku_location", "sku", "location_id"),)
+
+    reservation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("reservations.id"), primary_key=True
+    )
+    sku: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    location_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    counted: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+reservations_table: Table = ReservationRow.__table__  # type: ignore[assignment]
+reservation_lines_table: Table = ReservationLineRow.__table__  # type: ignore[assignment]

@@ -7,6 +7,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 from omnistock.server.domain.errors import (
+    AlreadyExists,
     DomainError,
     FailedPrecondition,
     InvalidArgument,
@@ -18,6 +19,7 @@ ERROR_DOMAIN = "omnistock"
 _CODES: list[tuple[type[DomainError], int]] = [
     (InvalidArgument, code_pb2.INVALID_ARGUMENT),
     (NotFound, code_pb2.NOT_FOUND),
+    (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
 ]
 
@@ -45,7 +47,20 @@ def status_for(error: DomainError) -> grpc.Status:
                 )
             )
         )
-    elif isinstance(error, NotFound):
+    elif isinstance(error, FailedPrecondition) and error.violations:
+        details.append(
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type=kind, subject=subject, description=description
+                        )
+                        for kind, subject, description in error.violations
+                    ]
+                )
+            )
+        )
+    elif isinstance(error, NotFound | AlreadyExists):
         details.extend(
             _pack(
                 error_details_pb2.ResourceInfo(

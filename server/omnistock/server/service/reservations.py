@@ -1,0 +1,196 @@
+"""Reservations: validation against the location, idempotency, states, and the sweeper.
+
+The store makes every change in one transaction (store.reservations); this layer
+decides which change a request asks for, explains refusals, and keeps the read
+cache true: each hold or release invalidates the records it touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from omnistock.server.domain.errors import NotFound, Violations
+from omnistock.server.domain.reservations import (
+    IdempotencyKeyReused,
+    InsufficientStock,
+    NewReservation,
+    Reservation,
+    ReservationState,
+    Shortfall,
+    TtlPolicy,
+    check_move,
+    new_reservation_id,
+)
+from omnistock.server.domain.stock import (
+    StockPolicy,
+    StockRecord,
+    available_to_sell,
+    is_stale,
+    reserved_at,
+)
+from omnistock.server.service.directory import LocationDirectory
+from omnistock.server.service.stock_cache import StockCache
+from omnistock.server.store.reservations import ReservationStore, ShortLines
+from omnistock.server.store.stock import StockRepository
+from omnistock.server.store.timeutil import to_micros
+
+Change = tuple[str] | tuple[str, int] | None
+
+
+class ReservationService:
+    def __init__(
+        self,
+        store: ReservationStore,
+        stock: StockRepository,
+        directory: LocationDirectory,
+        *,
+        clock: Callable[[], datetime],
+        cache: StockCache,
+        ttl: TtlPolicy | None = None,
+    ) -> None:
+        self._store = store
+        self._stock = stock
+        self._directory = directory
+        self._clock = clock
+        self._cache = cache
+        self.ttl = ttl or TtlPolicy()
+
+    def check_ttl(self, v: Violations, new_ttl: timedelta, maximum: timedelta, field: str) -> None:
+        v.check(new_ttl > timedelta(0), field, "must be positive")
+        v.check(
+            new_ttl <= maximum,
+            field,
+            f"must be at most {_duration(maximum)} for this method",
+        )
+
+    def create(self, new: NewReservation) -> tuple[Reservation, bool]:
+        """Hold every line of ``new`` or none; (reservation, made now)."""
+        (location,) = self._directory.require([new.location_id])
+        policy = location.stock_policy
+        now = self._clock()
+        try:
+            stored, created = self._store.create(
+                new_reservation_id(),
+                new,
+                now_us=to_micros(now),
+                expires_at_us=to_micros(now + new.ttl),
+                fresh_after_us=to_micros(now - policy.freshness_budget),
+                default_safety=policy.safety_stock_for(None),
+            )
+        except ShortLines as short:
+            records = self._stock.records_for_pairs(
+                [(line.sku, new.location_id) for line in short.lines]
+            )
+            raise InsufficientStock(
+                new.location_id,
+                [
+                    Shortfall(
+                        line.sku,
+                        line.quantity,
+                        _available(records.get((line.sku, new.location_id)), policy, now),
+                    )
+                    for line in short.lines
+                ],
+            ) from None
+        if not created and stored.fingerprint != new.fingerprint:
+            raise IdempotencyKeyReused(new.idempotency_key, stored.reservation.id)
+        if created:
+            self._invalidate(stored.reservation)
+        return stored.reservation.as_of(now), created
+
+    def get(self, reservation_id: str) -> Reservation:
+        stored = self._store.get(reservation_id)
+        if stored is None:
+            raise _not_found(reservation_id)
+        return stored.reservation.as_of(self._clock())
+
+    def list(
+        self, *, location_id: str, state: ReservationState | None, after_id: str, limit: int
+    ) -> tuple[list[Reservation], str | None]:
+        """A page of reservations and the id to continue after (None on the last page)."""
+        now = self._clock()
+        found = self._store.list_page(
+            location_id=location_id,
+            state=state,
+            after_id=after_id,
+            limit=limit + 1,
+            now_us=to_micros(now),
+        )
+        page = [r.as_of(now) for r in found[:limit]]
+        return page, (page[-1].id if len(found) > limit else None)
+
+    def commit(self, reservation_id: str) -> Reservation:
+        return self._move(reservation_id, "commit")
+
+    def release(self, reservation_id: str) -> Reservation:
+        return self._move(reservation_id, "release")
+
+    def fulfil(self, reservation_id: str) -> Reservation:
+        return self._move(reservation_id, "fulfil")
+
+    def extend(self, reservation_id: str, ttl: timedelta) -> Reservation:
+        now = self._clock()
+
+        def decide(reservation: Reservation) -> Change:
+            current = reservation.as_of(now)
+            check_move(current, "extend")
+            v = Violations()
+            self.check_ttl(v, ttl, self.ttl.maximum(current.method), "ttl")
+            v.raise_if_any()
+            return ("extend", to_micros(now + ttl))
+
+        return self._transition(reservation_id, decide, now)
+
+    def _move(self, reservation_id: str, action: str) -> Reservation:
+        now = self._clock()
+
+        def decide(reservation: Reservation) -> Change:
+            return (action,) if check_move(reservation.as_of(now), action) else None
+
+        return self._transition(reservation_id, decide, now)
+
+    def _transition(
+        self, reservation_id: str, decide: Callable[[Reservation], Change], now: datetime
+    ) -> Reservation:
+        result = self._store.transition(reservation_id, decide, now_us=to_micros(now))
+        if result is None:
+            raise _not_found(reservation_id)
+        self._invalidate(result)
+        return result.as_of(now)
+
+    def expire_due(self) -> int:
+        """Record lapsed holds as EXPIRED (they stopped counting when they lapsed)."""
+        freed = self._store.expire_due(to_micros(self._clock()))
+        if freed:
+            self._cache.invalidate(freed)
+        return len(freed)
+
+    def _invalidate(self, reservation: Reservation) -> None:
+        self._cache.invalidate(_pairs(reservation))
+
+
+def _pairs(reservation: Reservation) -> Iterable[tuple[str, str]]:
+    return [(line.sku, reservation.location_id) for line in reservation.lines]
+
+
+def _available(record: StockRecord | None, policy: StockPolicy, now: datetime) -> int:
+    """What a hold could take now: 0 for a missing or stale record."""
+    if record is None or is_stale(now - record.source_updated_at, policy.freshness_budget):
+        return 0
+    return available_to_sell(
+        record.on_hand, reserved_at(record, now), policy.safety_stock_for(record.safety_stock)
+    )
+
+
+def _not_found(reservation_id: str) -> NotFound:
+    return NotFound("reservation", [reservation_id], reason="RESERVATION_NOT_FOUND")
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"

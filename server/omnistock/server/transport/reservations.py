@@ -1,0 +1,225 @@
+"""ReservationService: proto <-> domain, and nothing else."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from grpc import aio
+from omnistock.server.domain.errors import Violations
+from omnistock.server.domain.ids import check_id
+from omnistock.server.domain.reservations import (
+    NewReservation,
+    Reservation,
+    ReservationLine,
+    ReservationMethod,
+    ReservationState,
+)
+from omnistock.server.service.limits import MAX_QUANTITY
+from omnistock.server.service.reservations import ReservationService
+from omnistock.server.transport.blocking import BlockingRunner
+from omnistock.server.transport.convert import (
+    datetime_to_timestamp,
+    encode_page_token,
+    parse_page,
+)
+from omnistock.v1 import reservation_pb2, reservation_pb2_grpc
+
+MAX_RESERVATION_LINES = 100
+MAX_KEY_LENGTH = 128
+_RESERVATION_ID = re.compile(r"rsv_[0-9A-HJKMNP-TV-Z]{26}")
+
+_METHODS = {
+    reservation_pb2.RESERVATION_METHOD_PICKUP: ReservationMethod.PICKUP,
+    reservation_pb2.RESERVATION_METHOD_CHECKOUT: ReservationMethod.CHECKOUT,
+}
+_METHOD_TO_PROTO = {method: value for value, method in _METHODS.items()}
+_STATES = {
+    reservation_pb2.RESERVATION_STATE_ACTIVE: ReservationState.ACTIVE,
+    reservation_pb2.RESERVATION_STATE_COMMITTED: ReservationState.COMMITTED,
+    reservation_pb2.RESERVATION_STATE_RELEASED: ReservationState.RELEASED,
+    reservation_pb2.RESERVATION_STATE_EXPIRED: ReservationState.EXPIRED,
+}
+_STATE_TO_PROTO = {state: value for value, state in _STATES.items()}
+
+
+def reservation_to_proto(r: Reservation) -> reservation_pb2.Reservation:
+    return reservation_pb2.Reservation(
+        reservation_id=r.id,
+        location_id=r.location_id,
+        lines=[reservation_pb2.ReservationLine(sku=x.sku, quantity=x.quantity) for x in r.lines],
+        method=_METHOD_TO_PROTO[r.method],
+        state=_STATE_TO_PROTO[r.state],
+        customer_reference=r.customer_reference,
+        idempotency_key=r.idempotency_key,
+        create_time=datetime_to_timestamp(r.created_at),
+        expire_time=datetime_to_timestamp(r.expires_at),
+        commit_time=None if r.committed_at is None else datetime_to_timestamp(r.committed_at),
+        end_time=None if r.ended_at is None else datetime_to_timestamp(r.ended_at),
+        holds_stock=r.holds_stock,
+    )
+
+
+def check_reservation_id(v: Violations, value: str) -> None:
+    if not value:
+        v.add("reservation_id", "is required")
+    elif not _RESERVATION_ID.fullmatch(value):
+        v.add("reservation_id", "is not a reservation id (rsv_ and 26 characters)")
+
+
+def _check_text(v: Violations, value: str, field: str) -> None:
+    v.check(len(value) <= MAX_KEY_LENGTH, field, f"must be at most {MAX_KEY_LENGTH} characters")
+    v.check(value.isprintable(), field, "must be printable text")
+
+
+def _ttl(v: Violations, request: Any, field: str) -> timedelta | None:
+    if not request.HasField(field):
+        return None
+    duration = getattr(request, field)
+    if not (0 <= duration.nanos < 1_000_000_000 and abs(duration.seconds) <= 10**9):
+        v.add(field, "is not a valid duration")
+        return None
+    return timedelta(seconds=duration.seconds, microseconds=duration.nanos // 1000)
+
+
+class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
+    def __init__(self, service: ReservationService, runner: BlockingRunner) -> None:
+        self._service = service
+        self._runner = runner
+
+    async def CreateReservation(
+        self,
+        request: reservation_pb2.CreateReservationRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> reservation_pb2.CreateReservationResponse:
+        v = Violations()
+        check_id(v, request.location_id, "location_id")
+        if not request.lines:
+            v.add("lines", "must not be empty")
+        elif len(request.lines) > MAX_RESERVATION_LINES:
+            v.add("lines", f"must hold at most {MAX_RESERVATION_LINES} lines")
+        lines = []
+        seen: set[str] = set()
+        for i, line in enumerate(request.lines[:MAX_RESERVATION_LINES]):
+            check_id(v, line.sku, f"lines[{i}].sku")
+            if line.sku in seen:
+                v.add(f"lines[{i}].sku", f"repeats {line.sku!r}: give each sku one line")
+            seen.add(line.sku)
+            v.check(
+                1 <= line.quantity <= MAX_QUANTITY,
+                f"lines[{i}].quantity",
+                f"must be within [1, {MAX_QUANTITY}]",
+            )
+            lines.append(ReservationLine(line.sku, line.quantity))
+        method = _METHODS.get(request.method)
+        if method is None:
+            v.add("method", "must be PICKUP or CHECKOUT")
+        ttl = _ttl(v, request, "ttl")
+        if method is not None:
+            policy = self._service.ttl
+            if ttl is None:
+                ttl = policy.default(method)
+            self._service.check_ttl(v, ttl, policy.maximum(method), "ttl")
+        _check_text(v, request.idempotency_key, "idempotency_key")
+        _check_text(v, request.customer_reference, "customer_reference")
+        v.raise_if_any()
+        assert method is not None and ttl is not None
+        new = NewReservation(
+            location_id=request.location_id,
+            lines=tuple(lines),
+            method=method,
+            ttl=ttl,
+            idempotency_key=request.idempotency_key,
+            customer_reference=request.customer_reference,
+        )
+        reservation, _ = await self._runner.run(self._service.create, new)
+        return reservation_pb2.CreateReservationResponse(
+            reservation=reservation_to_proto(reservation)
+        )
+
+    async def GetReservation(
+        self, request: reservation_pb2.GetReservationRequest, context: aio.ServicerContext[Any, Any]
+    ) -> reservation_pb2.GetReservationResponse:
+        reservation = await self._by_id(request.reservation_id, self._service.get)
+        return reservation_pb2.GetReservationResponse(reservation=reservation_to_proto(reservation))
+
+    async def ListReservations(
+        self,
+        request: reservation_pb2.ListReservationsRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> reservation_pb2.ListReservationsResponse:
+        v = Violations()
+        if request.location_id:
+            check_id(v, request.location_id, "location_id")
+        after_id, limit = parse_page(v, request.page_size, request.page_token)
+        state = _STATES.get(request.state)
+        v.check(
+            state is not None or request.state == reservation_pb2.RESERVATION_STATE_UNSPECIFIED,
+            "state",
+            "must be a reservation state or unset",
+        )
+        v.raise_if_any()
+        page, next_after = await self._runner.run(
+            lambda: self._service.list(
+                location_id=request.location_id, state=state, after_id=after_id, limit=limit
+            )
+        )
+        return reservation_pb2.ListReservationsResponse(
+            reservations=[reservation_to_proto(r) for r in page],
+            next_page_token="" if next_after is None else encode_page_token(next_after),
+        )
+
+    async def ExtendReservation(
+        self,
+        request: reservation_pb2.ExtendReservationRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> reservation_pb2.ExtendReservationResponse:
+        v = Violations()
+        check_reservation_id(v, request.reservation_id)
+        ttl = _ttl(v, request, "ttl")
+        if ttl is None and "ttl" not in {f.field for f in v.items}:
+            v.add("ttl", "is required")
+        v.raise_if_any()
+        assert ttl is not None
+        reservation = await self._runner.run(self._service.extend, request.reservation_id, ttl)
+        return reservation_pb2.ExtendReservationResponse(
+            reservation=reservation_to_proto(reservation)
+        )
+
+    async def CommitReservation(
+        self,
+        request: reservation_pb2.CommitReservationRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> reservation_pb2.CommitReservationResponse:
+        reservation = await self._by_id(request.reservation_id, self._service.commit)
+        return reservation_pb2.CommitReservationResponse(
+            reservation=reservation_to_proto(reservation)
+        )
+
+    async def FulfillReservation(
+        self,
+        request: reservation_pb2.FulfillReservationRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> reservation_pb2.FulfillReservationResponse:
+        reservation = await self._by_id(request.reservation_id, self._service.fulfil)
+        return reservation_pb2.FulfillReservationResponse(
+            reservation=reservation_to_proto(reservation)
+        )
+
+    async def ReleaseReservation(
+        self,
+        request: reservation_pb2.ReleaseReservationRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> reservation_pb2.ReleaseReservationResponse:
+        reservation = await self._by_id(request.reservation_id, self._service.release)
+        return reservation_pb2.ReleaseReservationResponse(
+            reservation=reservation_to_proto(reservation)
+        )
+
+    async def _by_id(self, reservation_id: str, call: Callable[[str], Reservation]) -> Reservation:
+        v = Violations()
+        check_reservation_id(v, reservation_id)
+        v.raise_if_any()
+        return await self._runner.run(call, reservation_id)
