@@ -23,6 +23,7 @@ SERVICES = {
     "omnistock.v1.LocationService",
     "omnistock.v1.AvailabilityService",
     "omnistock.v1.FeedService",
+    "omnistock.v1.ReservationService",
     "grpc.health.v1.Health",
 }
 

@@ -189,9 +189,7 @@ def test_a_committed_hold_counts_until_fulfilled(shop: Client, clock: FixedClock
     assert ats(shop) == 5
 
 
-def test_a_committed_hold_counts_until_a_newer_feed_update(
-    shop: Client, clock: FixedClock
-) -> None:
+def test_a_committed_hold_counts_until_a_newer_feed_update(shop: Client, clock: FixedClock) -> None:
     made = shop.create_reservation(STORE, {"PHONE": 2, "CASE": 1})
     clock.now = NOW + timedelta(minutes=5)
     shop.commit_reservation(made.reservation_id)
@@ -203,9 +201,7 @@ def test_a_committed_hold_counts_until_a_newer_feed_update(
     assert ats(shop) == 3
     assert shop.get_reservation(made.reservation_id).holds_stock  # CASE still counts
     assert ats(shop, "CASE") == 1
-    shop.import_snapshot(
-        STORE, NOW + timedelta(minutes=7), [("PHONE", 3), ("CASE", 1)]
-    )
+    shop.import_snapshot(STORE, NOW + timedelta(minutes=7), [("PHONE", 3), ("CASE", 1)])
     assert ats(shop, "CASE") == 1
     after = shop.get_reservation(made.reservation_id)
     assert state(after) == "COMMITTED" and not after.holds_stock
