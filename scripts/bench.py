@@ -17,6 +17,19 @@ availability
 
 h2load sends one request body repeatedly; each call still runs the whole path
 (validation, SQL query, rules, serialisation): the server caches no answers.
+
+    .venv/bin/python scripts/bench.py reserve [--stores 50 --skus 2000] [--duration 10] [--sqlite-only]
+
+reserve
+    CreateReservation throughput on SQLite and on PostgreSQL, each in a fresh database
+    loaded through the server (STORES x SKUS records, 1,000,000 on hand each). Load: a
+    grpc.aio client on CPU 1 keeping --concurrency CHECKOUT holds of 1 to 3 random lines
+    in flight, each with a fresh idempotency key. Baseline: the server's own statements
+    (a conditional UPDATE per line, the reservations row, its lines) on the driver, one
+    transaction per reservation, no gRPC: sqlite3 on one connection; psycopg on
+    --base-connections threads. Alternated for --rounds rounds; medians and ratios, p50/p99
+    under the full load and at --light-concurrency calls in flight, and a check that the
+    stored reservations and stock.reserved add up to the successes.
 """
 
 from __future__ import annotations
@@ -571,7 +584,9 @@ def search(args: argparse.Namespace) -> None:
         lambda path: build_search_db(path, args.stores, args.skus, args.per_store),
     )
     request = availability_pb2.SearchNearbyRequest(
-        lines=cart(search_cart(args.skus)), origin=origin(latitude=DAM[0], longitude=DAM[1]), radius_km=25
+        lines=cart(search_cart(args.skus)),
+        origin=origin(latitude=DAM[0], longitude=DAM[1]),
+        radius_km=25,
     )
     process, target = start_server(f"sqlite:///{db}")
     try:
@@ -804,6 +819,459 @@ def ingest(args: argparse.Namespace) -> None:
         )
 
 
+# ---------------------------------------------------------------- reservations
+
+# The server's hold statement (store/reservations.py), word for word, for the baseline.
+HOLD_SQL = (
+    "UPDATE stock SET reserved = reserved + {m} WHERE sku = {m} AND location_id = {m}"
+    " AND source_updated_at_us >= {m} AND on_hand - reserved - COALESCE(safety_stock, {m}) >= {m}"
+)
+RESERVATION_SQL = (
+    "INSERT INTO reservations (id, location_id, method, state, idempotency_key, fingerprint,"
+    " customer_reference, created_at_us, expires_at_us, committed_at_us, ended_at_us, holds_stock)"
+    " VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})"
+)
+LINE_SQL = (
+    "INSERT INTO reservation_lines (reservation_id, sku, location_id, quantity, counted,"
+    " expires_at_us) VALUES ({m}, {m}, {m}, {m}, TRUE, {m})"
+)
+RESERVE_ON_HAND = 1_000_000
+
+
+def reserve_store_ids(stores: int) -> list[str]:
+    return [f"RS-{i:04d}" for i in range(stores)]
+
+
+def reserve_sku(k: int) -> str:
+    return f"SKU-{k:07d}"
+
+
+def reservation_spec(
+    rng: random.Random, stores: list[str], skus: int
+) -> tuple[str, list[tuple[str, int]]]:
+    """One CHECKOUT hold: a random store, 1 to 3 distinct random skus, 1 to 3 units each."""
+    lines = [
+        (reserve_sku(k), rng.randint(1, 3)) for k in rng.sample(range(skus), rng.randint(1, 3))
+    ]
+    return rng.choice(stores), lines
+
+
+@dataclass
+class ReserveRun:
+    rate: float  # successful reservations per second
+    succeeded: int
+    errors: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+    load_cpu: float = 0.0  # the load process's CPU time / wall time (1.0 = its core is full)
+    server_cpu: float = 0.0  # the same for the server
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    if len(latencies) < 2:
+        return 0.0, 0.0
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return q[49] * 1000, q[98] * 1000
+
+
+def load_reservation_data(target: str, stores: list[str], skus: int) -> None:
+    """The stores and their stock (RESERVE_ON_HAND of every sku), through the server."""
+    from omnistock.client import Capabilities, Client, LatLng, Location, LocationKind, WeeklyHours
+
+    rng = random.Random(5)
+    started = time.monotonic()
+    with Client(target, timeout=120) as client:
+        client.upsert_locations(
+            Location(id=store, kind=LocationKind.STORE, name=f"Store {store}", address="Kalverstraat 1",
+                     postal_code="1012 AB", country="NL",
+                     position=LatLng(latitude=rng.uniform(50.8, 53.4), longitude=rng.uniform(3.6, 7.1)),
+                     time_zone="Europe/Amsterdam",
+                     weekly_hours=[WeeklyHours(day=d, opens="09:00", closes="18:00") for d in range(1, 7)],
+                     capabilities=Capabilities(pickup=True, ship_to_store=True), pickup_lead_time_minutes=30,
+                     active=True)
+            for store in stores
+        )  # fmt: skip
+        as_of = datetime.now(UTC)
+        applied = 0
+        for store in stores:
+            records = [(reserve_sku(k), RESERVE_ON_HAND) for k in range(skus)]
+            applied += client.import_snapshot(store, as_of, records).applied_count
+    if applied != len(stores) * skus:
+        sys.exit(f"snapshots applied {applied:,} records, expected {len(stores) * skus:,}")
+    print(
+        f"  loaded {len(stores)} stores x {skus:,} skus through the server in {time.monotonic() - started:.1f}s"
+    )
+
+
+def check_sdk(target: str, store: str) -> None:
+    """One hold and its release through the SDK, so the load below asks for real work."""
+    from omnistock.client import Client, ReservationMethod, ReservationState
+
+    with Client(target) as client:
+        held = client.create_reservation(
+            store, {reserve_sku(0): 2, reserve_sku(1): 1}, method=ReservationMethod.CHECKOUT
+        )
+        released = client.release_reservation(held.reservation_id)
+    if held.state != ReservationState.ACTIVE or released.state != ReservationState.RELEASED:
+        sys.exit(f"SDK check: hold {held.state}, release {released.state}")
+
+
+async def reservation_load(
+    target: str, stores: list[str], skus: int, *, duration: float, concurrency: int, seed: int
+) -> ReserveRun:
+    """Closed loop: CONCURRENCY CreateReservation calls in flight over 4 connections for
+    DURATION seconds; each a CHECKOUT hold with a fresh idempotency key, as the SDK sends."""
+    import uuid
+
+    from grpc import aio
+    from omnistock.v1 import reservation_pb2, reservation_pb2_grpc
+
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    channels = [aio.insecure_channel(target) for _ in range(4)]
+    stubs = [reservation_pb2_grpc.ReservationServiceStub(channel) for channel in channels]
+    checkout = reservation_pb2.RESERVATION_METHOD_CHECKOUT
+
+    async def worker(stub: Any) -> None:
+        while True:
+            store, lines = reservation_spec(rng, stores, skus)
+            request = reservation_pb2.CreateReservationRequest(
+                location_id=store,
+                lines=[reservation_pb2.ReservationLine(sku=s, quantity=q) for s, q in lines],
+                method=checkout,
+                idempotency_key=uuid.uuid4().hex,
+            )
+            sent = time.perf_counter()
+            if sent >= deadline:
+                return
+            try:
+                await stub.CreateReservation(request, timeout=30)
+            except aio.AioRpcError as error:
+                name = error.code().name
+                errors[name] = errors.get(name, 0) + 1
+            else:
+                latencies.append(time.perf_counter() - sent)
+
+    try:
+        for channel in channels:
+            await channel.channel_ready()
+        cpu, started = time.process_time(), time.perf_counter()
+        deadline = started + duration
+        await asyncio.gather(*(worker(stubs[i % len(stubs)]) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+    finally:
+        for channel in channels:
+            await channel.close()
+    p50, p99 = percentiles(latencies)
+    return ReserveRun(len(latencies) / elapsed, len(latencies), errors, p50, p99, cpu / elapsed)
+
+
+def raw_reservation(
+    rng: random.Random, stores: list[str], skus: int
+) -> tuple[list[tuple[Any, ...]], tuple[Any, ...], list[tuple[Any, ...]]]:
+    """One random CHECKOUT hold as the server would write it: the hold statements' parameters
+    (in sku order), the reservations row and the reservation_lines rows."""
+    import uuid
+
+    from omnistock.server.domain.reservations import (
+        NewReservation,
+        ReservationLine,
+        ReservationMethod,
+        new_reservation_id,
+    )
+
+    store, lines = reservation_spec(rng, stores, skus)
+    ttl = timedelta(minutes=15)
+    fingerprint = NewReservation(
+        store, tuple(ReservationLine(s, q) for s, q in lines), ReservationMethod.CHECKOUT, ttl
+    ).fingerprint
+    now_us = time.time_ns() // 1000
+    expires_us = now_us + ttl // timedelta(microseconds=1)
+    fresh_after_us = now_us - 86_400_000_000  # a store's freshness budget: 24 hours
+    rid = new_reservation_id()
+    holds = [(q, s, store, fresh_after_us, 0, q) for s, q in sorted(lines)]  # safety stock: 0
+    row = (rid, store, "CHECKOUT", "ACTIVE", uuid.uuid4().hex, fingerprint, "", now_us,
+           expires_us, None, None, True)  # fmt: skip
+    return holds, row, [(rid, s, store, q, expires_us) for s, q in lines]
+
+
+def raw_sqlite_reservations(
+    path: Path, stores: list[str], skus: int, *, duration: float, seed: int
+) -> ReserveRun:
+    """The baseline: the server's statements on sqlite3, one process, one connection, one
+    write transaction (BEGIN IMMEDIATE ... COMMIT) per reservation, the server's pragmas."""
+    import sqlite3
+
+    hold, insert, insert_lines = (s.format(m="?") for s in (HOLD_SQL, RESERVATION_SQL, LINE_SQL))
+    rng = random.Random(seed)
+    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        "busy_timeout=30000",
+    ):
+        connection.execute(f"PRAGMA {pragma}")
+    cursor = connection.cursor()
+    latencies: list[float] = []
+    short = 0
+    started = time.perf_counter()
+    deadline = started + duration
+    while (sent := time.perf_counter()) < deadline:
+        holds, row, lines = raw_reservation(rng, stores, skus)
+        cursor.execute("BEGIN IMMEDIATE")
+        held = 0
+        for params in holds:
+            cursor.execute(hold, params)
+            held += cursor.rowcount
+        if held != len(holds):
+            cursor.execute("ROLLBACK")
+            short += 1
+            continue
+        cursor.execute(insert, row)
+        cursor.executemany(insert_lines, lines)
+        cursor.execute("COMMIT")
+        latencies.append(time.perf_counter() - sent)
+    elapsed = time.perf_counter() - started
+    connection.close()
+    p50, p99 = percentiles(latencies)
+    errors = {"short of stock": short} if short else {}
+    return ReserveRun(len(latencies) / elapsed, len(latencies), errors, p50, p99)
+
+
+def raw_postgres_reservations(
+    url: str, stores: list[str], skus: int, *, duration: float, seed: int, connections: int
+) -> ReserveRun:
+    """The baseline: the server's statements on psycopg, one process, CONNECTIONS threads each
+    with its own connection (autocommit off), one transaction per reservation."""
+    import threading
+
+    import psycopg
+
+    hold, insert, insert_lines = (s.format(m="%s") for s in (HOLD_SQL, RESERVATION_SQL, LINE_SQL))
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    opened = [
+        psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        for _ in range(connections)
+    ]
+    ready = threading.Barrier(connections + 1)
+    deadline = 0.0
+
+    def run(connection: Any, seed: int) -> None:
+        rng = random.Random(seed)
+        cursor = connection.cursor()
+        ready.wait()
+        while (sent := time.perf_counter()) < deadline:
+            holds, row, lines = raw_reservation(rng, stores, skus)
+            try:
+                held = 0
+                for params in holds:
+                    cursor.execute(hold, params)
+                    held += cursor.rowcount
+                if held != len(holds):
+                    connection.rollback()
+                    errors["short of stock"] = errors.get("short of stock", 0) + 1
+                    continue
+                cursor.execute(insert, row)
+                cursor.executemany(insert_lines, lines)
+                connection.commit()
+            except psycopg.Error as error:
+                connection.rollback()
+                errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+                continue
+            latencies.append(time.perf_counter() - sent)
+
+    threads = [
+        threading.Thread(target=run, args=(connection, seed * 100 + i))
+        for i, connection in enumerate(opened)
+    ]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter()
+    deadline = started + duration
+    ready.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    for connection in opened:
+        connection.close()
+    p50, p99 = percentiles(latencies)
+    return ReserveRun(len(latencies) / elapsed, len(latencies), errors, p50, p99)
+
+
+@contextmanager
+def on_cpu(cpu: int) -> Iterator[None]:
+    """Run this thread (and the threads it starts) on CPU, then go back."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def check_reservation_totals(url: str, expected: int) -> str:
+    """Every success is one stored reservation, and stock.reserved adds up to its lines."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT COUNT(*) FROM reservations WHERE state = 'ACTIVE'")
+        ).scalar()
+        held = connection.execute(text("SELECT COALESCE(SUM(reserved), 0) FROM stock")).scalar()
+        lines = connection.execute(
+            text("SELECT COALESCE(SUM(quantity), 0) FROM reservation_lines WHERE counted")
+        ).scalar()
+    engine.dispose()
+    if stored != expected or held != lines:
+        sys.exit(
+            f"totals: {stored:,} active reservations (expected {expected:,}); reserved {held:,}, lines {lines:,}"
+        )
+    return f"{stored:,} active reservations, stock.reserved = their lines' {held:,} units"
+
+
+def show_errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count:,}" for name, count in sorted(errors.items())) or "none"
+
+
+def reserve_baseline(
+    kind: str, url: str, stores: list[str], args: argparse.Namespace, seconds: float, seed: int
+) -> ReserveRun:
+    with on_cpu(SERVER_CPU):  # the server's core: the server is idle meanwhile
+        if kind == "sqlite":
+            path = Path(url.removeprefix("sqlite:///"))
+            return raw_sqlite_reservations(path, stores, args.skus, duration=seconds, seed=seed)
+        return raw_postgres_reservations(
+            url, stores, args.skus, duration=seconds, seed=seed, connections=args.base_connections
+        )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process PID (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reserve_served(
+    server: subprocess.Popen[bytes],
+    target: str,
+    stores: list[str],
+    args: argparse.Namespace,
+    seconds: float,
+    seed: int,
+    concurrency: int | None = None,
+) -> ReserveRun:
+    cpu, started = cpu_seconds(server.pid), time.perf_counter()
+    in_flight = args.concurrency if concurrency is None else concurrency
+    run = asyncio.run(
+        reservation_load(
+            target, stores, args.skus, duration=seconds, concurrency=in_flight, seed=seed
+        )
+    )
+    run.server_cpu = (cpu_seconds(server.pid) - cpu) / (time.perf_counter() - started)
+    return run
+
+
+@dataclass
+class ReserveResult:
+    kind: str
+    base_name: str
+    bases: list[ReserveRun]
+    ours: list[ReserveRun]
+    light: ReserveRun | None = None  # latency at a light load
+
+    @property
+    def ratios(self) -> list[float]:
+        return [o.rate / b.rate for b, o in zip(self.bases, self.ours, strict=True)]
+
+    def errors(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for run in self.ours:
+            for name, count in run.errors.items():
+                total[name] = total.get(name, 0) + count
+        return total
+
+
+def reserve_on(kind: str, tmp: Path, stores: list[str], args: argparse.Namespace) -> ReserveResult:
+    """A fresh database of KIND, loaded through the server; then baseline and ours alternate."""
+    url = fresh_database(kind, tmp)
+    base_name = (
+        "sqlite3, 1 connection"
+        if kind == "sqlite"
+        else f"psycopg, {args.base_connections} connections"
+    )
+    result = ReserveResult(kind, base_name, [], [])
+    process, target = start_server(url)
+    try:
+        load_reservation_data(target, stores, args.skus)
+        check_sdk(target, stores[0])
+        # Warm both, then alternate so that drift in the machine hits both alike.
+        made = reserve_served(process, target, stores, args, 2, 1).succeeded
+        made += reserve_baseline(kind, url, stores, args, 1, 2).succeeded
+        for round_number in range(1, args.rounds + 1):
+            base = reserve_baseline(kind, url, stores, args, args.duration, 10 + round_number)
+            ours = reserve_served(process, target, stores, args, args.duration, 20 + round_number)
+            made += base.succeeded + ours.succeeded
+            result.bases.append(base)
+            result.ours.append(ours)
+            print(
+                f"  {kind} round {round_number}: baseline {base.rate:,.0f}/s (p50 {base.p50_ms:.2f} ms,"
+                f" p99 {base.p99_ms:.2f} ms, errors {show_errors(base.errors)});"
+                f" CreateReservation {ours.rate:,.0f}/s ({ours.rate / base.rate:.2f} x, p50 {ours.p50_ms:.1f} ms,"
+                f" p99 {ours.p99_ms:.1f} ms, errors {show_errors(ours.errors)}, server CPU {ours.server_cpu:.0%}, load CPU {ours.load_cpu:.0%})"
+            )
+        light = args.light_concurrency
+        result.light = reserve_served(process, target, stores, args, 5, 99, concurrency=light)
+        made += result.light.succeeded
+        print(
+            f"  {kind} light load, {light} in flight: CreateReservation {result.light.rate:,.0f}/s,"
+            f" p50 {result.light.p50_ms:.2f} ms, p99 {result.light.p99_ms:.2f} ms,"
+            f" errors {show_errors(result.light.errors)}, server CPU {result.light.server_cpu:.0%}"
+        )
+    finally:
+        stop(process)
+    print(f"  {kind} totals: {check_reservation_totals(url, made)}")
+    return result
+
+
+def reserve(args: argparse.Namespace) -> None:
+    os.sched_setaffinity(0, {LOAD_CPU})
+    print(f"machine: {machine()}")
+    stores = reserve_store_ids(args.stores)
+    with tempfile.TemporaryDirectory(dir=DATA_DIR if DATA_DIR.exists() else None) as tmp_dir:
+        kinds = ("sqlite", "postgresql") if not args.sqlite_only else ("sqlite",)
+        results = [reserve_on(kind, Path(tmp_dir), stores, args) for kind in kinds]
+    print()
+    print(
+        f"Median of {args.rounds} rounds of {args.duration:g} s; {args.concurrency} calls in flight,"
+        " closed loop; latency is the client's, per call."
+    )
+    print(
+        "| database | baseline | baseline reservations/s | CreateReservation reservations/s | ratio"
+        f" | p50 | p99 | p50 / p99 at {args.light_concurrency} in flight | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        assert r.light is not None
+        light = r.light
+        rounds = ", ".join(f"{ratio:.2f}" for ratio in r.ratios)
+        print(
+            f"| {r.kind} | {r.base_name} | {median([b.rate for b in r.bases]):,.0f}"
+            f" | {median([o.rate for o in r.ours]):,.0f} | {median(r.ratios):.2f} x (rounds {rounds})"
+            f" | {median([o.p50_ms for o in r.ours]):.1f} ms | {median([o.p99_ms for o in r.ours]):.1f} ms"
+            f" | {light.p50_ms:.2f} ms / {light.p99_ms:.2f} ms | {show_errors(r.errors())} |"
+        )
+    rate = median([o.rate for o in results[0].ours])
+    print()
+    print(
+        f"bar: SQLite >= 500 reservations/s: {rate:,.0f}/s -> {'PASS' if rate >= 500 else 'FAIL'}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -837,11 +1305,31 @@ def main() -> None:
     feed.add_argument("--deltas", type=int, default=200_000)
     feed.add_argument("--sqlite-only", action="store_true")
     feed.add_argument("--rounds", type=int, default=3)
+    hold = commands.add_parser(
+        "reserve", help="CreateReservation throughput vs the same writes on the driver"
+    )
+    hold.add_argument("--stores", type=int, default=50)
+    hold.add_argument("--skus", type=int, default=2_000)
+    hold.add_argument("--duration", type=float, default=10)
+    hold.add_argument("--rounds", type=int, default=3)
+    hold.add_argument("--concurrency", type=int, default=64, help="calls in flight")
+    hold.add_argument(
+        "--light-concurrency",
+        type=int,
+        default=1,
+        help="calls in flight for the light-load latency",
+    )
+    hold.add_argument(
+        "--base-connections", type=int, default=8, help="PostgreSQL baseline's connections"
+    )
+    hold.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
     if args.command == "search":
         search(args)
     elif args.command == "ingest":
         ingest(args)
+    elif args.command == "reserve":
+        reserve(args)
     elif args.command == "serve-empty":
         asyncio.run(serve_empty(args.listen))
     elif args.command == "availability":
