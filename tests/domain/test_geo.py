@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from omnistock.server.domain.geo import GridIndex, distance_km
+from omnistock.server.domain.geo import GridIndex, distance_km, nearest_in_any
 
 
 def test_distance_between_amsterdam_and_utrecht_is_about_35_km() -> None:
@@ -36,3 +36,47 @@ def test_grid_finds_exactly_what_a_full_scan_finds(
 def test_grid_works_across_the_antimeridian() -> None:
     index = GridIndex([("east", 0.0, 179.95), ("west", 0.0, -179.95), ("far", 0.0, 170.0)])
     assert {n.item for n in index.within(0.0, 179.99, 20)} == {"east", "west"}
+
+
+class Store:
+    """An item compared by identity, as the search's Location objects are."""
+
+    def __init__(self, lat: float, lon: float) -> None:
+        self.lat, self.lon = lat, lon
+
+
+# A city: many stores within a few cells of each other and of the shopper.
+dense = st.lists(st.tuples(st.floats(52.2, 52.5), st.floats(4.7, 5.1)), max_size=60)
+
+
+@given(
+    dense,
+    st.lists(st.lists(st.integers(0, 59), max_size=40), min_size=1, max_size=3),
+    st.floats(52.25, 52.45),
+    st.floats(4.75, 5.05),
+    st.floats(0.5, 30.0),
+)
+def test_the_nearest_first_walk_over_several_grids_matches_a_full_scan(
+    coords: list[tuple[float, float]],
+    picks: list[list[int]],
+    lat: float,
+    lon: float,
+    radius: float,
+) -> None:
+    # Each grid holds some of the stores; a store may sit in several (a store holding
+    # several of a cart's skus) and must come out once.
+    stores = [Store(la, lo) for la, lo in coords]
+    groups = [[stores[i] for i in pick if i < len(stores)] for pick in picks]
+    grids = [GridIndex([(s, s.lat, s.lon) for s in group]) for group in groups]
+    found = list(nearest_in_any(grids, lat, lon, radius))
+    present = {s for group in groups for s in group}
+    expected = {s for s in present if distance_km(lat, lon, s.lat, s.lon) <= radius}
+    assert len(found) == len({id(n.item) for n in found})
+    # A point within a hair of the radius may fall either side: the walk measures chords.
+    near_edge = {s for s in present if abs(distance_km(lat, lon, s.lat, s.lon) - radius) < 1e-6}
+    assert {n.item for n in found} ^ expected <= near_edge
+    assert [n.distance_km for n in found] == sorted(n.distance_km for n in found)
+    for near in found:
+        assert near.distance_km == pytest.approx(
+            distance_km(lat, lon, near.item.lat, near.item.lon), abs=1e-6
+        )

@@ -53,7 +53,7 @@ def two_servers(database_url: str) -> Iterator[list[str]]:
                     env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                )
             )
             wait_serving(target)
             targets.append(target)

@@ -16,6 +16,7 @@ from omnistock.server.service.nearby import (
     Presentation,
     SearchResult,
     ShipAnswer,
+    StoreAnswer,
 )
 from omnistock.server.transport.convert import STATUS_TO_PROTO, datetime_to_timestamp
 from omnistock.server.transport.shopping import (
@@ -38,7 +39,9 @@ def location(i: int, *, name: str = "", kind: LocationKind = LocationKind.STORE)
     )  # fmt: skip
 
 
-def answers(loc: Location, lines: list[CartLine], on_hand: list[int | None]) -> list[LineAnswer]:
+def answers(
+    loc: Location, lines: list[CartLine], on_hand: list[int | None]
+) -> tuple[LineAnswer, ...]:
     result = []
     for line, quantity in zip(lines, on_hand, strict=True):
         if quantity is None:
@@ -47,7 +50,7 @@ def answers(loc: Location, lines: list[CartLine], on_hand: list[int | None]) -> 
             record = StockRecord(loc.id, line.sku, quantity, 0, None, NOW - timedelta(minutes=5))
             view = view_record(record, loc.stock_policy, now=NOW, exposure=Exposure.EXACT)
         result.append(LineAnswer(line, view, quantity is not None and quantity >= line.quantity))
-    return result
+    return tuple(result)
 
 
 def expected_location(answer: NearbyAnswer) -> availability_pb2.NearbyLocation:
@@ -99,10 +102,14 @@ def test_encoded_response_parses_to_the_message_built_field_by_field(
         )
         on_hand = [[5, 0, None], [None, None, None], [1, 2, 3]][i % 3]
         found.append(
-            NearbyAnswer(loc, 0.25 * i + 0.0004, answers(loc, lines, on_hand), presentation)
+            NearbyAnswer(
+                StoreAnswer(loc, answers(loc, lines, on_hand), presentation), 0.25 * i + 0.0004
+            )
         )
     warehouse = location(99, kind=LocationKind.WAREHOUSE)
-    ship = ShipAnswer(warehouse, answers(warehouse, lines, [9, 9, 9]), NOW + timedelta(days=2))
+    ship = ShipAnswer(
+        warehouse, list(answers(warehouse, lines, [9, 9, 9])), NOW + timedelta(days=2)
+    )
     result = SearchResult((52.3731, 4.8926), found, ship)
 
     # Twice: the second answer comes from the presenter's per-minute cache.
@@ -123,7 +130,7 @@ def test_a_changed_line_answer_is_encoded_afresh() -> None:
     presentation = Presentation(MINUTE, DayHours(NOW.date(), None, None), True, None)
 
     def search(on_hand: int) -> availability_pb2.SearchNearbyResponse:
-        answer = NearbyAnswer(loc, 1.0, answers(loc, lines, [on_hand]), presentation)
+        answer = NearbyAnswer(StoreAnswer(loc, answers(loc, lines, [on_hand]), presentation), 1.0)
         return availability_pb2.SearchNearbyResponse.FromString(
             presenter.encode(SearchResult((52.0, 4.0), [answer], None), NOW)
         )

@@ -39,9 +39,25 @@ class Nearby(Generic[T]):
 
 CELL_DEGREES = 0.02
 
-# item, latitude, longitude, latitude in radians, cosine of that latitude
-_Point = tuple[T, float, float, float, float]
+# item and its position as a unit vector (x, y, z)
+_Point = tuple[T, float, float, float]
 _EMPTY: list[Any] = []
+
+
+def _unit(lat: float, lon: float) -> tuple[float, float, float]:
+    phi, lam = math.radians(lat), math.radians(lon)
+    return (math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi))
+
+
+def _chord2(km: float) -> float:
+    """The squared chord between two unit vectors ``km`` apart on the earth's surface.
+    It grows with the distance, so chords order points exactly as distances do."""
+    angle = min(km / EARTH_RADIUS_KM, math.pi)
+    return (2 * math.sin(angle / 2)) ** 2
+
+
+def _km(chord2: float) -> float:
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(chord2) / 2))
 
 
 def _key(lat: float, lon: float, cell: float) -> tuple[int, int]:
@@ -61,13 +77,12 @@ class GridIndex(Generic[T]):
         self, points: Iterable[tuple[T, float, float]], *, cell_degrees: float = CELL_DEGREES
     ) -> None:
         self.cell_degrees = cell_degrees
-        # Each point is kept with its latitude in radians and that latitude's cosine,
-        # which the haversine would otherwise compute again on every query.
+        # Each point is kept as a unit vector: a query measures it with a chord, three
+        # subtractions and no trigonometry, and converts to kilometres only what it yields.
         self._cells: defaultdict[tuple[int, int], list[_Point[T]]] = defaultdict(list)
         self.size = 0
         for item, lat, lon in points:
-            phi = math.radians(lat)
-            self._cells[_key(lat, lon, cell_degrees)].append((item, lat, lon, phi, math.cos(phi)))
+            self._cells[_key(lat, lon, cell_degrees)].append((item, *_unit(lat, lon)))
             self.size += 1
 
     def nearest_first(
@@ -88,30 +103,27 @@ class GridIndex(Generic[T]):
     ) -> list[Nearby[T]]:
         """Every point within ``radius_km`` (that ``keep`` accepts), nearest first."""
         query = _Query(lat, lon, radius_km)
-        found: list[tuple[float, int, Nearby[T]]] = []
+        found: list[tuple[float, int, T]] = []
         seen: set[int] = set()
         for _, key in query.cells(radius_km, self.cell_degrees):
             query.collect((self,), key, seen, found, keep)
-        return [near for _, _, near in sorted(found)]
+        return [Nearby(item, _km(chord2)) for chord2, _, item in sorted(found)]
 
 
 class _Query:
     """One radius query: its constants, and the cells its box touches with a lower bound of
     the distance to each; shared by every grid the query reads."""
 
-    __slots__ = ("cos_phi", "lat", "limit", "lon", "phi", "radius_km")
+    __slots__ = ("lat", "limit", "lon", "radius_km", "x", "y", "z")
 
     def __init__(self, lat: float, lon: float, radius_km: float) -> None:
         self.lat, self.lon, self.radius_km = lat, lon, radius_km
-        self.phi = math.radians(lat)
-        self.cos_phi = math.cos(self.phi)
-        # A flat-earth distance rules out most of the box cheaply; the haversine decides
-        # for the rest. The 2% margin covers the flat approximation at these radii.
-        self.limit = (radius_km * 1.02 / KM_PER_DEGREE_LATITUDE) ** 2
+        self.x, self.y, self.z = _unit(lat, lon)
+        self.limit = _chord2(radius_km)
 
     def cells(self, box_km: float, cell: float) -> list[tuple[float, tuple[int, int]]]:
         """The cells of the box holding a circle of ``box_km``, each with a lower bound of
-        the distance from the origin to any point in it."""
+        the distance from the origin to any point in it (as a squared chord)."""
         lat, lon = self.lat, self.lon
         dlat, dlon = degree_box(lat, box_km)
         lat_lo, lon_lo = _key(max(-90.0, lat - dlat), lon - dlon, cell)
@@ -133,37 +145,29 @@ class _Query:
             ((j + half) % wrap - half, (scale * squeeze * max(0.0, j * cell - lon, lon - (j + 1) * cell)) ** 2)
             for j in range(lon_lo, lon_hi + 1)
         ]  # fmt: skip
-        return [(math.sqrt(down + across), (i, j)) for i, down in rows for j, across in columns]
+        return [
+            (_chord2(math.sqrt(down + across)), (i, j)) for i, down in rows for j, across in columns
+        ]
 
     def collect(
         self,
         grids: Sequence[GridIndex[T]],
         key: tuple[int, int],
         seen: set[int],
-        found: list[tuple[float, int, Nearby[T]]],
+        found: list[tuple[float, int, T]],
         keep: Callable[[T], bool] | None = None,
     ) -> None:
         """Add the points of one cell of each grid within the radius, and not yet ``seen``,
-        to ``found`` as (distance, tie-break, Nearby) heap entries."""
-        lat, lon, limit, radius = self.lat, self.lon, self.limit, self.radius_km
-        phi, cos_phi = self.phi, self.cos_phi
-        sin, asin, sqrt, radians = math.sin, math.asin, math.sqrt, math.radians
-        points = [p for grid in grids for p in grid._cells.get(key, _EMPTY)]
-        for item, plat, plon, pphi, pcos in points:
-            if id(item) in seen or (keep is not None and not keep(item)):
-                continue
-            across = abs(plon - lon)
-            if across > 180.0:
-                across = 360.0 - across
-            flat = across * cos_phi
-            if (plat - lat) ** 2 + flat * flat > limit:
-                continue
-            # The haversine, inline: this loop is the search's hottest.
-            a = sin((pphi - phi) / 2) ** 2 + cos_phi * pcos * sin(radians(across) / 2) ** 2
-            d = 2 * EARTH_RADIUS_KM * asin(min(1.0, sqrt(a)))
-            if d <= radius:
+        to ``found`` as (squared chord, tie-break, item) heap entries."""
+        x, y, z, limit = self.x, self.y, self.z, self.limit
+        push = heapq.heappush
+        for grid in grids:
+            for item, px, py, pz in grid._cells.get(key, _EMPTY):
+                chord2 = (px - x) ** 2 + (py - y) ** 2 + (pz - z) ** 2
+                if chord2 > limit or id(item) in seen or (keep is not None and not keep(item)):
+                    continue
                 seen.add(id(item))
-                heapq.heappush(found, (d, id(item), Nearby(item, d)))
+                push(found, (chord2, id(item), item))
 
 
 def nearest_in_any(
@@ -186,24 +190,26 @@ def nearest_in_any(
     if not grids:
         return
     cell = grids[0].cell_degrees
-    found: list[tuple[float, int, Nearby[T]]] = []
+    found: list[tuple[float, int, T]] = []
     seen: set[int] = set()
     read: set[tuple[int, int]] = set()
     ring = min(first_ring_km, radius_km)
     query = _Query(lat, lon, radius_km)
+    pop = heapq.heappop
     while True:
         for bound, key in sorted(query.cells(ring, cell)):
             if key in read:
                 continue
             read.add(key)
             while found and found[0][0] <= bound:
-                yield heapq.heappop(found)[2]
+                chord2, _, item = pop(found)
+                yield Nearby(item, _km(chord2))
             query.collect(grids, key, seen, found, keep)
-        if ring >= radius_km:
-            while found:
-                yield heapq.heappop(found)[2]
-            return
         # Every unread cell lies outside the box, so beyond ``ring``.
-        while found and found[0][0] <= ring:
-            yield heapq.heappop(found)[2]
+        edge = math.inf if ring >= radius_km else _chord2(ring)
+        while found and found[0][0] <= edge:
+            chord2, _, item = pop(found)
+            yield Nearby(item, _km(chord2))
+        if ring >= radius_km:
+            return
         ring = min(ring * 2, radius_km)

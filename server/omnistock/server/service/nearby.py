@@ -7,10 +7,11 @@ stock key is sku first, so that is one range scan), cached per sku.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,27 +72,55 @@ class Presentation:
 
 
 @dataclass(frozen=True, slots=True)
-class NearbyAnswer:
+class StoreAnswer:
+    """What a nearby answer says of one store for one cart: each line's answer, and the
+    store's presentation. Reused within the minute while the store's records stand."""
+
     location: Location
-    distance_km: float
-    lines: list[LineAnswer]
+    lines: tuple[LineAnswer, ...]
     presentation: Presentation
+    fulfillable: int = field(init=False)
 
-    @property
-    def ready_by(self) -> datetime | None:
-        return self.presentation.ready_by
-
-    @property
-    def today(self) -> DayHours:
-        return self.presentation.today
-
-    @property
-    def open_now(self) -> bool:
-        return self.presentation.open_now
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fulfillable", sum(a.fulfillable for a in self.lines))
 
     @property
     def has_all(self) -> bool:
-        return all(line.fulfillable for line in self.lines)
+        return self.fulfillable == len(self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyAnswer:
+    store: StoreAnswer
+    distance_km: float
+
+    @property
+    def location(self) -> Location:
+        return self.store.location
+
+    @property
+    def lines(self) -> tuple[LineAnswer, ...]:
+        return self.store.lines
+
+    @property
+    def presentation(self) -> Presentation:
+        return self.store.presentation
+
+    @property
+    def ready_by(self) -> datetime | None:
+        return self.store.presentation.ready_by
+
+    @property
+    def today(self) -> DayHours:
+        return self.store.presentation.today
+
+    @property
+    def open_now(self) -> bool:
+        return self.store.presentation.open_now
+
+    @property
+    def has_all(self) -> bool:
+        return self.store.has_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +172,10 @@ class ShoppingService:
         self._presentations: MinuteCache[str, Presentation] = MinuteCache()
         self._line_answers: MinuteCache[
             tuple[str, str, int, Exposure], tuple[StockRecord | None, bool, int, LineAnswer]
+        ] = MinuteCache()
+        self._store_answers: MinuteCache[
+            tuple[str, tuple[str, Exposure]],
+            tuple[tuple[StockRecord | None, ...], datetime, StoreAnswer],
         ] = MinuteCache()
         self._index: tuple[int, GridIndex[Location]] | None = None
 
@@ -300,22 +333,47 @@ class ShoppingService:
         point = self.resolve(origin)
         records = self._records([line.sku for line in lines], memory_only=memory_only)
         now = self._clock()
+        minute = now.replace(second=0, microsecond=0)
+        cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
         needed = len(lines) if require_all else 1
         found: list[NearbyAnswer] = []
         for near in self._candidates(point, radius_km, records):
             location = near.item
             if not self._offers(location, method):
                 continue
-            # Count what the store can supply before building any answer: most can't.
-            if self._fulfillable_count(location, lines, records, now) < needed:
+            store = self._store_answer(location, lines, records, now, minute, cart)
+            if store.fulfillable < needed:
                 continue
-            if open_now and not self.presentation(location, now).open_now:
+            if open_now and not store.presentation.open_now:
                 continue
-            answers = self._lines(location, lines, records, now, exposure)
-            found.append(self._nearby_answer(location, near, answers, now))
+            found.append(NearbyAnswer(store, near.distance_km))
             if len(found) == limit:
                 break
         return SearchResult(point, found, self._cached_ship_answer(lines, records, now, exposure))
+
+    def _store_answer(
+        self,
+        location: Location,
+        lines: Sequence[CartLine],
+        records: dict[str, dict[str, StockRecord]],
+        now: datetime,
+        minute: datetime,
+        cart: tuple[str, Exposure],
+    ) -> StoreAnswer:
+        """One store's answer for a cart, reused within the minute while the store's
+        records are the same objects and none of them goes stale or loses a hold."""
+        held = tuple([records[line.sku].get(location.id) for line in lines])
+        key = (location.id, cart)
+        cached = self._store_answers.get(minute, key)
+        if cached is not None and now < cached[1] and all(map(operator.is_, cached[0], held)):
+            return cached[2]
+        answer = StoreAnswer(
+            location,
+            tuple(self._lines(location, lines, records, now, cart[1])),
+            self.presentation(location, now),
+        )
+        self._store_answers.put(minute, key, (held, _valid_until(held, location, now), answer))
+        return answer
 
     def _cached_ship_answer(
         self,
@@ -369,35 +427,12 @@ class ShoppingService:
         return grid
 
     @staticmethod
-    def _fulfillable_count(
-        location: Location,
-        lines: Sequence[CartLine],
-        records: dict[str, dict[str, StockRecord]],
-        now: datetime,
-    ) -> int:
-        policy = location.stock_policy
-        count = 0
-        for line in lines:
-            record = records[line.sku].get(location.id)
-            if record is None or is_stale(now - record.source_updated_at, policy.freshness_budget):
-                continue
-            safety = policy.safety_stock_for(record.safety_stock)
-            if available_to_sell(record.on_hand, reserved_at(record, now), safety) >= line.quantity:
-                count += 1
-        return count
-
-    @staticmethod
     def _offers(location: Location, method: Method) -> bool:
         if location.kind is not LocationKind.STORE:
             return False
         if method is Method.SHIP_TO_STORE:
             return location.capabilities.ship_to_store
         return location.capabilities.pickup
-
-    def _nearby_answer(
-        self, location: Location, near: Nearby[Location], answers: list[LineAnswer], now: datetime
-    ) -> NearbyAnswer:
-        return NearbyAnswer(location, near.distance_km, answers, self.presentation(location, now))
 
     def presentation(self, location: Location, now: datetime) -> Presentation:
         """Today's hours, open now and ready-by for ``location``, computed once a minute.
@@ -501,3 +536,25 @@ class ShoppingService:
                            distance_km=distance, ready_by=ready, delivery=ship.delivery.date())
                 )  # fmt: skip
         return point, rank(options)
+
+
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _valid_until(
+    records: Sequence[StockRecord | None], location: Location, now: datetime
+) -> datetime:
+    """When answers built from ``records`` at ``now`` may change with time alone: a fresh
+    record going stale, or a hold lapsing."""
+    budget = location.stock_policy.freshness_budget
+    until = _FOREVER
+    for record in records:
+        if record is None:
+            continue
+        stale_at = record.source_updated_at + budget
+        if now < stale_at < until:
+            until = stale_at
+        for _, expires in record.holds:
+            if now < expires < until:
+                until = expires
+    return until

@@ -123,7 +123,7 @@ class ReservationRow(Base):
 
     __tablename__ = "reservations"
     __table_args__ = (
-        Index("ix_reservations_location_state", "location_id", "state"),
+        Index("ix_reservations_location_state_expires", "location_id", "state", "expires_at_us"),
         Index("ix_reservations_state_expires", "state", "expires_at_us"),
     )
 

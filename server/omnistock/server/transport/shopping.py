@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import struct
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from omnistock.server.service.nearby import (
     Origin,
     SearchResult,
     ShipAnswer,
+    StoreAnswer,
 )
 from omnistock.server.transport.convert import STATUS_TO_PROTO, datetime_to_timestamp
 from omnistock.v1 import availability_pb2, common_pb2
@@ -137,17 +137,16 @@ class NearbyPresenter:
     """
 
     def __init__(self) -> None:
-        self._blocks: MinuteCache[tuple[object, ...], tuple[list[LineAnswer], bytes]] = (
-            MinuteCache()
-        )
+        self._blocks: MinuteCache[int, tuple[StoreAnswer, bytes]] = MinuteCache()
         self._ships: MinuteCache[int, tuple[ShipAnswer, bytes]] = MinuteCache(max_entries=10_000)
 
     def _block(self, answer: NearbyAnswer) -> bytes:
         """A store's NearbyLocation fields but the distance, serialized."""
-        minute = answer.presentation.minute
-        key = (answer.location.id, *map(id, answer.lines))
-        cached = self._blocks.get(minute, key)
-        if cached is not None and all(map(operator.is_, cached[0], answer.lines)):
+        store = answer.store
+        minute = store.presentation.minute
+        # The service hands back the same StoreAnswer while it stands: encode it once.
+        cached = self._blocks.get(minute, id(store))
+        if cached is not None and cached[0] is store:
             return cached[1]
         p = answer.presentation
         message = availability_pb2.NearbyLocation(
@@ -162,7 +161,7 @@ class NearbyPresenter:
             time_zone=answer.location.time_zone,
         )
         block = message.SerializeToString()
-        self._blocks.put(minute, key, (answer.lines, block))
+        self._blocks.put(minute, id(store), (store, block))
         return block
 
     def _ship(self, answer: ShipAnswer, minute: datetime) -> bytes:
