@@ -123,7 +123,7 @@ class _Query:
 
     def cells(self, box_km: float, cell: float) -> list[tuple[float, tuple[int, int]]]:
         """The cells of the box holding a circle of ``box_km``, each with a lower bound of
-        the distance from the origin to any point in it (as a squared chord)."""
+        the distance from the origin to any point in it."""
         lat, lon = self.lat, self.lon
         dlat, dlon = degree_box(lat, box_km)
         lat_lo, lon_lo = _key(max(-90.0, lat - dlat), lon - dlon, cell)
@@ -145,9 +145,7 @@ class _Query:
             ((j + half) % wrap - half, (scale * squeeze * max(0.0, j * cell - lon, lon - (j + 1) * cell)) ** 2)
             for j in range(lon_lo, lon_hi + 1)
         ]  # fmt: skip
-        return [
-            (_chord2(math.sqrt(down + across)), (i, j)) for i, down in rows for j, across in columns
-        ]
+        return [(math.sqrt(down + across), (i, j)) for i, down in rows for j, across in columns]
 
     def collect(
         self,
@@ -201,6 +199,7 @@ def nearest_in_any(
             if key in read:
                 continue
             read.add(key)
+            bound = _chord2(bound)
             while found and found[0][0] <= bound:
                 chord2, _, item = pop(found)
                 yield Nearby(item, _km(chord2))
