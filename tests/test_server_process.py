@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from omnistock.client import Client, Exposure, StockStatus
 from omnistock.server.testing import InProcessServer
+from processes import free_port, wait_serving
 
 SERVICES = {
     "omnistock.v1.LocationService",
@@ -26,25 +27,6 @@ SERVICES = {
     "omnistock.v1.ReservationService",
     "grpc.health.v1.Health",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_serving(target: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.1)
-    raise TimeoutError(f"{target} never became SERVING")
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@ two server processes sharing one database, and exactly 20 units are held."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +18,7 @@ from omnistock.client import (
     ReservationMethod,
     ReservationState,
 )
-from test_server_process import free_port, wait_serving
+from processes import serving
 
 SHOPPERS = 200
 UNITS = 20
@@ -29,43 +26,8 @@ UNITS = 20
 
 @pytest.fixture
 def two_servers(database_url: str) -> Iterator[list[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTOCK_")}
-    processes: list[subprocess.Popen[bytes]] = []
-    targets = []
-    try:
-        # One after the other: the first brings the schema up to date.
-        for _ in range(2):
-            target = f"127.0.0.1:{free_port()}"
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "omnistock.server.cli",
-                        "serve",
-                        "--listen",
-                        target,
-                        "--database-url",
-                        database_url,
-                        "--grace",
-                        "2",
-                    ],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            wait_serving(target)
-            targets.append(target)
+    with serving(database_url, 2) as targets:
         yield targets
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def test_two_processes_never_oversell_the_last_units(two_servers: list[str]) -> None:

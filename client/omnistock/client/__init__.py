@@ -7,7 +7,7 @@ with Client("127.0.0.1:50051") as client:
         print(answer.location_id, answer.available_to_sell)
 """
 
-from omnistock.client._client import DEFAULT_TIMEOUT, Client, cart, origin
+from omnistock.client._client import DEFAULT_TIMEOUT, AvailabilityWatch, Client, cart, origin
 from omnistock.client._exceptions import (
     AbortedError,
     AlreadyExistsError,
@@ -61,6 +61,8 @@ from omnistock.client._types import (
     StockUpdate,
     StreamDeltasRequest,
     StreamDeltasResponse,
+    WatchAvailabilityResponse,
+    WatchEventKind,
     WeeklyHours,
 )
 
@@ -71,6 +73,7 @@ __all__ = [
     "ApiError",
     "ApplyStockUpdatesResponse",
     "Availability",
+    "AvailabilityWatch",
     "CancelledError",
     "Capabilities",
     "CartLine",
@@ -116,6 +119,8 @@ __all__ = [
     "UnavailableError",
     "UnimplementedError",
     "UnknownError",
+    "WatchAvailabilityResponse",
+    "WatchEventKind",
     "WeeklyHours",
     "cart",
     "from_rpc_error",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -29,10 +31,12 @@ from omnistock.client._types import (
     ReservationMethod,
     ReservationState,
     SearchNearbyResponse,
+    SkuLocation,
     SnapshotRecord,
     StockUpdate,
     StreamDeltasRequest,
     StreamDeltasResponse,
+    WatchAvailabilityResponse,
 )
 from omnistock.v1 import (
     availability_pb2,
@@ -362,6 +366,52 @@ class Client:
         request = feed_pb2.ApplyStockUpdatesRequest(updates=list(updates))
         return self._call(self._feeds.ApplyStockUpdates, request, timeout, metadata)
 
+    def watch_availability(
+        self,
+        pairs: Iterable[tuple[str, str]] = (),
+        *,
+        skus: Iterable[str] = (),
+        origin: Origin | None = None,
+        radius_km: float | None = None,
+        limit: int | None = None,
+        exposure: Exposure = Exposure.BANDED,
+        heartbeat_seconds: int | None = None,
+        resume_token: str = "",
+        reconnect: bool = True,
+        metadata: Metadata = (),
+    ) -> AvailabilityWatch:
+        """Watch (sku, location_id) pairs, or ``skus`` at the stores nearest ``origin``.
+
+        Iterate it for WatchAvailabilityResponse messages: a SNAPSHOT first, then a CHANGE
+        whenever an answer changes, and HEARTBEATs. When the connection drops, it
+        reconnects (backing off up to 5 s) with the last resume token, so the next message
+        is a CHANGE of only what changed meanwhile. ``cancel()`` (or leaving a ``with``
+        block) ends it.
+
+        >>> with client.watch_availability([("ELEC-10000", "NL-AMS-01")]) as watch:  # doctest: +SKIP
+        ...     for event in watch:
+        ...         show(event.availabilities)
+        """
+        request = availability_pb2.WatchAvailabilityRequest(
+            pairs=[SkuLocation(sku=sku, location_id=loc) for sku, loc in pairs],
+            skus=list(skus),
+            origin=origin,
+            exposure=int(exposure),  # type: ignore[arg-type]
+            resume_token=resume_token,
+        )
+        if radius_km is not None:
+            request.radius_km = radius_km
+        if limit is not None:
+            request.limit = limit
+        if heartbeat_seconds is not None:
+            request.heartbeat_seconds = heartbeat_seconds
+        return AvailabilityWatch(
+            self._availability.WatchAvailability,
+            request,
+            metadata=(*self.metadata, *metadata),
+            reconnect=reconnect,
+        )
+
     # Reservations
 
     def create_reservation(
@@ -469,6 +519,63 @@ class Client:
         request = reservation_pb2.ReleaseReservationRequest(reservation_id=reservation_id)
         call = self._reservations.ReleaseReservation
         return self._call(call, request, timeout, metadata).reservation
+
+
+class AvailabilityWatch:
+    """An open WatchAvailability stream that resumes after a disconnect."""
+
+    RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL)
+
+    def __init__(
+        self,
+        method: Callable[..., Any],
+        request: availability_pb2.WatchAvailabilityRequest,
+        *,
+        metadata: Metadata,
+        reconnect: bool,
+    ) -> None:
+        self._method = method
+        self._request = request
+        self._metadata = tuple(metadata)
+        self._reconnect = reconnect
+        self._cancelled = False
+        self._call: Any = None
+        self.resume_token = request.resume_token
+        self.reconnects = 0
+
+    def __enter__(self) -> AvailabilityWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._call is not None:
+            self._call.cancel()
+
+    def __iter__(self) -> Iterator[WatchAvailabilityResponse]:
+        delay = 0.1
+        while not self._cancelled:
+            request = availability_pb2.WatchAvailabilityRequest()
+            request.CopyFrom(self._request)
+            request.resume_token = self.resume_token
+            self._call = self._method(request, metadata=self._metadata)
+            try:
+                for message in self._call:
+                    self.resume_token = message.resume_token
+                    delay = 0.1
+                    yield message
+                return
+            except grpc.RpcError as error:
+                if self._cancelled:
+                    return
+                code = error.code() if isinstance(error, grpc.Call) else None
+                if not self._reconnect or code not in self.RECONNECT_CODES:
+                    raise from_rpc_error(error) from None
+            self.reconnects += 1
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
 
 
 Cart = Mapping[str, int] | Iterable[CartLine]

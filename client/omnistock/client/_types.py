@@ -29,6 +29,7 @@ GetFulfillmentOptionsResponse = availability_pb2.GetFulfillmentOptionsResponse
 NearbyLocation = availability_pb2.NearbyLocation
 FulfillmentOption = availability_pb2.FulfillmentOption
 Reservation = reservation_pb2.Reservation
+WatchAvailabilityResponse = availability_pb2.WatchAvailabilityResponse
 ReservationLine = reservation_pb2.ReservationLine
 
 
@@ -74,3 +75,9 @@ class ReservationState(enum.IntEnum):
     COMMITTED = reservation_pb2.RESERVATION_STATE_COMMITTED
     RELEASED = reservation_pb2.RESERVATION_STATE_RELEASED
     EXPIRED = reservation_pb2.RESERVATION_STATE_EXPIRED
+
+
+class WatchEventKind(enum.IntEnum):
+    SNAPSHOT = availability_pb2.WATCH_EVENT_KIND_SNAPSHOT
+    CHANGE = availability_pb2.WATCH_EVENT_KIND_CHANGE
+    HEARTBEAT = availability_pb2.WATCH_EVENT_KIND_HEARTBEAT

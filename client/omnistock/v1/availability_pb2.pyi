@@ -50,6 +50,31 @@ FULFILLMENT_METHOD_SPLIT: FulfillmentMethod.ValueType  # 4
 """Some lines picked up at a store, the rest shipped."""
 Global___FulfillmentMethod: _TypeAlias = FulfillmentMethod  # noqa: Y015
 
+class _WatchEventKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WatchEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WatchEventKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WATCH_EVENT_KIND_UNSPECIFIED: _WatchEventKind.ValueType  # 0
+    WATCH_EVENT_KIND_SNAPSHOT: _WatchEventKind.ValueType  # 1
+    """Every watched pair: the first message of a stream."""
+    WATCH_EVENT_KIND_CHANGE: _WatchEventKind.ValueType  # 2
+    """The pairs whose answer changed."""
+    WATCH_EVENT_KIND_HEARTBEAT: _WatchEventKind.ValueType  # 3
+    """Nothing changed for heartbeat_seconds; no availabilities."""
+
+class WatchEventKind(_WatchEventKind, metaclass=_WatchEventKindEnumTypeWrapper): ...
+
+WATCH_EVENT_KIND_UNSPECIFIED: WatchEventKind.ValueType  # 0
+WATCH_EVENT_KIND_SNAPSHOT: WatchEventKind.ValueType  # 1
+"""Every watched pair: the first message of a stream."""
+WATCH_EVENT_KIND_CHANGE: WatchEventKind.ValueType  # 2
+"""The pairs whose answer changed."""
+WATCH_EVENT_KIND_HEARTBEAT: WatchEventKind.ValueType  # 3
+"""Nothing changed for heartbeat_seconds; no availabilities."""
+Global___WatchEventKind: _TypeAlias = WatchEventKind  # noqa: Y015
+
 @_typing.final
 class CartLine(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -672,3 +697,97 @@ class BatchGetAvailabilityResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchGetAvailabilityResponse: _TypeAlias = BatchGetAvailabilityResponse  # noqa: Y015
+
+@_typing.final
+class WatchAvailabilityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAIRS_FIELD_NUMBER: _builtins.int
+    SKUS_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RADIUS_KM_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    EXPOSURE_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_SECONDS_FIELD_NUMBER: _builtins.int
+    radius_km: _builtins.float
+    """Default 25, at most 500."""
+    limit: _builtins.int
+    """Stores near the origin; default 10, at most 50."""
+    exposure: _common_pb2.Exposure.ValueType
+    """Unspecified means BANDED."""
+    resume_token: _builtins.str
+    """From a message of an earlier stream of the same request."""
+    heartbeat_seconds: _builtins.int
+    """1 to 300; default 30."""
+    @_builtins.property
+    def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkuLocation]:
+        """1 to 1,000 pairs; or skus with an origin."""
+
+    @_builtins.property
+    def skus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1 to 100 skus, watched at the stores nearest the origin."""
+
+    @_builtins.property
+    def origin(self) -> Global___Origin: ...
+    def __init__(
+        self,
+        *,
+        pairs: _abc.Iterable[Global___SkuLocation] | None = ...,
+        skus: _abc.Iterable[_builtins.str] | None = ...,
+        origin: Global___Origin | None = ...,
+        radius_km: _builtins.float | None = ...,
+        limit: _builtins.int | None = ...,
+        exposure: _common_pb2.Exposure.ValueType = ...,
+        resume_token: _builtins.str = ...,
+        heartbeat_seconds: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_heartbeat_seconds", b"_heartbeat_seconds", "_limit", b"_limit", "_radius_km", b"_radius_km", "heartbeat_seconds", b"heartbeat_seconds", "limit", b"limit", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_heartbeat_seconds", b"_heartbeat_seconds", "_limit", b"_limit", "_radius_km", b"_radius_km", "exposure", b"exposure", "heartbeat_seconds", b"heartbeat_seconds", "limit", b"limit", "origin", b"origin", "pairs", b"pairs", "radius_km", b"radius_km", "resume_token", b"resume_token", "skus", b"skus"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__heartbeat_seconds: _TypeAlias = _typing.Literal["heartbeat_seconds"]  # noqa: Y015
+    _WhichOneofArgType__heartbeat_seconds: _TypeAlias = _typing.Literal["_heartbeat_seconds", b"_heartbeat_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
+    _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    _WhichOneofReturnType__radius_km: _TypeAlias = _typing.Literal["radius_km"]  # noqa: Y015
+    _WhichOneofArgType__radius_km: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__heartbeat_seconds) -> _WhichOneofReturnType__heartbeat_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__radius_km) -> _WhichOneofReturnType__radius_km | None: ...
+
+Global___WatchAvailabilityRequest: _TypeAlias = WatchAvailabilityRequest  # noqa: Y015
+
+@_typing.final
+class WatchAvailabilityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    AVAILABILITIES_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    SEND_TIME_FIELD_NUMBER: _builtins.int
+    kind: Global___WatchEventKind.ValueType
+    resume_token: _builtins.str
+    """Send it in a new request to resume after a disconnect."""
+    @_builtins.property
+    def availabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Availability]: ...
+    @_builtins.property
+    def send_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: Global___WatchEventKind.ValueType = ...,
+        availabilities: _abc.Iterable[Global___Availability] | None = ...,
+        resume_token: _builtins.str = ...,
+        send_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["send_time", b"send_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availabilities", b"availabilities", "kind", b"kind", "resume_token", b"resume_token", "send_time", b"send_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchAvailabilityResponse: _TypeAlias = WatchAvailabilityResponse  # noqa: Y015

@@ -55,6 +55,11 @@ class AvailabilityServiceStub:
                 request_serializer=omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsResponse.FromString,
                 _registered_method=True)
+        self.WatchAvailability = channel.unary_stream(
+                '/omnistock.v1.AvailabilityService/WatchAvailability',
+                request_serializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityResponse.FromString,
+                _registered_method=True)
 
 
 class AvailabilityServiceServicer:
@@ -89,6 +94,19 @@ class AvailabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAvailability(self, request, context):
+        """Streams the availability of sku x location pairs (or of skus at the stores nearest
+        an origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a
+        CHANGE whenever a pair's answer changes (its band for BANDED callers, its quantity
+        for EXACT ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
+        Every message carries a resume token: a new stream that sends it starts with a
+        CHANGE of only what differs from what the token's stream last said. A slow reader
+        skips to the latest state; it never gets a backlog.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AvailabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +129,11 @@ def add_AvailabilityServiceServicer_to_server(servicer, server):
                     servicer.GetFulfillmentOptions,
                     request_deserializer=omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsResponse.SerializeToString,
+            ),
+            'WatchAvailability': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAvailability,
+                    request_deserializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +245,33 @@ class AvailabilityService:
             '/omnistock.v1.AvailabilityService/GetFulfillmentOptions',
             omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsRequest.SerializeToString,
             omnistock_dot_v1_dot_availability__pb2.GetFulfillmentOptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/omnistock.v1.AvailabilityService/WatchAvailability',
+            omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.SerializeToString,
+            omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,15 @@ class AvailabilityServiceStub:
     """The nearest stores to an origin with a cart's lines, and the ship-from-warehouse option."""
     GetFulfillmentOptions: _grpc.UnaryUnaryMultiCallable[_availability_pb2.GetFulfillmentOptionsRequest, _availability_pb2.GetFulfillmentOptionsResponse]
     """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store."""
+    WatchAvailability: _grpc.UnaryStreamMultiCallable[_availability_pb2.WatchAvailabilityRequest, _availability_pb2.WatchAvailabilityResponse]
+    """Streams the availability of sku x location pairs (or of skus at the stores nearest
+    an origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a
+    CHANGE whenever a pair's answer changes (its band for BANDED callers, its quantity
+    for EXACT ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
+    Every message carries a resume token: a new stream that sends it starts with a
+    CHANGE of only what differs from what the token's stream last said. A slow reader
+    skips to the latest state; it never gets a backlog.
+    """
 
 @_typing.type_check_only
 class AvailabilityServiceAsyncStub(AvailabilityServiceStub):
@@ -55,6 +64,15 @@ class AvailabilityServiceAsyncStub(AvailabilityServiceStub):
     """The nearest stores to an origin with a cart's lines, and the ship-from-warehouse option."""
     GetFulfillmentOptions: _aio.UnaryUnaryMultiCallable[_availability_pb2.GetFulfillmentOptionsRequest, _availability_pb2.GetFulfillmentOptionsResponse]  # type: ignore[assignment]
     """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store."""
+    WatchAvailability: _aio.UnaryStreamMultiCallable[_availability_pb2.WatchAvailabilityRequest, _availability_pb2.WatchAvailabilityResponse]  # type: ignore[assignment]
+    """Streams the availability of sku x location pairs (or of skus at the stores nearest
+    an origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a
+    CHANGE whenever a pair's answer changes (its band for BANDED callers, its quantity
+    for EXACT ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
+    Every message carries a resume token: a new stream that sends it starts with a
+    CHANGE of only what differs from what the token's stream last said. A slow reader
+    skips to the latest state; it never gets a backlog.
+    """
 
 class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answers "can I get this, and where?" from the merged stock of stores and warehouses."""
@@ -90,5 +108,20 @@ class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_availability_pb2.GetFulfillmentOptionsResponse, _abc.Awaitable[_availability_pb2.GetFulfillmentOptionsResponse]]:
         """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store."""
+
+    @_abc_1.abstractmethod
+    def WatchAvailability(
+        self,
+        request: _availability_pb2.WatchAvailabilityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_availability_pb2.WatchAvailabilityResponse], _abc.AsyncIterator[_availability_pb2.WatchAvailabilityResponse]]:
+        """Streams the availability of sku x location pairs (or of skus at the stores nearest
+        an origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a
+        CHANGE whenever a pair's answer changes (its band for BANDED callers, its quantity
+        for EXACT ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
+        Every message carries a resume token: a new stream that sends it starts with a
+        CHANGE of only what differs from what the token's stream last said. A slow reader
+        skips to the latest state; it never gets a backlog.
+        """
 
 def add_AvailabilityServiceServicer_to_server(servicer: AvailabilityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

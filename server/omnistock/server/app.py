@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from grpc import aio
@@ -15,12 +17,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from omnistock.server.config import ServerConfig
 from omnistock.server.service.availability import AvailabilityService
+from omnistock.server.service.changes import ChangeBus, change_transport
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.stock_cache import StockCache
+from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
@@ -84,25 +88,36 @@ class OmnistockServer:
         self.directory.refresh()
         self.runner = BlockingRunner(config.db_threads)
         self.stock_cache = StockCache(maxsize=config.read_cache_size, ttl=config.read_cache_ttl)
+        # Every write publishes what it changed; the caches (and watches) listen, here and,
+        # through the transport, in every other process on the database.
+        self.changes = ChangeBus(change_transport(self.engine, config.change_poll_seconds))
+        self.changes.subscribe(self.stock_cache.apply)
+        self.changes.subscribe(self.directory.apply)
         self.layer = InterceptorLayer()
         self.health = health.aio.HealthServicer()
         self.server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
+                # Pre-forked workers (serve --workers N) share one port.
+                ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
             ],
         )
         registrar = self.layer.register(self.server)
-        self.locations_service = LocationService(self.locations_repo, self.directory, clock=clock)
+        self.locations_service = LocationService(
+            self.locations_repo, self.directory, clock=clock, changes=self.changes
+        )
         location_pb2_grpc.add_LocationServiceServicer_to_server(
             LocationServicer(self.locations_service, self.runner), registrar
         )
+        self.availability = AvailabilityService(
+            self.stock_repo, self.directory, clock=clock, cache=self.stock_cache
+        )
+        self.watches = WatchHub(self.availability, self.runner.run)
+        self.changes.subscribe(self.watches.on_changes)
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
             AvailabilityServicer(
-                AvailabilityService(
-                    self.stock_repo, self.directory, clock=clock, cache=self.stock_cache
-                ),
+                self.availability,
                 ShoppingService(
                     self.stock_repo,
                     self.directory,
@@ -111,6 +126,7 @@ class OmnistockServer:
                     cache=self.stock_cache,
                 ),
                 self.runner,
+                self.watches,
             ),
             registrar,
         )
@@ -121,7 +137,7 @@ class OmnistockServer:
                     FeedStatusRepository(self.engine),
                     self.directory,
                     clock=clock,
-                    cache=self.stock_cache,
+                    changes=self.changes,
                 ),
                 self.runner,
             ),
@@ -132,7 +148,7 @@ class OmnistockServer:
             self.stock_repo,
             self.directory,
             clock=clock,
-            cache=self.stock_cache,
+            changes=self.changes,
             ttl=config.hold_ttls,
         )
         reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
@@ -159,6 +175,8 @@ class OmnistockServer:
         # Start-up objects live as long as the process: keep the collector off them.
         gc.collect()
         gc.freeze()
+        self.watches.bind(asyncio.get_running_loop())
+        self.changes.start()
         await self.server.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
@@ -182,6 +200,7 @@ class OmnistockServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         self.runner.shutdown()
+        self.changes.close()
         self.stock_repo.close()
         self.engine.dispose()
         log.info("omnistock stopped")
@@ -214,3 +233,60 @@ async def serve(config: ServerConfig) -> None:
     await stopping.wait()
     log.info("shutting down: finishing in-flight calls (grace %.0fs)", config.grace_seconds)
     await server.stop()
+
+
+def serve_workers(config: ServerConfig) -> int:
+    """Run ``config.workers`` server processes on one port (SO_REUSEPORT), pre-forked
+    before any gRPC server or channel exists in this process (gRPC's threads do not
+    survive a fork). The parent brings the schema up to date and seeds the demo data
+    once, forwards SIGTERM and SIGINT, and exits when the workers have; if one worker
+    fails, it stops the others."""
+    engine = create_database_engine(config.database_url, pool_size=1)
+    migrate(engine)
+    if config.demo:
+        from omnistock.server.demo import seed_if_empty
+
+        seed_if_empty(LocationRepository(engine), FeedWriter(engine), now=utc_now())
+    engine.dispose()
+    worker_config = replace(config, demo=False)
+    children: list[int] = []
+    for _ in range(config.workers):
+        pid = os.fork()
+        if pid == 0:  # a worker
+            code = 0
+            try:
+                asyncio.run(serve(worker_config))
+            except BaseException:
+                log.exception("worker failed")
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children.append(pid)
+    log.info("omnistock: %d workers on %s (pids %s)", config.workers, config.listen, children)
+
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    running = set(children)
+    while running:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        running.discard(pid)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if code != 0 and not stopping:
+            log.error("worker %d exited with %d; stopping the others", pid, code)
+            status = code
+            forward(signal.SIGTERM, None)
+    return status

@@ -37,12 +37,18 @@ def _serve(args: argparse.Namespace) -> int:
             },
         ),
         sweep_seconds=base.sweep_seconds if args.sweep_seconds is None else args.sweep_seconds,
+        workers=args.workers or base.workers,
     )
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from omnistock.server.app import ListenError, serve
+    from omnistock.server.app import ListenError, serve, serve_workers
 
+    if config.workers > 1:
+        if config.listen.endswith(":0"):
+            print("omnistock: --workers needs a fixed port to share", file=sys.stderr)
+            return 2
+        return serve_workers(config)
     try:
         asyncio.run(serve(config))
     except ListenError as error:
@@ -219,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="seed the demo data set into an empty database [$OMNISTOCK_DEMO]",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port, pre-forked [$OMNISTOCK_WORKERS, 1]",
     )
     serve.add_argument(
         "--db-threads", type=int, help="database worker threads [$OMNISTOCK_DB_THREADS, 8]"

@@ -41,6 +41,10 @@ class ServerConfig:
     # are recorded as EXPIRED (they stop counting the moment they lapse regardless).
     hold_ttls: TtlPolicy = field(default_factory=TtlPolicy)
     sweep_seconds: float = 5.0
+    # Server processes sharing the port (pre-forked); and how often a process on SQLite
+    # polls the change log for other processes' writes.
+    workers: int = 1
+    change_poll_seconds: float = 0.02
 
     @classmethod
     def from_env(cls) -> ServerConfig:
@@ -55,6 +59,7 @@ class ServerConfig:
             read_cache_ttl=float(os.environ.get("OMNISTOCK_READ_CACHE_TTL", DEFAULT_TTL_SECONDS)),
             hold_ttls=hold_ttls_from(dict(os.environ), prefix="OMNISTOCK_"),
             sweep_seconds=float(os.environ.get("OMNISTOCK_SWEEP_SECONDS", "5")),
+            workers=int(os.environ.get("OMNISTOCK_WORKERS", "1")),
         )
 
 

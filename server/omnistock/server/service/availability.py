@@ -81,17 +81,25 @@ class AvailabilityService:
     def cached_batch(
         self, pairs: Sequence[Pair], *, exposure: Exposure
     ) -> list[AvailabilityView] | None:
+        found = self._cached_pairs(pairs)
+        if found is None:
+            return None
+        records, by_id = found
+        reported = {sku for (sku, _), record in records.items() if record is not None}
+        if any(sku not in reported for sku, _ in pairs):
+            return None  # some sku may not exist: ask the database
+        return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
+
+    def _cached_pairs(
+        self, pairs: Sequence[Pair]
+    ) -> tuple[dict[Pair, StockRecord | None], dict[str, Location]] | None:
         locations = self._directory.cached(dict.fromkeys(p[1] for p in pairs))
         if locations is None:
             return None
         records = self._cached_records(pairs)
         if records is None:
             return None
-        reported = {sku for (sku, _), record in records.items() if record is not None}
-        if any(sku not in reported for sku, _ in pairs):
-            return None  # some sku may not exist: ask the database
-        by_id = {loc.id: loc for loc in locations}
-        return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
+        return records, {loc.id: loc for loc in locations}
 
     def batch_get_availability(
         self, pairs: Sequence[Pair], *, exposure: Exposure
@@ -111,6 +119,30 @@ class AvailabilityService:
                     reason="SKU_NOT_FOUND",
                 )
         return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
+
+    # -- watches: pairs whose skus need not exist yet (they read as never reported)
+
+    def cached_pairs(
+        self, pairs: Sequence[Pair], *, exposure: Exposure
+    ) -> list[AvailabilityView] | None:
+        found = self._cached_pairs(pairs)
+        if found is None:
+            return None
+        records, by_id = found
+        return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
+
+    def views_of_pairs(
+        self, pairs: Sequence[Pair], *, exposure: Exposure
+    ) -> list[AvailabilityView]:
+        generation = self._cache.generation
+        by_id = {loc.id: loc for loc in self._directory.require(dict.fromkeys(p[1] for p in pairs))}
+        records = self._remember(pairs, self._stock.records_for_pairs(pairs).values(), generation)
+        return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
+
+    def warm(self, pairs: Sequence[Pair]) -> None:
+        """Read ``pairs`` into the read cache (one read for many watchers)."""
+        generation = self._cache.generation
+        self._remember(pairs, self._stock.records_for_pairs(pairs).values(), generation)
 
     # -- shared
 

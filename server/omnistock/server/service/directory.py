@@ -15,10 +15,10 @@ from collections.abc import Iterable
 
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.locations import Location
+from omnistock.server.service.changes import Changes
 from omnistock.server.store.locations import LocationRepository
 
 DEFAULT_MAX_AGE_SECONDS = 5.0
-MISS_REFRESH_SECONDS = 0.5
 
 
 class LocationDirectory:
@@ -48,6 +48,12 @@ class LocationDirectory:
             self._all = list(locations)
             self._shippers = [loc for loc in locations if loc.active and loc.capabilities.ship_from]
             self._loaded_at = time.monotonic()
+
+    def apply(self, changes: Changes) -> None:
+        """A change bus subscriber: locations changed elsewhere, so reload at next use."""
+        if changes.directory:
+            self._loaded_at = float("-inf")
+            self._version = (-1, -1)
 
     def _current(self) -> dict[str, Location]:
         if time.monotonic() - self._loaded_at > self._max_age:
@@ -94,11 +100,9 @@ class LocationDirectory:
 
     def _lookup(self, ids: list[str]) -> dict[str, Location]:
         by_id = self._current()
-        if any(i not in by_id for i in ids) and (
-            time.monotonic() - self._loaded_at > MISS_REFRESH_SECONDS
-        ):
-            # Another process may have just created it: look once more before saying
-            # no, but not on every miss, or unknown ids would reload the table each time.
+        if any(i not in by_id for i in ids) and self._repository.version() != self._version:
+            # Another process may have just created it: if the table changed, reload
+            # before saying no (an unknown id costs one cheap version read, not a reload).
             self.refresh()
             by_id = self._by_id
         return by_id

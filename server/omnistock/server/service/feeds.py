@@ -14,8 +14,8 @@ from datetime import datetime
 
 from omnistock.server.domain.locations import Location
 from omnistock.server.domain.stock import AvailabilityView, Exposure, is_stale, view_record
+from omnistock.server.service.changes import ChangeBus, Changes
 from omnistock.server.service.directory import LocationDirectory
-from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.feed_status import FeedStatusRecord, FeedStatusRepository
 from omnistock.server.store.feeds import DeltaRow, FeedWriter, SnapshotImport, SnapshotResult
 from omnistock.server.store.timeutil import from_micros, to_micros
@@ -53,9 +53,10 @@ class FeedStatus:
 class SnapshotSession:
     """A snapshot being received: add() batches, then commit(); abort() on any failure."""
 
-    def __init__(self, staging: SnapshotImport, cache: StockCache | None) -> None:
+    def __init__(self, staging: SnapshotImport, location_id: str, changes: ChangeBus) -> None:
         self._staging = staging
-        self._cache = cache
+        self._location_id = location_id
+        self._changes = changes
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
         self._staging.add(records)
@@ -64,9 +65,8 @@ class SnapshotSession:
         try:
             return self._staging.commit()
         finally:
-            # A snapshot rewrites a whole location: drop every cached record.
-            if self._cache is not None:
-                self._cache.clear()
+            # A snapshot rewrites a whole location.
+            self._changes.publish(Changes(locations=frozenset([self._location_id])))
 
     def abort(self) -> None:
         self._staging.abort()
@@ -80,13 +80,13 @@ class FeedService:
         directory: LocationDirectory,
         *,
         clock: Callable[[], datetime],
-        cache: StockCache | None = None,
+        changes: ChangeBus | None = None,
     ) -> None:
         self._writer = writer
         self._status = status
         self._directory = directory
         self._clock = clock
-        self._cache = cache
+        self._changes = changes or ChangeBus()
 
     def apply_stock_updates(self, rows: Sequence[DeltaRow]) -> tuple[int, int]:
         """Apply a batch all or nothing: an unknown location rejects the whole batch."""
@@ -137,15 +137,14 @@ class FeedService:
             )
         finally:
             # Also after a failure: the transaction may have committed before it.
-            if self._cache is not None:
-                self._cache.invalidate((row.sku, row.location_id) for row in rows)
+            self._changes.publish(Changes.of_pairs((row.sku, row.location_id) for row in rows))
 
     def begin_snapshot(self, location_id: str, as_of: datetime) -> SnapshotSession:
         self._directory.require([location_id])
         staging = self._writer.begin_snapshot(
             location_id, to_micros(as_of), now_us=to_micros(self._clock())
         )
-        return SnapshotSession(staging, self._cache)
+        return SnapshotSession(staging, location_id, self._changes)
 
     def feed_status(self, location_id: str) -> FeedStatus:
         [location] = self._directory.require([location_id])

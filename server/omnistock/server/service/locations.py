@@ -7,6 +7,7 @@ from datetime import datetime
 
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.locations import Location, LocationKind
+from omnistock.server.service.changes import ChangeBus, Changes
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.store.locations import LocationRepository
 
@@ -18,13 +19,16 @@ class LocationService:
         directory: LocationDirectory,
         *,
         clock: Callable[[], datetime],
+        changes: ChangeBus | None = None,
     ) -> None:
         self._repository = repository
         self._directory = directory
         self._clock = clock
+        self._changes = changes or ChangeBus()
 
     def upsert_locations(self, locations: Sequence[Location]) -> list[Location]:
         self._repository.upsert_many(locations, now=self._clock())
+        self._changes.publish(Changes(directory=True))
         self._directory.refresh()
         return list(locations)
 

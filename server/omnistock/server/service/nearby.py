@@ -198,6 +198,21 @@ class ShoppingService:
                 self._index = index
         return index[1]
 
+    def require_locations(self, location_ids: Sequence[str]) -> None:
+        """NOT_FOUND unless every id names a location."""
+        self._directory.require(dict.fromkeys(location_ids))
+
+    def nearest_stores(self, origin: Origin, radius_km: float, limit: int) -> list[str]:
+        """The ids of the ``limit`` active stores nearest ``origin`` within the radius."""
+        point = self.resolve(origin)
+        stores = []
+        for near in self._grid().nearest_first(point[0], point[1], radius_km):
+            if near.item.kind is LocationKind.STORE:
+                stores.append(near.item.id)
+                if len(stores) == limit:
+                    break
+        return stores
+
     def resolve(self, origin: Origin) -> tuple[float, float]:
         """A point for the origin: its position, else its postal code's centroid, else the
         centroid of the locations with that postal code. NOT_FOUND when none knows it."""

@@ -29,8 +29,8 @@ from omnistock.server.domain.stock import (
     is_stale,
     reserved_at,
 )
+from omnistock.server.service.changes import ChangeBus, Changes
 from omnistock.server.service.directory import LocationDirectory
-from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.reservations import ReservationStore, ShortLines
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.store.timeutil import to_micros
@@ -46,14 +46,14 @@ class ReservationService:
         directory: LocationDirectory,
         *,
         clock: Callable[[], datetime],
-        cache: StockCache,
+        changes: ChangeBus,
         ttl: TtlPolicy | None = None,
     ) -> None:
         self._store = store
         self._stock = stock
         self._directory = directory
         self._clock = clock
-        self._cache = cache
+        self._changes = changes
         self.ttl = ttl or TtlPolicy()
 
     def check_ttl(self, v: Violations, new_ttl: timedelta, maximum: timedelta, field: str) -> None:
@@ -162,12 +162,11 @@ class ReservationService:
     def expire_due(self) -> int:
         """Record lapsed holds as EXPIRED (they stopped counting when they lapsed)."""
         freed = self._store.expire_due(to_micros(self._clock()))
-        if freed:
-            self._cache.invalidate(freed)
+        self._changes.publish(Changes.of_pairs(freed))
         return len(freed)
 
     def _invalidate(self, reservation: Reservation) -> None:
-        self._cache.invalidate(_pairs(reservation))
+        self._changes.publish(Changes.of_pairs(_pairs(reservation)))
 
 
 def _pairs(reservation: Reservation) -> Iterable[tuple[str, str]]:

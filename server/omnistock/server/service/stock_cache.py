@@ -21,6 +21,7 @@ from typing import Final
 
 from cachetools import TTLCache
 from omnistock.server.domain.stock import StockRecord
+from omnistock.server.service.changes import Changes
 
 Key = tuple[str, str]
 
@@ -97,6 +98,13 @@ class StockCache:
             for key in keys:
                 self._entries.pop(key, None)
                 self._by_sku.pop(key[0], None)
+
+    def apply(self, changes: Changes) -> None:
+        """A change bus subscriber: forget what ``changes`` touched."""
+        if changes.locations:
+            self.clear()  # a snapshot rewrote whole locations
+        elif changes.pairs:
+            self.invalidate(changes.pairs)
 
     def clear(self) -> None:
         with self._lock:

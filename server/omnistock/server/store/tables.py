@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -162,3 +163,15 @@ class ReservationLineRow(Base):
 
 reservations_table: Table = ReservationRow.__table__  # type: ignore[assignment]
 reservation_lines_table: Table = ReservationLineRow.__table__  # type: ignore[assignment]
+
+
+class ChangeLogRow(Base):
+    """What writes changed, for other processes sharing an SQLite file to poll (the change
+    bus; PostgreSQL uses LISTEN/NOTIFY instead). Rows live about a minute."""
+
+    __tablename__ = "change_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    origin: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from grpc import aio
@@ -16,6 +17,7 @@ from omnistock.server.service.limits import (
 )
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.watch import WatchHub
 from omnistock.server.transport import shopping as shopping_transport
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
@@ -29,6 +31,7 @@ from omnistock.server.transport.convert import (
     view_to_proto,
 )
 from omnistock.server.transport.interceptors import pre_encoded
+from omnistock.server.transport.watch import Watcher
 from omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
@@ -114,12 +117,24 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
 
 class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
     def __init__(
-        self, service: AvailabilityService, shopping: ShoppingService, runner: BlockingRunner
+        self,
+        service: AvailabilityService,
+        shopping: ShoppingService,
+        runner: BlockingRunner,
+        hub: WatchHub,
     ) -> None:
         self._service = service
         self._shopping = shopping
         self._presenter = shopping_transport.NearbyPresenter()
         self._runner = runner
+        self._watcher = Watcher(hub, shopping, runner)
+
+    def WatchAvailability(
+        self,
+        request: availability_pb2.WatchAvailabilityRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[availability_pb2.WatchAvailabilityResponse]:
+        return self._watcher.stream(request, context)
 
     @pre_encoded
     async def SearchNearby(  # type: ignore[override]

@@ -1,0 +1,186 @@
+"""Watch streams: what a kiosk sees change, as it changes.
+
+The hub keeps an index from (sku, location) pairs and from locations to the watches
+that care. The change bus calls it from any thread; it hops onto the event loop, reads
+the changed records once for every watch (so a thousand kiosks on one product make one
+database read, not a thousand), and marks each affected watch.
+
+A watch holds a set of dirty pairs and an event, never a queue: a slow reader finds
+the latest state when it next looks, so memory per watch is bounded by the pairs it
+watches, whatever the rate of change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import zlib
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from omnistock.server.domain.stock import AvailabilityView, Exposure
+from omnistock.server.service.availability import AvailabilityService, Pair
+from omnistock.server.service.changes import Changes
+
+log = logging.getLogger("omnistock.watch")
+
+RunBlocking = Callable[..., Awaitable[Any]]
+
+
+def signature(view: AvailabilityView) -> tuple[int, int]:
+    """What a watcher is told about: the band for banded callers, the quantity (and band)
+    for exact ones."""
+    if view.exposure is Exposure.EXACT:
+        return (int(view.status), view.available_to_sell or 0)
+    return (int(view.status), 0)
+
+
+class Watch:
+    def __init__(self, pairs: Sequence[Pair], exposure: Exposure) -> None:
+        self.pairs = list(dict.fromkeys(pairs))
+        self.exposure = exposure
+        self.dirty: set[Pair] = set()
+        self.wake = asyncio.Event()
+        self.sent: dict[Pair, tuple[int, int]] = {}
+        self._by_location: defaultdict[str, list[Pair]] = defaultdict(list)
+        for pair in self.pairs:
+            self._by_location[pair[1]].append(pair)
+
+    @property
+    def locations(self) -> list[str]:
+        return list(self._by_location)
+
+    def at(self, location_id: str) -> list[Pair]:
+        return self._by_location.get(location_id, [])
+
+    def mark(self, pairs: set[Pair]) -> None:
+        self.dirty |= pairs
+        self.wake.set()
+
+    def take(self) -> list[Pair]:
+        dirty = [pair for pair in self.pairs if pair in self.dirty]
+        self.dirty.clear()
+        self.wake.clear()
+        return dirty
+
+    def changed(self, views: Sequence[AvailabilityView]) -> list[AvailabilityView]:
+        """The views that differ from what this watch last sent; remembers them as sent."""
+        out = []
+        for view in views:
+            pair = (view.sku, view.location_id)
+            sig = signature(view)
+            if self.sent.get(pair) != sig:
+                self.sent[pair] = sig
+                out.append(view)
+        return out
+
+    # -- resume tokens: what the stream last said, so a new stream can say only the news
+
+    def _key(self) -> str:
+        text = json.dumps([self.pairs, int(self.exposure)], separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def token(self) -> str:
+        said = [list(self.sent.get(pair, (0, 0))) for pair in self.pairs]
+        raw = json.dumps({"k": self._key(), "s": said}, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(zlib.compress(raw)).decode().rstrip("=")
+
+    def resume(self, token: str) -> bool:
+        """Take what an earlier stream of the same request said; False if the token is not
+        one (or belongs to another request)."""
+        try:
+            raw = zlib.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            data = json.loads(raw)
+            said = data["s"]
+            if data["k"] != self._key() or len(said) != len(self.pairs):
+                return False
+            self.sent = {
+                pair: (int(s[0]), int(s[1]))
+                for pair, s in zip(self.pairs, said, strict=True)
+                if s[0] != 0
+            }
+            return True
+        except (ValueError, KeyError, TypeError, IndexError, zlib.error):
+            return False
+
+
+class WatchHub:
+    def __init__(self, availability: AvailabilityService, run_blocking: RunBlocking) -> None:
+        self._availability = availability
+        self._run = run_blocking
+        self._by_pair: defaultdict[Pair, set[Watch]] = defaultdict(set)
+        self._by_location: defaultdict[str, set[Watch]] = defaultdict(set)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[Watch, set[Pair]] = {}
+        self._refreshing: asyncio.Task[None] | None = None
+
+    @property
+    def watches(self) -> int:
+        return len({w for ws in self._by_location.values() for w in ws})
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def add(self, watch: Watch) -> None:
+        for pair in watch.pairs:
+            self._by_pair[pair].add(watch)
+        for location in watch.locations:
+            self._by_location[location].add(watch)
+
+    def remove(self, watch: Watch) -> None:
+        for pair in watch.pairs:
+            watchers = self._by_pair.get(pair)
+            if watchers is not None:
+                watchers.discard(watch)
+                if not watchers:
+                    del self._by_pair[pair]
+        for location in watch.locations:
+            watchers = self._by_location.get(location)
+            if watchers is not None:
+                watchers.discard(watch)
+                if not watchers:
+                    del self._by_location[location]
+        self._pending.pop(watch, None)
+
+    def on_changes(self, changes: Changes) -> None:
+        """A change bus subscriber; any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or not (changes.pairs or changes.locations):
+            return
+        loop.call_soon_threadsafe(self._changed, changes)
+
+    def _changed(self, changes: Changes) -> None:
+        for pair in changes.pairs:
+            for watch in self._by_pair.get(pair, ()):
+                self._pending.setdefault(watch, set()).add(pair)
+        for location in changes.locations:
+            for watch in self._by_location.get(location, ()):
+                self._pending.setdefault(watch, set()).update(watch.at(location))
+        if self._pending and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        """Read the changed records once, into the read cache, then wake the watches."""
+        while self._pending:
+            pending, self._pending = self._pending, {}
+            pairs = sorted({pair for ps in pending.values() for pair in ps})
+            try:
+                await self._run(self._availability.warm, pairs)
+            except Exception:  # each watch then reads for itself
+                log.exception("reading changed records for watches failed")
+            for watch, changed in pending.items():
+                watch.mark(changed)
+
+    async def views(self, watch: Watch, pairs: Sequence[Pair]) -> list[AvailabilityView]:
+        """The current answers for ``pairs``, from the cache when it has them."""
+        cached = self._availability.cached_pairs(pairs, exposure=watch.exposure)
+        if cached is not None:
+            return cached
+        result: list[AvailabilityView] = await self._run(
+            self._availability.views_of_pairs, list(pairs), exposure=watch.exposure
+        )
+        return result

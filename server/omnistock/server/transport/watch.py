@@ -1,0 +1,139 @@
+"""WatchAvailability: the request checked, the pairs chosen, then the stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from grpc import aio
+from omnistock.server.domain.errors import Violations
+from omnistock.server.domain.ids import check_id
+from omnistock.server.domain.stock import AvailabilityView
+from omnistock.server.service.availability import Pair
+from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.watch import Watch, WatchHub
+from omnistock.server.transport import shopping as shopping_transport
+from omnistock.server.transport.blocking import BlockingRunner
+from omnistock.server.transport.convert import (
+    datetime_to_timestamp,
+    exposure_from_proto,
+    view_to_proto,
+)
+from omnistock.v1 import availability_pb2
+
+MAX_WATCH_PAIRS = 1_000
+MAX_WATCH_SKUS = 100
+DEFAULT_WATCH_STORES = 10
+MAX_WATCH_STORES = 50
+DEFAULT_HEARTBEAT_SECONDS = 30
+MAX_HEARTBEAT_SECONDS = 300
+
+SNAPSHOT = availability_pb2.WATCH_EVENT_KIND_SNAPSHOT
+CHANGE = availability_pb2.WATCH_EVENT_KIND_CHANGE
+HEARTBEAT = availability_pb2.WATCH_EVENT_KIND_HEARTBEAT
+
+
+class Watcher:
+    def __init__(self, hub: WatchHub, shopping: ShoppingService, runner: BlockingRunner) -> None:
+        self._hub = hub
+        self._shopping = shopping
+        self._runner = runner
+
+    async def stream(
+        self,
+        request: availability_pb2.WatchAvailabilityRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[availability_pb2.WatchAvailabilityResponse]:
+        v = Violations()
+        exposure = exposure_from_proto(v, request.exposure)
+        heartbeat = DEFAULT_HEARTBEAT_SECONDS
+        if request.HasField("heartbeat_seconds"):
+            heartbeat = request.heartbeat_seconds
+            v.check(
+                1 <= heartbeat <= MAX_HEARTBEAT_SECONDS,
+                "heartbeat_seconds",
+                f"must be within [1, {MAX_HEARTBEAT_SECONDS}]",
+            )
+        pairs = await self._pairs(v, request)
+        watch = Watch(pairs, exposure)
+        if request.resume_token and not watch.resume(request.resume_token):
+            v.add("resume_token", "is not a token from a stream of this same request")
+        v.raise_if_any()
+        resumed = bool(request.resume_token)
+        self._hub.add(watch)
+        try:
+            views = await self._hub.views(watch, watch.pairs)
+            changed = watch.changed(views)
+            yield self._message(
+                CHANGE if resumed else SNAPSHOT, changed if resumed else views, watch
+            )
+            while True:
+                try:
+                    await asyncio.wait_for(watch.wake.wait(), heartbeat)
+                except TimeoutError:
+                    yield self._message(HEARTBEAT, [], watch)
+                    continue
+                dirty = watch.take()
+                if not dirty:
+                    continue
+                changed = watch.changed(await self._hub.views(watch, dirty))
+                if changed:
+                    yield self._message(CHANGE, changed, watch)
+        finally:
+            self._hub.remove(watch)
+
+    async def _pairs(
+        self, v: Violations, request: availability_pb2.WatchAvailabilityRequest
+    ) -> list[Pair]:
+        if request.pairs and request.skus:
+            v.add("skus", "give pairs, or skus with an origin, not both")
+            return []
+        if request.pairs:
+            if len(request.pairs) > MAX_WATCH_PAIRS:
+                v.add("pairs", f"must hold at most {MAX_WATCH_PAIRS:,} pairs")
+                return []
+            pairs = []
+            for i, pair in enumerate(request.pairs):
+                check_id(v, pair.sku, f"pairs[{i}].sku")
+                check_id(v, pair.location_id, f"pairs[{i}].location_id")
+                pairs.append((pair.sku, pair.location_id))
+            if not v:
+                # NOT_FOUND for an unknown location, before the stream starts.
+                await self._runner.run(
+                    self._shopping.require_locations, [location for _, location in pairs]
+                )
+            return pairs
+        if not request.skus:
+            v.add("pairs", "give pairs, or skus with an origin")
+            return []
+        if len(request.skus) > MAX_WATCH_SKUS:
+            v.add("skus", f"must hold at most {MAX_WATCH_SKUS} skus")
+        for i, sku in enumerate(request.skus[:MAX_WATCH_SKUS]):
+            check_id(v, sku, f"skus[{i}]")
+        origin = shopping_transport.parse_origin(v, request.HasField("origin"), request.origin)
+        radius = shopping_transport.parse_radius(
+            v, request.HasField("radius_km"), request.radius_km
+        )
+        limit = DEFAULT_WATCH_STORES
+        if request.HasField("limit"):
+            limit = request.limit
+            v.check(
+                1 <= limit <= MAX_WATCH_STORES, "limit", f"must be within [1, {MAX_WATCH_STORES}]"
+            )
+        if v:
+            return []
+        stores = await self._runner.run(self._shopping.nearest_stores, origin, radius, limit)
+        return [(sku, store) for store in stores for sku in dict.fromkeys(request.skus)]
+
+    @staticmethod
+    def _message(
+        kind: int, views: Sequence[AvailabilityView], watch: Watch
+    ) -> availability_pb2.WatchAvailabilityResponse:
+        return availability_pb2.WatchAvailabilityResponse(
+            kind=kind,  # type: ignore[arg-type]
+            availabilities=[view_to_proto(view) for view in views],
+            resume_token=watch.token(),
+            send_time=datetime_to_timestamp(datetime.now(UTC)),
+        )
