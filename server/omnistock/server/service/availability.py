@@ -24,6 +24,7 @@ from omnistock.server.domain.stock import (
     view_record,
 )
 from omnistock.server.service.directory import LocationDirectory
+from omnistock.server.service.single_flight import SingleFlight
 from omnistock.server.service.stock_cache import ABSENT, StockCache
 from omnistock.server.store.stock import StockRepository
 
@@ -43,6 +44,7 @@ class AvailabilityService:
         self._directory = directory
         self._clock = clock
         self._cache = cache or StockCache(maxsize=0)
+        self._flight: SingleFlight[list[AvailabilityView]] = SingleFlight()
 
     # -- GetAvailability
 
@@ -63,7 +65,16 @@ class AvailabilityService:
     def get_availability(
         self, sku: str, location_ids: Sequence[str], *, exposure: Exposure
     ) -> list[AvailabilityView]:
-        """One sku at the given locations, in order, or at every active location by id."""
+        """One sku at the given locations, in order, or at every active location by id.
+        A burst of the same request (a hot product page after a write) makes one read."""
+        # The write generation is in the key: a read that starts after a write never
+        # shares a load that began before it.
+        key = ("get", sku, tuple(location_ids), exposure, self._cache.generation)
+        return self._flight.run(key, lambda: self._get_availability(sku, location_ids, exposure))
+
+    def _get_availability(
+        self, sku: str, location_ids: Sequence[str], exposure: Exposure
+    ) -> list[AvailabilityView]:
         generation = self._cache.generation
         if location_ids:
             locations = self._directory.require(location_ids)
@@ -105,6 +116,12 @@ class AvailabilityService:
         self, pairs: Sequence[Pair], *, exposure: Exposure
     ) -> list[AvailabilityView]:
         """Each (sku, location_id) pair in request order. Any unknown id fails the batch."""
+        key = ("batch", tuple(pairs), exposure, self._cache.generation)
+        return self._flight.run(key, lambda: self._batch_get_availability(pairs, exposure))
+
+    def _batch_get_availability(
+        self, pairs: Sequence[Pair], exposure: Exposure
+    ) -> list[AvailabilityView]:
         generation = self._cache.generation
         by_id = {loc.id: loc for loc in self._directory.require(dict.fromkeys(p[1] for p in pairs))}
         found = self._stock.records_for_pairs(pairs).values()

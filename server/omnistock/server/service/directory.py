@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.locations import Location
 from omnistock.server.service.changes import Changes
+from omnistock.server.service.single_flight import SingleFlight
 from omnistock.server.store.locations import LocationRepository
 
 DEFAULT_MAX_AGE_SECONDS = 5.0
@@ -35,8 +36,13 @@ class LocationDirectory:
         self._loaded_at = float("-inf")
         self._version = (-1, -1)
         self.generation = 0
+        self._flight: SingleFlight[None] = SingleFlight()
 
     def refresh(self) -> None:
+        """Reload every location; concurrent refreshes share one load."""
+        self._flight.run("refresh", self._reload)
+
+    def _reload(self) -> None:
         version = self._repository.version()
         locations = self._repository.get_all()
         with self._lock:
