@@ -53,6 +53,7 @@ def serving(database_url: str, count: int = 1, *extra: str) -> Iterator[list[str
                         "-m",
                         "omnistock.server.cli",
                         "serve",
+                        "--insecure",
                         "--listen",
                         target,
                         "--database-url",

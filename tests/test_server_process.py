@@ -37,7 +37,7 @@ def demo_process(
     target = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTOCK_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "omnistock.server.cli", "serve", "--listen", target,
+        [sys.executable, "-m", "omnistock.server.cli", "serve", "--insecure", "--listen", target,
          "--database-url", f"sqlite:///{db}", "--demo", "--grace", "5"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
@@ -111,7 +111,7 @@ def test_a_taken_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
         sock.listen()
         port = sock.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "omnistock.server.cli", "serve", "--listen", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "omnistock.server.cli", "serve", "--insecure", "--listen", f"127.0.0.1:{port}",
              "--database-url", f"sqlite:///{tmp_path / 'x.db'}"],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

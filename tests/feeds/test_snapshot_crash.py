@@ -22,7 +22,7 @@ RECORDS = 2_000
 def start(database_url: str, port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTOCK_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "omnistock.server.cli", "serve", "--listen", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "omnistock.server.cli", "serve", "--insecure", "--listen", f"127.0.0.1:{port}",
          "--database-url", database_url, "--log-level", "WARNING"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env,
     )  # fmt: skip

@@ -59,7 +59,7 @@ def test_a_write_in_one_process_reaches_watchers_and_reads_in_another(database_u
 def test_serve_workers_share_one_port(tmp_path: Path) -> None:
     target = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "omnistock.server.cli", "serve", "--listen", target,
+        [sys.executable, "-m", "omnistock.server.cli", "serve", "--insecure", "--listen", target,
          "--database-url", f"sqlite:///{tmp_path / 'w.db'}", "--workers", "2", "--grace", "2"],
         env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -73,13 +73,31 @@ class Client:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         metadata: Metadata = (),
+        api_key: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        client_certificate: tuple[bytes, bytes] | None = None,
         channel: grpc.Channel | None = None,
     ) -> None:
+        """``api_key``: sent as ``authorization: Bearer <key>`` on every call. ``tls``: use
+        TLS (implied by ``root_certificates``, the CA to trust instead of the system's, and
+        by ``client_certificate``, a (certificate chain, private key) pair in PEM for mTLS).
+        ``channel``: bring your own (then the TLS options do not apply)."""
         self.target = target
         self.timeout = timeout
-        self.metadata = tuple(metadata)
+        auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self.metadata = (*auth, *metadata)
         self._owns_channel = channel is None
-        self._channel = channel if channel is not None else grpc.insecure_channel(target)
+        if channel is None:
+            if tls or root_certificates is not None or client_certificate is not None:
+                chain, key = client_certificate or (None, None)
+                credentials = grpc.ssl_channel_credentials(
+                    root_certificates=root_certificates, private_key=key, certificate_chain=chain
+                )
+                channel = grpc.secure_channel(target, credentials)
+            else:
+                channel = grpc.insecure_channel(target)
+        self._channel = channel
         self._locations = location_pb2_grpc.LocationServiceStub(self._channel)
         self._availability = availability_pb2_grpc.AvailabilityServiceStub(self._channel)
         self._feeds = feed_pb2_grpc.FeedServiceStub(self._channel)

@@ -11,7 +11,9 @@ import signal
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -28,10 +30,12 @@ from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
+from omnistock.server.store.keys import AuditLog, KeyRepository
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reservations import ReservationStore
 from omnistock.server.store.stock import StockRepository
+from omnistock.server.transport.auth import Authenticator
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.feeds import FeedServicer
 from omnistock.server.transport.interceptors import InterceptorLayer
@@ -75,7 +79,11 @@ class OmnistockServer:
 
     def __init__(self, config: ServerConfig, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.config = config
-        self.engine = create_database_engine(config.database_url, pool_size=config.db_threads)
+        self.engine = create_database_engine(
+            config.database_url,
+            pool_size=config.db_threads,
+            statement_timeout=config.db_timeout_seconds,
+        )
         migrate(self.engine)
         self.locations_repo = LocationRepository(self.engine)
         self.stock_repo = StockRepository(self.engine)
@@ -93,7 +101,14 @@ class OmnistockServer:
         self.changes = ChangeBus(change_transport(self.engine, config.change_poll_seconds))
         self.changes.subscribe(self.stock_cache.apply)
         self.changes.subscribe(self.directory.apply)
-        self.layer = InterceptorLayer()
+        self.audit = AuditLog(self.engine)
+        self.layer = InterceptorLayer(
+            auth=Authenticator(
+                KeyRepository(self.engine), self.runner.run, insecure=config.insecure
+            ),
+            audit=self.audit,
+            clock=clock,
+        )
         self.health = health.aio.HealthServicer()
         self.server = aio.server(
             options=[
@@ -165,7 +180,10 @@ class OmnistockServer:
             self.server,
         )
         try:
-            self.port = self.server.add_insecure_port(config.listen)
+            if config.tls_cert:
+                self.port = self.server.add_secure_port(config.listen, server_credentials(config))
+            else:
+                self.port = self.server.add_insecure_port(config.listen)
         except RuntimeError as error:
             raise ListenError(
                 f"cannot listen on {config.listen}: address in use or not valid"
@@ -180,6 +198,11 @@ class OmnistockServer:
         await self.server.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
+        if self.config.insecure:
+            log.warning(
+                "INSECURE MODE: no API keys are checked and every caller is an admin who sees "
+                "exact stock. For demos and tests only; never expose this port."
+            )
         log.info(
             "omnistock listening on port %d (database: %s)",
             self.port,
@@ -201,6 +224,7 @@ class OmnistockServer:
                 await self._sweeper
         self.runner.shutdown()
         self.changes.close()
+        self.audit.close()
         self.stock_repo.close()
         self.engine.dispose()
         log.info("omnistock stopped")
@@ -220,6 +244,16 @@ class OmnistockServer:
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials:
+    """TLS from the configured PEM files; with a client CA, client certificates are required."""
+    chain = Path(config.tls_cert).read_bytes()
+    key = Path(config.tls_key).read_bytes()
+    client_ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
 
 
 async def serve(config: ServerConfig) -> None:

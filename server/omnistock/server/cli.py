@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omnistock.server.config import HOLD_TTL_SETTINGS, ServerConfig, parse_duration
 from omnistock.server.domain.reservations import TtlPolicy
+from omnistock.server.domain.security import Principal, Role
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -38,7 +39,15 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         sweep_seconds=base.sweep_seconds if args.sweep_seconds is None else args.sweep_seconds,
         workers=args.workers or base.workers,
+        insecure=args.insecure or base.insecure,
+        tls_cert=args.tls_cert or base.tls_cert,
+        tls_key=args.tls_key or base.tls_key,
+        tls_client_ca=args.tls_client_ca or base.tls_client_ca,
+        db_timeout_seconds=base.db_timeout_seconds if args.db_timeout is None else args.db_timeout,
     )
+    if config.tls_cert and not config.tls_key:
+        print("omnistock: --tls-cert needs --tls-key", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -54,6 +63,74 @@ def _serve(args: argparse.Namespace) -> int:
     except ListenError as error:
         print(f"omnistock: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """omnistock keys create|list|revoke: API keys, straight in the database."""
+    from datetime import UTC
+
+    from omnistock.server.domain.security import Role
+    from omnistock.server.domain.stock import Exposure
+    from omnistock.server.store.database import create_database_engine, migrate
+    from omnistock.server.store.keys import KeyRepository
+
+    engine = create_database_engine(args.database_url or ServerConfig.from_env().database_url)
+    migrate(engine)
+    repository = KeyRepository(engine)
+    now = datetime.now(UTC)
+    try:
+        if args.keys_command == "create":
+            stored, text = repository.create(
+                args.name,
+                [Role(role) for role in args.role],
+                locations=args.location or None,
+                exposure=Exposure[args.exposure.upper()],
+                rate_per_second=args.rate,
+                burst=args.burst,
+                now=now,
+            )
+            print(f"created key {stored.principal.key_id} for {stored.principal.name}")
+            print(f"  {_describe(stored.principal)}")
+            print("the key (shown once; send it as the 'authorization' metadata):")
+            print(text)
+        elif args.keys_command == "list":
+            for stored in repository.all():
+                state = "revoked" if stored.revoked_at else "active"
+                print(f"{stored.principal.key_id}  {state:7}  {stored.principal.name}: "
+                      f"{_describe(stored.principal)}")  # fmt: skip
+        elif not repository.revoke(args.key_id, now=now):
+            print(f"omnistock: no active key {args.key_id}", file=sys.stderr)
+            return 1
+        else:
+            print(f"revoked key {args.key_id} (servers stop accepting it within 5 s)")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _describe(who: Principal) -> str:
+    where = "every location" if who.locations is None else ", ".join(sorted(who.locations))
+    roles = ", ".join(sorted(role.value for role in who.roles))
+    return (f"roles {roles}; {where}; {who.exposure.name.lower()}; "
+            f"{who.rate_per_second:g}/s, burst {who.burst}")  # fmt: skip
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from omnistock.server.store.database import create_database_engine
+    from omnistock.server.store.keys import AuditLog
+
+    engine = create_database_engine(args.database_url or ServerConfig.from_env().database_url)
+    log = AuditLog(engine)
+    try:
+        for entry in log.recent(args.limit):
+            detail = ", ".join(f"{k}={v}" for k, v in sorted(entry.detail.items()))
+            print(
+                f"{entry.at.isoformat()}  {entry.principal} ({entry.key_id})  {entry.method}  {detail}"
+            )
+    finally:
+        log.close()
+        engine.dispose()
     return 0
 
 
@@ -207,6 +284,36 @@ def _import_postcodes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_security_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    keys.add_argument("--database-url", help="[$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    create = actions.add_parser("create", help="a new key for a principal")
+    create.add_argument("name", help="who holds it: a store system, a partner, an app")
+    create.add_argument(
+        "--role", action="append", required=True, choices=[r.value for r in Role],
+        help="repeat for several: read, feed, reserve, admin",
+    )  # fmt: skip
+    create.add_argument(
+        "--location", action="append", type=_location_id, metavar="ID",
+        help="limit it to these locations (repeat); every location when left out",
+    )  # fmt: skip
+    create.add_argument(
+        "--exposure", choices=["banded", "exact"], default="banded",
+        help="the most exact stock it may see [banded]",
+    )  # fmt: skip
+    create.add_argument("--rate", type=float, default=100.0, help="calls a second [100]")
+    create.add_argument("--burst", type=int, default=200, help="calls at once [200]")
+    actions.add_parser("list", help="every key, without secrets")
+    revoke = actions.add_parser("revoke", help="stop a key working")
+    revoke.add_argument("key_id")
+    keys.set_defaults(run=_keys)
+    audit = commands.add_parser("audit", help="recent writes: who changed what, and when")
+    audit.add_argument("--database-url", help="[$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.set_defaults(run=_audit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omnistock", description="Channel availability and inventory lookup service."
@@ -225,6 +332,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="seed the demo data set into an empty database [$OMNISTOCK_DEMO]",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve without API keys, every caller an admin: for demos only [$OMNISTOCK_INSECURE]",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve TLS with this certificate chain [$OMNISTOCK_TLS_CERT]",
+    )
+    serve.add_argument(
+        "--tls-key", metavar="PEM", help="the certificate's private key [$OMNISTOCK_TLS_KEY]"
+    )
+    serve.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="require client certificates signed by this CA (mTLS) [$OMNISTOCK_TLS_CLIENT_CA]",
+    )
+    serve.add_argument(
+        "--db-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="longest a database statement may run [$OMNISTOCK_DB_TIMEOUT_SECONDS, 30]",
     )
     serve.add_argument(
         "--workers",
@@ -268,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
+    _add_security_commands(commands)
 
     postcodes = commands.add_parser(
         "import-postcodes",

@@ -45,6 +45,15 @@ class ServerConfig:
     # polls the change log for other processes' writes.
     workers: int = 1
     change_poll_seconds: float = 0.02
+    # Security: every call but health and reflection needs an API key, unless the server
+    # runs insecure (a demo; it says so loudly). TLS when a certificate is given; mTLS
+    # (client certificates required) when a client CA is given too.
+    insecure: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Seconds a database statement may run (PostgreSQL statement_timeout).
+    db_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> ServerConfig:
@@ -60,6 +69,11 @@ class ServerConfig:
             hold_ttls=hold_ttls_from(dict(os.environ), prefix="OMNISTOCK_"),
             sweep_seconds=float(os.environ.get("OMNISTOCK_SWEEP_SECONDS", "5")),
             workers=int(os.environ.get("OMNISTOCK_WORKERS", "1")),
+            insecure=env_flag("OMNISTOCK_INSECURE"),
+            tls_cert=os.environ.get("OMNISTOCK_TLS_CERT", ""),
+            tls_key=os.environ.get("OMNISTOCK_TLS_KEY", ""),
+            tls_client_ca=os.environ.get("OMNISTOCK_TLS_CLIENT_CA", ""),
+            db_timeout_seconds=float(os.environ.get("OMNISTOCK_DB_TIMEOUT_SECONDS", "30")),
         )
 
 

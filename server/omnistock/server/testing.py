@@ -18,7 +18,11 @@ from omnistock.server.config import ServerConfig
 
 
 class InProcessServer:
-    """An OmnistockServer on its own event loop thread, listening on a free local port."""
+    """An OmnistockServer on its own event loop thread, listening on a free local port.
+
+    Without a ``config`` it runs insecure (no API keys), as a test server usually should;
+    pass a ServerConfig to test keys, scopes and TLS.
+    """
 
     def __init__(
         self,
@@ -28,7 +32,7 @@ class InProcessServer:
         demo: bool = False,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        config = config or ServerConfig(listen="127.0.0.1:0")
+        config = config or ServerConfig(listen="127.0.0.1:0", insecure=True)
         if database_url is not None:
             config = replace(config, database_url=database_url)
         if demo:

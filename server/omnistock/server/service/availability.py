@@ -87,6 +87,11 @@ class AvailabilityService:
         records = self._remember([(sku, loc.id) for loc in locations], found, generation)
         return self._views([(sku, loc) for loc in locations], records, exposure)
 
+    def known_locations(self, location_ids: Iterable[str]) -> set[str]:
+        """Those of the ids that name an active location."""
+        active = {loc.id for loc in self._directory.active()}
+        return {i for i in location_ids if i in active}
+
     # -- BatchGetAvailability
 
     def cached_batch(

@@ -27,8 +27,11 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_database_engine(url: str = DEFAULT_DATABASE_URL, *, pool_size: int = 8) -> Engine:
-    """An engine tuned for omnistock: WAL and a busy timeout on SQLite, a sized pool on PostgreSQL."""
+def create_database_engine(
+    url: str = DEFAULT_DATABASE_URL, *, pool_size: int = 8, statement_timeout: float = 30.0
+) -> Engine:
+    """An engine tuned for omnistock: WAL and a busy timeout on SQLite; a sized pool and a
+    per-statement timeout (``statement_timeout`` seconds) on PostgreSQL."""
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
@@ -42,7 +45,13 @@ def create_database_engine(url: str = DEFAULT_DATABASE_URL, *, pool_size: int = 
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     if backend == "postgresql":
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={"options": f"-c statement_timeout={int(statement_timeout * 1000)}"},
+        )
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://")
 
 

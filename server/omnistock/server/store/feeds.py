@@ -386,6 +386,9 @@ class _PostgresSnapshot(SnapshotImport):
     def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, now_us: int) -> None:
         super().__init__(writer, location_id, as_of_us, now_us)
         self._table = f"snapshot_{uuid.uuid4().hex}"
+        # A snapshot is one long transaction by design: the per-statement timeout that
+        # guards requests does not apply to its merge.
+        self._connection.execute("SET LOCAL statement_timeout = 0")
         # position keeps the order records arrived in, so a repeated sku keeps its first.
         self._connection.execute(
             f"CREATE TEMPORARY TABLE {self._table} (position bigserial, sku text NOT NULL,"

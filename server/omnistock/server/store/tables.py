@@ -175,3 +175,36 @@ class ChangeLogRow(Base):
     origin: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiKeyRow(Base):
+    """An API key: a principal's name, roles, scope and limits. Only the secret's hash."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    # None: every location.
+    locations: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    exposure: Mapped[str] = mapped_column(String(16))
+    rate_per_second: Mapped[float] = mapped_column(Float)
+    burst: Mapped[int] = mapped_column(Integer)
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    revoked_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AuditRow(Base):
+    """Who changed what, and when: one row per successful write call."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at_us"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    principal: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(128))
+    # What was touched: location ids, a reservation id, record counts.
+    detail: Mapped[str] = mapped_column(Text)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 from omnistock.server.domain.errors import (
@@ -13,6 +15,7 @@ from omnistock.server.domain.errors import (
     InvalidArgument,
     NotFound,
 )
+from omnistock.server.domain.security import PermissionDenied, RateLimited, Unauthenticated
 
 ERROR_DOMAIN = "omnistock"
 
@@ -21,6 +24,9 @@ _CODES: list[tuple[type[DomainError], int]] = [
     (NotFound, code_pb2.NOT_FOUND),
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (PermissionDenied, code_pb2.PERMISSION_DENIED),
+    (RateLimited, code_pb2.RESOURCE_EXHAUSTED),
 ]
 
 
@@ -60,6 +66,10 @@ def status_for(error: DomainError) -> grpc.Status:
                 )
             )
         )
+    elif isinstance(error, RateLimited):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(timedelta(seconds=error.retry_after))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     elif isinstance(error, NotFound | AlreadyExists):
         details.extend(
             _pack(

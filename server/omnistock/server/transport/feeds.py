@@ -21,6 +21,7 @@ from omnistock.server.service.limits import (
 )
 from omnistock.server.store.feeds import DeltaRow
 from omnistock.server.store.timeutil import from_micros, to_micros
+from omnistock.server.transport.auth import audit_note, principal
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     check_source_timestamp,
@@ -166,7 +167,10 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                 if row is not None:
                     rows.append(row)
         v.raise_if_any()
+        locations = sorted({row.location_id for row in rows})
+        principal().require_locations(locations)
         applied, stale = await self._runner.run(self._service.apply_stock_updates, rows)
+        audit_note(locations=locations, applied=applied, stale=stale)
         return feed_pb2.ApplyStockUpdatesResponse(applied_count=applied, stale_count=stale)
 
     async def StreamDeltas(
@@ -174,10 +178,16 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         request_iterator: AsyncIterator[feed_pb2.StreamDeltasRequest],
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[feed_pb2.StreamDeltasResponse]:
+        who = principal()
+        totals = {"batches": 0, "applied": 0, "stale": 0, "rejected": 0}
+        touched: set[str] = set()
+        audit_note(locations=touched, **totals)
         async for request in request_iterator:
             v = Violations()
             check_count(v, len(request.records), "records", MAX_STOCK_UPDATES)
             v.raise_if_any()
+            # A feeder writes its own locations only: a batch naming another ends the stream.
+            who.require_locations(record.location_id for record in request.records)
             rows: list[tuple[int, DeltaRow]] = []
             rejects: list[tuple[RecordReject, str]] = []
             for index, record in enumerate(request.records):
@@ -195,6 +205,12 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                     )
                 )
             result = await self._runner.run(self._service.apply_deltas, rows, rejects)
+            touched.update(row.location_id for _, row in rows)
+            totals["batches"] += 1
+            totals["applied"] += result.applied
+            totals["stale"] += result.stale
+            totals["rejected"] += len(result.rejects)
+            audit_note(locations=sorted(touched), **totals)
             yield feed_pb2.StreamDeltasResponse(
                 batch_id=request.batch_id,
                 applied_count=result.applied,
@@ -232,6 +248,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                         v, header.as_of, "header.as_of", header.HasField("as_of")
                     )
                     v.raise_if_any()
+                    principal().require_locations([header.location_id])
                     as_of = timestamp_to_datetime(header.as_of)
                     session = await self._runner.run(
                         self._service.begin_snapshot, header.location_id, as_of
@@ -254,6 +271,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                 raise InvalidArgument([FieldViolation("header", "the stream carried no header")])
             result = await self._runner.run(session.commit)
             committed = True
+            audit_note(location_id=header.location_id, received=result.received)
             return feed_pb2.ImportSnapshotResponse(
                 location_id=header.location_id,
                 as_of=header.as_of,
@@ -273,6 +291,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         v = Violations()
         check_id(v, request.location_id, "location_id")
         v.raise_if_any()
+        principal().require_locations([request.location_id])
         status = await self._runner.run(self._service.feed_status, request.location_id)
         return feed_pb2.GetFeedStatusResponse(status=status_to_proto(status))
 
@@ -287,8 +306,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             after_id=after_id,
             limit=limit,
         )
+        who = principal()
         return feed_pb2.ListFeedStatusResponse(
-            statuses=[status_to_proto(s) for s in page],
+            statuses=[status_to_proto(s) for s in page if who.may_see(s.record.location_id)],
             next_page_token="" if next_after is None else encode_page_token(next_after),
         )
 
@@ -299,11 +319,16 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         if request.location_id:
             check_id(v, request.location_id, "location_id")
         v.raise_if_any()
+        who = principal()
+        if request.location_id:
+            who.require_locations([request.location_id])
         pages = self._service.export_stock(request.location_id or None)
         while True:
             page = await self._runner.run(next, pages, None)
             if page is None:
                 return
             yield feed_pb2.ExportStockResponse(
-                availabilities=[view_to_proto(view) for view in page]
+                availabilities=[
+                    view_to_proto(view) for view in page if who.may_see(view.location_id)
+                ]
             )

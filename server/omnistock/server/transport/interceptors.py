@@ -13,12 +13,23 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
-from omnistock.server.domain.errors import DomainError
+from omnistock.server.domain.errors import DomainError, FieldViolation, InvalidArgument
+from omnistock.server.domain.security import (
+    METHOD_ROLES,
+    WRITE_METHODS,
+    PermissionDenied,
+    Principal,
+    Role,
+)
+from omnistock.server.store.keys import AuditEntry, AuditLog
+from omnistock.server.transport.auth import AUDIT, CURRENT, Authenticator
 from omnistock.server.transport.errors import internal_status, status_for
 
 log = logging.getLogger("omnistock.rpc")
@@ -52,14 +63,27 @@ class Metrics:
 
 
 class InterceptorLayer:
-    """Turns DomainError into its status with details, any other exception into a bare
-    INTERNAL (the traceback goes to the log), and counts every call.
+    """For every call but health and reflection: authenticates the caller and checks the
+    method's role and the caller's rate limit; parses the request (bytes that are not a
+    message are INVALID_ARGUMENT, not gRPC's bare INTERNAL); turns DomainError into its
+    status with details and any other exception into a bare INTERNAL (the traceback goes
+    to the log); counts every call; and writes each successful write to the audit log.
 
     Register servicers through it: ``add_FooServicer_to_server(servicer, layer.register(server))``.
     """
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Metrics | None = None,
+        *,
+        auth: Authenticator | None = None,
+        audit: AuditLog | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.metrics = metrics or Metrics()
+        self.auth = auth or Authenticator(None, _never, insecure=True)
+        self.audit = audit
+        self._clock = clock
 
     def register(self, server: aio.Server) -> Any:
         """A stand-in for ``server`` that the generated add_*_to_server functions can use."""
@@ -70,32 +94,29 @@ class InterceptorLayer:
     ) -> grpc.RpcMethodHandler[Any, Any]:
         if method.startswith(_OPEN_PREFIXES):
             return handler
+        parse = handler.request_deserializer
+        serializer = handler.response_serializer
         if handler.unary_unary is not None:
-            serializer = handler.response_serializer
             if getattr(handler.unary_unary, "pre_encoded", False):
                 serializer = _as_is
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(method, handler.unary_unary, parse, streaming_request=False),
                 response_serializer=serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._wrap_stream(method, handler.unary_stream, parse, streaming_request=False),
+                response_serializer=serializer,
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.stream_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._wrap_unary(method, handler.stream_unary, parse, streaming_request=True),
+                response_serializer=serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._wrap_stream(method, handler.stream_stream, parse, streaming_request=True),
+                response_serializer=serializer,
             )
         return handler
 
@@ -106,14 +127,57 @@ class InterceptorLayer:
         log.exception("%s failed", method)
         return internal_status()
 
-    def _wrap_unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    async def _begin(
+        self,
+        method: str,
+        role: Role,
+        request: Any,
+        context: aio.ServicerContext[Any, Any],
+        parse: Callable[[bytes], Any] | None,
+        streaming_request: bool,
+    ) -> tuple[Any, Principal, dict[str, object] | None]:
+        """Who is calling, may they, and what they sent."""
+        who = await self.auth.authenticate(context.invocation_metadata())
+        if not who.has(role):
+            raise PermissionDenied(
+                f"{who.name} lacks the {role.value} role this method needs", reason="ROLE_MISSING"
+            )
+        self.auth.limiter.take(who)
+        CURRENT.set(who)
+        note: dict[str, object] | None = {} if method in WRITE_METHODS else None
+        AUDIT.set(note)
+        if parse is not None:
+            request = (
+                _parsed_stream(request, parse) if streaming_request else _parse(request, parse)
+            )
+        return request, who, note
+
+    def _done(self, method: str, who: Principal, note: dict[str, object] | None) -> None:
+        if note is not None and self.audit is not None:
+            at = self._clock() if self._clock is not None else datetime.now(UTC)
+            self.audit.record(AuditEntry(at, who.name, who.key_id, method, note))
+
+    def _wrap_unary(
+        self,
+        method: str,
+        behaviour: Callable[..., Any],
+        parse: Callable[[bytes], Any] | None,
+        *,
+        streaming_request: bool,
+    ) -> Callable[..., Any]:
         metrics = self.metrics
+        role = METHOD_ROLES.get(method, Role.ADMIN)
 
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                return await behaviour(request, context)
+                request, who, note = await self._begin(
+                    method, role, request, context, parse, streaming_request
+                )
+                result = await behaviour(request, context)
+                self._done(method, who, note)
+                return result
             except aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
@@ -126,15 +190,27 @@ class InterceptorLayer:
 
         return wrapper
 
-    def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_stream(
+        self,
+        method: str,
+        behaviour: Callable[..., Any],
+        parse: Callable[[bytes], Any] | None,
+        *,
+        streaming_request: bool,
+    ) -> Callable[..., Any]:
         metrics = self.metrics
+        role = METHOD_ROLES.get(method, Role.ADMIN)
 
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                request, who, note = await self._begin(
+                    method, role, request, context, parse, streaming_request
+                )
                 async for response in behaviour(request, context):
                     yield response
+                self._done(method, who, note)
             except aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
@@ -146,6 +222,25 @@ class InterceptorLayer:
                 metrics.record(method, code, time.perf_counter() - started)
 
         return wrapper
+
+
+def _parse(raw: bytes, parse: Callable[[bytes], Any]) -> Any:
+    try:
+        return parse(raw)
+    except DecodeError:
+        raise InvalidArgument(
+            [FieldViolation("request", "is not a valid message of this method's request type")],
+            reason="MALFORMED_REQUEST",
+        ) from None
+
+
+async def _parsed_stream(raw: AsyncIterator[bytes], parse: Callable[[bytes], Any]) -> Any:
+    async for message in raw:
+        yield _parse(message, parse)
+
+
+async def _never(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("no key store: the layer runs insecure")
 
 
 F = TypeVar("F", bound=Callable[..., Any])

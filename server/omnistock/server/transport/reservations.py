@@ -19,6 +19,7 @@ from omnistock.server.domain.reservations import (
 )
 from omnistock.server.service.limits import MAX_QUANTITY
 from omnistock.server.service.reservations import ReservationService
+from omnistock.server.transport.auth import audit_note, hidden, principal
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     datetime_to_timestamp,
@@ -126,6 +127,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         _check_text(v, request.customer_reference, "customer_reference")
         v.raise_if_any()
         assert method is not None and ttl is not None
+        principal().require_locations([request.location_id])
         new = NewReservation(
             location_id=request.location_id,
             lines=tuple(lines),
@@ -135,6 +137,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             customer_reference=request.customer_reference,
         )
         reservation, _ = await self._runner.run(self._service.create, new)
+        audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
         return reservation_pb2.CreateReservationResponse(
             reservation=reservation_to_proto(reservation)
         )
@@ -154,6 +157,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         if request.location_id:
             check_id(v, request.location_id, "location_id")
         after_id, limit = parse_page(v, request.page_size, request.page_token)
+        who = principal()
+        if request.location_id:
+            who.require_locations([request.location_id])
         state = _STATES.get(request.state)
         v.check(
             state is not None or request.state == reservation_pb2.RESERVATION_STATE_UNSPECIFIED,
@@ -167,7 +173,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             )
         )
         return reservation_pb2.ListReservationsResponse(
-            reservations=[reservation_to_proto(r) for r in page],
+            reservations=[reservation_to_proto(r) for r in page if who.may_see(r.location_id)],
             next_page_token="" if next_after is None else encode_page_token(next_after),
         )
 
@@ -183,7 +189,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             v.add("ttl", "is required")
         v.raise_if_any()
         assert ttl is not None
+        await self._in_scope(request.reservation_id)
         reservation = await self._runner.run(self._service.extend, request.reservation_id, ttl)
+        audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
         return reservation_pb2.ExtendReservationResponse(
             reservation=reservation_to_proto(reservation)
         )
@@ -222,4 +230,17 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         v = Violations()
         check_reservation_id(v, reservation_id)
         v.raise_if_any()
-        return await self._runner.run(call, reservation_id)
+        await self._in_scope(reservation_id)
+        reservation = await self._runner.run(call, reservation_id)
+        audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
+        return reservation
+
+    async def _in_scope(self, reservation_id: str) -> None:
+        """A scoped caller gets NOT_FOUND for another location's reservation, as for one
+        that does not exist."""
+        who = principal()
+        if who.locations is None:
+            return
+        reservation = await self._runner.run(self._service.get, reservation_id)
+        if not who.may_see(reservation.location_id):
+            raise hidden("reservation", reservation_id, "RESERVATION_NOT_FOUND")

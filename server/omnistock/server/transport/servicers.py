@@ -9,6 +9,8 @@ from grpc import aio
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.locations import Location
+from omnistock.server.domain.security import Principal
+from omnistock.server.domain.stock import Exposure
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.limits import (
     MAX_AVAILABILITY_LOCATIONS,
@@ -16,9 +18,10 @@ from omnistock.server.service.limits import (
     MAX_UPSERT_LOCATIONS,
 )
 from omnistock.server.service.locations import LocationService
-from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.nearby import SearchResult, ShoppingService
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.transport import shopping as shopping_transport
+from omnistock.server.transport.auth import audit_note, principal
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     EXPOSURES,
@@ -78,6 +81,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         saved = await self._runner.run(
             self._service.upsert_locations, [loc for loc in parsed if loc is not None]
         )
+        audit_note(locations=[loc.id for loc in saved])
         return location_pb2.UpsertLocationsResponse(
             locations=[location_to_proto(loc) for loc in saved]
         )
@@ -88,6 +92,7 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         v = Violations()
         check_id(v, request.location_id, "location_id")
         v.raise_if_any()
+        principal().require_locations([request.location_id])
         location = await self._runner.run(self._service.get_location, request.location_id)
         return location_pb2.GetLocationResponse(location=location_to_proto(location))
 
@@ -109,10 +114,20 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
             limit=limit,
             kind=kind,
         )
+        who = principal()
         return location_pb2.ListLocationsResponse(
-            locations=[location_to_proto(loc) for loc in page],
+            # A scoped caller sees its own locations (a page may come out short).
+            locations=[location_to_proto(loc) for loc in page if who.may_see(loc.id)],
             next_page_token="" if next_after is None else encode_page_token(next_after),
         )
+
+
+def scoped_result(result: SearchResult, who: Principal) -> SearchResult:
+    """A search's answer without the locations the caller may not see."""
+    ship = result.ship if result.ship is None or who.may_see(result.ship.location.id) else None
+    return SearchResult(
+        result.origin, [a for a in result.locations if who.may_see(a.location.id)], ship
+    )
 
 
 class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
@@ -153,6 +168,8 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         method = shopping_transport.parse_search_method(v, request.method)
         exposure = exposure_from_proto(v, request.exposure)
         v.raise_if_any()
+        who = principal()
+        who.require_exposure(exposure)
         options = {
             "radius_km": radius,
             "limit": limit,
@@ -164,6 +181,8 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         result = self._shopping.cached_search_nearby(cart, origin, **options)
         if result is None:
             result = await self._runner.run(self._shopping.search_nearby, cart, origin, **options)
+        if who.locations is not None:
+            result = scoped_result(result, who)
         return self._presenter.encode(result, self._shopping.now())
 
     async def GetFulfillmentOptions(
@@ -182,8 +201,13 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             self._shopping.fulfillment_options, cart, origin, radius_km=radius
         )
         now = self._shopping.now()
+        who = principal()
         return availability_pb2.GetFulfillmentOptionsResponse(
-            options=[shopping_transport.option_to_proto(option, now) for option in options],
+            options=[
+                shopping_transport.option_to_proto(option, now)
+                for option in options
+                if all(who.may_see(loc.id) for loc in (option.pickup, option.ship_from) if loc)
+            ],
             origin=shopping_transport.latlng(point),
         )
 
@@ -204,6 +228,14 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         ):
             self._reject_get_availability(request, location_ids)
         assert exposure is not None  # _reject_get_availability raised otherwise
+        who = principal()
+        if who.locations is not None or exposure is Exposure.EXACT:
+            who.require_exposure(exposure)
+            if who.locations is not None:
+                if location_ids:
+                    who.require_locations(location_ids)
+                else:  # "every location" means every location the caller may see
+                    location_ids = sorted(self._service.known_locations(who.locations))
         views = self._service.cached_availability(request.sku, location_ids, exposure=exposure)
         if views is None:
             views = await self._runner.run(
@@ -243,6 +275,9 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
                 pairs.append((item.sku, item.location_id))
         exposure = exposure_from_proto(v, request.exposure)
         v.raise_if_any()
+        who = principal()
+        who.require_exposure(exposure)
+        who.require_locations(location for _, location in pairs)
         views = self._service.cached_batch(pairs, exposure=exposure)
         if views is None:
             views = await self._runner.run(

@@ -15,6 +15,7 @@ from omnistock.server.service.availability import Pair
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.watch import Watch, WatchHub
 from omnistock.server.transport import shopping as shopping_transport
+from omnistock.server.transport.auth import principal
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     datetime_to_timestamp,
@@ -56,7 +57,13 @@ class Watcher:
                 "heartbeat_seconds",
                 f"must be within [1, {MAX_HEARTBEAT_SECONDS}]",
             )
+        who = principal()
+        who.require_exposure(exposure)
         pairs = await self._pairs(v, request)
+        if request.pairs:
+            who.require_locations(location for _, location in pairs)
+        else:  # near an origin: the stores the caller may see
+            pairs = [pair for pair in pairs if who.may_see(pair[1])]
         watch = Watch(pairs, exposure)
         if request.resume_token and not watch.resume(request.resume_token):
             v.add("resume_token", "is not a token from a stream of this same request")

@@ -1,0 +1,189 @@
+"""API keys and the audit log, through SQLAlchemy Core (neither is on a hot path: keys are
+cached by the authenticator, audit rows are written in batches by a thread)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from omnistock.server.domain.security import Principal, Role, hash_secret, new_key
+from omnistock.server.domain.stock import Exposure
+from omnistock.server.store.database import write_transaction
+from omnistock.server.store.tables import ApiKeyRow, AuditRow
+from omnistock.server.store.timeutil import from_micros, to_micros
+from sqlalchemy import Engine, Table, insert, select, update
+
+log = logging.getLogger("omnistock.audit")
+
+keys: Table = ApiKeyRow.__table__  # type: ignore[assignment]
+audit: Table = AuditRow.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    principal: Principal
+    secret_hash: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def create(
+        self,
+        name: str,
+        roles: Sequence[Role],
+        *,
+        locations: Sequence[str] | None,
+        exposure: Exposure,
+        rate_per_second: float,
+        burst: int,
+        now: datetime,
+    ) -> tuple[StoredKey, str]:
+        """A new key; returns it and the key text, which is shown once and never stored."""
+        key_id, secret, text = new_key()
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                insert(keys).values(
+                    id=key_id,
+                    name=name,
+                    secret_hash=hash_secret(secret),
+                    roles=sorted(role.value for role in roles),
+                    locations=None if locations is None else sorted(set(locations)),
+                    exposure=exposure.name,
+                    rate_per_second=rate_per_second,
+                    burst=burst,
+                    created_at_us=to_micros(now),
+                    revoked_at_us=None,
+                )
+            )
+        stored = self.get(key_id)
+        assert stored is not None
+        return stored, text
+
+    def get(self, key_id: str) -> StoredKey | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(keys).where(keys.c.id == key_id)).first()
+        return None if row is None else _stored(row)
+
+    def all(self) -> list[StoredKey]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(keys).order_by(keys.c.created_at_us)).all()
+        return [_stored(row) for row in rows]
+
+    def revoke(self, key_id: str, *, now: datetime) -> bool:
+        with write_transaction(self._engine) as connection:
+            result = connection.execute(
+                update(keys)
+                .where(keys.c.id == key_id, keys.c.revoked_at_us.is_(None))
+                .values(revoked_at_us=to_micros(now))
+            )
+        return result.rowcount == 1
+
+
+def _stored(row: object) -> StoredKey:
+    r = row._mapping  # type: ignore[attr-defined]
+    return StoredKey(
+        Principal(
+            key_id=r["id"],
+            name=r["name"],
+            roles=frozenset(Role(v) for v in r["roles"]),
+            locations=None if r["locations"] is None else frozenset(r["locations"]),
+            exposure=Exposure[r["exposure"]],
+            rate_per_second=r["rate_per_second"],
+            burst=r["burst"],
+        ),
+        r["secret_hash"],
+        from_micros(r["created_at_us"]),
+        None if r["revoked_at_us"] is None else from_micros(r["revoked_at_us"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: datetime
+    principal: str
+    key_id: str
+    method: str
+    detail: dict[str, object]
+
+
+class AuditLog:
+    """Writes audit entries from a queue on a thread of its own, in batches, so a write
+    call never waits for its audit row. ``flush()`` waits until all are written."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[AuditEntry | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="omnistock-audit", daemon=True)
+        self._thread.start()
+
+    def record(self, entry: AuditEntry) -> None:
+        self._queue.put(entry)
+
+    def flush(self, timeout: float = 10) -> None:
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[AuditEntry] = []
+            waiting: list[threading.Event] = []
+            stop = False
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiting.append(item)
+                else:
+                    batch.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                try:
+                    self._write(batch)
+                except Exception:
+                    log.exception("writing %d audit entries failed", len(batch))
+            for event in waiting:
+                event.set()
+            if stop:
+                return
+
+    def _write(self, batch: list[AuditEntry]) -> None:
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                insert(audit),
+                [
+                    {
+                        "at_us": to_micros(e.at),
+                        "principal": e.principal,
+                        "key_id": e.key_id,
+                        "method": e.method,
+                        "detail": json.dumps(e.detail, sort_keys=True),
+                    }
+                    for e in batch
+                ],
+            )
+
+    def recent(self, limit: int = 50) -> list[AuditEntry]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(audit).order_by(audit.c.id.desc()).limit(limit)).all()
+        return [
+            AuditEntry(from_micros(r.at_us), r.principal, r.key_id, r.method, json.loads(r.detail))
+            for r in reversed(rows)
+        ]
