@@ -123,12 +123,35 @@ def start_pinned(args: list[str], *, env: dict[str, str] | None = None) -> subpr
     return process
 
 
-def start_server(database_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`omnistock serve` on a free port, pinned to the server's core; returns it and its target."""
+# Set by start_server(secure=True): the key every benchmark call sends, as h2load headers.
+API_KEY: str | None = None
+AUTH_HEADERS: list[str] = []
+
+
+def start_server(
+    database_url: str, *extra: str, secure: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`omnistock serve` on a free port, pinned to the server's core; returns it and its target.
+
+    ``secure``: the server checks API keys, as in production, and every call of the
+    benchmark sends one (an admin key without a rate limit, made here). Otherwise the
+    server runs --insecure."""
+    global API_KEY, AUTH_HEADERS
+    omnistock = str(Path(sys.executable).parent / "omnistock")
+    API_KEY, AUTH_HEADERS = None, []
+    if secure:
+        made = subprocess.run(
+            [omnistock, "keys", "--database-url", database_url, "create", "bench", "--role", "admin",
+             "--exposure", "exact", "--rate", "1e12", "--burst", "1000000000"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        API_KEY = made.stdout.strip().splitlines()[-1]
+        AUTH_HEADERS = ["-H", f"authorization: Bearer {API_KEY}"]
+    else:
+        extra = ("--insecure", *extra)
     port = free_port()
     process = start_pinned(
-        [str(Path(sys.executable).parent / "omnistock"), "serve", "--listen", f"127.0.0.1:{port}",
-         "--database-url", database_url, *extra],
+        [omnistock, "serve", "--listen", f"127.0.0.1:{port}", "--database-url", database_url, *extra],
         env={**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"},
     )  # fmt: skip
     wait_port(port)
@@ -174,7 +197,7 @@ def h2load(
             "-c", str(clients), "-m", str(streams), "-t", "1",
             "-D", str(int(duration)), f"--warm-up-time={int(warmup)}",
             "-d", str(data),
-            "-H", "content-type: application/grpc", "-H", "te: trailers",
+            "-H", "content-type: application/grpc", "-H", "te: trailers", *AUTH_HEADERS,
             f"--log-file={log}",
         ]  # fmt: skip
         args.append(url)
@@ -240,7 +263,7 @@ def paced_latency(
             command = [
                 "taskset", "-c", str(LOAD_CPU), "h2load", "-c", "1", "-m", "100", "-t", "1",
                 f"--timing-script-file={script}", "-d", str(data),
-                "-H", "content-type: application/grpc", "-H", "te: trailers",
+                "-H", "content-type: application/grpc", "-H", "te: trailers", *AUTH_HEADERS,
                 f"--log-file={log}",
             ]  # fmt: skip
             processes.append(
@@ -407,9 +430,10 @@ def availability(args: argparse.Namespace) -> None:
     process, target = start_server(
         f"sqlite:///{db}",
         *([] if args.read_cache_size is None else ["--read-cache-size", str(args.read_cache_size)]),
+        secure=True,
     )
     try:
-        with Client(target) as client:  # the requests must be real answers, not errors
+        with Client(target, api_key=API_KEY) as client:  # real answers, not errors
             single_size = len(
                 availability_pb2.GetAvailabilityResponse(
                     availabilities=client.get_availability(sku, [store], exposure=Exposure.EXACT)
@@ -603,9 +627,9 @@ def search(args: argparse.Namespace) -> None:
         origin=origin(latitude=DAM[0], longitude=DAM[1]),
         radius_km=25,
     )
-    process, target = start_server(f"sqlite:///{db}")
+    process, target = start_server(f"sqlite:///{db}", secure=True)
     try:
-        with Client(target) as client:
+        with Client(target, api_key=API_KEY) as client:
             answer = client.search_nearby(request.lines, request.origin, radius_km=25)
             print(f"  the search finds {len(answer.locations)} stores; nearest {answer.locations[0].distance_km:.1f} km"
                   f" away, farthest listed {answer.locations[-1].distance_km:.1f} km")  # fmt: skip

@@ -37,6 +37,7 @@ from omnistock.server.store.reservations import ReservationStore
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.auth import Authenticator
 from omnistock.server.transport.blocking import BlockingRunner
+from omnistock.server.transport.convert import view_to_proto
 from omnistock.server.transport.feeds import FeedServicer
 from omnistock.server.transport.interceptors import InterceptorLayer
 from omnistock.server.transport.reservations import ReservationServicer
@@ -128,7 +129,7 @@ class OmnistockServer:
         self.availability = AvailabilityService(
             self.stock_repo, self.directory, clock=clock, cache=self.stock_cache
         )
-        self.watches = WatchHub(self.availability, self.runner.run)
+        self.watches = WatchHub(self.availability, self.runner.run, present=view_to_proto)
         self.changes.subscribe(self.watches.on_changes)
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
             AvailabilityServicer(

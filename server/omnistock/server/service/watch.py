@@ -44,8 +44,12 @@ class Watch:
         self.pairs = list(dict.fromkeys(pairs))
         self.exposure = exposure
         self.dirty: set[Pair] = set()
+        # Answers the hub already built for this change, shared by every watch of the pair.
+        self.fresh: dict[Pair, Any] = {}
         self.wake = asyncio.Event()
         self.sent: dict[Pair, tuple[int, int]] = {}
+        self._request_key = self._key()
+        self._token: str | None = None
         self._by_location: defaultdict[str, list[Pair]] = defaultdict(list)
         for pair in self.pairs:
             self._by_location[pair[1]].append(pair)
@@ -57,15 +61,22 @@ class Watch:
     def at(self, location_id: str) -> list[Pair]:
         return self._by_location.get(location_id, [])
 
-    def mark(self, pairs: set[Pair]) -> None:
+    def mark(self, pairs: set[Pair], fresh: dict[Pair, Any] | None = None) -> None:
         self.dirty |= pairs
+        if fresh:
+            self.fresh.update(fresh)
         self.wake.set()
 
-    def take(self) -> list[Pair]:
-        dirty = [pair for pair in self.pairs if pair in self.dirty]
+    def take(self) -> tuple[list[Pair], dict[Pair, Any]]:
+        """The dirty pairs in watch order, and the answers built for them."""
+        if len(self.dirty) == 1:
+            dirty = list(self.dirty)
+        else:
+            dirty = [pair for pair in self.pairs if pair in self.dirty]
+        fresh, self.fresh = self.fresh, {}
         self.dirty.clear()
         self.wake.clear()
-        return dirty
+        return dirty, fresh
 
     def changed(self, views: Sequence[AvailabilityView]) -> list[AvailabilityView]:
         """The views that differ from what this watch last sent; remembers them as sent."""
@@ -75,6 +86,7 @@ class Watch:
             sig = signature(view)
             if self.sent.get(pair) != sig:
                 self.sent[pair] = sig
+                self._token = None
                 out.append(view)
         return out
 
@@ -85,33 +97,50 @@ class Watch:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def token(self) -> str:
-        said = [list(self.sent.get(pair, (0, 0))) for pair in self.pairs]
-        raw = json.dumps({"k": self._key(), "s": said}, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(zlib.compress(raw)).decode().rstrip("=")
+        """Built when what the stream has said changes, not per message; compressed only
+        when that pays (large watches)."""
+        if self._token is None:
+            said = [list(self.sent.get(pair, (0, 0))) for pair in self.pairs]
+            raw = json.dumps({"k": self._request_key, "s": said}, separators=(",", ":")).encode()
+            if len(raw) > 512:
+                raw = b"z" + zlib.compress(raw)
+            self._token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return self._token
 
     def resume(self, token: str) -> bool:
         """Take what an earlier stream of the same request said; False if the token is not
         one (or belongs to another request)."""
         try:
-            raw = zlib.decompress(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            if raw[:1] == b"z":
+                raw = zlib.decompress(raw[1:])
             data = json.loads(raw)
             said = data["s"]
-            if data["k"] != self._key() or len(said) != len(self.pairs):
+            if data["k"] != self._request_key or len(said) != len(self.pairs):
                 return False
             self.sent = {
                 pair: (int(s[0]), int(s[1]))
                 for pair, s in zip(self.pairs, said, strict=True)
                 if s[0] != 0
             }
+            self._token = None
             return True
         except (ValueError, KeyError, TypeError, IndexError, zlib.error):
             return False
 
 
 class WatchHub:
-    def __init__(self, availability: AvailabilityService, run_blocking: RunBlocking) -> None:
+    def __init__(
+        self,
+        availability: AvailabilityService,
+        run_blocking: RunBlocking,
+        present: Callable[[AvailabilityView], Any] | None = None,
+    ) -> None:
         self._availability = availability
         self._run = run_blocking
+        # The transport's view -> message conversion, so one change makes one message per
+        # pair and exposure, shared by every watch of it.
+        self._present = present
         self._by_pair: defaultdict[Pair, set[Watch]] = defaultdict(set)
         self._by_location: defaultdict[str, set[Watch]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,8 +201,27 @@ class WatchHub:
                 await self._run(self._availability.warm, pairs)
             except Exception:  # each watch then reads for itself
                 log.exception("reading changed records for watches failed")
+            built: dict[tuple[Pair, Exposure], Any] = {}
             for watch, changed in pending.items():
-                watch.mark(changed)
+                watch.mark(changed, self._build(watch, changed, built))
+
+    def _build(
+        self, watch: Watch, pairs: set[Pair], built: dict[tuple[Pair, Exposure], Any]
+    ) -> dict[Pair, Any]:
+        """(view, message) for each pair, built once per change and exposure."""
+        if self._present is None:
+            return {}
+        missing = [pair for pair in pairs if (pair, watch.exposure) not in built]
+        if missing:
+            views = self._availability.cached_pairs(missing, exposure=watch.exposure)
+            if views is None:
+                return {}
+            for view in views:
+                pair = (view.sku, view.location_id)
+                built[(pair, watch.exposure)] = (view, self._present(view))
+        return {
+            pair: built[(pair, watch.exposure)] for pair in pairs if (pair, watch.exposure) in built
+        }
 
     async def views(self, watch: Watch, pairs: Sequence[Pair]) -> list[AvailabilityView]:
         """The current answers for ``pairs``, from the cache when it has them."""

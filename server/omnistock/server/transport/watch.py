@@ -10,7 +10,6 @@ from typing import Any
 from grpc import aio
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id
-from omnistock.server.domain.stock import AvailabilityView
 from omnistock.server.service.availability import Pair
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.watch import Watch, WatchHub
@@ -73,21 +72,30 @@ class Watcher:
         try:
             views = await self._hub.views(watch, watch.pairs)
             changed = watch.changed(views)
+            shown = changed if resumed else views
             yield self._message(
-                CHANGE if resumed else SNAPSHOT, changed if resumed else views, watch
+                CHANGE if resumed else SNAPSHOT, [view_to_proto(v) for v in shown], watch
             )
             while True:
                 try:
-                    await asyncio.wait_for(watch.wake.wait(), heartbeat)
+                    async with asyncio.timeout(heartbeat):
+                        await watch.wake.wait()
                 except TimeoutError:
                     yield self._message(HEARTBEAT, [], watch)
                     continue
-                dirty = watch.take()
+                dirty, fresh = watch.take()
                 if not dirty:
                     continue
-                changed = watch.changed(await self._hub.views(watch, dirty))
-                if changed:
-                    yield self._message(CHANGE, changed, watch)
+                if all(pair in fresh for pair in dirty):
+                    # The hub built these answers once for every watch of the pairs.
+                    built = [fresh[pair] for pair in dirty]
+                    keep = {id(v) for v in watch.changed([view for view, _ in built])}
+                    messages = [message for view, message in built if id(view) in keep]
+                else:
+                    views = await self._hub.views(watch, dirty)
+                    messages = [view_to_proto(v) for v in watch.changed(views)]
+                if messages:
+                    yield self._message(CHANGE, messages, watch)
         finally:
             self._hub.remove(watch)
 
@@ -136,11 +144,11 @@ class Watcher:
 
     @staticmethod
     def _message(
-        kind: int, views: Sequence[AvailabilityView], watch: Watch
+        kind: int, availabilities: Sequence[availability_pb2.Availability], watch: Watch
     ) -> availability_pb2.WatchAvailabilityResponse:
         return availability_pb2.WatchAvailabilityResponse(
             kind=kind,  # type: ignore[arg-type]
-            availabilities=[view_to_proto(view) for view in views],
+            availabilities=availabilities,
             resume_token=watch.token(),
             send_time=datetime_to_timestamp(datetime.now(UTC)),
         )
