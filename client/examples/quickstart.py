@@ -55,7 +55,9 @@ def main() -> None:
         for store in nearby.locations:
             print(f"  {store.name:<32} {store.distance_km:5.1f} km   ready {store.ready_by_text}")
         if nearby.HasField("ship"):
-            print(f"  or shipped from {nearby.ship.location_id}, delivered {nearby.ship.delivery_date}")
+            print(
+                f"  or shipped from {nearby.ship.location_id}, delivered {nearby.ship.delivery_date}"
+            )
 
         warehouses = [loc.id for loc in client.list_locations(kind=LocationKind.WAREHOUSE)]
         print("\nWarehouse stock (exact, as a store associate sees it):")

@@ -15,7 +15,7 @@ INTENDED = {
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
     "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
     "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
-    "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind",
+    "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind", "Retry", "AsyncClient", "AsyncAvailabilityWatch",
     "FieldViolation", "PreconditionViolation",
     "OmnistockError", "ApiError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "FailedPreconditionError", "AbortedError", "OutOfRangeError", "UnauthenticatedError",

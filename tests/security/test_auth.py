@@ -3,6 +3,7 @@ server that checks keys (the default), on both databases."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from omnistock.client import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    Retry,
     UnauthenticatedError,
 )
 from omnistock.server.config import ServerConfig
@@ -159,7 +161,9 @@ def test_another_locations_reservation_reads_as_not_found(secure: Secure) -> Non
 
 
 def test_rate_limits_answer_resource_exhausted_with_a_retry_delay(secure: Secure) -> None:
-    with secure.client(secure.key("busy-app", Role.READ, rate=1.0, burst=2)) as client:
+    key = secure.key("busy-app", Role.READ, rate=1.0, burst=2)
+    # Without the SDK's retries, which would wait the delay out (tested below).
+    with Client(secure.server.target, api_key=key, retry=Retry(attempts=1)) as client:
         client.get_availability("PHONE", [AMS])
         client.get_availability("PHONE", [AMS])
         with pytest.raises(ResourceExhaustedError) as caught:
@@ -183,3 +187,22 @@ def test_writes_are_audited_with_who_and_what(secure: Secure) -> None:
         ("ApplyStockUpdates", {"locations": [AMS], "applied": 1, "stale": 0}),
         ("CreateReservation", {"reservation_id": hold.reservation_id, "location_id": AMS}),
     ]
+
+
+def test_the_sdk_retries_reads_after_the_servers_retry_delay_but_not_writes(secure: Secure) -> None:
+    key = secure.key("bursty", Role.READ, Role.FEED, rate=2.0, burst=1)
+    with Client(secure.server.target, api_key=key, retry=Retry(attempts=3)) as client:
+        client.get_availability("PHONE", [AMS])
+        started = time.monotonic()
+        # Over the limit: the read waits for the RetryInfo delay (about 0.5 s) and succeeds.
+        assert client.get_availability("PHONE", [AMS])[0].location_id == AMS
+        assert time.monotonic() - started >= 0.3
+        # A write without an idempotency key is never repeated: the error comes straight back.
+        with pytest.raises(ResourceExhaustedError):
+            client.apply_stock_updates([update(AMS, "PHONE", 3, NOW)])
+            client.apply_stock_updates([update(AMS, "PHONE", 3, NOW)])
+    other = secure.key("bursty too", Role.READ, rate=2.0, burst=1)
+    with Client(secure.server.target, api_key=other, retry=Retry(attempts=1)) as no_retry:
+        no_retry.get_availability("PHONE", [AMS])
+        with pytest.raises(ResourceExhaustedError):
+            no_retry.get_availability("PHONE", [AMS])

@@ -7,7 +7,9 @@ with Client("127.0.0.1:50051") as client:
         print(answer.location_id, answer.available_to_sell)
 """
 
-from omnistock.client._client import DEFAULT_TIMEOUT, AvailabilityWatch, Client, cart, origin
+from omnistock.client._async_client import AsyncAvailabilityWatch, AsyncClient
+from omnistock.client._client import AvailabilityWatch, Client
+from omnistock.client._config import DEFAULT_TIMEOUT, Retry
 from omnistock.client._exceptions import (
     AbortedError,
     AlreadyExistsError,
@@ -30,6 +32,7 @@ from omnistock.client._exceptions import (
     UnknownError,
     from_rpc_error,
 )
+from omnistock.client._requests import cart, origin
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
@@ -72,6 +75,8 @@ __all__ = [
     "AlreadyExistsError",
     "ApiError",
     "ApplyStockUpdatesResponse",
+    "AsyncAvailabilityWatch",
+    "AsyncClient",
     "Availability",
     "AvailabilityWatch",
     "CancelledError",
@@ -108,6 +113,7 @@ __all__ = [
     "ReservationMethod",
     "ReservationState",
     "ResourceExhaustedError",
+    "Retry",
     "SearchNearbyResponse",
     "SkuLocation",
     "SnapshotRecord",

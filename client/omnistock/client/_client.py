@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
+from omnistock.client import _requests as build
+from omnistock.client._config import (
+    CHANNEL_OPTIONS,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    IDEMPOTENT,
+    METHOD_TIMEOUTS,
+    RETRYABLE_CODES,
+    Retry,
+    auth_metadata,
+    channel_credentials,
+)
 from omnistock.client._exceptions import from_rpc_error
+from omnistock.client._requests import Cart
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
-    CartLine,
     DeltaRecord,
     Exposure,
     FeedStatus,
     FulfillmentMethod,
     GetFulfillmentOptionsResponse,
     ImportSnapshotResponse,
-    LatLng,
     Location,
     LocationKind,
     Origin,
@@ -31,7 +40,6 @@ from omnistock.client._types import (
     ReservationMethod,
     ReservationState,
     SearchNearbyResponse,
-    SkuLocation,
     SnapshotRecord,
     StockUpdate,
     StreamDeltasRequest,
@@ -49,7 +57,6 @@ from omnistock.v1 import (
     reservation_pb2_grpc,
 )
 
-DEFAULT_TIMEOUT = 10.0
 Metadata = Sequence[tuple[str, str]]
 Response = TypeVar("Response")
 
@@ -77,26 +84,30 @@ class Client:
         tls: bool = False,
         root_certificates: bytes | None = None,
         client_certificate: tuple[bytes, bytes] | None = None,
+        retry: Retry = DEFAULT_RETRY,
         channel: grpc.Channel | None = None,
     ) -> None:
         """``api_key``: sent as ``authorization: Bearer <key>`` on every call. ``tls``: use
         TLS (implied by ``root_certificates``, the CA to trust instead of the system's, and
         by ``client_certificate``, a (certificate chain, private key) pair in PEM for mTLS).
+        ``retry``: the backoff for idempotent calls that fail UNAVAILABLE or
+        RESOURCE_EXHAUSTED (``Retry(attempts=1)`` turns it off). ``timeout``: the deadline
+        of reads, in seconds (writes get 30 s, streams none, unless a call says otherwise).
         ``channel``: bring your own (then the TLS options do not apply)."""
         self.target = target
         self.timeout = timeout
-        auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        self.metadata = (*auth, *metadata)
+        self.retry = retry
+        self.metadata = (*auth_metadata(api_key), *metadata)
         self._owns_channel = channel is None
         if channel is None:
-            if tls or root_certificates is not None or client_certificate is not None:
-                chain, key = client_certificate or (None, None)
-                credentials = grpc.ssl_channel_credentials(
-                    root_certificates=root_certificates, private_key=key, certificate_chain=chain
-                )
-                channel = grpc.secure_channel(target, credentials)
-            else:
-                channel = grpc.insecure_channel(target)
+            credentials = channel_credentials(
+                tls=tls, root_certificates=root_certificates, client_certificate=client_certificate
+            )
+            channel = (
+                grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+                if credentials is None
+                else grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+            )
         self._channel = channel
         self._locations = location_pb2_grpc.LocationServiceStub(self._channel)
         self._availability = availability_pb2_grpc.AvailabilityServiceStub(self._channel)
@@ -128,12 +139,21 @@ class Client:
         *,
         stream: bool = False,
     ) -> Response:
+        name = getattr(method, "_method", b"").decode().rsplit("/", 1)[-1]
         # Streams carry whole files: they get no deadline unless the caller sets one.
-        deadline = timeout if timeout is not None else (None if stream else self.timeout)
-        try:
-            return method(request, timeout=deadline, metadata=(*self.metadata, *metadata))
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+        if timeout is None and not stream:
+            timeout = METHOD_TIMEOUTS.get(name, self.timeout)
+        attempts = self.retry.attempts if name in IDEMPOTENT else 1
+        attempt = 1
+        while True:
+            try:
+                return method(request, timeout=timeout, metadata=(*self.metadata, *metadata))
+            except grpc.RpcError as error:
+                failure = from_rpc_error(error)
+                if attempt >= attempts or failure.code not in RETRYABLE_CODES:
+                    raise failure from None
+            time.sleep(self.retry.delay(attempt, failure.retry_after))
+            attempt += 1
 
     # Locations
 
@@ -173,11 +193,7 @@ class Client:
         """
         token = ""
         while True:
-            request = location_pb2.ListLocationsRequest(
-                page_size=page_size,
-                page_token=token,
-                kind=0 if kind is None else int(kind),  # type: ignore[arg-type]
-            )
+            request = build.list_locations(kind, page_size, token)
             response = self._call(self._locations.ListLocations, request, timeout, metadata)
             yield from response.locations
             token = response.next_page_token
@@ -196,11 +212,7 @@ class Client:
         metadata: Metadata = (),
     ) -> list[Availability]:
         """One sku at the given locations (in that order), or at every active location."""
-        request = availability_pb2.GetAvailabilityRequest(
-            sku=sku,
-            location_ids=list(location_ids),
-            exposure=int(exposure),  # type: ignore[arg-type]
-        )
+        request = build.get_availability(sku, location_ids, exposure)
         response = self._call(self._availability.GetAvailability, request, timeout, metadata)
         return list(response.availabilities)
 
@@ -216,10 +228,7 @@ class Client:
 
         >>> client.batch_get_availability([("ELEC-10000", "NL-AMS-01")])   # doctest: +SKIP
         """
-        request = availability_pb2.BatchGetAvailabilityRequest(
-            items=[availability_pb2.SkuLocation(sku=sku, location_id=loc) for sku, loc in pairs],
-            exposure=int(exposure),  # type: ignore[arg-type]
-        )
+        request = build.batch_get_availability(pairs, exposure)
         response = self._call(self._availability.BatchGetAvailability, request, timeout, metadata)
         return list(response.availabilities)
 
@@ -241,18 +250,10 @@ class Client:
 
         >>> client.search_nearby(cart({"ELEC-10000": 1}), origin(postal_code="1012 AB"))  # doctest: +SKIP
         """
-        request = availability_pb2.SearchNearbyRequest(
-            lines=_lines(cart),
-            origin=origin,
-            open_now=open_now,
-            method=int(method),  # type: ignore[arg-type]
-            require_all=require_all,
-            exposure=int(exposure),  # type: ignore[arg-type]
-        )
-        if radius_km is not None:
-            request.radius_km = radius_km
-        if limit is not None:
-            request.limit = limit
+        request = build.search_nearby(
+            cart, origin, radius_km=radius_km, limit=limit, open_now=open_now, method=method,
+            require_all=require_all, exposure=exposure,
+        )  # fmt: skip
         return self._call(self._availability.SearchNearby, request, timeout, metadata)
 
     def get_fulfillment_options(
@@ -265,9 +266,7 @@ class Client:
         metadata: Metadata = (),
     ) -> GetFulfillmentOptionsResponse:
         """Ranked ways to get the whole cart: pickup, ship, ship to store, split."""
-        request = availability_pb2.GetFulfillmentOptionsRequest(lines=_lines(cart), origin=origin)
-        if radius_km is not None:
-            request.radius_km = radius_km
+        request = build.fulfillment_options(cart, origin, radius_km)
         return self._call(self._availability.GetFulfillmentOptions, request, timeout, metadata)
 
     # Feeds
@@ -290,28 +289,8 @@ class Client:
 
         >>> client.import_snapshot("NL-AMS-01", now, [("ELEC-10000", 4), ("HOME-10001", 0)])  # doctest: +SKIP
         """
-        header = feed_pb2.SnapshotHeader(location_id=location_id, as_of=_timestamp(as_of))
-
-        def requests() -> Iterator[feed_pb2.ImportSnapshotRequest]:
-            batch: list[SnapshotRecord] = []
-            first = True
-            for record in records:
-                batch.append(
-                    record
-                    if isinstance(record, SnapshotRecord)
-                    else SnapshotRecord(sku=record[0], on_hand=record[1])
-                )
-                if len(batch) >= batch_size:
-                    yield feed_pb2.ImportSnapshotRequest(
-                        header=header if first else None, records=batch
-                    )
-                    first, batch = False, []
-            if batch or first:
-                yield feed_pb2.ImportSnapshotRequest(
-                    header=header if first else None, records=batch
-                )
-
-        return self._call(self._feeds.ImportSnapshot, requests(), timeout, metadata, stream=True)
+        requests = build.snapshot(location_id, as_of, records, batch_size)
+        return self._call(self._feeds.ImportSnapshot, requests, timeout, metadata, stream=True)
 
     def stream_deltas(
         self,
@@ -329,12 +308,7 @@ class Client:
         ...                                                adjustment=-1, source_updated_at=ts)]]):
         ...     print(ack.applied_count, ack.stale_count, ack.rejected_count)   # doctest: +SKIP
         """
-        requests = (
-            batch
-            if isinstance(batch, StreamDeltasRequest)
-            else StreamDeltasRequest(batch_id=str(number), records=list(batch))
-            for number, batch in enumerate(batches)
-        )
+        requests = (build.delta_batch(number, batch) for number, batch in enumerate(batches))
         responses = self._call(self._feeds.StreamDeltas, requests, timeout, metadata, stream=True)
         try:
             yield from responses
@@ -410,19 +384,10 @@ class Client:
         ...     for event in watch:
         ...         show(event.availabilities)
         """
-        request = availability_pb2.WatchAvailabilityRequest(
-            pairs=[SkuLocation(sku=sku, location_id=loc) for sku, loc in pairs],
-            skus=list(skus),
-            origin=origin,
-            exposure=int(exposure),  # type: ignore[arg-type]
-            resume_token=resume_token,
-        )
-        if radius_km is not None:
-            request.radius_km = radius_km
-        if limit is not None:
-            request.limit = limit
-        if heartbeat_seconds is not None:
-            request.heartbeat_seconds = heartbeat_seconds
+        request = build.watch(
+            pairs, skus=skus, where=origin, radius_km=radius_km, limit=limit, exposure=exposure,
+            heartbeat_seconds=heartbeat_seconds, resume_token=resume_token,
+        )  # fmt: skip
         return AvailabilityWatch(
             self._availability.WatchAvailability,
             request,
@@ -456,15 +421,10 @@ class Client:
         >>> ReservationState(r.state).name                                  # doctest: +SKIP
         'ACTIVE'
         """
-        request = reservation_pb2.CreateReservationRequest(
-            location_id=location_id,
-            lines=[reservation_pb2.ReservationLine(sku=s, quantity=q) for s, q in lines.items()],
-            method=int(method),  # type: ignore[arg-type]
-            idempotency_key=idempotency_key if idempotency_key is not None else uuid.uuid4().hex,
+        request = build.create_reservation(
+            location_id, lines, method=method, ttl=ttl, idempotency_key=idempotency_key,
             customer_reference=customer_reference,
-        )
-        if ttl is not None:
-            request.ttl.FromTimedelta(ttl)
+        )  # fmt: skip
         call = self._reservations.CreateReservation
         return self._call(call, request, timeout, metadata).reservation
 
@@ -487,12 +447,7 @@ class Client:
         """Reservations, oldest first, fetched a page at a time as you iterate."""
         token = ""
         while True:
-            request = reservation_pb2.ListReservationsRequest(
-                location_id=location_id,
-                state=0 if state is None else int(state),  # type: ignore[arg-type]
-                page_size=page_size,
-                page_token=token,
-            )
+            request = build.list_reservations(location_id, state, page_size, token)
             response = self._call(self._reservations.ListReservations, request, timeout, metadata)
             yield from response.reservations
             token = response.next_page_token
@@ -508,8 +463,7 @@ class Client:
         metadata: Metadata = (),
     ) -> Reservation:
         """Move an active hold's expiry to now + ``ttl``."""
-        request = reservation_pb2.ExtendReservationRequest(reservation_id=reservation_id)
-        request.ttl.FromTimedelta(ttl)
+        request = build.extend_reservation(reservation_id, ttl)
         call = self._reservations.ExtendReservation
         return self._call(call, request, timeout, metadata).reservation
 
@@ -594,46 +548,3 @@ class AvailabilityWatch:
             self.reconnects += 1
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
-
-
-Cart = Mapping[str, int] | Iterable[CartLine]
-
-
-def cart(lines: Mapping[str, int]) -> list[CartLine]:
-    """Cart lines from {sku: quantity}.
-
-    >>> cart({"ELEC-10000": 2})
-    [sku: "ELEC-10000"
-    quantity: 2
-    ]
-    """
-    return [CartLine(sku=sku, quantity=quantity) for sku, quantity in lines.items()]
-
-
-def origin(
-    *,
-    latitude: float | None = None,
-    longitude: float | None = None,
-    postal_code: str = "",
-    country: str = "",
-) -> Origin:
-    """An origin from a position, or from a postal code (with an optional country)."""
-    if postal_code:
-        return Origin(postal_code=postal_code, country=country)
-    if latitude is None or longitude is None:
-        raise ValueError("give latitude and longitude, or a postal code")
-    return Origin(position=LatLng(latitude=latitude, longitude=longitude), country=country)
-
-
-def _lines(value: Cart) -> list[CartLine]:
-    if isinstance(value, Mapping):
-        return cart(value)
-    return list(value)
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    if value.tzinfo is None:
-        raise ValueError("use an aware datetime, for example datetime.now(UTC)")
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp

@@ -33,6 +33,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from grpc import aio
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -182,9 +183,15 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
 _BY_CODE[grpc.StatusCode.DATA_LOSS] = InternalError
 
 
+def _is_call(error: grpc.RpcError) -> bool:
+    """A failed call of the sync API is a grpc.Call; of grpc.aio, an AioRpcError. Both
+    carry a code, details and trailing metadata."""
+    return isinstance(error, grpc.Call | aio.AioRpcError)
+
+
 def _status_details(error: grpc.RpcError) -> list[Any]:
     """The google.rpc.Status details from the call's trailing metadata, if any."""
-    trailing = error.trailing_metadata() if isinstance(error, grpc.Call) else None
+    trailing = error.trailing_metadata() if _is_call(error) else None  # type: ignore[attr-defined,unused-ignore]
     item: Any
     for item in trailing or ():
         key, value = item[0], item[1]
@@ -200,7 +207,7 @@ def _status_details(error: grpc.RpcError) -> list[Any]:
 
 def from_rpc_error(error: grpc.RpcError) -> ApiError:
     """The typed error for a failed call, with the details the server attached."""
-    call = error if isinstance(error, grpc.Call) else None
+    call: Any = error if _is_call(error) else None
     code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
     message = (call.details() if call is not None else None) or ""
     cls = _BY_CODE.get(code, UnknownError)

@@ -115,6 +115,9 @@ class OmnistockServer:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                # Clients may keep connections alive with a ping every 10 s or more (the SDK
+                # pings every 30 s while calls are open); more often is refused.
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
                 # Pre-forked workers (serve --workers N) share one port.
                 ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
             ],

@@ -1,0 +1,231 @@
+"""Request messages for each method, built once for both clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from omnistock.client._types import (
+    CartLine,
+    DeltaRecord,
+    Exposure,
+    FulfillmentMethod,
+    LatLng,
+    LocationKind,
+    Origin,
+    ReservationMethod,
+    ReservationState,
+    SkuLocation,
+    SnapshotRecord,
+    StreamDeltasRequest,
+)
+from omnistock.v1 import availability_pb2, feed_pb2, location_pb2, reservation_pb2
+
+Cart = Mapping[str, int] | Iterable[CartLine]
+
+
+def cart(lines: Mapping[str, int]) -> list[CartLine]:
+    """Cart lines from {sku: quantity}.
+
+    >>> cart({"ELEC-10000": 2})
+    [sku: "ELEC-10000"
+    quantity: 2
+    ]
+    """
+    return [CartLine(sku=sku, quantity=quantity) for sku, quantity in lines.items()]
+
+
+def origin(
+    *,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    postal_code: str = "",
+    country: str = "",
+) -> Origin:
+    """An origin from a position, or from a postal code (with an optional country).
+
+    >>> origin(postal_code="1012 AB").postal_code
+    '1012 AB'
+    """
+    if postal_code:
+        return Origin(postal_code=postal_code, country=country)
+    if latitude is None or longitude is None:
+        raise ValueError("give latitude and longitude, or a postal code")
+    return Origin(position=LatLng(latitude=latitude, longitude=longitude), country=country)
+
+
+def _lines(value: Cart) -> list[CartLine]:
+    return cart(value) if isinstance(value, Mapping) else list(value)
+
+
+def timestamp(value: datetime) -> Timestamp:
+    if value.tzinfo is None:
+        raise ValueError("use an aware datetime, for example datetime.now(UTC)")
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def list_locations(
+    kind: LocationKind | None, page_size: int, token: str
+) -> location_pb2.ListLocationsRequest:
+    return location_pb2.ListLocationsRequest(
+        page_size=page_size,
+        page_token=token,
+        kind=0 if kind is None else int(kind),  # type: ignore[arg-type]
+    )
+
+
+def get_availability(
+    sku: str, location_ids: Iterable[str], exposure: Exposure
+) -> availability_pb2.GetAvailabilityRequest:
+    return availability_pb2.GetAvailabilityRequest(
+        sku=sku,
+        location_ids=list(location_ids),
+        exposure=int(exposure),  # type: ignore[arg-type]
+    )
+
+
+def batch_get_availability(
+    pairs: Iterable[tuple[str, str]], exposure: Exposure
+) -> availability_pb2.BatchGetAvailabilityRequest:
+    return availability_pb2.BatchGetAvailabilityRequest(
+        items=[SkuLocation(sku=sku, location_id=loc) for sku, loc in pairs],
+        exposure=int(exposure),  # type: ignore[arg-type]
+    )
+
+
+def search_nearby(
+    lines: Cart,
+    where: Origin,
+    *,
+    radius_km: float | None,
+    limit: int | None,
+    open_now: bool,
+    method: FulfillmentMethod,
+    require_all: bool,
+    exposure: Exposure,
+) -> availability_pb2.SearchNearbyRequest:
+    request = availability_pb2.SearchNearbyRequest(
+        lines=_lines(lines),
+        origin=where,
+        open_now=open_now,
+        method=int(method),  # type: ignore[arg-type]
+        require_all=require_all,
+        exposure=int(exposure),  # type: ignore[arg-type]
+    )
+    if radius_km is not None:
+        request.radius_km = radius_km
+    if limit is not None:
+        request.limit = limit
+    return request
+
+
+def fulfillment_options(
+    lines: Cart, where: Origin, radius_km: float | None
+) -> availability_pb2.GetFulfillmentOptionsRequest:
+    request = availability_pb2.GetFulfillmentOptionsRequest(lines=_lines(lines), origin=where)
+    if radius_km is not None:
+        request.radius_km = radius_km
+    return request
+
+
+def watch(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    skus: Iterable[str],
+    where: Origin | None,
+    radius_km: float | None,
+    limit: int | None,
+    exposure: Exposure,
+    heartbeat_seconds: int | None,
+    resume_token: str,
+) -> availability_pb2.WatchAvailabilityRequest:
+    request = availability_pb2.WatchAvailabilityRequest(
+        pairs=[SkuLocation(sku=sku, location_id=loc) for sku, loc in pairs],
+        skus=list(skus),
+        origin=where,
+        exposure=int(exposure),  # type: ignore[arg-type]
+        resume_token=resume_token,
+    )
+    if radius_km is not None:
+        request.radius_km = radius_km
+    if limit is not None:
+        request.limit = limit
+    if heartbeat_seconds is not None:
+        request.heartbeat_seconds = heartbeat_seconds
+    return request
+
+
+def snapshot(
+    location_id: str,
+    as_of: datetime,
+    records: Iterable[SnapshotRecord | tuple[str, int]],
+    batch_size: int,
+) -> Iterator[feed_pb2.ImportSnapshotRequest]:
+    """The header with the first batch, then batches as ``records`` is read."""
+    header = feed_pb2.SnapshotHeader(location_id=location_id, as_of=timestamp(as_of))
+    batch: list[SnapshotRecord] = []
+    first = True
+    for record in records:
+        batch.append(
+            record
+            if isinstance(record, SnapshotRecord)
+            else SnapshotRecord(sku=record[0], on_hand=record[1])
+        )
+        if len(batch) >= batch_size:
+            yield feed_pb2.ImportSnapshotRequest(header=header if first else None, records=batch)
+            first, batch = False, []
+    if batch or first:
+        yield feed_pb2.ImportSnapshotRequest(header=header if first else None, records=batch)
+
+
+def delta_batch(
+    number: int, batch: StreamDeltasRequest | Sequence[DeltaRecord]
+) -> StreamDeltasRequest:
+    if isinstance(batch, StreamDeltasRequest):
+        return batch
+    return StreamDeltasRequest(batch_id=str(number), records=list(batch))
+
+
+def create_reservation(
+    location_id: str,
+    lines: Mapping[str, int],
+    *,
+    method: ReservationMethod,
+    ttl: timedelta | None,
+    idempotency_key: str | None,
+    customer_reference: str,
+) -> reservation_pb2.CreateReservationRequest:
+    request = reservation_pb2.CreateReservationRequest(
+        location_id=location_id,
+        lines=[reservation_pb2.ReservationLine(sku=s, quantity=q) for s, q in lines.items()],
+        method=int(method),  # type: ignore[arg-type]
+        # A key on every create, so that a retry can never hold twice.
+        idempotency_key=idempotency_key if idempotency_key is not None else uuid.uuid4().hex,
+        customer_reference=customer_reference,
+    )
+    if ttl is not None:
+        request.ttl.FromTimedelta(ttl)
+    return request
+
+
+def list_reservations(
+    location_id: str, state: ReservationState | None, page_size: int, token: str
+) -> reservation_pb2.ListReservationsRequest:
+    return reservation_pb2.ListReservationsRequest(
+        location_id=location_id,
+        state=0 if state is None else int(state),  # type: ignore[arg-type]
+        page_size=page_size,
+        page_token=token,
+    )
+
+
+def extend_reservation(
+    reservation_id: str, ttl: timedelta
+) -> reservation_pb2.ExtendReservationRequest:
+    request = reservation_pb2.ExtendReservationRequest(reservation_id=reservation_id)
+    request.ttl.FromTimedelta(ttl)
+    return request

@@ -1,0 +1,74 @@
+"""The SDK's examples run against a seeded server (omnistock.client.testing) and say what a
+user would expect."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from factories import update
+from omnistock.client import Client
+from omnistock.client.testing import SKUS, STORES, LocalServer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "client" / "examples"
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as running:
+        yield running
+
+
+def run(example: str, *args: str, timeout: float = 60) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / example), *args],
+        capture_output=True, text=True, timeout=timeout, check=True,
+    )  # fmt: skip
+    return done.stdout.splitlines()
+
+
+def test_the_testing_kit_seeds_a_small_store(server: LocalServer) -> None:
+    with server.client() as client:
+        assert [loc.id for loc in client.list_locations()] == sorted(
+            [store_id for store_id, *_ in STORES] + ["NL-WH-01"]
+        )
+        assert len(client.get_availability(SKUS[0])) == 4
+
+
+def test_mobile_backend_lists_nearby_stores_and_ranked_options(server: LocalServer) -> None:
+    lines = run(
+        "mobile_backend.py", "--target", server.target, "--sku", "PHONE-1", "--sku", "CASE-1"
+    )
+    assert lines[0].startswith("Amsterdam Kalverstraat: ")
+    assert "PHONE-1 IN_STOCK" in lines[0] and "ready" in lines[0]
+    assert any(line.startswith("or shipped from NL-WH-01") for line in lines)
+    assert any(line.startswith("option 1: PICKUP via NL-AMS-01") for line in lines)
+
+
+def test_partner_pushes_stock_and_holds_an_item(server: LocalServer) -> None:
+    lines = run("partner.py", "--target", server.target, "--store", "NL-UTR-01")
+    assert lines[0] == "snapshot: 2 applied, 1 zeroed"  # CHARGER-1 was not in the snapshot
+    assert lines[1] == "delta: 1 applied, 0 rejected"
+    assert lines[2].endswith("(the retry got the same: True)")
+    assert lines[3] == "state: COMMITTED"
+    assert lines[4] == "PHONE-1 available to sell now: 4"  # 6, one sold, one held
+
+
+def test_kiosk_shows_the_board_then_changes(server: LocalServer) -> None:
+    kiosk = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "kiosk.py"), "--target", server.target,
+         "--store", "NL-UTR-01", "--sku", "PHONE-1", "--events", "1"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert kiosk.stdout is not None
+    first = kiosk.stdout.readline().strip()
+    assert first == "PHONE-1 at NL-UTR-01: LIMITED"
+    with Client(server.target) as client:
+        client.apply_stock_updates([update("NL-UTR-01", "PHONE-1", 9, datetime.now(UTC))])
+    rest, _ = kiosk.communicate(timeout=30)
+    assert rest.strip() == "PHONE-1 at NL-UTR-01: IN_STOCK (3+)"
+    assert kiosk.returncode == 0
