@@ -31,7 +31,7 @@ from omnistock.server.domain.stock import (
 )
 from omnistock.server.service.changes import ChangeBus, Changes
 from omnistock.server.service.directory import LocationDirectory
-from omnistock.server.store.reservations import ReservationStore, ShortLines
+from omnistock.server.store.reservations import HoldTerms, ReservationStore, ShortLines
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.store.timeutil import to_micros
 
@@ -70,14 +70,13 @@ class ReservationService:
         policy = location.stock_policy
         now = self._clock()
         try:
-            stored, created = self._store.create(
-                new_reservation_id(),
-                new,
+            terms = HoldTerms(
                 now_us=to_micros(now),
                 expires_at_us=to_micros(now + new.ttl),
                 fresh_after_us=to_micros(now - policy.freshness_budget),
                 default_safety=policy.safety_stock_for(None),
             )
+            stored, created = self._store.create(new_reservation_id(), new, terms)
         except ShortLines as short:
             records = self._stock.records_for_pairs(
                 [(line.sku, new.location_id) for line in short.lines]

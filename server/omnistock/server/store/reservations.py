@@ -43,6 +43,17 @@ _CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
+class HoldTerms:
+    """When a hold is made and lapses, how fresh its records must be (source time at or
+    after ``fresh_after_us``), and the location's default safety stock."""
+
+    now_us: int
+    expires_at_us: int
+    fresh_after_us: int
+    default_safety: int
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     reservation: Reservation
     fingerprint: str
@@ -155,26 +166,12 @@ class ReservationStore:
     # -- writes
 
     def create(
-        self,
-        reservation_id: str,
-        new: NewReservation,
-        *,
-        now_us: int,
-        expires_at_us: int,
-        fresh_after_us: int,
-        default_safety: int,
+        self, reservation_id: str, new: NewReservation, terms: HoldTerms
     ) -> tuple[Stored, bool]:
         """Hold every line or none. Returns the reservation and whether it was made now
         (False: the idempotency key's earlier reservation). Raises ShortLines."""
         try:
-            return self._create(
-                reservation_id,
-                new,
-                now_us=now_us,
-                expires_at_us=expires_at_us,
-                fresh_after_us=fresh_after_us,
-                default_safety=default_safety,
-            )
+            return self._create(reservation_id, new, terms)
         except (psycopg.errors.UniqueViolation, sqlite3.IntegrityError):
             # A concurrent request with the same idempotency key won the insert; ours
             # rolled back (its holds with it). Answer with the winner's reservation.
@@ -189,16 +186,10 @@ class ReservationStore:
             return existing, False
 
     def _create(
-        self,
-        reservation_id: str,
-        new: NewReservation,
-        *,
-        now_us: int,
-        expires_at_us: int,
-        fresh_after_us: int,
-        default_safety: int,
+        self, reservation_id: str, new: NewReservation, terms: HoldTerms
     ) -> tuple[Stored, bool]:
         m = self._m
+        now_us, expires_at_us = terms.now_us, terms.expires_at_us
         with raw_write_transaction(self._engine) as connection:
             cursor = connection.cursor()
             if new.idempotency_key:
@@ -215,8 +206,8 @@ class ReservationStore:
                         line.quantity,
                         line.sku,
                         new.location_id,
-                        fresh_after_us,
-                        default_safety,
+                        terms.fresh_after_us,
+                        terms.default_safety,
                         line.quantity,
                     ),
                 )
