@@ -36,10 +36,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--target", default="127.0.0.1:50051")
     parser.add_argument("--sku", default="ELEC-10000")
+    parser.add_argument("--api-key", help="for a server that checks keys")
     parser.add_argument("--wait", type=float, default=0, help="seconds to wait for the server")
     args = parser.parse_args()
 
-    with Client(args.target) as client:
+    with Client(args.target, api_key=args.api_key) as client:
         wait_for(client, args.wait)
         stores = {loc.id: loc for loc in client.list_locations(kind=LocationKind.STORE)}
         print(f"{len(stores)} stores. Where is {args.sku}? (banded, as a shopper sees it)")

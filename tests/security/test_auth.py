@@ -206,3 +206,12 @@ def test_the_sdk_retries_reads_after_the_servers_retry_delay_but_not_writes(secu
         no_retry.get_availability("PHONE", [AMS])
         with pytest.raises(ResourceExhaustedError):
             no_retry.get_availability("PHONE", [AMS])
+
+
+def test_an_export_of_exact_counts_needs_the_exact_grant(secure: Secure) -> None:
+    with secure.client(secure.key("feed-banded", Role.FEED)) as banded:
+        with pytest.raises(PermissionDeniedError) as caught:
+            list(banded.export_stock(AMS))
+        assert caught.value.reason == "EXPOSURE_NOT_GRANTED"
+    with secure.client(secure.key("feed-exact", Role.FEED, exposure=Exposure.EXACT)) as exact:
+        assert [(a.sku, a.on_hand) for a in exact.export_stock(AMS)] == [("PHONE", 5)]

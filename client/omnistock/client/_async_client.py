@@ -26,6 +26,7 @@ from omnistock.client._config import (
     Retry,
     auth_metadata,
     channel_credentials,
+    method_name,
 )
 from omnistock.client._exceptions import from_rpc_error
 from omnistock.client._requests import Cart
@@ -128,7 +129,7 @@ class AsyncClient:
         timeout: float | None,
         metadata: Metadata,
     ) -> Any:
-        name = getattr(method, "_method", b"").decode().rsplit("/", 1)[-1]
+        name = method_name(method)
         if timeout is None:
             timeout = METHOD_TIMEOUTS.get(name, self.timeout)
         attempts = self.retry.attempts if name in IDEMPOTENT else 1
@@ -432,7 +433,7 @@ class AsyncClient:
 class AsyncAvailabilityWatch:
     """An open WatchAvailability stream for asyncio that resumes after a disconnect."""
 
-    RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL)
+    RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE,)
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from omnistock.client._config import (
     Retry,
     auth_metadata,
     channel_credentials,
+    method_name,
 )
 from omnistock.client._exceptions import from_rpc_error
 from omnistock.client._requests import Cart
@@ -139,7 +140,7 @@ class Client:
         *,
         stream: bool = False,
     ) -> Response:
-        name = getattr(method, "_method", b"").decode().rsplit("/", 1)[-1]
+        name = method_name(method)
         # Streams carry whole files: they get no deadline unless the caller sets one.
         if timeout is None and not stream:
             timeout = METHOD_TIMEOUTS.get(name, self.timeout)
@@ -376,7 +377,7 @@ class Client:
 
         Iterate it for WatchAvailabilityResponse messages: a SNAPSHOT first, then a CHANGE
         whenever an answer changes, and HEARTBEATs. When the connection drops, it
-        reconnects (backing off up to 5 s) with the last resume token, so the next message
+        reconnects (backing off to about 5 s between tries) with the last resume token, so the next message
         is a CHANGE of only what changed meanwhile. ``cancel()`` (or leaving a ``with``
         block) ends it.
 
@@ -496,7 +497,7 @@ class Client:
 class AvailabilityWatch:
     """An open WatchAvailability stream that resumes after a disconnect."""
 
-    RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL)
+    RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE,)
 
     def __init__(
         self,

@@ -10,9 +10,10 @@ import grpc
 
 DEFAULT_TIMEOUT = 10.0
 
-# Reads, and writes that are safe to repeat: CreateReservation carries an idempotency key
-# (the SDK sets one), and a reservation's state moves answer a repeat with the reservation
-# as it is. Nothing else is retried: a repeated delta would count twice.
+# Reads, and writes that carry what makes a repeat harmless: CreateReservation an
+# idempotency key (the SDK sets one), a reservation's state moves the reservation id and
+# its target state (a repeat answers with the reservation as it is). Other writes are
+# not retried: a repeated delta would count twice, and the rest carry no key.
 IDEMPOTENT = frozenset(
     {
         "GetLocation", "ListLocations", "GetAvailability", "BatchGetAvailability",
@@ -88,3 +89,10 @@ def channel_credentials(
 
 def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+
+def method_name(method: object) -> str:
+    """The RPC's short name (``GetAvailability``) from a stub's callable."""
+    raw = getattr(method, "_method", b"")
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return text.rsplit("/", 1)[-1]

@@ -8,6 +8,7 @@ from typing import Any
 from grpc import aio
 from omnistock.server.domain.errors import FieldViolation, InvalidArgument, Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
+from omnistock.server.domain.stock import Exposure
 from omnistock.server.service.feeds import (
     FeedService,
     FeedStatus,
@@ -320,6 +321,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             check_id(v, request.location_id, "location_id")
         v.raise_if_any()
         who = principal()
+        who.require_exposure(Exposure.EXACT)  # an export carries exact counts
         if request.location_id:
             who.require_locations([request.location_id])
         pages = self._service.export_stock(request.location_id or None)
