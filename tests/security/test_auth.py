@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -215,3 +216,25 @@ def test_an_export_of_exact_counts_needs_the_exact_grant(secure: Secure) -> None
         assert caught.value.reason == "EXPOSURE_NOT_GRANTED"
     with secure.client(secure.key("feed-exact", Role.FEED, exposure=Exposure.EXACT)) as exact:
         assert [(a.sku, a.on_hand) for a in exact.export_stock(AMS)] == [("PHONE", 5)]
+
+
+def test_the_import_command_sends_its_api_key(secure: Secure, tmp_path: Path) -> None:
+    from omnistock.server.cli import main
+
+    feed = tmp_path / "stock.csv"
+    feed.write_text("location_id,sku,on_hand\nNL-AMS-01,PHONE,8\n")
+    args = [
+        "import",
+        str(feed),
+        "--format",
+        "csv",
+        "--mode",
+        "snapshot",
+        "--target",
+        secure.server.target,
+    ]
+    args += ["--as-of", NOW.isoformat()]
+    assert main([*args, "--api-key", "osk_000000000000_wrong"]) != 0
+    assert main([*args, "--api-key", secure.key("pos-ams", Role.FEED, locations=[AMS])]) == 0
+    with secure.client(secure.key("check", Role.READ, exposure=Exposure.EXACT)) as client:
+        assert client.get_availability("PHONE", [AMS], exposure=Exposure.EXACT)[0].on_hand == 8

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -151,6 +152,7 @@ def _import(args: argparse.Namespace) -> int:
         as_of=args.as_of,
         rejects=args.rejects,
         batch_size=args.batch_size,
+        api_key=args.api_key,
     )
     return run_import(options, out=sys.stdout, err=sys.stderr)
 
@@ -158,7 +160,14 @@ def _import(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from omnistock.server.files import run_export
 
-    return run_export(args.target, args.output, args.location, out=sys.stdout, err=sys.stderr)
+    return run_export(
+        args.target,
+        args.output,
+        args.location,
+        out=sys.stdout,
+        err=sys.stderr,
+        api_key=args.api_key,
+    )
 
 
 def _location_id(text: str) -> str:
@@ -185,6 +194,9 @@ def _batch_size(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_STOCK_UPDATES:
         raise argparse.ArgumentTypeError(f"must be a number from 1 to {MAX_STOCK_UPDATES:,}")
     return int(text)
+
+
+_KEY_HELP = "a key with the feed role (export: and exact exposure) [$OMNISTOCK_API_KEY]"
 
 
 def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -218,6 +230,7 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         " [snapshots: the first line's source_updated_at, else now]",
     )
     imports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
+    imports.add_argument("--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_KEY_HELP)
     imports.add_argument(
         "--rejects", type=Path, metavar="PATH", help="the rejects file [FILE.rejects]"
     )
@@ -237,6 +250,7 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     exports.add_argument("--format", required=True, choices=["google-local"])
     exports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
+    exports.add_argument("--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_KEY_HELP)
     exports.add_argument("--output", required=True, type=Path, metavar="PATH")
     exports.add_argument("--location", type=_location_id, metavar="ID", help="one store only")
     exports.set_defaults(run=_export)

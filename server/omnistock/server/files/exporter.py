@@ -72,7 +72,15 @@ def write_google_local(client: Client, out: TextIO, location: str | None) -> Exp
     return result
 
 
-def run_export(target: str, output: Path, location: str | None, *, out: TextIO, err: TextIO) -> int:
+def run_export(
+    target: str,
+    output: Path,
+    location: str | None,
+    *,
+    out: TextIO,
+    err: TextIO,
+    api_key: str | None = None,
+) -> int:
     if output.is_dir():
         print(f"omnistock export: {output} is a directory", file=err)
         return 2
@@ -81,7 +89,10 @@ def run_export(target: str, output: Path, location: str | None, *, out: TextIO, 
         return 2
     partial = output.with_name(f".{output.name}.partial")
     try:
-        with Client(target) as client, partial.open("w", encoding="utf-8", newline="") as file:
+        with (
+            Client(target, api_key=api_key) as client,
+            partial.open("w", encoding="utf-8", newline="") as file,
+        ):
             result = write_google_local(client, file, location)
         os.replace(partial, output)
     except (ApiError, ExportError, OSError) as error:

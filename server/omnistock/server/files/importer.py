@@ -33,6 +33,7 @@ class ImportOptions:
     as_of: datetime | None = None
     rejects: Path | None = None  # default: the file's path + ".rejects"
     batch_size: int | None = None
+    api_key: str | None = None  # for a server that checks keys
 
 
 def rejects_path(options: ImportOptions) -> Path:
@@ -100,7 +101,7 @@ def run_import(options: ImportOptions, *, out: TextIO, err: TextIO) -> int:
     with (
         reader,
         RejectsWriter(rejects_path(options)) as rejects,
-        Client(options.target) as client,
+        Client(options.target, api_key=options.api_key) as client,
         quiet_aborts(),
     ):
         summary: Callable[[], list[str]]
