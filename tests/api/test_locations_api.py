@@ -114,3 +114,11 @@ def test_a_page_token_that_was_never_issued_is_invalid(client: Client) -> None:
             (),
         )
     assert [v.field for v in caught.value.field_violations] == ["page_token"]
+
+
+@pytest.mark.parametrize("seconds", [-86_399_999_913_601, 10**12, 400 * 24 * 3600])
+def test_a_freshness_budget_out_of_range_is_a_field_violation(client: Client, seconds: int) -> None:
+    # Found by the fuzzing: such a duration overflowed before it could be checked.
+    with pytest.raises(InvalidArgumentError) as caught:
+        client.upsert_locations([store("NL-AMS-01", freshness_budget=Duration(seconds=seconds))])
+    assert [v.field for v in caught.value.field_violations] == ["locations[0].freshness_budget"]

@@ -88,13 +88,19 @@ def check_source_timestamp(v: Violations, value: Timestamp, field_path: str, pre
         v.add(field_path, "must be a time between the years 2000 and 2100")
 
 
+MAX_FRESHNESS_SECONDS = 366 * 24 * 3600
+
+
 def location_from_proto(v: Violations, msg: location_pb2.Location, prefix: str) -> Location | None:
     kind = kind_from_proto(msg.kind)
     budget: timedelta | None = None
     if msg.HasField("freshness_budget"):
-        budget = timedelta(
-            seconds=msg.freshness_budget.seconds, microseconds=msg.freshness_budget.nanos // 1000
-        )
+        given = msg.freshness_budget
+        # Checked before it becomes a timedelta, which overflows past a billion days.
+        if 0 <= given.seconds <= MAX_FRESHNESS_SECONDS and 0 <= given.nanos < 1_000_000_000:
+            budget = timedelta(seconds=given.seconds, microseconds=given.nanos // 1000)
+        else:
+            v.add(f"{prefix}.freshness_budget", "must be a duration from 1 second to 366 days")
     safety = msg.default_safety_stock if msg.HasField("default_safety_stock") else None
     before = len(v.items)
     v.check(msg.HasField("position"), f"{prefix}.position", "is required")

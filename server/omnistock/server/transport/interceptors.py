@@ -144,8 +144,10 @@ class InterceptorLayer:
             )
         self.auth.limiter.take(who)
         CURRENT.set(who)
-        note: dict[str, object] | None = {} if method in WRITE_METHODS else None
-        AUDIT.set(note)
+        note: dict[str, object] | None = None
+        if method in WRITE_METHODS:  # each call runs in a task of its own: reads need no reset
+            note = {}
+            AUDIT.set(note)
         if parse is not None:
             request = (
                 _parsed_stream(request, parse) if streaming_request else _parse(request, parse)
