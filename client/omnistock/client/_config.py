@@ -68,7 +68,6 @@ class Retry:
         return wait
 
 
-NO_RETRY = Retry(attempts=1)
 DEFAULT_RETRY = Retry()
 
 

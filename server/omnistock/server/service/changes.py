@@ -58,9 +58,6 @@ class Changes:
             self.directory or other.directory,
         )
 
-    def touches(self, pair: Pair) -> bool:
-        return pair in self.pairs or pair[1] in self.locations
-
 
 Subscriber = Callable[[Changes], None]
 
@@ -79,7 +76,6 @@ class ChangeBus:
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
         self._transport = transport
-        self.received = 0  # batches from other processes
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         with self._lock:
@@ -93,7 +89,7 @@ class ChangeBus:
 
     def start(self) -> None:
         if self._transport is not None:
-            self._transport.start(self._receive)
+            self._transport.start(self._deliver)
 
     def publish(self, changes: Changes) -> None:
         """Tell this process at once, and the others through the transport."""
@@ -102,10 +98,6 @@ class ChangeBus:
         self._deliver(changes)
         if self._transport is not None:
             self._transport.send(changes)
-
-    def _receive(self, changes: Changes) -> None:
-        self.received += 1
-        self._deliver(changes)
 
     def _deliver(self, changes: Changes) -> None:
         for subscriber in self._subscribers:

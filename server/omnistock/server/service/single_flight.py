@@ -22,7 +22,6 @@ class SingleFlight(Generic[V]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loading: dict[Hashable, Future[V]] = {}
-        self.loads = 0  # calls of a loader, for tests and metrics
 
     def run(self, key: Hashable, load: Callable[[], V]) -> V:
         with self._lock:
@@ -30,7 +29,6 @@ class SingleFlight(Generic[V]):
             leader = future is None
             if future is None:
                 future = self._loading[key] = Future()
-                self.loads += 1
         if not leader:
             return future.result()
         try:

@@ -147,10 +147,6 @@ class WatchHub:
         self._pending: dict[Watch, set[Pair]] = {}
         self._refreshing: asyncio.Task[None] | None = None
 
-    @property
-    def watches(self) -> int:
-        return len({w for ws in self._by_location.values() for w in ws})
-
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
