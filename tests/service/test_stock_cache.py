@@ -40,3 +40,66 @@ def test_size_zero_turns_the_cache_off() -> None:
     cache = StockCache(maxsize=0)
     cache.fill([(("S1", "L1"), rec(5))], generation=cache.generation)
     assert cache.get(("S1", "L1")) is None
+
+
+def at(location: str, on_hand: int) -> StockRecord:
+    return StockRecord(location, "S1", on_hand, 0, None, AT)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_sku_map_lives_for_its_ttl_and_until_a_write_touches_the_sku() -> None:
+    clock = Clock()
+    cache = StockCache(ttl=5, timer=clock)
+    records = {"L1": at("L1", 5)}
+    cache.fill_sku("S1", records, generation=cache.generation)
+    clock.now = 4.9
+    assert cache.get_sku("S1") is records
+    clock.now = 5.0
+    assert cache.get_sku("S1") is None
+    cache.fill_sku("S1", {"L1": at("L1", 5)}, generation=cache.generation)
+    assert cache.get_sku("S1") == records
+    cache.invalidate([("S1", "L1")])
+    assert cache.get_sku("S1") is None
+
+
+def test_a_refill_keeps_the_records_and_the_map_that_did_not_change() -> None:
+    clock = Clock()
+    cache = StockCache(ttl=1, timer=clock)
+    first = {"L1": at("L1", 5), "L2": at("L2", 3)}
+    assert cache.fill_sku("S1", first, generation=cache.generation) is first
+    clock.now = 2.0
+    # The same values read again: the same map, so identity-keyed caches stay valid.
+    same = cache.fill_sku("S1", {"L1": at("L1", 5), "L2": at("L2", 3)}, generation=cache.generation)
+    assert same is first
+    # One record changed (after a write): a new map; the unchanged record is the old object.
+    cache.invalidate([("S1", "L2")])
+    changed = cache.fill_sku(
+        "S1", {"L1": at("L1", 5), "L2": at("L2", 9)}, generation=cache.generation
+    )
+    assert changed is not first
+    assert changed["L1"] is first["L1"]
+    assert changed["L2"] == at("L2", 9)
+    assert cache.get_sku("S1") is changed
+    # A record gone or added is a change too.
+    cache.clear()
+    fewer = cache.fill_sku("S1", {"L1": at("L1", 5)}, generation=cache.generation)
+    assert fewer == {"L1": at("L1", 5)} and fewer is not changed
+
+
+def test_sku_maps_are_bounded_by_their_records_in_all() -> None:
+    cache = StockCache(maxsize=10)
+    big = {f"L{i}": at(f"L{i}", 1) for i in range(11)}
+    cache.fill_sku("S1", big, generation=cache.generation)
+    assert cache.get_sku("S1") is None  # larger than the whole cache: not kept
+    for sku in ("A", "B", "C"):
+        cache.fill_sku(sku, {f"L{i}": at(f"L{i}", 1) for i in range(4)}, generation=cache.generation)
+    # 12 records would exceed 10: the least recently used map went.
+    assert cache.get_sku("A") is None
+    assert cache.get_sku("B") is not None and cache.get_sku("C") is not None

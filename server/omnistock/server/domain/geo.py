@@ -38,6 +38,8 @@ class Nearby(Generic[T]):
 
 
 CELL_DEGREES = 0.02
+# A query first reads the square of cells this many cells around the origin's cell.
+BLOCK = 2
 
 # item and its position as a unit vector (x, y, z)
 _Point = tuple[T, float, float, float]
@@ -80,6 +82,9 @@ class GridIndex(Generic[T]):
         # Each point is kept as a unit vector: a query measures it with a chord, three
         # subtractions and no trigonometry, and converts to kilometres only what it yields.
         self._cells: defaultdict[tuple[int, int], list[_Point[T]]] = defaultdict(list)
+        # The points of the block of cells around a cell, made when a query first starts
+        # in that cell (see nearest_in_any).
+        self._blocks: dict[tuple[int, int], list[_Point[T]]] = {}
         self.size = 0
         for item, lat, lon in points:
             self._cells[_key(lat, lon, cell_degrees)].append((item, *_unit(lat, lon)))
@@ -97,6 +102,22 @@ class GridIndex(Generic[T]):
         """Every point within ``radius_km`` (that ``keep`` accepts), nearest first, read
         lazily (see nearest_in_any), so a caller that stops early reads only inner cells."""
         return nearest_in_any([self], lat, lon, radius_km, first_ring_km=first_ring_km, keep=keep)
+
+    def block(self, key: tuple[int, int]) -> list[_Point[T]]:
+        """The points of the cells within BLOCK cells of ``key`` (a square of
+        2 * BLOCK + 1 cells a side), kept once made."""
+        points = self._blocks.get(key)
+        if points is None:
+            i, j = key
+            cells = self._cells
+            points = [
+                point
+                for di in range(-BLOCK, BLOCK + 1)
+                for dj in range(-BLOCK, BLOCK + 1)
+                for point in cells.get((i + di, j + dj), _EMPTY)
+            ]
+            self._blocks[key] = points
+        return points
 
     def within(
         self, lat: float, lon: float, radius_km: float, *, keep: Callable[[T], bool] | None = None
@@ -147,6 +168,20 @@ class _Query:
         ]  # fmt: skip
         return [(math.sqrt(down + across), (i, j)) for i, down in rows for j, across in columns]
 
+    def clearance(self, key: tuple[int, int], cell: float) -> float:
+        """A lower bound of the distance from the origin to any point outside the block
+        around ``key`` (see GridIndex.block); 0 where the block nears a pole or the
+        antimeridian, which the block does not wrap."""
+        i, j = key
+        south, north = (i - BLOCK) * cell, (i + BLOCK + 1) * cell
+        west, east = (j - BLOCK) * cell, (j + BLOCK + 1) * cell
+        if not (-80.0 < south and north < 80.0 and -180.0 < west and east < 180.0):
+            return 0.0
+        # As in cells(): a flat distance with the narrowest longitude degree, less 1%.
+        squeeze = math.cos(math.radians(max(abs(south), abs(north))))
+        scale = 0.99 * KM_PER_DEGREE_LATITUDE
+        return scale * min(self.lat - south, north - self.lat, squeeze * (self.lon - west), squeeze * (east - self.lon))
+
     def collect(
         self,
         grids: Sequence[GridIndex[T]],
@@ -188,11 +223,30 @@ def nearest_in_any(
     if not grids:
         return
     cell = grids[0].cell_degrees
-    found: list[tuple[float, int, T]] = []
+    query = _Query(lat, lon, radius_km)
     seen: set[int] = set()
+    # First the block of cells around the origin's cell, kept by each grid: every point
+    # nearer than the block's edge is in it, so those come out in order straight away.
+    # A caller that wants more (a sparse area, a wide filter) goes on to the walk.
+    key = _key(lat, lon, cell)
+    clearance = query.clearance(key, cell)
+    if clearance > 0:
+        x, y, z = query.x, query.y, query.z
+        bound = min(query.limit, _chord2(clearance))
+        near: dict[int, tuple[float, int, T]] = {}
+        for grid in grids:
+            for item, px, py, pz in grid.block(key):
+                chord2 = (px - x) ** 2 + (py - y) ** 2 + (pz - z) ** 2
+                if chord2 <= bound and (keep is None or keep(item)):
+                    near[id(item)] = (chord2, id(item), item)
+        for chord2, ident, item in sorted(near.values()):
+            seen.add(ident)
+            yield Nearby(item, _km(chord2))
+        if clearance >= radius_km:
+            return
+    found: list[tuple[float, int, T]] = []
     read: set[tuple[int, int]] = set()
     ring = min(first_ring_km, radius_km)
-    query = _Query(lat, lon, radius_km)
     pop = heapq.heappop
     while True:
         for bound, key in sorted(query.cells(ring, cell)):

@@ -246,8 +246,8 @@ class ShoppingService:
                 if memory_only:
                     raise _NeedsDatabase
                 generation = self._cache.generation
-                cached = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
-                self._cache.fill_sku(sku, cached, generation=generation)
+                read = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
+                cached = self._cache.fill_sku(sku, read, generation=generation)
             result[sku] = cached
         unknown = [sku for sku, records in result.items() if not records]
         if unknown:
@@ -345,6 +345,10 @@ class ShoppingService:
         exposure: Exposure,
         memory_only: bool = False,
     ) -> SearchResult:
+        if not memory_only:
+            # Renews the directory when its check is due (the memory-only path waits
+            # for that), even when every grid and answer this search needs is cached.
+            self._directory.all()
         point = self.resolve(origin)
         records = self._records([line.sku for line in lines], memory_only=memory_only)
         now = self._clock()

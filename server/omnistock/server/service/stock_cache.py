@@ -4,6 +4,11 @@ Two maps: by (sku, location_id), a StockRecord or ABSENT when the location
 never reported the sku; and by sku, every record of that sku (for searches,
 which look at one sku across many locations). Entries live ``ttl`` seconds at most.
 
+A refill keeps what did not change: a by-sku map read again after its TTL hands back
+the same record objects for the records that are equal, and the same map when all are,
+so caches keyed on their identity (a search's holder grids and store answers) stay
+valid across refills.
+
 Coherence: every write in this process invalidates the keys it touched, before
 the writer returns. A read that started before a write must not put its older
 result back after the invalidation, so fills carry the write generation seen
@@ -16,10 +21,11 @@ Thread-safe: the event loop reads it, database threads fill and invalidate it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Final
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 from omnistock.server.domain.stock import StockRecord
 from omnistock.server.service.changes import Changes
 
@@ -37,13 +43,24 @@ DEFAULT_TTL_SECONDS = 1.0
 
 
 class StockCache:
-    def __init__(self, *, maxsize: int = DEFAULT_MAXSIZE, ttl: float = DEFAULT_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        maxsize: int = DEFAULT_MAXSIZE,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.enabled = maxsize > 0 and ttl > 0
+        self._ttl = ttl
+        self._timer = timer
         self._entries: TTLCache[Key, StockRecord | _Absent] = TTLCache(
-            maxsize=max(1, maxsize), ttl=max(ttl, 1e-9)
+            maxsize=max(1, maxsize), ttl=max(ttl, 1e-9), timer=timer
         )
-        self._by_sku: TTLCache[str, dict[str, StockRecord]] = TTLCache(
-            maxsize=max(1, maxsize // 10), ttl=max(ttl, 1e-9)
+        # sku -> (loaded at, records by location id), at most ``maxsize`` records in all.
+        # An expired or invalidated map stays until it is evicted or refilled, so that
+        # the refill can keep what did not change.
+        self._by_sku: LRUCache[str, tuple[float, dict[str, StockRecord]]] = LRUCache(
+            maxsize=max(1, maxsize), getsizeof=_records_in
         )
         self._lock = threading.Lock()
         self._generation = 0
@@ -83,21 +100,36 @@ class StockCache:
         if not self.enabled:
             return None
         with self._lock:
-            return self._by_sku.get(sku)
+            entry = self._by_sku.get(sku)
+        if entry is None or self._timer() - entry[0] >= self._ttl:
+            return None
+        return entry[1]
 
-    def fill_sku(self, sku: str, records: dict[str, StockRecord], *, generation: int) -> None:
+    def fill_sku(
+        self, sku: str, records: dict[str, StockRecord], *, generation: int
+    ) -> dict[str, StockRecord]:
+        """Store the records of ``sku`` read at ``generation`` (unless a write has happened
+        since) and return the map to use: ``records``, with each record equal to the one
+        it replaces swapped for that one, or the previous map itself when nothing changed."""
         if not self.enabled:
-            return
+            return records
         with self._lock:
-            if generation == self._generation:
-                self._by_sku[sku] = records
+            previous = self._by_sku.get(sku)
+        if previous is not None:
+            records = _keep_unchanged(previous[1], records)
+        with self._lock:
+            if generation == self._generation and _records_in((0.0, records)) <= self._by_sku.maxsize:
+                self._by_sku[sku] = (self._timer(), records)
+        return records
 
     def invalidate(self, keys: Iterable[Key]) -> None:
         with self._lock:
             self._generation += 1
             for key in keys:
                 self._entries.pop(key, None)
-                self._by_sku.pop(key[0], None)
+                entry = self._by_sku.get(key[0])
+                if entry is not None:
+                    self._by_sku[key[0]] = (_EXPIRED, entry[1])
 
     def apply(self, changes: Changes) -> None:
         """A change bus subscriber: forget what ``changes`` touched."""
@@ -110,4 +142,21 @@ class StockCache:
         with self._lock:
             self._generation += 1
             self._entries.clear()
-            self._by_sku.clear()
+            for sku, (_, records) in list(self._by_sku.items()):
+                self._by_sku[sku] = (_EXPIRED, records)
+
+
+_EXPIRED = float("-inf")
+
+
+def _records_in(entry: tuple[float, dict[str, StockRecord]]) -> int:
+    return max(1, len(entry[1]))
+
+
+def _keep_unchanged(
+    old: dict[str, StockRecord], new: dict[str, StockRecord]
+) -> dict[str, StockRecord]:
+    kept = {key: (was if (was := old.get(key)) == record else record) for key, record in new.items()}
+    if kept.keys() == old.keys() and all(kept[key] is old[key] for key in kept):
+        return old
+    return kept
