@@ -140,8 +140,10 @@ class NearbyPresenter:
         self._blocks: MinuteCache[int, tuple[StoreAnswer, bytes]] = MinuteCache()
         self._ships: MinuteCache[int, tuple[ShipAnswer, bytes]] = MinuteCache(max_entries=10_000)
 
-    def _block(self, answer: NearbyAnswer) -> bytes:
-        """A store's NearbyLocation fields but the distance, serialized."""
+    def _entry(self, answer: NearbyAnswer) -> bytes:
+        """A store's entry in the response's locations but the distance's eight bytes:
+        the field's tag and length, the NearbyLocation fields but the distance, and the
+        distance's tag."""
         store = answer.store
         minute = store.presentation.minute
         # The service hands back the same StoreAnswer while it stands: encode it once.
@@ -160,9 +162,10 @@ class NearbyPresenter:
             open_now=p.open_now,
             time_zone=answer.location.time_zone,
         )
-        block = message.SerializeToString()
-        self._blocks.put(minute, id(store), (store, block))
-        return block
+        block = message.SerializeToString() + _DISTANCE
+        entry = _tag_and_length(_LOCATIONS, len(block) + 8) + block
+        self._blocks.put(minute, id(store), (store, entry))
+        return entry
 
     def _ship(self, answer: ShipAnswer, minute: datetime) -> bytes:
         # The service reuses a cart's ship answer within the minute: encode it once.
@@ -176,10 +179,8 @@ class NearbyPresenter:
     def encode(self, result: SearchResult, now: datetime) -> bytes:
         """The serialized SearchNearbyResponse for ``result``."""
         minute = now.replace(second=0, microsecond=0)
-        parts = [
-            _field(_LOCATIONS, self._block(answer) + _DISTANCE + _double(round(answer.distance_km, 3)))
-            for answer in result.locations
-        ]  # fmt: skip
+        entry, distance = self._entry, _double
+        parts = [entry(answer) + distance(round(answer.distance_km, 3)) for answer in result.locations]
         if result.ship is not None:
             parts.append(self._ship(result.ship, minute))
         parts.append(_field(_ORIGIN, latlng(result.origin).SerializeToString()))
@@ -190,21 +191,25 @@ class NearbyPresenter:
 _LOCATIONS = b"\x0a"  # SearchNearbyResponse.locations = 1
 _SHIP = b"\x12"  # SearchNearbyResponse.ship = 2
 _ORIGIN = b"\x1a"  # SearchNearbyResponse.origin = 3
-_DISTANCE = b"\x19"  # NearbyLocation.distance_km = 3, a double
+_DISTANCE = b"\x19"  # NearbyLocation.distance_km = 3, a double (8 bytes)
 _double = struct.Struct("<d").pack
 
 
 def _field(tag: bytes, body: bytes) -> bytes:
     """A length-delimited field: its tag, its length as a varint, its bytes."""
-    n = len(body)
+    return _tag_and_length(tag, len(body)) + body
+
+
+def _tag_and_length(tag: bytes, n: int) -> bytes:
+    """The start of a length-delimited field of ``n`` bytes: its tag, then n as a varint."""
     if n < 0x80:
-        return tag + bytes((n,)) + body
+        return tag + bytes((n,))
     length = bytearray()
     while n >= 0x80:
         length.append((n & 0x7F) | 0x80)
         n >>= 7
     length.append(n)
-    return tag + bytes(length) + body
+    return tag + bytes(length)
 
 
 def ship_to_proto(answer: ShipAnswer) -> availability_pb2.ShipOption:
