@@ -99,7 +99,9 @@ def test_sku_maps_are_bounded_by_their_records_in_all() -> None:
     cache.fill_sku("S1", big, generation=cache.generation)
     assert cache.get_sku("S1") is None  # larger than the whole cache: not kept
     for sku in ("A", "B", "C"):
-        cache.fill_sku(sku, {f"L{i}": at(f"L{i}", 1) for i in range(4)}, generation=cache.generation)
+        cache.fill_sku(
+            sku, {f"L{i}": at(f"L{i}", 1) for i in range(4)}, generation=cache.generation
+        )
     # 12 records would exceed 10: the least recently used map went.
     assert cache.get_sku("A") is None
     assert cache.get_sku("B") is not None and cache.get_sku("C") is not None

@@ -143,6 +143,7 @@ class OmnistockServer:
                     PostcodeRepository(self.engine),
                     clock=clock,
                     cache=self.stock_cache,
+                    background=self.runner.submit,
                 ),
                 self.runner,
                 self.watches,

@@ -175,12 +175,17 @@ class _Query:
         i, j = key
         south, north = (i - BLOCK) * cell, (i + BLOCK + 1) * cell
         west, east = (j - BLOCK) * cell, (j + BLOCK + 1) * cell
-        if not (-80.0 < south and north < 80.0 and -180.0 < west and east < 180.0):
+        if not (south > -80.0 and north < 80.0 and west > -180.0 and east < 180.0):
             return 0.0
         # As in cells(): a flat distance with the narrowest longitude degree, less 1%.
         squeeze = math.cos(math.radians(max(abs(south), abs(north))))
         scale = 0.99 * KM_PER_DEGREE_LATITUDE
-        return scale * min(self.lat - south, north - self.lat, squeeze * (self.lon - west), squeeze * (east - self.lon))
+        return scale * min(
+            self.lat - south,
+            north - self.lat,
+            squeeze * (self.lon - west),
+            squeeze * (east - self.lon),
+        )
 
     def collect(
         self,

@@ -61,8 +61,8 @@ class LocationDirectory:
             self._loaded_at = float("-inf")
             self._version = (-1, -1)
 
-    def _current(self) -> dict[str, Location]:
-        if time.monotonic() - self._loaded_at > self._max_age:
+    def _current(self, renew: bool = True) -> dict[str, Location]:
+        if renew and time.monotonic() - self._loaded_at > self._max_age:
             if self._repository.version() == self._version:
                 self._loaded_at = time.monotonic()
             else:
@@ -118,14 +118,15 @@ class LocationDirectory:
         self._current()
         return self._all
 
-    def shippers(self) -> list[Location]:
-        """Active locations that ship to shoppers."""
-        self._current()
+    def shippers(self, *, renew: bool = True) -> list[Location]:
+        """Active locations that ship to shoppers (``renew``: refreshed first when due;
+        without it, from memory, never touching the database)."""
+        self._current(renew)
         return self._shippers
 
-    def by_id(self) -> dict[str, Location]:
-        """Every location by id (refreshed when due)."""
-        return self._current()
+    def by_id(self, *, renew: bool = True) -> dict[str, Location]:
+        """Every location by id (``renew`` as for shippers)."""
+        return self._current(renew)
 
     def active(self) -> list[Location]:
         self._current()

@@ -7,6 +7,8 @@ stock key is sku first, so that is one range scan), cached per sku.
 
 from __future__ import annotations
 
+import functools
+import logging
 import operator
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +46,8 @@ from omnistock.server.service.minute_cache import MinuteCache
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.postcodes import PostcodeRepository, normalize_postal_code
 from omnistock.server.store.stock import StockRepository
+
+log = logging.getLogger("omnistock.nearby")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +158,17 @@ class ShoppingService:
         *,
         clock: Callable[[], datetime],
         cache: StockCache | None = None,
+        background: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._stock = stock
+        # Runs a refresh off the event loop (a database thread); with it, a search from
+        # memory goes on with cached records whose TTL has passed while they are read
+        # again, instead of sending the search to the database. Writes in this process
+        # and the change bus drop cached records at once; the TTL only bounds how long
+        # a lost change notice could go unseen.
+        self._background = background
+        self._refreshing: set[object] = set()
+        self._refresh_lock = threading.Lock()
         self._directory = directory
         self._postcodes = postcodes
         self._clock = clock
@@ -241,18 +254,49 @@ class ShoppingService:
         """Every record of each sku, by location id; NOT_FOUND for a sku nobody reported."""
         result: dict[str, dict[str, StockRecord]] = {}
         for sku in skus:
-            cached = self._cache.get_sku(sku)
-            if cached is None:
-                if memory_only:
+            if memory_only:
+                cached, due = self._cache.peek_sku(sku)
+                if cached is None or (due and self._background is None):
                     raise _NeedsDatabase
-                generation = self._cache.generation
-                read = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
-                cached = self._cache.fill_sku(sku, read, generation=generation)
+                if due:
+                    self._later(("sku", sku), functools.partial(self._read_sku, sku))
+            else:
+                cached = self._cache.get_sku(sku)
+                if cached is None:
+                    cached = self._read_sku(sku)
             result[sku] = cached
         unknown = [sku for sku, records in result.items() if not records]
         if unknown:
             raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
         return result
+
+    def _read_sku(self, sku: str) -> dict[str, StockRecord]:
+        generation = self._cache.generation
+        read = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
+        return self._cache.fill_sku(sku, read, generation=generation)
+
+    def _later(self, key: object, refresh: Callable[[], object]) -> None:
+        """Run ``refresh`` in the background unless a refresh of ``key`` is under way."""
+        assert self._background is not None
+        with self._refresh_lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def run() -> None:
+            try:
+                refresh()
+            except Exception:
+                log.exception("refreshing %s in the background failed", key)
+            finally:
+                with self._refresh_lock:
+                    self._refreshing.discard(key)
+
+        try:
+            self._background(run)
+        except RuntimeError:  # the pool has shut down: the server is stopping
+            with self._refresh_lock:
+                self._refreshing.discard(key)
 
     def _lines(
         self,
@@ -309,7 +353,7 @@ class ShoppingService:
         """The best shipping location: has every line, then earliest delivery, then id;
         failing that, the one with most lines."""
         best: tuple[tuple[object, ...], ShipAnswer] | None = None
-        for location in self._directory.shippers():
+        for location in self._directory.shippers(renew=False):
             answers = self._lines(location, lines, records, now, exposure)
             delivery = delivered_by(location, delivery_date(location, now))
             answer = ShipAnswer(location, answers, delivery)
@@ -325,8 +369,12 @@ class ShoppingService:
     ) -> SearchResult | None:
         """search_nearby from memory alone, so the event loop may run it; None when it
         would need the database (a postal code, a sku not cached, a directory refresh)."""
-        if origin.latitude is None or not self._directory.is_fresh():
+        if origin.latitude is None:
             return None
+        if not self._directory.is_fresh():
+            if self._background is None or self._directory.generation == 0:
+                return None
+            self._later("directory", self._directory.all)
         try:
             return self.search_nearby(lines, origin, memory_only=True, **options)
         except _NeedsDatabase:
@@ -436,7 +484,7 @@ class ShoppingService:
             cached = self._holder_grids.get(id(by_location))
         if cached is not None and cached[0] is by_location and cached[1] == generation:
             return cached[2]
-        by_id = self._directory.by_id()
+        by_id = self._directory.by_id(renew=False)
         holders = (by_id.get(location_id) for location_id in by_location)
         grid = GridIndex(
             (loc, loc.latitude, loc.longitude) for loc in holders if loc is not None and loc.active

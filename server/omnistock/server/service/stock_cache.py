@@ -105,6 +105,18 @@ class StockCache:
             return None
         return entry[1]
 
+    def peek_sku(self, sku: str) -> tuple[dict[str, StockRecord] | None, bool]:
+        """The records of ``sku`` unless a write has touched them since they were read
+        (None then, or when not cached), and whether their TTL has passed: a caller that
+        must not wait may use them while it has them read again."""
+        if not self.enabled:
+            return None, False
+        with self._lock:
+            entry = self._by_sku.get(sku)
+        if entry is None or entry[0] == _EXPIRED:
+            return None, False
+        return entry[1], self._timer() - entry[0] >= self._ttl
+
     def fill_sku(
         self, sku: str, records: dict[str, StockRecord], *, generation: int
     ) -> dict[str, StockRecord]:
@@ -118,7 +130,10 @@ class StockCache:
         if previous is not None:
             records = _keep_unchanged(previous[1], records)
         with self._lock:
-            if generation == self._generation and _records_in((0.0, records)) <= self._by_sku.maxsize:
+            if (
+                generation == self._generation
+                and _records_in((0.0, records)) <= self._by_sku.maxsize
+            ):
                 self._by_sku[sku] = (self._timer(), records)
         return records
 
@@ -156,7 +171,9 @@ def _records_in(entry: tuple[float, dict[str, StockRecord]]) -> int:
 def _keep_unchanged(
     old: dict[str, StockRecord], new: dict[str, StockRecord]
 ) -> dict[str, StockRecord]:
-    kept = {key: (was if (was := old.get(key)) == record else record) for key, record in new.items()}
+    kept = {
+        key: (was if (was := old.get(key)) == record else record) for key, record in new.items()
+    }
     if kept.keys() == old.keys() and all(kept[key] is old[key] for key in kept):
         return old
     return kept

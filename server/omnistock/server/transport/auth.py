@@ -8,6 +8,8 @@ revoked key stops working within ``KEY_CACHE_SECONDS``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -27,6 +29,8 @@ from omnistock.server.domain.stock import Exposure
 from omnistock.server.store.keys import KeyRepository, StoredKey
 
 KEY_CACHE_SECONDS = 5.0
+
+log = logging.getLogger("omnistock.auth")
 
 # Everything, for a server started with --insecure (and for in-process test servers).
 INSECURE = Principal(
@@ -80,17 +84,20 @@ class Authenticator:
         run_blocking: Callable[..., Awaitable[Any]],
         *,
         insecure: bool,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = keys
+        self._clock = clock
         self._run = run_blocking
         self.insecure = insecure
         # The hot path: key text -> (principal, when to check the key again). A plain dict
         # lookup; cachetools' TTLCache costs several times as much per call.
         self._by_text: dict[str, tuple[Principal, float]] = {}
         self._stored: TTLCache[str, StoredKey | None] = TTLCache(
-            maxsize=10_000, ttl=KEY_CACHE_SECONDS
+            maxsize=10_000, ttl=KEY_CACHE_SECONDS, timer=clock
         )
         self.limiter = RateLimiter()
+        self._rechecks: dict[str, asyncio.Task[None]] = {}
 
     async def authenticate(self, metadata: Any) -> Principal:
         if self.insecure:
@@ -106,8 +113,35 @@ class Authenticator:
                 reason="API_KEY_MISSING",
             )
         known = self._by_text.get(text)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
+        if known is not None:
+            due = self._clock() - known[1]
+            if due < 0:
+                return known[0]
+            if due < KEY_CACHE_SECONDS:
+                # Checked again off this call's path; a key found revoked stops working then.
+                self._recheck_later(text)
+                return known[0]
+        return await self._check(text)
+
+    def _recheck_later(self, text: str) -> None:
+        if text in self._rechecks:
+            return
+
+        async def recheck() -> None:
+            try:
+                await self._check(text)
+            except Unauthenticated:
+                self._by_text.pop(text, None)
+            except Exception:
+                log.exception("checking an API key again failed")
+
+        task = asyncio.get_running_loop().create_task(recheck())
+        self._rechecks[text] = task
+        task.add_done_callback(lambda _: self._rechecks.pop(text, None))
+
+    async def _check(self, text: str) -> Principal:
+        """Look the key up (in the short-lived cache of stored keys, else the database)
+        and remember its principal for KEY_CACHE_SECONDS."""
         parsed = parse_key(text)
         if parsed is None:
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
@@ -126,7 +160,7 @@ class Authenticator:
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         if len(self._by_text) >= 10_000:
             self._by_text.clear()  # many distinct keys: start over rather than grow
-        self._by_text[text] = (stored.principal, time.monotonic() + KEY_CACHE_SECONDS)
+        self._by_text[text] = (stored.principal, self._clock() + KEY_CACHE_SECONDS)
         return stored.principal
 
     def _lookup(self, key_id: str) -> StoredKey | None:

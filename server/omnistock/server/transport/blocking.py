@@ -22,5 +22,9 @@ class BlockingRunner:
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
         return await loop.run_in_executor(self._executor, call)
 
+    def submit(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the pool without waiting for it (a background refresh)."""
+        self._executor.submit(fn)
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=False)

@@ -180,7 +180,9 @@ class NearbyPresenter:
         """The serialized SearchNearbyResponse for ``result``."""
         minute = now.replace(second=0, microsecond=0)
         entry, distance = self._entry, _double
-        parts = [entry(answer) + distance(round(answer.distance_km, 3)) for answer in result.locations]
+        parts = [
+            entry(answer) + distance(round(answer.distance_km, 3)) for answer in result.locations
+        ]
         if result.ship is not None:
             parts.append(self._ship(result.ship, minute))
         parts.append(_field(_ORIGIN, latlng(result.origin).SerializeToString()))

@@ -1,0 +1,120 @@
+"""Searches from memory do not wait on the database when cached records reach their TTL:
+they go on with them while one background refresh reads them again. A write (or a change
+notice from another process) still sends the next search to the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from conftest import NOW, FixedClock
+from factories import store
+from omnistock.client import Client, LatLng
+from omnistock.server.domain.fulfillment import CartLine, Method
+from omnistock.server.domain.stock import Exposure
+from omnistock.server.service.nearby import Origin, ShoppingService
+from omnistock.server.service.stock_cache import StockCache
+from omnistock.server.store.postcodes import PostcodeRepository
+from omnistock.server.testing import InProcessServer
+
+CART = [CartLine("PHONE", 1), CartLine("CASE", 1)]
+DAM = Origin(latitude=52.3731, longitude=4.8926)
+OPTIONS: dict[str, Any] = {
+    "radius_km": 25.0, "limit": 10, "open_now": False, "method": Method.PICKUP,
+    "require_all": False, "exposure": Exposure.BANDED,
+}  # fmt: skip
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingReads:
+    """The stock repository, counting the searches' reads of a sku's records."""
+
+    def __init__(self, stock: Any) -> None:
+        self._stock = stock
+        self.reads = 0
+
+    def records_for_sku(self, sku: str, location_ids: Any) -> Any:
+        self.reads += 1
+        return self._stock.records_for_sku(sku, location_ids)
+
+
+def shopping_over(
+    server: InProcessServer, background: Callable[[Callable[[], None]], object] | None
+) -> tuple[ShoppingService, CountingReads, StockCache, Timer]:
+    app = server.server
+    assert app is not None
+    timer = Timer()
+    cache = StockCache(ttl=1.0, timer=timer)
+    reads = CountingReads(app.stock_repo)
+    shopping = ShoppingService(
+        reads,  # type: ignore[arg-type]
+        app.directory,
+        PostcodeRepository(app.engine),
+        clock=FixedClock(),
+        cache=cache,
+        background=background,
+    )
+    return shopping, reads, cache, timer
+
+
+def load(client: Client) -> None:
+    client.upsert_locations(
+        [store("AMS-1", position=LatLng(latitude=52.379, longitude=4.900)),
+         store("AMS-2", position=LatLng(latitude=52.339, longitude=4.872))]
+    )  # fmt: skip
+    client.import_snapshot("AMS-1", NOW - timedelta(minutes=5), [("PHONE", 3), ("CASE", 9)])
+    client.import_snapshot("AMS-2", NOW - timedelta(minutes=5), [("PHONE", 8)])
+
+
+def ids(result: Any) -> list[str]:
+    return [answer.location.id for answer in result.locations]
+
+
+def test_expired_records_serve_while_one_refresh_reads_them_again(
+    server: InProcessServer, client: Client
+) -> None:
+    load(client)
+    submitted: list[Callable[[], None]] = []
+    shopping, reads, cache, timer = shopping_over(server, submitted.append)
+    first = shopping.search_nearby(CART, DAM, **OPTIONS)
+    assert ids(first) == ["AMS-1", "AMS-2"] and reads.reads == 2
+
+    timer.now = 5.0  # past the TTL
+    again = shopping.cached_search_nearby(CART, DAM, **OPTIONS)
+    assert again is not None and ids(again) == ids(first)
+    assert reads.reads == 2 and len(submitted) == 2  # one refresh a sku, none run yet
+    shopping.cached_search_nearby(CART, DAM, **OPTIONS)
+    assert len(submitted) == 2  # refreshes under way are not asked for again
+
+    before = cache.peek_sku("PHONE")[0]
+    for refresh in submitted:
+        refresh()
+    assert reads.reads == 4
+    # Nothing changed: the same records map, so every answer built on it stands.
+    after, due = cache.peek_sku("PHONE")
+    assert after is before and not due
+
+    # A write drops the records: the next search must read them.
+    cache.invalidate([("PHONE", "AMS-1")])
+    assert shopping.cached_search_nearby(CART, DAM, **OPTIONS) is None
+
+
+def test_without_a_background_runner_expired_records_send_the_search_to_the_database(
+    server: InProcessServer, client: Client
+) -> None:
+    load(client)
+    shopping, reads, _, timer = shopping_over(server, None)
+    shopping.search_nearby(CART, DAM, **OPTIONS)
+    assert shopping.cached_search_nearby(CART, DAM, **OPTIONS) is not None
+    timer.now = 5.0
+    assert shopping.cached_search_nearby(CART, DAM, **OPTIONS) is None
+    assert ids(shopping.search_nearby(CART, DAM, **OPTIONS)) == ["AMS-1", "AMS-2"]
+    assert reads.reads == 4
