@@ -7,6 +7,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Generic, TypeVar
 
 EARTH_RADIUS_KM = 6371.0088
@@ -31,7 +32,7 @@ def degree_box(lat: float, radius_km: float) -> tuple[float, float]:
     return dlat, min(180.0, radius_km / (KM_PER_DEGREE_LATITUDE * cos_lat))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a search makes one per candidate, and frozen costs 2x
 class Nearby(Generic[T]):
     item: T
     distance_km: float
@@ -84,7 +85,7 @@ class GridIndex(Generic[T]):
         self._cells: defaultdict[tuple[int, int], list[_Point[T]]] = defaultdict(list)
         # The points of the block of cells around a cell, made when a query first starts
         # in that cell (see nearest_in_any).
-        self._blocks: dict[tuple[int, int], list[_Point[T]]] = {}
+        self._blocks: dict[tuple[int, int], tuple[list[T], list[tuple[float, float, float]]]] = {}
         self.size = 0
         for item, lat, lon in points:
             self._cells[_key(lat, lon, cell_degrees)].append((item, *_unit(lat, lon)))
@@ -103,11 +104,11 @@ class GridIndex(Generic[T]):
         lazily (see nearest_in_any), so a caller that stops early reads only inner cells."""
         return nearest_in_any([self], lat, lon, radius_km, first_ring_km=first_ring_km, keep=keep)
 
-    def block(self, key: tuple[int, int]) -> list[_Point[T]]:
-        """The points of the cells within BLOCK cells of ``key`` (a square of
-        2 * BLOCK + 1 cells a side), kept once made."""
-        points = self._blocks.get(key)
-        if points is None:
+    def block(self, key: tuple[int, int]) -> tuple[list[T], list[tuple[float, float, float]]]:
+        """The items and unit vectors of the cells within BLOCK cells of ``key`` (a square
+        of 2 * BLOCK + 1 cells a side), kept once made."""
+        block = self._blocks.get(key)
+        if block is None:
             i, j = key
             cells = self._cells
             points = [
@@ -116,8 +117,9 @@ class GridIndex(Generic[T]):
                 for dj in range(-BLOCK, BLOCK + 1)
                 for point in cells.get((i + di, j + dj), _EMPTY)
             ]
-            self._blocks[key] = points
-        return points
+            block = ([p[0] for p in points], [(p[1], p[2], p[3]) for p in points])
+            self._blocks[key] = block
+        return block
 
     def within(
         self, lat: float, lon: float, radius_km: float, *, keep: Callable[[T], bool] | None = None
@@ -236,17 +238,24 @@ def nearest_in_any(
     key = _key(lat, lon, cell)
     clearance = query.clearance(key, cell)
     if clearance > 0:
-        x, y, z = query.x, query.y, query.z
-        bound = min(query.limit, _chord2(clearance))
-        near: dict[int, tuple[float, int, T]] = {}
+        # The chords are measured, and sorted, in C: only what is yielded costs Python work.
+        items: list[T] = []
+        vectors: list[tuple[float, float, float]] = []
         for grid in grids:
-            for item, px, py, pz in grid.block(key):
-                chord2 = (px - x) ** 2 + (py - y) ** 2 + (pz - z) ** 2
-                if chord2 <= bound and (keep is None or keep(item)):
-                    near[id(item)] = (chord2, id(item), item)
-        for chord2, ident, item in sorted(near.values()):
-            seen.add(ident)
-            yield Nearby(item, _km(chord2))
+            block_items, block_vectors = grid.block(key)
+            items += block_items
+            vectors += block_vectors
+        chords = list(map(math.dist, vectors, repeat((query.x, query.y, query.z))))
+        bound = math.sqrt(min(query.limit, _chord2(clearance)))
+        for i in sorted(range(len(chords)), key=chords.__getitem__):
+            chord = chords[i]
+            if chord > bound:
+                break
+            item = items[i]
+            if id(item) in seen or (keep is not None and not keep(item)):
+                continue
+            seen.add(id(item))
+            yield Nearby(item, _km(chord * chord))
         if clearance >= radius_km:
             return
     found: list[tuple[float, int, T]] = []

@@ -49,6 +49,10 @@ from omnistock.server.store.stock import StockRepository
 
 log = logging.getLogger("omnistock.nearby")
 
+# The most carts whose store answers are kept each minute, and stores for each cart.
+_CARTS = 500
+_STORES_A_CART = 200
+
 
 @dataclass(frozen=True, slots=True)
 class Origin:
@@ -93,7 +97,7 @@ class StoreAnswer:
         return self.fulfillable == len(self.lines)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every store listed, and frozen costs 2x
 class NearbyAnswer:
     store: StoreAnswer
     distance_km: float
@@ -186,10 +190,12 @@ class ShoppingService:
         self._line_answers: MinuteCache[
             tuple[str, str, int, Exposure], tuple[StockRecord | None, bool, int, LineAnswer]
         ] = MinuteCache()
+        # cart -> location id -> (the records it was built on, valid until, answer);
+        # at most _CARTS carts of _STORES_A_CART stores a minute.
         self._store_answers: MinuteCache[
-            tuple[str, tuple[str, Exposure]],
-            tuple[tuple[StockRecord | None, ...], datetime, StoreAnswer],
-        ] = MinuteCache()
+            tuple[str, Exposure],
+            dict[str, tuple[tuple[StockRecord | None, ...], datetime, StoreAnswer]],
+        ] = MinuteCache(max_entries=_CARTS)
         self._index: tuple[int, GridIndex[Location]] | None = None
 
     def now(self) -> datetime:
@@ -403,12 +409,18 @@ class ShoppingService:
         minute = now.replace(second=0, microsecond=0)
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
         needed = len(lines) if require_all else 1
+        # This cart's store answers for the minute, by location id (see _store_answer).
+        answers = self._store_answers.get(minute, cart)
+        if answers is None:
+            answers = {}
+            self._store_answers.put(minute, cart, answers)
+        by_sku = [records[line.sku] for line in lines]
         found: list[NearbyAnswer] = []
         for near in self._candidates(point, radius_km, records):
             location = near.item
             if not self._offers(location, method):
                 continue
-            store = self._store_answer(location, lines, records, now, minute, cart)
+            store = self._store_answer(location, lines, records, by_sku, now, answers, cart[1])
             if store.fulfillable < needed:
                 continue
             if open_now and not store.presentation.open_now:
@@ -423,23 +435,26 @@ class ShoppingService:
         location: Location,
         lines: Sequence[CartLine],
         records: dict[str, dict[str, StockRecord]],
+        by_sku: list[dict[str, StockRecord]],
         now: datetime,
-        minute: datetime,
-        cart: tuple[str, Exposure],
+        answers: dict[str, tuple[tuple[StockRecord | None, ...], datetime, StoreAnswer]],
+        exposure: Exposure,
     ) -> StoreAnswer:
         """One store's answer for a cart, reused within the minute while the store's
-        records are the same objects and none of them goes stale or loses a hold."""
-        held = tuple([records[line.sku].get(location.id) for line in lines])
-        key = (location.id, cart)
-        cached = self._store_answers.get(minute, key)
+        records are the same objects and none of them goes stale or loses a hold.
+        ``by_sku``: each line's records by location id; ``answers``: the cart's answers
+        of the minute by location id."""
+        held = tuple([of_sku.get(location.id) for of_sku in by_sku])
+        cached = answers.get(location.id)
         if cached is not None and now < cached[1] and all(map(operator.is_, cached[0], held)):
             return cached[2]
         answer = StoreAnswer(
             location,
-            tuple(self._lines(location, lines, records, now, cart[1])),
+            tuple(self._lines(location, lines, records, now, exposure)),
             self.presentation(location, now),
         )
-        self._store_answers.put(minute, key, (held, _valid_until(held, location, now), answer))
+        if len(answers) < _STORES_A_CART:
+            answers[location.id] = (held, _valid_until(held, location, now), answer)
         return answer
 
     def _cached_ship_answer(
