@@ -60,7 +60,10 @@ def _chord2(km: float) -> float:
 
 
 def _km(chord2: float) -> float:
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(chord2) / 2))
+    return _KM_PER_HALF_CHORD * math.asin(min(1.0, math.sqrt(chord2) / 2))
+
+
+_KM_PER_HALF_CHORD = 2 * EARTH_RADIUS_KM
 
 
 def _key(lat: float, lon: float, cell: float) -> tuple[int, int]:
@@ -255,7 +258,7 @@ def nearest_in_any(
             if id(item) in seen or (keep is not None and not keep(item)):
                 continue
             seen.add(id(item))
-            yield Nearby(item, _km(chord * chord))
+            yield Nearby(item, _KM_PER_HALF_CHORD * math.asin(min(1.0, chord / 2)))
         if clearance >= radius_km:
             return
     found: list[tuple[float, int, T]] = []

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cachetools import LRUCache
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.fulfillment import (
     CartLine,
@@ -52,6 +51,8 @@ log = logging.getLogger("omnistock.nearby")
 # The most carts whose store answers are kept each minute, and stores for each cart.
 _CARTS = 500
 _STORES_A_CART = 200
+# The most skus whose holders' grids are kept.
+_HOLDER_GRIDS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +180,12 @@ class ShoppingService:
         self._cache = cache or StockCache(maxsize=0)
         self._index_lock = threading.Lock()
         # Keyed by the identity of a cached records map; the map itself is kept in the
-        # value so that its id cannot be reused while the entry lives.
-        self._holder_grids: LRUCache[
-            int, tuple[dict[str, StockRecord], int, GridIndex[Location]]
-        ] = LRUCache(maxsize=10_000)
-        self._ship_answers: MinuteCache[tuple[object, ...], tuple[ShipAnswer | None]] = MinuteCache(
-            max_entries=10_000
-        )
+        # value so that its id cannot be reused while the entry lives. A plain dict, read
+        # without the lock (searches read it on the event loop), emptied when full.
+        self._holder_grids: dict[int, tuple[dict[str, StockRecord], int, GridIndex[Location]]] = {}
+        self._ship_answers: MinuteCache[
+            tuple[tuple[str, Exposure], int], tuple[ShipAnswer | None]
+        ] = MinuteCache(max_entries=10_000)
         self._presentations: MinuteCache[str, Presentation] = MinuteCache()
         self._line_answers: MinuteCache[
             tuple[str, str, int, Exposure], tuple[StockRecord | None, bool, int, LineAnswer]
@@ -428,7 +428,7 @@ class ShoppingService:
             found.append(NearbyAnswer(store, near.distance_km))
             if len(found) == limit:
                 break
-        return SearchResult(point, found, self._cached_ship_answer(lines, records, now, exposure))
+        return SearchResult(point, found, self._cached_ship_answer(lines, records, now, cart))
 
     def _store_answer(
         self,
@@ -462,15 +462,16 @@ class ShoppingService:
         lines: Sequence[CartLine],
         records: dict[str, dict[str, StockRecord]],
         now: datetime,
-        exposure: Exposure,
+        cart: tuple[str, Exposure],
     ) -> ShipAnswer | None:
-        """The ship answer for a cart, reused within the minute until a write lands."""
+        """The ship answer for a cart (its lines as text, and the exposure), reused within
+        the minute until a write lands."""
         minute = now.replace(second=0, microsecond=0)
-        key = (tuple(lines), exposure, self._cache.generation)
+        key = (cart, self._cache.generation)
         cached = self._ship_answers.get(minute, key)
         if cached is not None:
             return cached[0]
-        answer = self._ship_answer(lines, records, now, exposure)
+        answer = self._ship_answer(lines, records, now, cart[1])
         self._ship_answers.put(minute, key, (answer,))
         return answer
 
@@ -495,8 +496,7 @@ class ShoppingService:
     def _holders(self, by_location: dict[str, StockRecord]) -> GridIndex[Location]:
         """A grid index of the active locations in one sku's records."""
         generation = self._directory.generation
-        with self._index_lock:
-            cached = self._holder_grids.get(id(by_location))
+        cached = self._holder_grids.get(id(by_location))
         if cached is not None and cached[0] is by_location and cached[1] == generation:
             return cached[2]
         by_id = self._directory.by_id(renew=False)
@@ -505,6 +505,8 @@ class ShoppingService:
             (loc, loc.latitude, loc.longitude) for loc in holders if loc is not None and loc.active
         )
         with self._index_lock:
+            if len(self._holder_grids) >= _HOLDER_GRIDS:
+                self._holder_grids = {}
             self._holder_grids[id(by_location)] = (by_location, generation, grid)
         return grid
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from cachetools import LRUCache, TTLCache
+from cachetools import TTLCache
 from omnistock.server.domain.stock import StockRecord
 from omnistock.server.service.changes import Changes
 
@@ -58,10 +58,12 @@ class StockCache:
         )
         # sku -> (loaded at, records by location id), at most ``maxsize`` records in all.
         # An expired or invalidated map stays until it is evicted or refilled, so that
-        # the refill can keep what did not change.
-        self._by_sku: LRUCache[str, tuple[float, dict[str, StockRecord]]] = LRUCache(
-            maxsize=max(1, maxsize), getsizeof=_records_in
-        )
+        # the refill can keep what did not change. A plain dict, read without the lock
+        # (searches read it on the event loop); the maps filled longest ago go first, and
+        # a hot sku's map is filled again every TTL.
+        self._by_sku: dict[str, tuple[float, dict[str, StockRecord]]] = {}
+        self._by_sku_size = 0
+        self._by_sku_max = max(1, maxsize)
         self._lock = threading.Lock()
         self._generation = 0
         self.hits = 0
@@ -99,8 +101,7 @@ class StockCache:
         """Every record of ``sku`` by location id, or None when not cached."""
         if not self.enabled:
             return None
-        with self._lock:
-            entry = self._by_sku.get(sku)
+        entry = self._by_sku.get(sku)
         if entry is None or self._timer() - entry[0] >= self._ttl:
             return None
         return entry[1]
@@ -111,8 +112,7 @@ class StockCache:
         must not wait may use them while it has them read again."""
         if not self.enabled:
             return None, False
-        with self._lock:
-            entry = self._by_sku.get(sku)
+        entry = self._by_sku.get(sku)
         if entry is None or entry[0] == _EXPIRED:
             return None, False
         return entry[1], self._timer() - entry[0] >= self._ttl
@@ -125,16 +125,21 @@ class StockCache:
         it replaces swapped for that one, or the previous map itself when nothing changed."""
         if not self.enabled:
             return records
-        with self._lock:
-            previous = self._by_sku.get(sku)
+        previous = self._by_sku.get(sku)
         if previous is not None:
             records = _keep_unchanged(previous[1], records)
+        size = max(1, len(records))
         with self._lock:
-            if (
-                generation == self._generation
-                and _records_in((0.0, records)) <= self._by_sku.maxsize
-            ):
-                self._by_sku[sku] = (self._timer(), records)
+            if generation != self._generation or size > self._by_sku_max:
+                return records
+            replaced = self._by_sku.pop(sku, None)
+            if replaced is not None:
+                self._by_sku_size -= max(1, len(replaced[1]))
+            while self._by_sku and self._by_sku_size + size > self._by_sku_max:
+                oldest = next(iter(self._by_sku))
+                self._by_sku_size -= max(1, len(self._by_sku.pop(oldest)[1]))
+            self._by_sku[sku] = (self._timer(), records)
+            self._by_sku_size += size
         return records
 
     def invalidate(self, keys: Iterable[Key]) -> None:
@@ -162,10 +167,6 @@ class StockCache:
 
 
 _EXPIRED = float("-inf")
-
-
-def _records_in(entry: tuple[float, dict[str, StockRecord]]) -> int:
-    return max(1, len(entry[1]))
 
 
 def _keep_unchanged(
