@@ -11,7 +11,10 @@ ID_RULE = "must be 1-64 characters of A-Z a-z 0-9 . _ - and start with a letter 
 
 
 def is_valid_id(value: str) -> bool:
-    return ID_PATTERN.fullmatch(value) is not None
+    return _matches(value) is not None
+
+
+_matches = ID_PATTERN.fullmatch
 
 
 def check_id(violations: Violations, value: str, field_path: str) -> None:

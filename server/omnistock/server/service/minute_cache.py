@@ -26,6 +26,11 @@ class MinuteCache(Generic[K, V]):
             return None
         return self._entries.get(key)
 
+    def of(self, minute: datetime) -> dict[K, V]:
+        """The entries of ``minute``, to look up many keys with one check of the minute
+        (empty for any other minute; read it, do not write it)."""
+        return self._entries if minute == self._minute else {}
+
     def put(self, minute: datetime, key: K, value: V) -> None:
         if minute != self._minute:
             if self._minute is not None and minute < self._minute:

@@ -415,12 +415,22 @@ class ShoppingService:
             answers = {}
             self._store_answers.put(minute, cart, answers)
         by_sku = [records[line.sku] for line in lines]
+        pickup = method is not Method.SHIP_TO_STORE
         found: list[NearbyAnswer] = []
         for near in self._candidates(point, radius_km, records):
             location = near.item
-            if not self._offers(location, method):
+            capabilities = location.capabilities
+            if location.kind is not LocationKind.STORE or not (
+                capabilities.pickup if pickup else capabilities.ship_to_store
+            ):
                 continue
-            store = self._store_answer(location, lines, records, by_sku, now, answers, cart[1])
+            # The store's answer of this minute, while it stands (see _store_answer).
+            held = tuple([of_sku.get(location.id) for of_sku in by_sku])
+            cached = answers.get(location.id)
+            if cached is not None and now < cached[1] and all(map(operator.is_, cached[0], held)):
+                store = cached[2]
+            else:
+                store = self._store_answer(location, lines, records, held, now, answers, cart[1])
             if store.fulfillable < needed:
                 continue
             if open_now and not store.presentation.open_now:
@@ -435,19 +445,15 @@ class ShoppingService:
         location: Location,
         lines: Sequence[CartLine],
         records: dict[str, dict[str, StockRecord]],
-        by_sku: list[dict[str, StockRecord]],
+        held: tuple[StockRecord | None, ...],
         now: datetime,
         answers: dict[str, tuple[tuple[StockRecord | None, ...], datetime, StoreAnswer]],
         exposure: Exposure,
     ) -> StoreAnswer:
-        """One store's answer for a cart, reused within the minute while the store's
-        records are the same objects and none of them goes stale or loses a hold.
-        ``by_sku``: each line's records by location id; ``answers``: the cart's answers
-        of the minute by location id."""
-        held = tuple([of_sku.get(location.id) for of_sku in by_sku])
-        cached = answers.get(location.id)
-        if cached is not None and now < cached[1] and all(map(operator.is_, cached[0], held)):
-            return cached[2]
+        """One store's answer for a cart, kept in ``answers`` (the cart's answers of the
+        minute, by location id) with ``held`` (the store's record of each line): a search
+        reuses it within the minute while the store's records are the same objects and
+        none of them goes stale or loses a hold."""
         answer = StoreAnswer(
             location,
             tuple(self._lines(location, lines, records, now, exposure)),
@@ -509,14 +515,6 @@ class ShoppingService:
                 self._holder_grids = {}
             self._holder_grids[id(by_location)] = (by_location, generation, grid)
         return grid
-
-    @staticmethod
-    def _offers(location: Location, method: Method) -> bool:
-        if location.kind is not LocationKind.STORE:
-            return False
-        if method is Method.SHIP_TO_STORE:
-            return location.capabilities.ship_to_store
-        return location.capabilities.pickup
 
     def presentation(self, location: Location, now: datetime) -> Presentation:
         """Today's hours, open now and ready-by for ``location``, computed once a minute.

@@ -8,7 +8,7 @@ from datetime import datetime
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.fulfillment import CartLine, Method, Option
 from omnistock.server.domain.hours import DayHours, describe
-from omnistock.server.domain.ids import check_id
+from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.service.limits import MAX_QUANTITY
 from omnistock.server.service.minute_cache import MinuteCache
 from omnistock.server.service.nearby import (
@@ -44,12 +44,15 @@ def parse_cart(v: Violations, lines: list[availability_pb2.CartLine]) -> list[Ca
     cart = []
     seen: set[str] = set()
     for i, line in enumerate(lines[:MAX_CART_LINES]):
-        check_id(v, line.sku, f"lines[{i}].sku")
-        if line.sku in seen:
-            v.add(f"lines[{i}].sku", f"repeats {line.sku!r}: give each sku one line")
-        seen.add(line.sku)
-        v.check(1 <= line.quantity <= MAX_QUANTITY, f"lines[{i}].quantity", "must be at least 1")
-        cart.append(CartLine(line.sku, line.quantity))
+        sku, quantity = line.sku, line.quantity
+        if not is_valid_id(sku):
+            check_id(v, sku, f"lines[{i}].sku")
+        if sku in seen:
+            v.add(f"lines[{i}].sku", f"repeats {sku!r}: give each sku one line")
+        seen.add(sku)
+        if not 1 <= quantity <= MAX_QUANTITY:
+            v.add(f"lines[{i}].quantity", "must be at least 1")
+        cart.append(CartLine(sku, quantity))
     return cart
 
 
@@ -143,13 +146,10 @@ class NearbyPresenter:
     def _entry(self, answer: NearbyAnswer) -> bytes:
         """A store's entry in the response's locations but the distance's eight bytes:
         the field's tag and length, the NearbyLocation fields but the distance, and the
-        distance's tag."""
+        distance's tag. Kept with the StoreAnswer it encodes, which the service hands back
+        while it stands (for the minute at most)."""
         store = answer.store
         minute = store.presentation.minute
-        # The service hands back the same StoreAnswer while it stands: encode it once.
-        cached = self._blocks.get(minute, id(store))
-        if cached is not None and cached[0] is store:
-            return cached[1]
         p = answer.presentation
         message = availability_pb2.NearbyLocation(
             location_id=answer.location.id,
@@ -179,13 +179,16 @@ class NearbyPresenter:
     def encode(self, result: SearchResult, now: datetime) -> bytes:
         """The serialized SearchNearbyResponse for ``result``."""
         minute = now.replace(second=0, microsecond=0)
-        entry, distance = self._entry, _double
-        parts = [
-            entry(answer) + distance(round(answer.distance_km, 3)) for answer in result.locations
-        ]
+        encoded = self._blocks.of(minute)
+        parts = []
+        for answer in result.locations:
+            cached = encoded.get(id(answer.store))
+            entry = cached[1] if cached is not None and cached[0] is answer.store else None
+            parts.append((entry or self._entry(answer)) + _double(round(answer.distance_km, 3)))
         if result.ship is not None:
             parts.append(self._ship(result.ship, minute))
-        parts.append(_field(_ORIGIN, latlng(result.origin).SerializeToString()))
+        latitude, longitude = result.origin
+        parts.append(_ORIGIN_LATLNG + _double(latitude) + _LONGITUDE + _double(longitude))
         return b"".join(parts)
 
 
@@ -194,6 +197,9 @@ _LOCATIONS = b"\x0a"  # SearchNearbyResponse.locations = 1
 _SHIP = b"\x12"  # SearchNearbyResponse.ship = 2
 _ORIGIN = b"\x1a"  # SearchNearbyResponse.origin = 3
 _DISTANCE = b"\x19"  # NearbyLocation.distance_km = 3, a double (8 bytes)
+# SearchNearbyResponse.origin, 18 bytes: LatLng.latitude = 1 and longitude = 2, doubles.
+_ORIGIN_LATLNG = _ORIGIN + b"\x12" + b"\x09"
+_LONGITUDE = b"\x11"
 _double = struct.Struct("<d").pack
 
 
