@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--read-cache-ttl",
         type=float,
-        help="seconds a cached record may live [$OMNISTOCK_READ_CACHE_TTL, 1.0]",
+        help="seconds before a cached record is read again [$OMNISTOCK_READ_CACHE_TTL, 1.0]",
     )
     defaults = TtlPolicy()
     for name, attribute in HOLD_TTL_SETTINGS.items():
