@@ -80,3 +80,41 @@ def test_the_nearest_first_walk_over_several_grids_matches_a_full_scan(
         assert near.distance_km == pytest.approx(
             distance_km(lat, lon, near.item.lat, near.item.lon), abs=1e-6
         )
+
+
+def test_the_walk_beyond_the_first_block_keeps_nearest_first_order() -> None:
+    # Points spread over some 45 km: the first block holds a few, the rest come from
+    # the walk, whose box corners reach beyond cells of the next ring.
+    import random
+
+    rng = random.Random(3)
+    for _ in range(300):
+        lat0, lon0 = rng.choice([(0.01, 0.01), (52.37, 4.89), (-33.9, 151.2)])
+        stores = [
+            Store(lat0 + rng.uniform(-0.2, 0.2), lon0 + rng.uniform(-0.2, 0.2)) for _ in range(60)
+        ]
+        grid = GridIndex([(s, s.lat, s.lon) for s in stores])
+        found = list(nearest_in_any([grid], lat0, lon0, 50))
+        expected = sorted(
+            (s for s in stores if distance_km(lat0, lon0, s.lat, s.lon) <= 50),
+            key=lambda s: distance_km(lat0, lon0, s.lat, s.lon),
+        )
+        assert [n.item for n in found] == expected
+
+
+def test_a_grid_keeps_a_bounded_number_of_blocks() -> None:
+    from omnistock.server.domain.geo import MAX_BLOCKS
+
+    # Shoppers all over a dense area: each origin cell makes a block, and the grid keeps
+    # at most MAX_BLOCKS of them; origins far from every point keep none.
+    import random
+
+    rng = random.Random(5)
+    grid = GridIndex([(i, rng.uniform(52.0, 55.0), rng.uniform(5.0, 6.2)) for i in range(20_000)])
+    made = 0
+    for i in range(2 * MAX_BLOCKS):
+        lat, lon = 52.01 + (i % 150) * 0.02, 5.01 + (i // 150) * 0.02
+        made += len(list(nearest_in_any([grid], lat, lon, 1))) > 0
+        list(nearest_in_any([grid], -40.0, -100.0 + i * 0.05, 1))
+    assert made > MAX_BLOCKS  # the test did reach the bound
+    assert 0 < len(grid._blocks) <= MAX_BLOCKS

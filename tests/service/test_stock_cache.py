@@ -58,12 +58,12 @@ def test_a_sku_map_lives_for_its_ttl_and_until_a_write_touches_the_sku() -> None
     clock = Clock()
     cache = StockCache(ttl=5, timer=clock)
     records = {"L1": at("L1", 5)}
-    cache.fill_sku("S1", records, generation=cache.generation)
+    cache.fill_sku("S1", records, token=cache.sku_token("S1"))
     clock.now = 4.9
     assert cache.get_sku("S1") is records
     clock.now = 5.0
     assert cache.get_sku("S1") is None
-    cache.fill_sku("S1", {"L1": at("L1", 5)}, generation=cache.generation)
+    cache.fill_sku("S1", {"L1": at("L1", 5)}, token=cache.sku_token("S1"))
     assert cache.get_sku("S1") == records
     cache.invalidate([("S1", "L1")])
     assert cache.get_sku("S1") is None
@@ -73,15 +73,15 @@ def test_a_refill_keeps_the_records_and_the_map_that_did_not_change() -> None:
     clock = Clock()
     cache = StockCache(ttl=1, timer=clock)
     first = {"L1": at("L1", 5), "L2": at("L2", 3)}
-    assert cache.fill_sku("S1", first, generation=cache.generation) is first
+    assert cache.fill_sku("S1", first, token=cache.sku_token("S1")) is first
     clock.now = 2.0
     # The same values read again: the same map, so identity-keyed caches stay valid.
-    same = cache.fill_sku("S1", {"L1": at("L1", 5), "L2": at("L2", 3)}, generation=cache.generation)
+    same = cache.fill_sku("S1", {"L1": at("L1", 5), "L2": at("L2", 3)}, token=cache.sku_token("S1"))
     assert same is first
     # One record changed (after a write): a new map; the unchanged record is the old object.
     cache.invalidate([("S1", "L2")])
     changed = cache.fill_sku(
-        "S1", {"L1": at("L1", 5), "L2": at("L2", 9)}, generation=cache.generation
+        "S1", {"L1": at("L1", 5), "L2": at("L2", 9)}, token=cache.sku_token("S1")
     )
     assert changed is not first
     assert changed["L1"] is first["L1"]
@@ -89,19 +89,47 @@ def test_a_refill_keeps_the_records_and_the_map_that_did_not_change() -> None:
     assert cache.get_sku("S1") is changed
     # A record gone or added is a change too.
     cache.clear()
-    fewer = cache.fill_sku("S1", {"L1": at("L1", 5)}, generation=cache.generation)
+    fewer = cache.fill_sku("S1", {"L1": at("L1", 5)}, token=cache.sku_token("S1"))
     assert fewer == {"L1": at("L1", 5)} and fewer is not changed
 
 
 def test_sku_maps_are_bounded_by_their_records_in_all() -> None:
     cache = StockCache(maxsize=10)
     big = {f"L{i}": at(f"L{i}", 1) for i in range(11)}
-    cache.fill_sku("S1", big, generation=cache.generation)
+    cache.fill_sku("S1", big, token=cache.sku_token("S1"))
     assert cache.get_sku("S1") is None  # larger than the whole cache: not kept
     for sku in ("A", "B", "C"):
-        cache.fill_sku(
-            sku, {f"L{i}": at(f"L{i}", 1) for i in range(4)}, generation=cache.generation
-        )
+        cache.fill_sku(sku, {f"L{i}": at(f"L{i}", 1) for i in range(4)}, token=cache.sku_token(sku))
     # 12 records would exceed 10: the least recently used map went.
     assert cache.get_sku("A") is None
     assert cache.get_sku("B") is not None and cache.get_sku("C") is not None
+
+
+def test_a_refill_is_dropped_after_a_write_to_its_sku_but_not_to_another() -> None:
+    clock = Clock()
+    cache = StockCache(ttl=1, timer=clock)
+    first = {"L1": at("L1", 5)}
+    cache.fill_sku("S1", first, token=cache.sku_token("S1"))
+    clock.now = 2.0
+    began = cache.sku_token("S1")  # a refill starts reading ...
+    cache.invalidate([("S2", "L1")])  # ... another sku is written meanwhile
+    refreshed = cache.fill_sku("S1", {"L1": at("L1", 6)}, token=began)
+    assert cache.get_sku("S1") is refreshed
+    began = cache.sku_token("S1")  # a refill starts reading 6 ...
+    cache.invalidate([("S1", "L1")])  # ... a writer commits 7 and invalidates ...
+    cache.fill_sku("S1", {"L1": at("L1", 6)}, token=began)  # ... the 6 is not kept
+    assert cache.get_sku("S1") is None
+    assert cache.peek_sku("S1") == (None, False)
+
+
+def test_records_past_their_ttl_are_offered_for_one_more_ttl_at_most() -> None:
+    clock = Clock()
+    cache = StockCache(ttl=1, timer=clock)
+    records = {"L1": at("L1", 5)}
+    cache.fill_sku("S1", records, token=cache.sku_token("S1"))
+    clock.now = 0.5
+    assert cache.peek_sku("S1") == (records, False)
+    clock.now = 1.5  # due: used while read again
+    assert cache.peek_sku("S1") == (records, True)
+    clock.now = 2.0  # no refill came back: no longer offered
+    assert cache.peek_sku("S1") == (None, False)

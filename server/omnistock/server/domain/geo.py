@@ -41,10 +41,13 @@ class Nearby(Generic[T]):
 CELL_DEGREES = 0.02
 # A query first reads the square of cells this many cells around the origin's cell.
 BLOCK = 2
+# The most blocks a grid keeps.
+MAX_BLOCKS = 4_096
 
 # item and its position as a unit vector (x, y, z)
 _Point = tuple[T, float, float, float]
 _EMPTY: list[Any] = []
+_EMPTY_BLOCK: tuple[list[Any], list[tuple[float, float, float]]] = ([], [])
 
 
 def _unit(lat: float, lon: float) -> tuple[float, float, float]:
@@ -109,7 +112,8 @@ class GridIndex(Generic[T]):
 
     def block(self, key: tuple[int, int]) -> tuple[list[T], list[tuple[float, float, float]]]:
         """The items and unit vectors of the cells within BLOCK cells of ``key`` (a square
-        of 2 * BLOCK + 1 cells a side), kept once made."""
+        of 2 * BLOCK + 1 cells a side), kept once made (up to MAX_BLOCKS of them; empty
+        ones are not kept)."""
         block = self._blocks.get(key)
         if block is None:
             i, j = key
@@ -120,7 +124,11 @@ class GridIndex(Generic[T]):
                 for dj in range(-BLOCK, BLOCK + 1)
                 for point in cells.get((i + di, j + dj), _EMPTY)
             ]
+            if not points:
+                return _EMPTY_BLOCK
             block = ([p[0] for p in points], [(p[1], p[2], p[3]) for p in points])
+            if len(self._blocks) >= MAX_BLOCKS:
+                self._blocks = {}  # origins all over the map: start over rather than grow
             self._blocks[key] = block
         return block
 
@@ -266,17 +274,18 @@ def nearest_in_any(
     ring = min(first_ring_km, radius_km)
     pop = heapq.heappop
     while True:
+        # Every cell outside the box lies beyond ``ring``: a point nearer than a cell of
+        # the box (its corners reach further) but beyond ``ring`` must wait for them.
+        edge = math.inf if ring >= radius_km else _chord2(ring)
         for bound, key in sorted(query.cells(ring, cell)):
             if key in read:
                 continue
             read.add(key)
-            bound = _chord2(bound)
+            bound = min(_chord2(bound), edge)
             while found and found[0][0] <= bound:
                 chord2, _, item = pop(found)
                 yield Nearby(item, _km(chord2))
             query.collect(grids, key, seen, found, keep)
-        # Every unread cell lies outside the box, so beyond ``ring``.
-        edge = math.inf if ring >= radius_km else _chord2(ring)
         while found and found[0][0] <= edge:
             chord2, _, item = pop(found)
             yield Nearby(item, _km(chord2))

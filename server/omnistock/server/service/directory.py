@@ -47,13 +47,15 @@ class LocationDirectory:
         locations = self._repository.get_all()
         with self._lock:
             self._version = version
-            # Grows whenever the set of locations may have changed (indexes rebuild on it).
-            self.generation += 1
             self._by_id = {location.id: location for location in locations}
             self._active = [location for location in locations if location.active]
             self._all = list(locations)
             self._shippers = [loc for loc in locations if loc.active and loc.capabilities.ship_from]
             self._loaded_at = time.monotonic()
+            # Grows whenever the set of locations may have changed; indexes rebuild on it.
+            # Last: a reader that sees the new generation sees the new locations (one that
+            # sees new locations under the old generation only builds an index again).
+            self.generation += 1
 
     def apply(self, changes: Changes) -> None:
         """A change bus subscriber: locations changed elsewhere, so reload at next use."""

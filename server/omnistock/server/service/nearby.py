@@ -277,9 +277,9 @@ class ShoppingService:
         return result
 
     def _read_sku(self, sku: str) -> dict[str, StockRecord]:
-        generation = self._cache.generation
+        token = self._cache.sku_token(sku)
         read = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
-        return self._cache.fill_sku(sku, read, generation=generation)
+        return self._cache.fill_sku(sku, read, token=token)
 
     def _later(self, key: object, refresh: Callable[[], object]) -> None:
         """Run ``refresh`` in the background unless a refresh of ``key`` is under way."""

@@ -107,30 +107,46 @@ class StockCache:
         return entry[1]
 
     def peek_sku(self, sku: str) -> tuple[dict[str, StockRecord] | None, bool]:
-        """The records of ``sku`` unless a write has touched them since they were read
-        (None then, or when not cached), and whether their TTL has passed: a caller that
-        must not wait may use them while it has them read again."""
+        """The records of ``sku`` unless a write has touched them since they were read or
+        they are twice the TTL old (None then, or when not cached), and whether their TTL
+        has passed: a caller that must not wait may use them while it has them read again."""
         if not self.enabled:
             return None, False
         entry = self._by_sku.get(sku)
-        if entry is None or entry[0] == _EXPIRED:
+        if entry is None:
             return None, False
-        return entry[1], self._timer() - entry[0] >= self._ttl
+        age = self._timer() - entry[0]
+        if age >= 2 * self._ttl:  # also an invalidated entry (loaded at -inf)
+            return None, False
+        return entry[1], age >= self._ttl
+
+    def sku_token(self, sku: str) -> tuple[object, int]:
+        """Take before reading the records of ``sku``; give to fill_sku."""
+        return self._by_sku.get(sku), self._generation
 
     def fill_sku(
-        self, sku: str, records: dict[str, StockRecord], *, generation: int
+        self, sku: str, records: dict[str, StockRecord], *, token: tuple[object, int]
     ) -> dict[str, StockRecord]:
-        """Store the records of ``sku`` read at ``generation`` (unless a write has happened
-        since) and return the map to use: ``records``, with each record equal to the one
-        it replaces swapped for that one, or the previous map itself when nothing changed."""
+        """Store the records of ``sku`` read since ``token`` (sku_token) unless a write to
+        the sku has happened since (when the sku was not cached: any write), and return
+        the map to use: ``records``, with each record equal to the one it replaces swapped
+        for that one, or the previous map itself when nothing changed."""
         if not self.enabled:
             return records
         previous = self._by_sku.get(sku)
         if previous is not None:
             records = _keep_unchanged(previous[1], records)
         size = max(1, len(records))
+        entry_then, generation_then = token
         with self._lock:
-            if generation != self._generation or size > self._by_sku_max:
+            # A write to the sku replaces its entry (invalidate marks it expired), so an
+            # entry that is still the one seen before the read means no write came between.
+            unchanged = (
+                self._by_sku.get(sku) is entry_then
+                if entry_then is not None
+                else generation_then == self._generation
+            )
+            if not unchanged or size > self._by_sku_max:
                 return records
             replaced = self._by_sku.pop(sku, None)
             if replaced is not None:
