@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from omnistock.server.domain.geo import GridIndex, distance_km, nearest_in_any
+from omnistock.server.domain.geo import MAX_BLOCKS, GridIndex, distance_km, nearest_in_any
 
 
 def test_distance_between_amsterdam_and_utrecht_is_about_35_km() -> None:
@@ -85,8 +87,6 @@ def test_the_nearest_first_walk_over_several_grids_matches_a_full_scan(
 def test_the_walk_beyond_the_first_block_keeps_nearest_first_order() -> None:
     # Points spread over some 45 km: the first block holds a few, the rest come from
     # the walk, whose box corners reach beyond cells of the next ring.
-    import random
-
     rng = random.Random(3)
     for _ in range(300):
         lat0, lon0 = rng.choice([(0.01, 0.01), (52.37, 4.89), (-33.9, 151.2)])
@@ -103,12 +103,8 @@ def test_the_walk_beyond_the_first_block_keeps_nearest_first_order() -> None:
 
 
 def test_a_grid_keeps_a_bounded_number_of_blocks() -> None:
-    from omnistock.server.domain.geo import MAX_BLOCKS
-
     # Shoppers all over a dense area: each origin cell makes a block, and the grid keeps
     # at most MAX_BLOCKS of them; origins far from every point keep none.
-    import random
-
     rng = random.Random(5)
     grid = GridIndex([(i, rng.uniform(52.0, 55.0), rng.uniform(5.0, 6.2)) for i in range(20_000)])
     made = 0
