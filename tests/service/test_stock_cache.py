@@ -46,6 +46,11 @@ def at(location: str, on_hand: int) -> StockRecord:
     return StockRecord(location, "S1", on_hand, 0, None, AT)
 
 
+def fill(cache: StockCache, sku: str, records: dict[str, StockRecord]) -> dict[str, StockRecord]:
+    """Fill as a read that nothing raced with."""
+    return cache.fill_sku(sku, records, token=cache.sku_token(sku))
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -58,12 +63,12 @@ def test_a_sku_map_lives_for_its_ttl_and_until_a_write_touches_the_sku() -> None
     clock = Clock()
     cache = StockCache(ttl=5, timer=clock)
     records = {"L1": at("L1", 5)}
-    cache.fill_sku("S1", records, token=cache.sku_token("S1"))
+    fill(cache, "S1", records)
     clock.now = 4.9
     assert cache.get_sku("S1") is records
     clock.now = 5.0
     assert cache.get_sku("S1") is None
-    cache.fill_sku("S1", {"L1": at("L1", 5)}, token=cache.sku_token("S1"))
+    fill(cache, "S1", {"L1": at("L1", 5)})
     assert cache.get_sku("S1") == records
     cache.invalidate([("S1", "L1")])
     assert cache.get_sku("S1") is None
@@ -73,34 +78,32 @@ def test_a_refill_keeps_the_records_and_the_map_that_did_not_change() -> None:
     clock = Clock()
     cache = StockCache(ttl=1, timer=clock)
     first = {"L1": at("L1", 5), "L2": at("L2", 3)}
-    assert cache.fill_sku("S1", first, token=cache.sku_token("S1")) is first
+    assert fill(cache, "S1", first) is first
     clock.now = 2.0
     # The same values read again: the same map, so identity-keyed caches stay valid.
-    same = cache.fill_sku("S1", {"L1": at("L1", 5), "L2": at("L2", 3)}, token=cache.sku_token("S1"))
+    same = fill(cache, "S1", {"L1": at("L1", 5), "L2": at("L2", 3)})
     assert same is first
     # One record changed (after a write): a new map; the unchanged record is the old object.
     cache.invalidate([("S1", "L2")])
-    changed = cache.fill_sku(
-        "S1", {"L1": at("L1", 5), "L2": at("L2", 9)}, token=cache.sku_token("S1")
-    )
+    changed = fill(cache, "S1", {"L1": at("L1", 5), "L2": at("L2", 9)})
     assert changed is not first
     assert changed["L1"] is first["L1"]
     assert changed["L2"] == at("L2", 9)
     assert cache.get_sku("S1") is changed
     # A record gone or added is a change too.
     cache.clear()
-    fewer = cache.fill_sku("S1", {"L1": at("L1", 5)}, token=cache.sku_token("S1"))
+    fewer = fill(cache, "S1", {"L1": at("L1", 5)})
     assert fewer == {"L1": at("L1", 5)} and fewer is not changed
 
 
 def test_sku_maps_are_bounded_by_their_records_in_all() -> None:
     cache = StockCache(maxsize=10)
     big = {f"L{i}": at(f"L{i}", 1) for i in range(11)}
-    cache.fill_sku("S1", big, token=cache.sku_token("S1"))
+    fill(cache, "S1", big)
     assert cache.get_sku("S1") is None  # larger than the whole cache: not kept
     for sku in ("A", "B", "C"):
-        cache.fill_sku(sku, {f"L{i}": at(f"L{i}", 1) for i in range(4)}, token=cache.sku_token(sku))
-    # 12 records would exceed 10: the least recently used map went.
+        fill(cache, sku, {f"L{i}": at(f"L{i}", 1) for i in range(4)})
+    # 12 records would exceed 10: the map filled longest ago went.
     assert cache.get_sku("A") is None
     assert cache.get_sku("B") is not None and cache.get_sku("C") is not None
 
@@ -109,7 +112,7 @@ def test_a_refill_is_dropped_after_a_write_to_its_sku_but_not_to_another() -> No
     clock = Clock()
     cache = StockCache(ttl=1, timer=clock)
     first = {"L1": at("L1", 5)}
-    cache.fill_sku("S1", first, token=cache.sku_token("S1"))
+    fill(cache, "S1", first)
     clock.now = 2.0
     began = cache.sku_token("S1")  # a refill starts reading ...
     cache.invalidate([("S2", "L1")])  # ... another sku is written meanwhile
@@ -126,7 +129,7 @@ def test_records_past_their_ttl_are_offered_for_one_more_ttl_at_most() -> None:
     clock = Clock()
     cache = StockCache(ttl=1, timer=clock)
     records = {"L1": at("L1", 5)}
-    cache.fill_sku("S1", records, token=cache.sku_token("S1"))
+    fill(cache, "S1", records)
     clock.now = 0.5
     assert cache.peek_sku("S1") == (records, False)
     clock.now = 1.5  # due: used while read again
