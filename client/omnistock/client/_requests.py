@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from omnistock.client._types import (
     CartLine,
@@ -116,20 +118,14 @@ def search_nearby(
         require_all=require_all,
         exposure=int(exposure),  # type: ignore[arg-type]
     )
-    if radius_km is not None:
-        request.radius_km = radius_km
-    if limit is not None:
-        request.limit = limit
-    return request
+    return _with_optional(request, radius_km=radius_km, limit=limit)
 
 
 def fulfillment_options(
     lines: Cart, where: Origin, radius_km: float | None
 ) -> availability_pb2.GetFulfillmentOptionsRequest:
     request = availability_pb2.GetFulfillmentOptionsRequest(lines=_lines(lines), origin=where)
-    if radius_km is not None:
-        request.radius_km = radius_km
-    return request
+    return _with_optional(request, radius_km=radius_km)
 
 
 def watch(
@@ -150,12 +146,19 @@ def watch(
         exposure=int(exposure),  # type: ignore[arg-type]
         resume_token=resume_token,
     )
-    if radius_km is not None:
-        request.radius_km = radius_km
-    if limit is not None:
-        request.limit = limit
-    if heartbeat_seconds is not None:
-        request.heartbeat_seconds = heartbeat_seconds
+    return _with_optional(
+        request, radius_km=radius_km, limit=limit, heartbeat_seconds=heartbeat_seconds
+    )
+
+
+M = TypeVar("M", bound=Message)
+
+
+def _with_optional(request: M, **fields: object) -> M:
+    """``request`` with each optional (proto3 ``optional``) field that is not None set."""
+    for name, value in fields.items():
+        if value is not None:
+            setattr(request, name, value)
     return request
 
 
