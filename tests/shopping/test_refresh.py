@@ -120,3 +120,33 @@ def test_without_a_background_runner_expired_records_send_the_search_to_the_data
     assert shopping.cached_search_nearby(CART, DAM, **OPTIONS) is None
     assert ids(shopping.search_nearby(CART, DAM, **OPTIONS)) == ["AMS-1", "AMS-2"]
     assert reads.reads == 4
+
+
+def test_a_sku_read_again_keeps_the_records_that_did_not_change(
+    server: InProcessServer, client: Client
+) -> None:
+    """Reading a sku's records again builds records only for rows that changed: the rest
+    come back as the same objects (so every answer built on them stands), and a record
+    with holds always comes back with its holds as they are now."""
+    load(client)
+    app = server.server
+    assert app is not None
+
+    def read() -> dict[str, Any]:
+        return {r.location_id: r for r in app.stock_repo.records_for_sku("PHONE", None)}
+
+    first = read()
+    again = read()
+    assert again["AMS-1"] is first["AMS-1"] and again["AMS-2"] is first["AMS-2"]
+
+    client.import_snapshot("AMS-2", NOW - timedelta(minutes=1), [("PHONE", 5)])
+    after_feed = read()
+    assert after_feed["AMS-1"] is first["AMS-1"]
+    assert after_feed["AMS-2"] is not first["AMS-2"] and after_feed["AMS-2"].on_hand == 5
+
+    client.create_reservation("AMS-1", {"PHONE": 2})
+    held = read()
+    assert held["AMS-1"].reserved == 2 and [q for q, _ in held["AMS-1"].holds] == [2]
+    client.create_reservation("AMS-1", {"PHONE": 1})
+    assert [q for q, _ in read()["AMS-1"].holds] == [2, 1]
+    assert read()["AMS-2"] is after_feed["AMS-2"]

@@ -188,8 +188,11 @@ _EXPIRED = float("-inf")
 def _keep_unchanged(
     old: dict[str, StockRecord], new: dict[str, StockRecord]
 ) -> dict[str, StockRecord]:
+    # Identity first: a record read again unchanged is usually the same object (the
+    # reader reuses them), and comparing a dataclass field by field costs far more.
     kept = {
-        key: (was if (was := old.get(key)) == record else record) for key, record in new.items()
+        key: (was if (was := old.get(key)) is record or was == record else record)
+        for key, record in new.items()
     }
     if kept.keys() == old.keys() and all(kept[key] is old[key] for key in kept):
         return old
