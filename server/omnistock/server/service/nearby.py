@@ -190,11 +190,11 @@ class ShoppingService:
         self._line_answers: MinuteCache[
             tuple[str, str, int, Exposure], tuple[StockRecord | None, bool, int, LineAnswer]
         ] = MinuteCache()
-        # cart -> location id -> (the records it was built on, valid until, answer);
-        # at most _CARTS carts of _STORES_A_CART stores a minute.
+        # cart -> (the sku record maps they were built on, location id -> (valid until,
+        # answer)); at most _CARTS carts of _STORES_A_CART stores a minute.
         self._store_answers: MinuteCache[
             tuple[str, Exposure],
-            dict[str, tuple[tuple[StockRecord | None, ...], datetime, StoreAnswer]],
+            tuple[tuple[dict[str, StockRecord], ...], dict[str, tuple[datetime, StoreAnswer]]],
         ] = MinuteCache(max_entries=_CARTS)
         self._index: tuple[int, GridIndex[Location]] | None = None
 
@@ -308,29 +308,30 @@ class ShoppingService:
         self,
         location: Location,
         lines: Sequence[CartLine],
-        records: dict[str, dict[str, StockRecord]],
+        held: Sequence[StockRecord | None],
         now: datetime,
         exposure: Exposure,
     ) -> list[LineAnswer]:
+        """Each line's answer at ``location``, from ``held``: the location's record of
+        each line's sku (None where it has none)."""
         policy = location.stock_policy
         minute = now.replace(second=0, microsecond=0)
         answers = []
-        for line in lines:
-            record = records[line.sku].get(location.id)
+        for line, record in zip(lines, held, strict=True):
             # Within a minute the same record, quantity and exposure give the same answer
             # (confidence moves slowly), unless the record has gone stale meanwhile.
             stale = record is not None and is_stale(
                 now - record.source_updated_at, policy.freshness_budget
             )
             # A hold that lapses within the minute changes the answer at once.
-            held = reserved_at(record, now) if record is not None and record.holds else 0
+            holding = reserved_at(record, now) if record is not None and record.holds else 0
             key = (location.id, line.sku, line.quantity, exposure)
             cached = self._line_answers.get(minute, key)
             if (
                 cached is not None
                 and cached[0] is record
                 and cached[1] == stale
-                and cached[2] == held
+                and cached[2] == holding
             ):
                 answers.append(cached[3])
                 continue
@@ -345,7 +346,7 @@ class ShoppingService:
                     policy.safety_stock_for(record.safety_stock),
                 )
             answer = LineAnswer(line, view, can_supply(view, line.quantity, ats))
-            self._line_answers.put(minute, key, (record, stale, held, answer))
+            self._line_answers.put(minute, key, (record, stale, holding, answer))
             answers.append(answer)
         return answers
 
@@ -360,7 +361,7 @@ class ShoppingService:
         failing that, the one with most lines."""
         best: tuple[tuple[object, ...], ShipAnswer] | None = None
         for location in self._directory.shippers(renew=False):
-            answers = self._lines(location, lines, records, now, exposure)
+            answers = self._lines(location, lines, _held(records, lines, location), now, exposure)
             delivery = delivered_by(location, delivery_date(location, now))
             answer = ShipAnswer(location, answers, delivery)
             key = (-sum(a.fulfillable for a in answers), delivery, location.id)
@@ -409,12 +410,15 @@ class ShoppingService:
         minute = now.replace(second=0, microsecond=0)
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
         needed = len(lines) if require_all else 1
-        # This cart's store answers for the minute, by location id (see _store_answer).
-        answers = self._store_answers.get(minute, cart)
-        if answers is None:
-            answers = {}
-            self._store_answers.put(minute, cart, answers)
-        by_sku = [records[line.sku] for line in lines]
+        # This cart's store answers for the minute, by location id, while the sku record
+        # maps they were built on stand: a map is replaced whenever one of its records
+        # changes, and kept (the same object) while none does (see StockCache.fill_sku).
+        maps = tuple([records[line.sku] for line in lines])
+        kept = self._store_answers.get(minute, cart)
+        if kept is None or not all(map(operator.is_, kept[0], maps)):
+            kept = (maps, {})
+            self._store_answers.put(minute, cart, kept)
+        answers = kept[1]
         pickup = method is not Method.SHIP_TO_STORE
         found: list[NearbyAnswer] = []
         for near in self._candidates(point, radius_km, records):
@@ -424,13 +428,11 @@ class ShoppingService:
                 capabilities.pickup if pickup else capabilities.ship_to_store
             ):
                 continue
-            # The store's answer of this minute, while it stands (see _store_answer).
-            held = tuple([of_sku.get(location.id) for of_sku in by_sku])
             cached = answers.get(location.id)
-            if cached is not None and now < cached[1] and all(map(operator.is_, cached[0], held)):
-                store = cached[2]
+            if cached is not None and now < cached[0]:
+                store = cached[1]
             else:
-                store = self._store_answer(location, lines, records, held, now, answers, cart[1])
+                store = self._store_answer(location, lines, maps, now, answers, cart[1])
             if store.fulfillable < needed:
                 continue
             if open_now and not store.presentation.open_now:
@@ -444,23 +446,22 @@ class ShoppingService:
         self,
         location: Location,
         lines: Sequence[CartLine],
-        records: dict[str, dict[str, StockRecord]],
-        held: tuple[StockRecord | None, ...],
+        maps: tuple[dict[str, StockRecord], ...],
         now: datetime,
-        answers: dict[str, tuple[tuple[StockRecord | None, ...], datetime, StoreAnswer]],
+        answers: dict[str, tuple[datetime, StoreAnswer]],
         exposure: Exposure,
     ) -> StoreAnswer:
-        """One store's answer for a cart, kept in ``answers`` (the cart's answers of the
-        minute, by location id) with ``held`` (the store's record of each line): a search
-        reuses it within the minute while the store's records are the same objects and
-        none of them goes stale or loses a hold."""
+        """One store's answer for a cart (``maps``: each line's records by location id),
+        kept in ``answers`` (the cart's answers of the minute for these maps, by location
+        id) until one of the store's records goes stale or loses a hold."""
+        held = [of_sku.get(location.id) for of_sku in maps]
         answer = StoreAnswer(
             location,
-            tuple(self._lines(location, lines, records, now, exposure)),
+            tuple(self._lines(location, lines, held, now, exposure)),
             self.presentation(location, now),
         )
         if len(answers) < _STORES_A_CART:
-            answers[location.id] = (held, _valid_until(held, location, now), answer)
+            answers[location.id] = (_valid_until(held, location, now), answer)
         return answer
 
     def _cached_ship_answer(
@@ -545,7 +546,12 @@ class ShoppingService:
         records = self._records([line.sku for line in lines])
         now = self._clock()
         nearby = [
-            (near, self._lines(near.item, lines, records, now, Exposure.EXACT))
+            (
+                near,
+                self._lines(
+                    near.item, lines, _held(records, lines, near.item), now, Exposure.EXACT
+                ),
+            )
             for near in self._grid().within(point[0], point[1], radius_km)
             if near.item.kind is LocationKind.STORE
         ]
@@ -621,6 +627,13 @@ class ShoppingService:
 
 
 _FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _held(
+    records: dict[str, dict[str, StockRecord]], lines: Sequence[CartLine], location: Location
+) -> list[StockRecord | None]:
+    """The location's record of each line's sku, None where it has none."""
+    return [records[line.sku].get(location.id) for line in lines]
 
 
 def _valid_until(
