@@ -99,28 +99,36 @@ class Authenticator:
         self.limiter = RateLimiter()
         self._rechecks: dict[str, asyncio.Task[None]] = {}
 
-    async def authenticate(self, metadata: Any) -> Principal:
+    def known(self, metadata: Any) -> Principal | None:
+        """The caller, when that needs no wait: insecure mode, or a key checked within
+        KEY_CACHE_SECONDS (one found due is checked again off this call's path, and stops
+        working then if revoked). None otherwise: ``await authenticate`` then."""
         if self.insecure:
             return INSECURE
-        text = None
-        for key, value in metadata or ():
-            if key == "authorization":
-                text = value if isinstance(value, str) else value.decode(errors="replace")
-                break
+        text = _key_text(metadata)
+        if text is None:
+            return None
+        known = self._by_text.get(text)
+        if known is None:
+            return None
+        due = self._clock() - known[1]
+        if due < 0:
+            return known[0]
+        if due < KEY_CACHE_SECONDS:
+            self._recheck_later(text)
+            return known[0]
+        return None
+
+    async def authenticate(self, metadata: Any) -> Principal:
+        who = self.known(metadata)
+        if who is not None:
+            return who
+        text = _key_text(metadata)
         if text is None:
             raise Unauthenticated(
                 "this call needs an API key in the 'authorization' metadata",
                 reason="API_KEY_MISSING",
             )
-        known = self._by_text.get(text)
-        if known is not None:
-            due = self._clock() - known[1]
-            if due < 0:
-                return known[0]
-            if due < KEY_CACHE_SECONDS:
-                # Checked again off this call's path; a key found revoked stops working then.
-                self._recheck_later(text)
-                return known[0]
         return await self._check(text)
 
     def _recheck_later(self, text: str) -> None:
@@ -166,6 +174,14 @@ class Authenticator:
     def _lookup(self, key_id: str) -> StoredKey | None:
         assert self._keys is not None
         return self._keys.get(key_id)
+
+
+def _key_text(metadata: Any) -> str | None:
+    """The 'authorization' metadata's value, if the call sent one."""
+    for key, value in metadata or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return None
 
 
 def hidden(resource_type: str, name: str, reason: str) -> NotFound:

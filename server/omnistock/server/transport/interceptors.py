@@ -127,17 +127,16 @@ class InterceptorLayer:
         log.exception("%s failed", method)
         return internal_status()
 
-    async def _begin(
+    def _admit(
         self,
         method: str,
         role: Role,
+        who: Principal,
         request: Any,
-        context: aio.ServicerContext[Any, Any],
         parse: Callable[[bytes], Any] | None,
         streaming_request: bool,
-    ) -> tuple[Any, Principal, dict[str, object] | None]:
-        """Who is calling, may they, and what they sent."""
-        who = await self.auth.authenticate(context.invocation_metadata())
+    ) -> tuple[Any, dict[str, object] | None]:
+        """May ``who`` call, and what did they send."""
         if not who.has(role):
             raise PermissionDenied(
                 f"{who.name} lacks the {role.value} role this method needs", reason="ROLE_MISSING"
@@ -152,7 +151,7 @@ class InterceptorLayer:
             request = (
                 _parsed_stream(request, parse) if streaming_request else _parse(request, parse)
             )
-        return request, who, note
+        return request, note
 
     def _done(self, method: str, who: Principal, note: dict[str, object] | None) -> None:
         if note is not None and self.audit is not None:
@@ -167,16 +166,17 @@ class InterceptorLayer:
         *,
         streaming_request: bool,
     ) -> Callable[..., Any]:
-        metrics = self.metrics
+        metrics, auth = self.metrics, self.auth
         role = METHOD_ROLES.get(method, Role.ADMIN)
 
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                request, who, note = await self._begin(
-                    method, role, request, context, parse, streaming_request
-                )
+                # Who is calling: a key checked lately is known without a wait.
+                metadata = context.invocation_metadata()
+                who = auth.known(metadata) or await auth.authenticate(metadata)
+                request, note = self._admit(method, role, who, request, parse, streaming_request)
                 result = await behaviour(request, context)
                 self._done(method, who, note)
                 return result
@@ -200,16 +200,17 @@ class InterceptorLayer:
         *,
         streaming_request: bool,
     ) -> Callable[..., Any]:
-        metrics = self.metrics
+        metrics, auth = self.metrics, self.auth
         role = METHOD_ROLES.get(method, Role.ADMIN)
 
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                request, who, note = await self._begin(
-                    method, role, request, context, parse, streaming_request
-                )
+                # Who is calling: a key checked lately is known without a wait.
+                metadata = context.invocation_metadata()
+                who = auth.known(metadata) or await auth.authenticate(metadata)
+                request, note = self._admit(method, role, who, request, parse, streaming_request)
                 async for response in behaviour(request, context):
                     yield response
                 self._done(method, who, note)
