@@ -241,3 +241,24 @@ def test_import_postcodes_loads_centroids_for_searches(tmp_path, capsys) -> None
     engine = create_database_engine(url)
     assert PostcodeRepository(engine).lookup("1012js", "nl") == (52.3731, 4.8926)
     engine.dispose()
+
+
+def test_a_changed_store_shows_at_once(shop: Client) -> None:
+    """Answers are kept for the minute, but not past a change to the store itself."""
+    before = shop.search_nearby(cart({"PHONE": 1}), DAM, limit=1).locations[0]
+    assert (before.location_id, before.name) == ("AMS-SUNDAY-ONLY", "Store AMS-SUNDAY-ONLY")
+    assert before.today_hours.closed
+    shop.upsert_locations(
+        [
+            store(
+                "AMS-SUNDAY-ONLY",
+                name="Sunday and Monday",
+                position=LatLng(latitude=52.3700, longitude=4.8900),
+                weekly_hours=[WeeklyHours(day=d, opens="12:00", closes="17:00") for d in (1, 7)],
+            )
+        ]
+    )
+    after = shop.search_nearby(cart({"PHONE": 1}), DAM, limit=1).locations[0]
+    assert after.name == "Sunday and Monday"
+    assert (after.today_hours.opens, after.today_hours.closes) == ("12:00", "17:00")
+    assert after.open_now and after.ready_by_text == "today 13:30"

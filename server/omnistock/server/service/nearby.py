@@ -184,17 +184,25 @@ class ShoppingService:
         # without the lock (searches read it on the event loop), emptied when full.
         self._holder_grids: dict[int, tuple[dict[str, StockRecord], int, GridIndex[Location]]] = {}
         self._ship_answers: MinuteCache[
-            tuple[tuple[str, Exposure], int], tuple[ShipAnswer | None]
+            tuple[tuple[str, Exposure], int, int], tuple[ShipAnswer | None]
         ] = MinuteCache(max_entries=10_000)
-        self._presentations: MinuteCache[str, Presentation] = MinuteCache()
+        # Both kept with the Location they were built from: a location changed in the
+        # directory (a new object) is presented and answered afresh within the minute.
+        self._presentations: MinuteCache[str, tuple[Location, Presentation]] = MinuteCache()
         self._line_answers: MinuteCache[
-            tuple[str, str, int, Exposure], tuple[StockRecord | None, bool, int, LineAnswer]
+            tuple[str, str, int, Exposure],
+            tuple[StockRecord | None, bool, int, LineAnswer, Location],
         ] = MinuteCache()
-        # cart -> (the sku record maps they were built on, location id -> (valid until,
-        # answer)); at most _CARTS carts of _STORES_A_CART stores a minute.
+        # cart -> (the sku record maps and directory generation they were built on,
+        # location id -> (valid until, answer)); at most _CARTS carts of _STORES_A_CART
+        # stores a minute.
         self._store_answers: MinuteCache[
             tuple[str, Exposure],
-            tuple[tuple[dict[str, StockRecord], ...], dict[str, tuple[datetime, StoreAnswer]]],
+            tuple[
+                tuple[dict[str, StockRecord], ...],
+                int,
+                dict[str, tuple[datetime, StoreAnswer]],
+            ],
         ] = MinuteCache(max_entries=_CARTS)
         self._index: tuple[int, GridIndex[Location]] | None = None
 
@@ -332,6 +340,7 @@ class ShoppingService:
                 and cached[0] is record
                 and cached[1] == stale
                 and cached[2] == holding
+                and cached[4] is location
             ):
                 answers.append(cached[3])
                 continue
@@ -346,7 +355,7 @@ class ShoppingService:
                     policy.safety_stock_for(record.safety_stock),
                 )
             answer = LineAnswer(line, view, can_supply(view, line.quantity, ats))
-            self._line_answers.put(minute, key, (record, stale, holding, answer))
+            self._line_answers.put(minute, key, (record, stale, holding, answer, location))
             answers.append(answer)
         return answers
 
@@ -411,14 +420,16 @@ class ShoppingService:
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
         needed = len(lines) if require_all else 1
         # This cart's store answers for the minute, by location id, while the sku record
-        # maps they were built on stand: a map is replaced whenever one of its records
-        # changes, and kept (the same object) while none does (see StockCache.fill_sku).
+        # maps and the locations they were built on stand: a map is replaced whenever one
+        # of its records changes, and kept (the same object) while none does (see
+        # StockCache.fill_sku); the directory's generation grows when a location changes.
         maps = tuple([records[line.sku] for line in lines])
+        generation = self._directory.generation
         kept = self._store_answers.get(minute, cart)
-        if kept is None or not all(map(operator.is_, kept[0], maps)):
-            kept = (maps, {})
+        if kept is None or kept[1] != generation or not all(map(operator.is_, kept[0], maps)):
+            kept = (maps, generation, {})
             self._store_answers.put(minute, cart, kept)
-        answers = kept[1]
+        answers = kept[2]
         pickup = method is not Method.SHIP_TO_STORE
         found: list[NearbyAnswer] = []
         for near in self._candidates(point, radius_km, records):
@@ -472,9 +483,9 @@ class ShoppingService:
         cart: tuple[str, Exposure],
     ) -> ShipAnswer | None:
         """The ship answer for a cart (its lines as text, and the exposure), reused within
-        the minute until a write lands."""
+        the minute until a write lands or a location changes."""
         minute = now.replace(second=0, microsecond=0)
-        key = (cart, self._cache.generation)
+        key = (cart, self._cache.generation, self._directory.generation)
         cached = self._ship_answers.get(minute, key)
         if cached is not None:
             return cached[0]
@@ -525,8 +536,8 @@ class ShoppingService:
         """
         minute = now.replace(second=0, microsecond=0)
         cached = self._presentations.get(minute, location.id)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[0] is location:
+            return cached[1]
         later = minute if minute == now else minute + timedelta(minutes=1)
         presentation = Presentation(
             minute,
@@ -534,7 +545,7 @@ class ShoppingService:
             is_open(location, minute),
             ready_by(location, later) if location.capabilities.pickup else None,
         )
-        self._presentations.put(minute, location.id, presentation)
+        self._presentations.put(minute, location.id, (location, presentation))
         return presentation
 
     # -- GetFulfillmentOptions
