@@ -7,7 +7,14 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from omnistock.server.domain.geo import MAX_BLOCKS, GridIndex, distance_km, nearest_in_any
+from omnistock.server.domain.geo import (
+    MAX_BLOCKS,
+    GridIndex,
+    block_key,
+    distance_km,
+    nearest_in_any,
+    nearest_in_block,
+)
 
 
 def test_distance_between_amsterdam_and_utrecht_is_about_35_km() -> None:
@@ -114,3 +121,27 @@ def test_a_grid_keeps_a_bounded_number_of_blocks() -> None:
         list(nearest_in_any([grid], -40.0, -100.0 + i * 0.05, 1))
     assert made > MAX_BLOCKS  # the test did reach the bound
     assert 0 < len(grid._blocks) <= MAX_BLOCKS
+
+
+@given(
+    dense,
+    st.floats(52.25, 52.45),
+    st.floats(4.75, 5.05),
+    st.floats(0.5, 30.0),
+    st.integers(1, 12),
+)
+def test_the_block_answer_is_the_nearest_first_walk_when_it_says_it_is_whole(
+    coords: list[tuple[float, float]], lat: float, lon: float, radius: float, limit: int
+) -> None:
+    # Distinct places: two stores at one distance may come out in either order.
+    stores = [Store(la, lo) for la, lo in dict.fromkeys(coords)]
+    grid = GridIndex([(s, s.lat, s.lon) for s in stores])
+    items, vectors = grid.block(block_key(lat, lon))
+    picked, whole = nearest_in_block(vectors, lat, lon, radius, limit)
+    walk = [(n.item, n.distance_km) for n in nearest_in_any([grid], lat, lon, radius)][:limit]
+    got = [(items[i], km) for i, km in picked]
+    # Always the start of the walk's answer; all of it when it says it is whole.
+    assert [s for s, _ in got] == [s for s, _ in walk[: len(got)]]
+    assert [km for _, km in got] == pytest.approx([km for _, km in walk[: len(got)]])
+    if whole:
+        assert len(got) == len(walk)

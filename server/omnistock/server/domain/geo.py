@@ -221,6 +221,47 @@ class _Query:
                 push(found, (chord2, id(item), item))
 
 
+def block_key(lat: float, lon: float, cell_degrees: float = CELL_DEGREES) -> tuple[int, int]:
+    """The key of the cell holding (lat, lon): the block around it is GridIndex.block(key)."""
+    return _key(lat, lon, cell_degrees)
+
+
+def nearest_in_block(
+    vectors: Sequence[tuple[float, float, float]],
+    lat: float,
+    lon: float,
+    radius_km: float,
+    limit: int,
+    *,
+    cell_degrees: float = CELL_DEGREES,
+) -> tuple[list[tuple[int, float]], bool]:
+    """The nearest ``limit`` of some points of the block around the cell of (lat, lon)
+    (``vectors``: their unit vectors, as GridIndex.block gives them), of those within
+    ``radius_km`` and nearer than the block's edge: each one's index in ``vectors`` and
+    distance, nearest first. And whether no point outside the block can come before
+    them or among them: true with ``limit`` points, or when the block holds the radius.
+
+    Every point outside the block lies beyond its edge, so the points picked are the
+    nearest of all; when they are fewer than ``limit``, more may lie beyond the edge.
+    Chords are measured and sorted in C; only the points picked cost Python work.
+    """
+    query = _Query(lat, lon, radius_km)
+    clearance = query.clearance(_key(lat, lon, cell_degrees), cell_degrees)
+    if clearance <= 0:
+        return [], False
+    chords = list(map(math.dist, vectors, repeat((query.x, query.y, query.z))))
+    bound = math.sqrt(min(query.limit, _chord2(clearance)))
+    picked: list[tuple[int, float]] = []
+    for i in sorted(range(len(chords)), key=chords.__getitem__):
+        chord = chords[i]
+        if chord > bound:
+            break
+        picked.append((i, _KM_PER_HALF_CHORD * math.asin(min(1.0, chord / 2))))
+        if len(picked) == limit:
+            return picked, True
+    return picked, clearance >= radius_km
+
+
 def nearest_in_any(
     grids: Sequence[GridIndex[T]],
     lat: float,

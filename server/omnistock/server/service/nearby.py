@@ -11,7 +11,7 @@ import functools
 import logging
 import operator
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +27,12 @@ from omnistock.server.domain.fulfillment import (
     delivery_date,
     rank,
 )
-from omnistock.server.domain.geo import GridIndex, Nearby, nearest_in_any
+from omnistock.server.domain.geo import (
+    GridIndex,
+    block_key,
+    nearest_in_any,
+    nearest_in_block,
+)
 from omnistock.server.domain.hours import DayHours, hours_on, is_open, ready_by
 from omnistock.server.domain.locations import Location, LocationKind
 from omnistock.server.domain.stock import (
@@ -51,6 +56,8 @@ log = logging.getLogger("omnistock.nearby")
 # The most carts whose store answers are kept each minute, and stores for each cart.
 _CARTS = 500
 _STORES_A_CART = 200
+# The most blocks of cells whose qualifying stores are kept for each cart, each minute.
+_BLOCKS_A_CART = 256
 # The most skus whose holders' grids are kept.
 _HOLDER_GRIDS = 10_000
 
@@ -150,6 +157,33 @@ class SearchResult:
     ship: ShipAnswer | None
 
 
+@dataclass(slots=True)
+class _CartAnswers:
+    """A cart's store answers of one minute, built on ``maps`` (each line's records by
+    location id) and the directory's ``generation``: by location id, until when each
+    stands and the answer (at most _STORES_A_CART); and by block of cells and filter,
+    the qualifying stores of the block (see ShoppingService._from_block)."""
+
+    maps: tuple[dict[str, StockRecord], ...]
+    generation: int
+    answers: dict[str, tuple[datetime, StoreAnswer]] = field(default_factory=dict)
+    blocks: dict[
+        tuple[tuple[int, int], bool, int, bool],
+        tuple[datetime, list[StoreAnswer], list[tuple[float, float, float]]],
+    ] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Want:
+    """What a search asks of a store: the cart, pickup (else ship to store), how many
+    lines it must have, and whether it must be open now."""
+
+    lines: Sequence[CartLine]
+    pickup: bool
+    needed: int
+    open_now: bool
+
+
 class _NeedsDatabase(Exception):
     """A memory-only search met something it would have to read from the database."""
 
@@ -193,17 +227,10 @@ class ShoppingService:
             tuple[str, str, int, Exposure],
             tuple[StockRecord | None, bool, int, LineAnswer, Location],
         ] = MinuteCache()
-        # cart -> (the sku record maps and directory generation they were built on,
-        # location id -> (valid until, answer)); at most _CARTS carts of _STORES_A_CART
-        # stores a minute.
-        self._store_answers: MinuteCache[
-            tuple[str, Exposure],
-            tuple[
-                tuple[dict[str, StockRecord], ...],
-                int,
-                dict[str, tuple[datetime, StoreAnswer]],
-            ],
-        ] = MinuteCache(max_entries=_CARTS)
+        # The carts' store answers of the minute (see _CartAnswers), at most _CARTS.
+        self._store_answers: MinuteCache[tuple[str, Exposure], _CartAnswers] = MinuteCache(
+            max_entries=_CARTS
+        )
         self._index: tuple[int, GridIndex[Location]] | None = None
 
     def now(self) -> datetime:
@@ -407,8 +434,12 @@ class ShoppingService:
         method: Method,
         require_all: bool,
         exposure: Exposure,
+        visible: frozenset[str] | None = None,
         memory_only: bool = False,
     ) -> SearchResult:
+        """The ``limit`` nearest stores within ``radius_km`` that serve ``method`` and
+        have at least one line (``require_all``: every line), nearest first; ``visible``:
+        only those locations (a caller's scope), None for all."""
         if not memory_only:
             # Renews the directory when its check is due (the memory-only path waits
             # for that), even when every grid and answer this search needs is cached.
@@ -418,62 +449,159 @@ class ShoppingService:
         now = self._clock()
         minute = now.replace(second=0, microsecond=0)
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
-        needed = len(lines) if require_all else 1
-        # This cart's store answers for the minute, by location id, while the sku record
-        # maps and the locations they were built on stand: a map is replaced whenever one
-        # of its records changes, and kept (the same object) while none does (see
+        # This cart's store answers for the minute, while the sku record maps and the
+        # locations they were built on stand: a map is replaced whenever one of its
+        # records changes, and kept (the same object) while none does (see
         # StockCache.fill_sku); the directory's generation grows when a location changes.
         maps = tuple([records[line.sku] for line in lines])
         generation = self._directory.generation
         kept = self._store_answers.get(minute, cart)
-        if kept is None or kept[1] != generation or not all(map(operator.is_, kept[0], maps)):
-            kept = (maps, generation, {})
+        if (
+            kept is None
+            or kept.generation != generation
+            or not all(map(operator.is_, kept.maps, maps))
+        ):
+            kept = _CartAnswers(maps, generation)
             self._store_answers.put(minute, cart, kept)
-        answers = kept[2]
-        pickup = method is not Method.SHIP_TO_STORE
+        want = _Want(
+            lines, method is not Method.SHIP_TO_STORE, len(lines) if require_all else 1, open_now
+        )
+        grids = [self._holders(by_location) for by_location in maps]
+        found = None
+        if visible is None:
+            found = self._from_block(kept, want, grids, point, radius_km, limit, now, exposure)
+        if found is None:
+            found = self._walk(kept, want, grids, point, radius_km, limit, now, exposure, visible)
+        return SearchResult(point, found, self._cached_ship_answer(lines, records, now, cart))
+
+    def _from_block(
+        self,
+        kept: _CartAnswers,
+        want: _Want,
+        grids: list[GridIndex[Location]],
+        point: tuple[float, float],
+        radius_km: float,
+        limit: int,
+        now: datetime,
+        exposure: Exposure,
+    ) -> list[NearbyAnswer] | None:
+        """The answer from the stores that qualify in the block of cells around the
+        origin's cell (kept per cart, block and filter while their answers stand), or
+        None when stores beyond the block could belong in it."""
+        lat, lon = point
+        wanted = (block_key(lat, lon), want.pickup, want.needed, want.open_now)
+        block = kept.blocks.get(wanted)
+        if block is None or now >= block[0]:
+            block = self._qualifying_in_block(kept, want, grids, wanted[0], now, exposure)
+            if len(kept.blocks) >= _BLOCKS_A_CART:
+                kept.blocks.clear()
+            kept.blocks[wanted] = block
+        picked, complete = nearest_in_block(block[2], lat, lon, radius_km, limit)
+        if not complete:
+            return None
+        stores = block[1]
+        return [NearbyAnswer(stores[i], km) for i, km in picked]
+
+    def _qualifying_in_block(
+        self,
+        kept: _CartAnswers,
+        want: _Want,
+        grids: list[GridIndex[Location]],
+        key: tuple[int, int],
+        now: datetime,
+        exposure: Exposure,
+    ) -> tuple[datetime, list[StoreAnswer], list[tuple[float, float, float]]]:
+        """The stores of the block around ``key`` that qualify, with their unit vectors,
+        and until when that stands (the first of the block's answers to change)."""
+        until = _FOREVER
+        stores: list[StoreAnswer] = []
+        vectors: list[tuple[float, float, float]] = []
+        seen: set[int] = set()
+        for grid in grids:
+            items, block_vectors = grid.block(key)
+            for location, vector in zip(items, block_vectors, strict=True):
+                if id(location) in seen:
+                    continue
+                seen.add(id(location))
+                answered = self._qualifying(kept, want, location, now, exposure)
+                if answered is None:
+                    continue
+                until = min(until, answered[0])
+                if answered[1] is not None:
+                    stores.append(answered[1])
+                    vectors.append(vector)
+        return until, stores, vectors
+
+    def _walk(
+        self,
+        kept: _CartAnswers,
+        want: _Want,
+        grids: list[GridIndex[Location]],
+        point: tuple[float, float],
+        radius_km: float,
+        limit: int,
+        now: datetime,
+        exposure: Exposure,
+        visible: frozenset[str] | None,
+    ) -> list[NearbyAnswer]:
+        """The answer from a walk over the holders, nearest first (each sku's holders
+        have a grid index of their own, so the walk only meets holders)."""
         found: list[NearbyAnswer] = []
-        for near in self._candidates(point, radius_km, records):
+        for near in nearest_in_any(grids, point[0], point[1], radius_km):
             location = near.item
-            capabilities = location.capabilities
-            if location.kind is not LocationKind.STORE or not (
-                capabilities.pickup if pickup else capabilities.ship_to_store
-            ):
+            if visible is not None and location.id not in visible:
                 continue
-            cached = answers.get(location.id)
-            if cached is not None and now < cached[0]:
-                store = cached[1]
-            else:
-                store = self._store_answer(location, lines, maps, now, answers, cart[1])
-            if store.fulfillable < needed:
+            answered = self._qualifying(kept, want, location, now, exposure)
+            if answered is None or answered[1] is None:
                 continue
-            if open_now and not store.presentation.open_now:
-                continue
-            found.append(NearbyAnswer(store, near.distance_km))
+            found.append(NearbyAnswer(answered[1], near.distance_km))
             if len(found) == limit:
                 break
-        return SearchResult(point, found, self._cached_ship_answer(lines, records, now, cart))
+        return found
+
+    def _qualifying(
+        self,
+        kept: _CartAnswers,
+        want: _Want,
+        location: Location,
+        now: datetime,
+        exposure: Exposure,
+    ) -> tuple[datetime, StoreAnswer | None] | None:
+        """None for a location that does not serve the method; else until when its
+        answer stands, and the answer if it qualifies (enough lines, open if asked)."""
+        capabilities = location.capabilities
+        if location.kind is not LocationKind.STORE or not (
+            capabilities.pickup if want.pickup else capabilities.ship_to_store
+        ):
+            return None
+        entry = kept.answers.get(location.id)
+        if entry is None or now >= entry[0]:
+            entry = self._store_answer(location, want.lines, kept, now, exposure)
+        store = entry[1]
+        if store.fulfillable < want.needed or (want.open_now and not store.presentation.open_now):
+            return entry[0], None
+        return entry
 
     def _store_answer(
         self,
         location: Location,
         lines: Sequence[CartLine],
-        maps: tuple[dict[str, StockRecord], ...],
+        kept: _CartAnswers,
         now: datetime,
-        answers: dict[str, tuple[datetime, StoreAnswer]],
         exposure: Exposure,
-    ) -> StoreAnswer:
-        """One store's answer for a cart (``maps``: each line's records by location id),
-        kept in ``answers`` (the cart's answers of the minute for these maps, by location
-        id) until one of the store's records goes stale or loses a hold."""
-        held = [of_sku.get(location.id) for of_sku in maps]
+    ) -> tuple[datetime, StoreAnswer]:
+        """One store's answer for a cart and until when it stands (one of its records
+        going stale or losing a hold), kept in the cart's answers of the minute."""
+        held = [of_sku.get(location.id) for of_sku in kept.maps]
         answer = StoreAnswer(
             location,
             tuple(self._lines(location, lines, held, now, exposure)),
             self.presentation(location, now),
         )
-        if len(answers) < _STORES_A_CART:
-            answers[location.id] = (_valid_until(held, location, now), answer)
-        return answer
+        entry = (_valid_until(held, location, now), answer)
+        if len(kept.answers) < _STORES_A_CART:
+            kept.answers[location.id] = entry
+        return entry
 
     def _cached_ship_answer(
         self,
@@ -492,24 +620,6 @@ class ShoppingService:
         answer = self._ship_answer(lines, records, now, cart[1])
         self._ship_answers.put(minute, key, (answer,))
         return answer
-
-    def _candidates(
-        self,
-        point: tuple[float, float],
-        radius_km: float,
-        records: dict[str, dict[str, StockRecord]],
-    ) -> Iterable[Nearby[Location]]:
-        """Locations within the radius that hold a record of some cart sku, nearest first.
-
-        Each sku's holders have a grid index of their own (built when the sku's records
-        are read, and reused while they are cached), so the walk only meets holders.
-        """
-        return nearest_in_any(
-            [self._holders(by_location) for by_location in records.values()],
-            point[0],
-            point[1],
-            radius_km,
-        )
 
     def _holders(self, by_location: dict[str, StockRecord]) -> GridIndex[Location]:
         """A grid index of the active locations in one sku's records."""
