@@ -16,11 +16,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from omnistock.client import (
     Client,
     Exposure,
+    LatLng,
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
     Retry,
     UnauthenticatedError,
+    cart,
+    origin,
 )
 from omnistock.server.config import ServerConfig
 from omnistock.server.domain.security import Role
@@ -238,3 +241,17 @@ def test_the_import_command_sends_its_api_key(secure: Secure, tmp_path: Path) ->
     assert main([*args, "--api-key", secure.key("pos-ams", Role.FEED, locations=[AMS])]) == 0
     with secure.client(secure.key("check", Role.READ, exposure=Exposure.EXACT)) as client:
         assert client.get_availability("PHONE", [AMS], exposure=Exposure.EXACT)[0].on_hand == 8
+
+
+def test_a_partner_searching_nearby_gets_the_nearest_stores_it_may_see(secure: Secure) -> None:
+    """The limit counts the stores the key may see: a store nearer to the shopper but
+    outside the scope does not take a place."""
+    with secure.client(secure.key("ops3", Role.ADMIN)) as admin:
+        admin.upsert_locations([store(UTR, position=LatLng(latitude=52.0901, longitude=5.1115))])
+    dam = origin(latitude=52.3731, longitude=4.8926)
+    with secure.client(secure.key("partner-utr", Role.READ, locations=[UTR])) as partner:
+        found = partner.search_nearby(cart({"PHONE": 1}), dam, radius_km=100, limit=1)
+        assert [loc.location_id for loc in found.locations] == [UTR]
+    with secure.client(secure.key("reader", Role.READ)) as reader:
+        found = reader.search_nearby(cart({"PHONE": 1}), dam, radius_km=100, limit=1)
+        assert [loc.location_id for loc in found.locations] == [AMS]

@@ -177,6 +177,9 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             "method": method,
             "require_all": request.require_all,
             "exposure": exposure,
+            # A scoped caller gets the nearest stores it may see, not those of the
+            # nearest that it may see.
+            "visible": who.locations,
         }
         result = self._shopping.cached_search_nearby(cart, origin, **options)
         if result is None:
