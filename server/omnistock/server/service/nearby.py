@@ -173,7 +173,7 @@ class _CartAnswers:
     ] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every search, and frozen costs 2x
 class _Want:
     """What a search asks of a store: the cart, pickup (else ship to store), how many
     lines it must have, and whether it must be open now."""
@@ -466,19 +466,17 @@ class ShoppingService:
         want = _Want(
             lines, method is not Method.SHIP_TO_STORE, len(lines) if require_all else 1, open_now
         )
-        grids = [self._holders(by_location) for by_location in maps]
         found = None
         if visible is None:
-            found = self._from_block(kept, want, grids, point, radius_km, limit, now, exposure)
+            found = self._from_block(kept, want, point, radius_km, limit, now, exposure)
         if found is None:
-            found = self._walk(kept, want, grids, point, radius_km, limit, now, exposure, visible)
+            found = self._walk(kept, want, point, radius_km, limit, now, exposure, visible)
         return SearchResult(point, found, self._cached_ship_answer(lines, records, now, cart))
 
     def _from_block(
         self,
         kept: _CartAnswers,
         want: _Want,
-        grids: list[GridIndex[Location]],
         point: tuple[float, float],
         radius_km: float,
         limit: int,
@@ -492,7 +490,7 @@ class ShoppingService:
         wanted = (block_key(lat, lon), want.pickup, want.needed, want.open_now)
         block = kept.blocks.get(wanted)
         if block is None or now >= block[0]:
-            block = self._qualifying_in_block(kept, want, grids, wanted[0], now, exposure)
+            block = self._qualifying_in_block(kept, want, wanted[0], now, exposure)
             if len(kept.blocks) >= _BLOCKS_A_CART:
                 kept.blocks.clear()
             kept.blocks[wanted] = block
@@ -506,7 +504,6 @@ class ShoppingService:
         self,
         kept: _CartAnswers,
         want: _Want,
-        grids: list[GridIndex[Location]],
         key: tuple[int, int],
         now: datetime,
         exposure: Exposure,
@@ -517,7 +514,7 @@ class ShoppingService:
         stores: list[StoreAnswer] = []
         vectors: list[tuple[float, float, float]] = []
         seen: set[int] = set()
-        for grid in grids:
+        for grid in self._holder_grids_of(kept):
             items, block_vectors = grid.block(key)
             for location, vector in zip(items, block_vectors, strict=True):
                 if id(location) in seen:
@@ -536,7 +533,6 @@ class ShoppingService:
         self,
         kept: _CartAnswers,
         want: _Want,
-        grids: list[GridIndex[Location]],
         point: tuple[float, float],
         radius_km: float,
         limit: int,
@@ -547,6 +543,7 @@ class ShoppingService:
         """The answer from a walk over the holders, nearest first (each sku's holders
         have a grid index of their own, so the walk only meets holders)."""
         found: list[NearbyAnswer] = []
+        grids = self._holder_grids_of(kept)
         for near in nearest_in_any(grids, point[0], point[1], radius_km):
             location = near.item
             if visible is not None and location.id not in visible:
@@ -620,6 +617,10 @@ class ShoppingService:
         answer = self._ship_answer(lines, records, now, cart[1])
         self._ship_answers.put(minute, key, (answer,))
         return answer
+
+    def _holder_grids_of(self, kept: _CartAnswers) -> list[GridIndex[Location]]:
+        """The grid index of each cart line's holders."""
+        return [self._holders(by_location) for by_location in kept.maps]
 
     def _holders(self, by_location: dict[str, StockRecord]) -> GridIndex[Location]:
         """A grid index of the active locations in one sku's records."""
