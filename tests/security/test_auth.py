@@ -243,7 +243,7 @@ def test_the_import_command_sends_its_api_key(secure: Secure, tmp_path: Path) ->
         assert client.get_availability("PHONE", [AMS], exposure=Exposure.EXACT)[0].on_hand == 8
 
 
-def test_a_partner_searching_nearby_gets_the_nearest_stores_it_may_see(secure: Secure) -> None:
+def test_a_partner_gets_the_nearest_stores_and_options_it_may_see(secure: Secure) -> None:
     """The limit counts the stores the key may see: a store nearer to the shopper but
     outside the scope does not take a place."""
     with secure.client(secure.key("ops3", Role.ADMIN)) as admin:
@@ -252,6 +252,10 @@ def test_a_partner_searching_nearby_gets_the_nearest_stores_it_may_see(secure: S
     with secure.client(secure.key("partner-utr", Role.READ, locations=[UTR])) as partner:
         found = partner.search_nearby(cart({"PHONE": 1}), dam, radius_km=100, limit=1)
         assert [loc.location_id for loc in found.locations] == [UTR]
+        options = partner.get_fulfillment_options(cart({"PHONE": 1}), dam, radius_km=100)
+        assert [o.pickup_location_id for o in options.options if o.pickup_location_id] == [UTR]
     with secure.client(secure.key("reader", Role.READ)) as reader:
         found = reader.search_nearby(cart({"PHONE": 1}), dam, radius_km=100, limit=1)
         assert [loc.location_id for loc in found.locations] == [AMS]
+        options = reader.get_fulfillment_options(cart({"PHONE": 1}), dam, radius_km=100)
+        assert [o.pickup_location_id for o in options.options if o.pickup_location_id] == [AMS]

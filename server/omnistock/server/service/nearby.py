@@ -392,11 +392,14 @@ class ShoppingService:
         records: dict[str, dict[str, StockRecord]],
         now: datetime,
         exposure: Exposure,
+        visible: frozenset[str] | None = None,
     ) -> ShipAnswer | None:
-        """The best shipping location: has every line, then earliest delivery, then id;
-        failing that, the one with most lines."""
+        """The best shipping location (of those ``visible``, None for all): has every
+        line, then earliest delivery, then id; failing that, the one with most lines."""
         best: tuple[tuple[object, ...], ShipAnswer] | None = None
         for location in self._directory.shippers(renew=False):
+            if visible is not None and location.id not in visible:
+                continue
             answers = self._lines(location, lines, _held(records, lines, location), now, exposure)
             delivery = delivered_by(location, delivery_date(location, now))
             answer = ShipAnswer(location, answers, delivery)
@@ -471,7 +474,11 @@ class ShoppingService:
             found = self._from_block(kept, want, point, radius_km, limit, now, exposure)
         if found is None:
             found = self._walk(kept, want, point, radius_km, limit, now, exposure, visible)
-        return SearchResult(point, found, self._cached_ship_answer(lines, records, now, cart))
+        if visible is None:
+            ship = self._cached_ship_answer(lines, records, now, cart)
+        else:
+            ship = self._ship_answer(lines, records, now, exposure, visible)
+        return SearchResult(point, found, ship)
 
     def _from_block(
         self,
@@ -662,8 +669,15 @@ class ShoppingService:
     # -- GetFulfillmentOptions
 
     def fulfillment_options(
-        self, lines: Sequence[CartLine], origin: Origin, *, radius_km: float
+        self,
+        lines: Sequence[CartLine],
+        origin: Origin,
+        *,
+        radius_km: float,
+        visible: frozenset[str] | None = None,
     ) -> tuple[tuple[float, float], list[Option]]:
+        """The ranked ways to get the cart, from the stores within ``radius_km`` and the
+        shipping locations (of those ``visible``, None for all)."""
         point = self.resolve(origin)
         records = self._records([line.sku for line in lines])
         now = self._clock()
@@ -675,7 +689,7 @@ class ShoppingService:
                 ),
             )
             for near in self._grid().within(point[0], point[1], radius_km)
-            if near.item.kind is LocationKind.STORE
+            if near.item.kind is LocationKind.STORE and (visible is None or near.item.id in visible)
         ]
         options: list[Option] = []
         # Pick everything up at one store: of those that have all of it, the one
@@ -693,7 +707,7 @@ class ShoppingService:
                 Option(Method.PICKUP, ready, pickup=location, pickup_lines=tuple(lines),
                        distance_km=distance, ready_by=ready)
             )  # fmt: skip
-        ship = self._ship_answer(lines, records, now, Exposure.EXACT)
+        ship = self._ship_answer(lines, records, now, Exposure.EXACT, visible)
         if ship is not None and ship.has_all:
             day = ship.delivery.date()
             options.append(

@@ -9,7 +9,6 @@ from grpc import aio
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.locations import Location
-from omnistock.server.domain.security import Principal
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.limits import (
@@ -18,7 +17,7 @@ from omnistock.server.service.limits import (
     MAX_UPSERT_LOCATIONS,
 )
 from omnistock.server.service.locations import LocationService
-from omnistock.server.service.nearby import SearchResult, ShoppingService
+from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.transport import shopping as shopping_transport
 from omnistock.server.transport.auth import audit_note, principal
@@ -122,14 +121,6 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         )
 
 
-def scoped_result(result: SearchResult, who: Principal) -> SearchResult:
-    """A search's answer without the locations the caller may not see."""
-    ship = result.ship if result.ship is None or who.may_see(result.ship.location.id) else None
-    return SearchResult(
-        result.origin, [a for a in result.locations if who.may_see(a.location.id)], ship
-    )
-
-
 class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
     def __init__(
         self,
@@ -184,8 +175,6 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         result = self._shopping.cached_search_nearby(cart, origin, **options)
         if result is None:
             result = await self._runner.run(self._shopping.search_nearby, cart, origin, **options)
-        if who.locations is not None:
-            result = scoped_result(result, who)
         return self._presenter.encode(result, self._shopping.now())
 
     async def GetFulfillmentOptions(
@@ -200,17 +189,17 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             v, request.HasField("radius_km"), request.radius_km
         )
         v.raise_if_any()
+        # A scoped caller's options come from the locations it may see.
         point, options = await self._runner.run(
-            self._shopping.fulfillment_options, cart, origin, radius_km=radius
+            self._shopping.fulfillment_options,
+            cart,
+            origin,
+            radius_km=radius,
+            visible=principal().locations,
         )
         now = self._shopping.now()
-        who = principal()
         return availability_pb2.GetFulfillmentOptionsResponse(
-            options=[
-                shopping_transport.option_to_proto(option, now)
-                for option in options
-                if all(who.may_see(loc.id) for loc in (option.pickup, option.ship_from) if loc)
-            ],
+            options=[shopping_transport.option_to_proto(option, now) for option in options],
             origin=shopping_transport.latlng(point),
         )
 
