@@ -53,8 +53,9 @@ def record_from_row(row: Sequence[Any]) -> StockRecord:
     )
 
 
-# The most rows of whole-sku reads kept to be matched by the next read of the sku.
-MAX_REMEMBERED_ROWS = 200_000
+# The most rows of whole-sku reads kept to be matched by the next read of the sku (about
+# 200 bytes each, beside the records themselves): enough for the skus searches keep hot.
+MAX_REMEMBERED_ROWS = 50_000
 
 Row = tuple[Any, ...]
 
