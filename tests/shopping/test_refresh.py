@@ -16,6 +16,7 @@ from omnistock.server.domain.stock import Exposure
 from omnistock.server.service.nearby import Origin, ShoppingService
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.postcodes import PostcodeRepository
+from omnistock.server.store.reads import StockReader
 from omnistock.server.testing import InProcessServer
 
 CART = [CartLine("PHONE", 1), CartLine("CASE", 1)]
@@ -150,3 +151,21 @@ def test_a_sku_read_again_keeps_the_records_that_did_not_change(
     client.create_reservation("AMS-1", {"PHONE": 1})
     assert [q for q, _ in read()["AMS-1"].holds] == [2, 1]
     assert read()["AMS-2"] is after_feed["AMS-2"]
+
+
+def test_the_reader_remembers_a_bounded_number_of_rows(
+    server: InProcessServer, client: Client
+) -> None:
+    load(client)  # PHONE at two stores, CASE at one
+    app = server.server
+    assert app is not None
+    reader = StockReader(app.engine, remembered_rows=2)
+    try:
+        phone = reader.records_for_sku("PHONE", None)
+        reader.records_for_sku("CASE", None)  # 3 rows in all: PHONE's are let go
+        again = reader.records_for_sku("PHONE", None)  # and now CASE's
+        assert sorted(r.on_hand for r in again) == sorted(r.on_hand for r in phone) == [3, 8]
+        assert not set(map(id, again)) & set(map(id, phone))
+        assert set(map(id, reader.records_for_sku("PHONE", None))) == set(map(id, again))
+    finally:
+        reader.close()
