@@ -167,5 +167,9 @@ def test_the_reader_remembers_a_bounded_number_of_rows(
         assert sorted(r.on_hand for r in again) == sorted(r.on_hand for r in phone) == [3, 8]
         assert not set(map(id, again)) & set(map(id, phone))
         assert set(map(id, reader.records_for_sku("PHONE", None))) == set(map(id, again))
+        # Reads that find nothing to remember (unknown skus) take no memory.
+        for n in range(100):
+            assert reader.records_for_sku(f"NOPE-{n}", None) == []
+        assert list(reader._last_read) == ["PHONE"]
     finally:
         reader.close()

@@ -262,3 +262,33 @@ def test_a_changed_store_shows_at_once(shop: Client) -> None:
     assert after.name == "Sunday and Monday"
     assert (after.today_hours.opens, after.today_hours.closes) == ("12:00", "17:00")
     assert after.open_now and after.ready_by_text == "today 13:30"
+
+
+def test_stock_stops_being_offered_the_moment_it_goes_stale(
+    shop: Client, clock: FixedClock
+) -> None:
+    """Answers kept for the minute end when a record's age passes its budget, to the
+    microsecond: the stores' and the ship option's alike."""
+    ten_minutes = Duration(seconds=600)  # the snapshots are exactly this old at NOW
+    shop.upsert_locations(
+        [
+            store(
+                "AMS-ZUID",
+                position=LatLng(latitude=52.3389, longitude=4.8722),
+                freshness_budget=ten_minutes,
+            ),
+            warehouse(
+                "WH-TILBURG",
+                position=LatLng(latitude=51.60, longitude=5.05),
+                freshness_budget=ten_minutes,
+            ),
+        ]
+    )
+    result = shop.search_nearby(cart({"CHARGER": 1}), DAM)
+    assert "AMS-ZUID" in [loc.location_id for loc in result.locations]
+    assert result.ship.location_id == "WH-TILBURG" and result.ship.has_all
+    clock.now = NOW + timedelta(microseconds=1)
+    result = shop.search_nearby(cart({"CHARGER": 1}), DAM)
+    assert "AMS-ZUID" not in [loc.location_id for loc in result.locations]
+    assert not result.ship.has_all
+    assert [StockStatus(line.status) for line in result.ship.lines] == [StockStatus.UNKNOWN]

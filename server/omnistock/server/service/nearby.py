@@ -56,8 +56,8 @@ log = logging.getLogger("omnistock.nearby")
 # The most carts whose store answers are kept each minute, and stores for each cart.
 _CARTS = 500
 _STORES_A_CART = 200
-# The most blocks of cells whose qualifying stores are kept for each cart, each minute.
-_BLOCKS_A_CART = 256
+# The most stores listed in the blocks of cells kept for each cart, each minute.
+_BLOCK_STORES_A_CART = 2_000
 # The most skus whose holders' grids are kept.
 _HOLDER_GRIDS = 10_000
 
@@ -157,6 +157,13 @@ class SearchResult:
     ship: ShipAnswer | None
 
 
+# A block of cells around an origin's cell, and a search's filter: pickup, lines needed,
+# open now.
+_BlockKey = tuple[tuple[int, int], bool, int, bool]
+# Until when a block's answer stands, and its qualifying stores with their unit vectors.
+_Block = tuple[datetime, list[StoreAnswer], list[tuple[float, float, float]]]
+
+
 @dataclass(slots=True)
 class _CartAnswers:
     """A cart's store answers of one minute, built on ``maps`` (each line's records by
@@ -167,10 +174,19 @@ class _CartAnswers:
     maps: tuple[dict[str, StockRecord], ...]
     generation: int
     answers: dict[str, tuple[datetime, StoreAnswer]] = field(default_factory=dict)
-    blocks: dict[
-        tuple[tuple[int, int], bool, int, bool],
-        tuple[datetime, list[StoreAnswer], list[tuple[float, float, float]]],
-    ] = field(default_factory=dict)
+    blocks: dict[_BlockKey, _Block] = field(default_factory=dict)
+    # The stores listed in ``blocks``, at most _BLOCK_STORES_A_CART.
+    block_stores: int = 0
+
+    def keep_block(self, key: _BlockKey, block: _Block) -> None:
+        replaced = self.blocks.pop(key, None)
+        if replaced is not None:
+            self.block_stores -= len(replaced[1])
+        if self.block_stores + len(block[1]) > _BLOCK_STORES_A_CART:
+            self.blocks.clear()  # origins all over the map: start over rather than grow
+            self.block_stores = 0
+        self.blocks[key] = block
+        self.block_stores += len(block[1])
 
 
 @dataclass(slots=True)  # not frozen: made for every search, and frozen costs 2x
@@ -218,7 +234,7 @@ class ShoppingService:
         # without the lock (searches read it on the event loop), emptied when full.
         self._holder_grids: dict[int, tuple[dict[str, StockRecord], int, GridIndex[Location]]] = {}
         self._ship_answers: MinuteCache[
-            tuple[tuple[str, Exposure], int, int], tuple[ShipAnswer | None]
+            tuple[tuple[str, Exposure], int, int], tuple[ShipAnswer | None, datetime]
         ] = MinuteCache(max_entries=10_000)
         # Both kept with the Location they were built from: a location changed in the
         # directory (a new object) is presented and answered afresh within the minute.
@@ -393,20 +409,24 @@ class ShoppingService:
         now: datetime,
         exposure: Exposure,
         visible: frozenset[str] | None = None,
-    ) -> ShipAnswer | None:
+    ) -> tuple[ShipAnswer | None, datetime]:
         """The best shipping location (of those ``visible``, None for all): has every
-        line, then earliest delivery, then id; failing that, the one with most lines."""
+        line, then earliest delivery, then id; failing that, the one with most lines. And
+        until when that stands with time alone (a record going stale, a hold lapsing)."""
         best: tuple[tuple[object, ...], ShipAnswer] | None = None
+        until = _FOREVER
         for location in self._directory.shippers(renew=False):
             if visible is not None and location.id not in visible:
                 continue
-            answers = self._lines(location, lines, _held(records, lines, location), now, exposure)
+            held = _held(records, lines, location)
+            until = min(until, _valid_until(held, location, now))
+            answers = self._lines(location, lines, held, now, exposure)
             delivery = delivered_by(location, delivery_date(location, now))
             answer = ShipAnswer(location, answers, delivery)
             key = (-sum(a.fulfillable for a in answers), delivery, location.id)
             if best is None or key < best[0]:
                 best = (key, answer)
-        return None if best is None else best[1]
+        return (None if best is None else best[1]), until
 
     # -- SearchNearby
 
@@ -477,7 +497,7 @@ class ShoppingService:
         if visible is None:
             ship = self._cached_ship_answer(lines, records, now, cart)
         else:
-            ship = self._ship_answer(lines, records, now, exposure, visible)
+            ship = self._ship_answer(lines, records, now, exposure, visible)[0]
         return SearchResult(point, found, ship)
 
     def _from_block(
@@ -498,9 +518,7 @@ class ShoppingService:
         block = kept.blocks.get(wanted)
         if block is None or now >= block[0]:
             block = self._qualifying_in_block(kept, want, wanted[0], now, exposure)
-            if len(kept.blocks) >= _BLOCKS_A_CART:
-                kept.blocks.clear()
-            kept.blocks[wanted] = block
+            kept.keep_block(wanted, block)
         picked, complete = nearest_in_block(block[2], lat, lon, radius_km, limit)
         if not complete:
             return None
@@ -514,19 +532,20 @@ class ShoppingService:
         key: tuple[int, int],
         now: datetime,
         exposure: Exposure,
-    ) -> tuple[datetime, list[StoreAnswer], list[tuple[float, float, float]]]:
+    ) -> _Block:
         """The stores of the block around ``key`` that qualify, with their unit vectors,
         and until when that stands (the first of the block's answers to change)."""
         until = _FOREVER
         stores: list[StoreAnswer] = []
         vectors: list[tuple[float, float, float]] = []
-        seen: set[int] = set()
+        # By id: a grid built just before a directory refresh holds the older objects.
+        seen: set[str] = set()
         for grid in self._holder_grids_of(kept):
             items, block_vectors = grid.block(key)
             for location, vector in zip(items, block_vectors, strict=True):
-                if id(location) in seen:
+                if location.id in seen:
                     continue
-                seen.add(id(location))
+                seen.add(location.id)
                 answered = self._qualifying(kept, want, location, now, exposure)
                 if answered is None:
                     continue
@@ -550,14 +569,15 @@ class ShoppingService:
         """The answer from a walk over the holders, nearest first (each sku's holders
         have a grid index of their own, so the walk only meets holders)."""
         found: list[NearbyAnswer] = []
+        listed: set[str] = set()  # as in the block: a store once, whatever its objects
         grids = self._holder_grids_of(kept)
-        for near in nearest_in_any(grids, point[0], point[1], radius_km):
+        keep = None if visible is None else (lambda location: location.id in visible)
+        for near in nearest_in_any(grids, point[0], point[1], radius_km, keep=keep):
             location = near.item
-            if visible is not None and location.id not in visible:
-                continue
             answered = self._qualifying(kept, want, location, now, exposure)
-            if answered is None or answered[1] is None:
+            if answered is None or answered[1] is None or location.id in listed:
                 continue
+            listed.add(location.id)
             found.append(NearbyAnswer(answered[1], near.distance_km))
             if len(found) == limit:
                 break
@@ -615,14 +635,15 @@ class ShoppingService:
         cart: tuple[str, Exposure],
     ) -> ShipAnswer | None:
         """The ship answer for a cart (its lines as text, and the exposure), reused within
-        the minute until a write lands or a location changes."""
+        the minute until a write lands, a location changes, or one of the shippers'
+        records goes stale or loses a hold."""
         minute = now.replace(second=0, microsecond=0)
         key = (cart, self._cache.generation, self._directory.generation)
         cached = self._ship_answers.get(minute, key)
-        if cached is not None:
+        if cached is not None and now < cached[1]:
             return cached[0]
-        answer = self._ship_answer(lines, records, now, cart[1])
-        self._ship_answers.put(minute, key, (answer,))
+        answer, until = self._ship_answer(lines, records, now, cart[1])
+        self._ship_answers.put(minute, key, (answer, until))
         return answer
 
     def _holder_grids_of(self, kept: _CartAnswers) -> list[GridIndex[Location]]:
@@ -707,7 +728,7 @@ class ShoppingService:
                 Option(Method.PICKUP, ready, pickup=location, pickup_lines=tuple(lines),
                        distance_km=distance, ready_by=ready)
             )  # fmt: skip
-        ship = self._ship_answer(lines, records, now, Exposure.EXACT, visible)
+        ship = self._ship_answer(lines, records, now, Exposure.EXACT, visible)[0]
         if ship is not None and ship.has_all:
             day = ship.delivery.date()
             options.append(
@@ -763,6 +784,7 @@ class ShoppingService:
 
 
 _FOREVER = datetime.max.replace(tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _held(
@@ -782,7 +804,8 @@ def _valid_until(
     for record in records:
         if record is None:
             continue
-        stale_at = record.source_updated_at + budget
+        # The first moment the record is stale: its age is then above the budget.
+        stale_at = record.source_updated_at + budget + _MICROSECOND
         if now < stale_at < until:
             until = stale_at
         for _, expires in record.holds:

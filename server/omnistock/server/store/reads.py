@@ -142,8 +142,8 @@ class StockReader:
             replaced = self._last_read.pop(sku, None)
             if replaced is not None:
                 self._last_read_rows -= len(replaced)
-            if len(kept) > self._remembered_rows:
-                return
+            if not kept or len(kept) > self._remembered_rows:
+                return  # nothing to match (an unknown sku, every row held), or too much
             while self._last_read and self._last_read_rows + len(kept) > self._remembered_rows:
                 self._last_read_rows -= len(self._last_read.pop(next(iter(self._last_read))))
             self._last_read[sku] = kept

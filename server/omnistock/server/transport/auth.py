@@ -101,8 +101,9 @@ class Authenticator:
 
     def known(self, metadata: Any) -> Principal | None:
         """The caller, when that needs no wait: insecure mode, or a key checked within
-        KEY_CACHE_SECONDS (one found due is checked again off this call's path, and stops
-        working then if revoked). None otherwise: ``await authenticate`` then."""
+        KEY_CACHE_SECONDS, or within twice that and due: a due key is served while it is
+        checked again off this call's path, and stops working then if revoked. None
+        otherwise: ``await authenticate`` then."""
         if self.insecure:
             return INSECURE
         text = _key_text(metadata)
