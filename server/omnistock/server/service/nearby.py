@@ -191,13 +191,19 @@ class _CartAnswers:
 
 @dataclass(slots=True)  # not frozen: made for every search, and frozen costs 2x
 class _Want:
-    """What a search asks of a store: the cart, pickup (else ship to store), how many
-    lines it must have, and whether it must be open now."""
+    """One search: what it asks of a store (the cart, pickup (else ship to store), how
+    many lines it must have, whether it must be open now), the exposure, where it
+    searches from and how far, how many stores, and its moment."""
 
     lines: Sequence[CartLine]
     pickup: bool
     needed: int
     open_now: bool
+    exposure: Exposure
+    point: tuple[float, float]
+    radius_km: float
+    limit: int
+    now: datetime
 
 
 class _NeedsDatabase(Exception):
@@ -487,52 +493,44 @@ class ShoppingService:
             kept = _CartAnswers(maps, generation)
             self._store_answers.put(minute, cart, kept)
         want = _Want(
-            lines, method is not Method.SHIP_TO_STORE, len(lines) if require_all else 1, open_now
+            lines,
+            method is not Method.SHIP_TO_STORE,
+            len(lines) if require_all else 1,
+            open_now,
+            exposure,
+            point,
+            radius_km,
+            limit,
+            now,
         )
         found = None
         if visible is None:
-            found = self._from_block(kept, want, point, radius_km, limit, now, exposure)
+            found = self._from_block(kept, want)
         if found is None:
-            found = self._walk(kept, want, point, radius_km, limit, now, exposure, visible)
+            found = self._walk(kept, want, visible)
         if visible is None:
             ship = self._cached_ship_answer(lines, records, now, cart)
         else:
             ship = self._ship_answer(lines, records, now, exposure, visible)[0]
         return SearchResult(point, found, ship)
 
-    def _from_block(
-        self,
-        kept: _CartAnswers,
-        want: _Want,
-        point: tuple[float, float],
-        radius_km: float,
-        limit: int,
-        now: datetime,
-        exposure: Exposure,
-    ) -> list[NearbyAnswer] | None:
+    def _from_block(self, kept: _CartAnswers, want: _Want) -> list[NearbyAnswer] | None:
         """The answer from the stores that qualify in the block of cells around the
         origin's cell (kept per cart, block and filter while their answers stand), or
         None when stores beyond the block could belong in it."""
-        lat, lon = point
+        lat, lon = want.point
         wanted = (block_key(lat, lon), want.pickup, want.needed, want.open_now)
         block = kept.blocks.get(wanted)
-        if block is None or now >= block[0]:
-            block = self._qualifying_in_block(kept, want, wanted[0], now, exposure)
+        if block is None or want.now >= block[0]:
+            block = self._qualifying_in_block(kept, want, wanted[0])
             kept.keep_block(wanted, block)
-        picked, complete = nearest_in_block(block[2], lat, lon, radius_km, limit)
+        picked, complete = nearest_in_block(block[2], lat, lon, want.radius_km, want.limit)
         if not complete:
             return None
         stores = block[1]
         return [NearbyAnswer(stores[i], km) for i, km in picked]
 
-    def _qualifying_in_block(
-        self,
-        kept: _CartAnswers,
-        want: _Want,
-        key: tuple[int, int],
-        now: datetime,
-        exposure: Exposure,
-    ) -> _Block:
+    def _qualifying_in_block(self, kept: _CartAnswers, want: _Want, key: tuple[int, int]) -> _Block:
         """The stores of the block around ``key`` that qualify, with their unit vectors,
         and until when that stands (the first of the block's answers to change)."""
         until = _FOREVER
@@ -546,7 +544,7 @@ class ShoppingService:
                 if location.id in seen:
                     continue
                 seen.add(location.id)
-                answered = self._qualifying(kept, want, location, now, exposure)
+                answered = self._qualifying(kept, want, location)
                 if answered is None:
                     continue
                 until = min(until, answered[0])
@@ -556,15 +554,7 @@ class ShoppingService:
         return until, stores, vectors
 
     def _walk(
-        self,
-        kept: _CartAnswers,
-        want: _Want,
-        point: tuple[float, float],
-        radius_km: float,
-        limit: int,
-        now: datetime,
-        exposure: Exposure,
-        visible: frozenset[str] | None,
+        self, kept: _CartAnswers, want: _Want, visible: frozenset[str] | None
     ) -> list[NearbyAnswer]:
         """The answer from a walk over the holders, nearest first (each sku's holders
         have a grid index of their own, so the walk only meets holders)."""
@@ -572,24 +562,20 @@ class ShoppingService:
         listed: set[str] = set()  # as in the block: a store once, whatever its objects
         grids = self._holder_grids_of(kept)
         keep = None if visible is None else (lambda location: location.id in visible)
-        for near in nearest_in_any(grids, point[0], point[1], radius_km, keep=keep):
+        lat, lon = want.point
+        for near in nearest_in_any(grids, lat, lon, want.radius_km, keep=keep):
             location = near.item
-            answered = self._qualifying(kept, want, location, now, exposure)
+            answered = self._qualifying(kept, want, location)
             if answered is None or answered[1] is None or location.id in listed:
                 continue
             listed.add(location.id)
             found.append(NearbyAnswer(answered[1], near.distance_km))
-            if len(found) == limit:
+            if len(found) == want.limit:
                 break
         return found
 
     def _qualifying(
-        self,
-        kept: _CartAnswers,
-        want: _Want,
-        location: Location,
-        now: datetime,
-        exposure: Exposure,
+        self, kept: _CartAnswers, want: _Want, location: Location
     ) -> tuple[datetime, StoreAnswer | None] | None:
         """None for a location that does not serve the method; else until when its
         answer stands, and the answer if it qualifies (enough lines, open if asked)."""
@@ -599,8 +585,8 @@ class ShoppingService:
         ):
             return None
         entry = kept.answers.get(location.id)
-        if entry is None or now >= entry[0]:
-            entry = self._store_answer(location, want.lines, kept, now, exposure)
+        if entry is None or want.now >= entry[0]:
+            entry = self._store_answer(location, want.lines, kept, want.now, want.exposure)
         store = entry[1]
         if store.fulfillable < want.needed or (want.open_now and not store.presentation.open_now):
             return entry[0], None
