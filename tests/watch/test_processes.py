@@ -12,9 +12,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from factories import store, update
 from omnistock.client import Client, Exposure, WatchEventKind
 from processes import clean_env, free_port, serving, wait_serving
+from sqlalchemy import create_engine, text
 
 AMS = "NL-AMS-01"
 
@@ -54,6 +56,50 @@ def test_a_write_in_one_process_reaches_watchers_and_reads_in_another(database_u
             time.sleep(0.005)
     # The bound here is loose for busy test machines; docs/benchmarks.md has the figures.
     assert heard < 2.0
+
+
+def test_a_process_that_lost_its_listener_connection_reads_everything_again(
+    database_url: str,
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's: SQLite's change log is read by sequence")
+    now = datetime.now(UTC)
+    with serving(database_url, 1, "--read-cache-ttl", "600") as (target,), Client(target) as client:
+        client.upsert_locations([store(AMS)])
+        client.apply_stock_updates([update(AMS, "PHONE", 5, now - timedelta(minutes=5))])
+        watching = client.watch_availability(
+            [("PHONE", AMS)], exposure=Exposure.EXACT, heartbeat_seconds=1
+        )
+        with watching as watch:
+            events = iter(watch)
+            assert next(events).availabilities[0].available_to_sell == 5
+            engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+            try:
+                with engine.connect() as connection:
+                    # A change the bus never carries: the watcher is not told ...
+                    connection.execute(
+                        text("UPDATE stock SET on_hand = 9 WHERE sku = 'PHONE' AND location_id = :at"),
+                        {"at": AMS},
+                    )
+                    assert next(events).kind == WatchEventKind.HEARTBEAT
+                    # ... until the server's listener loses its connection, when notices may
+                    # have been lost: on reconnecting it drops every copy and reads again.
+                    ended = connection.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+                        )
+                    ).all()
+                    assert ended == [(True,)]
+            finally:
+                engine.dispose()
+            lost = time.monotonic()
+            change = next(events)
+            while change.kind == WatchEventKind.HEARTBEAT:
+                assert time.monotonic() - lost < 10, "the server never read the record again"
+                change = next(events)
+        assert change.availabilities[0].available_to_sell == 9
+        assert client.get_availability("PHONE", [AMS], exposure=Exposure.EXACT)[0].on_hand == 9
 
 
 def test_serve_workers_share_one_port(tmp_path: Path) -> None:

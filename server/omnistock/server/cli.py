@@ -392,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--read-cache-ttl",
         type=float,
-        help="seconds before a cached record is read again [$OMNISTOCK_READ_CACHE_TTL, 1.0]",
+        help="seconds before a cached record is read again, a backstop for a lost change notice"
+        " [$OMNISTOCK_READ_CACHE_TTL, 30]",
     )
     defaults = TtlPolicy()
     for name, attribute in HOLD_TTL_SETTINGS.items():

@@ -11,7 +11,10 @@
   interval, 20 ms): docs/benchmarks.md has the figures.
 
 A change names (sku, location_id) pairs, whole locations (a snapshot replaced their
-stock), or the location directory.
+stock), or the location directory. A receiver that may have missed changes (its
+connection to PostgreSQL dropped and came back) delivers ``RESYNC`` to its own process:
+every copy is dropped and read again. A batch that fails to send is sent again with the
+next one, or after a second; the read cache's TTL (30 s) is the last backstop.
 """
 
 from __future__ import annotations
@@ -43,20 +46,26 @@ class Changes:
     pairs: frozenset[Pair] = frozenset()
     locations: frozenset[str] = frozenset()  # every record of these locations
     directory: bool = False  # locations themselves were created or changed
+    # Changes may have been missed: forget every copy. Delivered in a process, never sent.
+    everything: bool = False
 
     @classmethod
     def of_pairs(cls, pairs: Iterable[Pair]) -> Changes:
         return cls(pairs=frozenset(pairs))
 
     def __bool__(self) -> bool:
-        return bool(self.pairs or self.locations or self.directory)
+        return bool(self.pairs or self.locations or self.directory or self.everything)
 
     def merge(self, other: Changes) -> Changes:
         return Changes(
             self.pairs | other.pairs,
             self.locations | other.locations,
             self.directory or other.directory,
+            self.everything or other.everything,
         )
+
+
+RESYNC = Changes(everything=True)
 
 
 Subscriber = Callable[[Changes], None]
@@ -145,10 +154,12 @@ def decode(payload: str) -> tuple[str, Changes]:
 
 @dataclass
 class _Batcher:
-    """A sender thread: gathers published changes for ``linger`` seconds, then sends."""
+    """A sender thread: gathers published changes for ``linger`` seconds, then sends. A
+    batch that fails is kept and sent with the next one, or ``retry`` seconds later."""
 
     send: Callable[[Changes], None]
     linger: float = 0.005
+    retry: float = 1.0
     _queue: queue.SimpleQueue[Changes | None] = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
 
@@ -160,14 +171,16 @@ class _Batcher:
         self._queue.put(changes)
 
     def _run(self) -> None:
+        unsent = Changes()
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            merged = first
+            try:
+                first = self._queue.get(timeout=self.retry if unsent else None)
+            except queue.Empty:
+                first = Changes()  # nothing new: try the failed batch again
+            stop = first is None
+            merged = unsent if first is None else unsent.merge(first)
             deadline = time.monotonic() + self.linger
-            stop = False
-            while (left := deadline - time.monotonic()) > 0:
+            while not stop and (left := deadline - time.monotonic()) > 0:
                 try:
                     more = self._queue.get(timeout=left)
                 except queue.Empty:
@@ -176,10 +189,13 @@ class _Batcher:
                     stop = True
                     break
                 merged = merged.merge(more)
-            try:
-                self.send(merged)
-            except Exception:  # the read caches' TTL covers a lost batch
-                log.exception("sending changes to other processes failed")
+            unsent = Changes()
+            if merged:
+                try:
+                    self.send(merged)
+                except Exception:
+                    log.exception("sending changes to other processes failed; sending them again")
+                    unsent = merged
             if stop:
                 return
 
@@ -215,15 +231,23 @@ class PostgresNotify:
     def _send(self, changes: Changes) -> None:
         if self._sender is None or self._sender.closed:
             self._sender = psycopg.connect(self._conninfo, autocommit=True)
-        with self._sender.cursor() as cursor:
-            for payload in encode(self.origin, changes):
-                cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        try:
+            with self._sender.cursor() as cursor:
+                for payload in encode(self.origin, changes):
+                    cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        except Exception:
+            self._sender.close()  # the next try connects afresh
+            raise
 
     def _listen(self, deliver: Callable[[Changes], None], ready: threading.Event) -> None:
+        listened = False
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
+                    if listened:  # notices sent while we were away are lost: start afresh
+                        deliver(RESYNC)
+                    listened = True
                     ready.set()
                     while not self._stopping.is_set():
                         for notice in connection.notifies(timeout=0.5):

@@ -59,7 +59,7 @@ class LocationDirectory:
 
     def apply(self, changes: Changes) -> None:
         """A change bus subscriber: locations changed elsewhere, so reload at next use."""
-        if changes.directory:
+        if changes.directory or changes.everything:
             self._loaded_at = float("-inf")
             self._version = (-1, -1)
 

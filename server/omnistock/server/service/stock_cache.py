@@ -13,7 +13,8 @@ Coherence: every write in this process invalidates the keys it touched, before
 the writer returns. A read that started before a write must not put its older
 result back after the invalidation, so fills carry the write generation seen
 when the read began and are dropped if any write happened since. Writes by
-other processes show within ``ttl``.
+other processes arrive on the change bus too; ``ttl`` (30 s by default) is the
+backstop for a change the bus lost.
 
 Thread-safe: the event loop reads it, database threads fill and invalidate it.
 """
@@ -39,7 +40,8 @@ class _Absent:
 
 ABSENT: Final = _Absent()
 DEFAULT_MAXSIZE = 200_000
-DEFAULT_TTL_SECONDS = 1.0
+# A backstop: the change bus drops what writes touch, here and in other processes.
+DEFAULT_TTL_SECONDS = 30.0
 
 
 class StockCache:
@@ -169,8 +171,8 @@ class StockCache:
 
     def apply(self, changes: Changes) -> None:
         """A change bus subscriber: forget what ``changes`` touched."""
-        if changes.locations:
-            self.clear()  # a snapshot rewrote whole locations
+        if changes.locations or changes.everything:
+            self.clear()  # a snapshot rewrote whole locations, or changes were missed
         elif changes.pairs:
             self.invalidate(changes.pairs)
 

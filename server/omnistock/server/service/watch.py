@@ -174,12 +174,16 @@ class WatchHub:
     def on_changes(self, changes: Changes) -> None:
         """A change bus subscriber; any thread."""
         loop = self._loop
-        if loop is None or loop.is_closed() or not (changes.pairs or changes.locations):
+        if loop is None or loop.is_closed() or not (
+            changes.pairs or changes.locations or changes.everything
+        ):
             return
         loop.call_soon_threadsafe(self._changed, changes)
 
     def _changed(self, changes: Changes) -> None:
-        for pair in changes.pairs:
+        # Changes may have been missed: every watched pair is read again.
+        pairs = self._by_pair if changes.everything else changes.pairs
+        for pair in pairs:
             for watch in self._by_pair.get(pair, ()):
                 self._pending.setdefault(watch, set()).add(pair)
         for location in changes.locations:
