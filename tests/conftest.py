@@ -16,7 +16,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 POSTGRES_URL = os.environ.get("OMNISTOCK_TEST_POSTGRES_URL", "")
-POSTGRES_TEST_DATABASE = "omnistock_test"
+# One database per test run, dropped at its end: runs side by side on one server (two
+# checkouts, a developer beside CI) would otherwise drop each other's tables mid-test.
+POSTGRES_TEST_DATABASE = f"omnistock_test_{os.getpid()}"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
@@ -31,7 +33,7 @@ class FixedClock:
 
 
 def _postgres_test_url() -> str:
-    """A database of our own on the given server, created once, emptied per test."""
+    """A database of this run's own on the given server, created once, emptied per test."""
     admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         exists = connection.execute(
@@ -57,10 +59,14 @@ def _reset_postgres(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL not configured: set OMNISTOCK_TEST_POSTGRES_URL (as .ci/run does)")
-    return _postgres_test_url()
+    yield _postgres_test_url()
+    admin = create_engine(normalize_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_TEST_DATABASE} WITH (FORCE)"))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,28 +1,84 @@
-"""The change bus's own guarantees: a batch that fails to send is sent again, and a
-receiver that may have missed changes makes its process forget every copy."""
+"""The change bus's own guarantees: payloads fit NOTIFY, a batch that fails to send is sent
+again (for a bounded number of tries), and a receiver that may have missed changes makes its
+process forget every copy (RESYNC)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from typing import Any
 
-from omnistock.server.service.changes import RESYNC, Changes, _Batcher
+from hypothesis import given
+from hypothesis import strategies as st
+from omnistock.server.service.changes import (
+    MAX_PAYLOAD_BYTES,
+    RESYNC,
+    Changes,
+    SqliteChangeLog,
+    _Batcher,
+    decode,
+    encode,
+)
+from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.stock_cache import StockCache
 from test_stock_cache import at, fill, rec
 
+ids = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", min_size=1, max_size=64)
 
-def test_a_batch_that_fails_to_send_is_sent_again_with_the_next() -> None:
-    sent: list[Changes] = []
-    failures = iter([True])
-    done = threading.Event()
+
+@given(
+    locations=st.frozensets(ids, max_size=400),
+    pairs=st.frozensets(st.tuples(ids, ids), max_size=400),
+    directory=st.booleans(),
+    everything=st.booleans(),
+)
+def test_payloads_fit_notify_and_say_the_changes_but_resync(
+    locations: frozenset[str],
+    pairs: frozenset[tuple[str, str]],
+    directory: bool,
+    everything: bool,
+) -> None:
+    changes = Changes(pairs, locations, directory, everything)
+    payloads = encode("me", changes)
+    assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in payloads)
+    heard = Changes()
+    for payload in payloads:
+        origin, part = decode(payload)
+        assert origin == "me"
+        heard = heard.merge(part)
+    # RESYNC is for the process that missed changes, never for the others.
+    assert heard == Changes(pairs, locations, directory)
+
+
+def failing(times: int, sent: list[Changes], done: threading.Event | None = None) -> Any:
+    """A send that fails ``times`` times first; ``send.left`` counts the failures to come."""
+    left = [times]
 
     def send(changes: Changes) -> None:
-        if next(failures, False):
+        if left[0] > 0:
+            left[0] -= 1
             raise ConnectionError("the database went away")
         sent.append(changes)
-        done.set()
+        if done is not None:
+            done.set()
 
-    batcher = _Batcher(send, linger=0.001, retry=0.05)
+    send.left = left  # type: ignore[attr-defined]
+    return send
+
+
+def until_failed(send: Any) -> None:
+    """Wait for every failure ``send`` was made to have, and a moment for the batcher."""
+    deadline = time.monotonic() + 5
+    while send.left[0] and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(0.05)
+
+
+def test_a_batch_that_fails_to_send_is_tried_again_a_moment_later() -> None:
+    sent: list[Changes] = []
+    done = threading.Event()
+    batcher = _Batcher(failing(2, sent, done), linger=0.001, retry=0.02)
     batcher.start()
     try:
         batcher.put(Changes.of_pairs([("S1", "L1")]))
@@ -34,24 +90,26 @@ def test_a_batch_that_fails_to_send_is_sent_again_with_the_next() -> None:
 
 def test_a_failed_batch_goes_out_merged_with_what_came_after() -> None:
     sent: list[Changes] = []
-    fail = threading.Event()
-    fail.set()
-
-    def send(changes: Changes) -> None:
-        if fail.is_set():
-            fail.clear()
-            raise ConnectionError("the database went away")
-        sent.append(changes)
-
-    batcher = _Batcher(send, linger=0.001, retry=60)  # no timed retry: the next batch carries it
+    send = failing(1, sent)
+    batcher = _Batcher(send, linger=0.001, retry=60)  # the next batch carries it
     batcher.start()
     batcher.put(Changes.of_pairs([("S1", "L1")]))
-    deadline = time.monotonic() + 5
-    while fail.is_set() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    until_failed(send)
     batcher.put(Changes.of_pairs([("S2", "L1")]))
     batcher.close()
     assert sent == [Changes.of_pairs([("S1", "L1"), ("S2", "L1")])]
+
+
+def test_a_batch_that_keeps_failing_is_dropped_after_its_tries() -> None:
+    sent: list[Changes] = []
+    send = failing(3, sent)
+    batcher = _Batcher(send, linger=0.001, retry=0.01, attempts=3)
+    batcher.start()
+    batcher.put(Changes.of_pairs([("S1", "L1")]))
+    until_failed(send)  # three tries, then the batch is dropped
+    batcher.put(Changes.of_pairs([("S2", "L1")]))
+    batcher.close()
+    assert sent == [Changes.of_pairs([("S2", "L1")])]
 
 
 def test_resync_makes_the_read_cache_forget_everything() -> None:
@@ -64,7 +122,65 @@ def test_resync_makes_the_read_cache_forget_everything() -> None:
     assert cache.peek_sku("S1") == (None, False)
 
 
-def test_resync_is_never_sent_to_other_processes() -> None:
-    from omnistock.server.service.changes import encode
+class Locations:
+    """A location repository whose version stamp the test sets."""
 
-    assert RESYNC and encode("me", RESYNC) == []
+    def __init__(self) -> None:
+        self.stamp = (1, 1)
+        self.loads = 0
+
+    def version(self) -> tuple[int, int]:
+        return self.stamp
+
+    def get_all(self) -> list[Any]:
+        self.loads += 1
+        return []
+
+
+def test_resync_makes_the_directory_check_its_version_before_the_next_lookup() -> None:
+    repository = Locations()
+    directory = LocationDirectory(repository, max_age_seconds=3600)  # type: ignore[arg-type]
+    directory.refresh()
+    directory.apply(RESYNC)
+    assert not directory.is_fresh()
+    directory.all()
+    assert repository.loads == 1  # the stamp stood: nothing to load
+    directory.apply(RESYNC)
+    repository.stamp = (2, 2)  # a location changed while notices were lost
+    directory.all()
+    assert repository.loads == 2
+
+
+class FlakyLog:
+    """A change log connection whose first ``failures`` polls fail; later ones find nothing."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.driver_connection = self
+
+    def execute(self, sql: str, parameters: Any = ()) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return self
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_change_log_poll_after_failed_ones_resyncs() -> None:
+    for failures, expected in ((0, []), (3, [RESYNC])):
+        log = SqliteChangeLog(None, poll_seconds=0.001)  # type: ignore[arg-type]
+        connection = FlakyLog(failures)
+        log._connect = lambda connection=connection: connection  # type: ignore[method-assign]
+        heard: list[Changes] = []
+        poller = threading.Thread(target=log._run, args=(heard.append, 0))
+        poller.start()
+        time.sleep(0.2)
+        log._stopping.set()
+        poller.join()
+        # Rows may have been pruned while the polls failed: the process starts afresh once.
+        assert heard == expected

@@ -12,9 +12,10 @@
 
 A change names (sku, location_id) pairs, whole locations (a snapshot replaced their
 stock), or the location directory. A receiver that may have missed changes (its
-connection to PostgreSQL dropped and came back) delivers ``RESYNC`` to its own process:
-every copy is dropped and read again. A batch that fails to send is sent again with the
-next one, or after a second; the read cache's TTL (30 s) is the last backstop.
+connection to PostgreSQL was made again, or its polls of the change log failed for a
+while) delivers ``RESYNC`` to its own process: every copy is dropped and read again. A
+batch that fails to send is sent again with the next one, or after a second, five tries
+in all; the read cache's TTL (30 s) is the backstop for one dropped after that.
 """
 
 from __future__ import annotations
@@ -121,25 +122,28 @@ class ChangeBus:
 
 
 def encode(origin: str, changes: Changes) -> list[str]:
-    """JSON payloads of at most MAX_PAYLOAD_BYTES each, together saying ``changes``."""
-    head: dict[str, Any] = {"o": origin}
-    if changes.directory:
-        head["d"] = 1
-    if changes.locations:
-        head["l"] = sorted(changes.locations)
-    payloads = []
-    batch: list[list[str]] = []
-    size = len(json.dumps(head)) + 10
+    """JSON payloads of at most MAX_PAYLOAD_BYTES each, together saying ``changes``
+    (``everything`` is never sent: it is for the process that missed changes)."""
+    payloads: list[str] = []
+    body: dict[str, Any] = {"o": origin, "d": 1} if changes.directory else {"o": origin}
+    size = len(json.dumps(body)) + 20
+
+    def add(field: str, item: Any) -> None:
+        nonlocal body, size
+        length = len(json.dumps(item, separators=(",", ":"))) + 1
+        if size + length > MAX_PAYLOAD_BYTES and ("l" in body or "p" in body):
+            payloads.append(json.dumps(body, separators=(",", ":")))
+            body = {"o": origin}
+            size = len(json.dumps(body)) + 20
+        body.setdefault(field, []).append(item)
+        size += length
+
+    for location in sorted(changes.locations):
+        add("l", location)
     for sku, location in sorted(changes.pairs):
-        entry = len(sku) + len(location) + 8
-        if batch and size + entry > MAX_PAYLOAD_BYTES:
-            payloads.append(json.dumps({**head, "p": batch}, separators=(",", ":")))
-            head = {"o": origin}
-            batch, size = [], len(json.dumps(head)) + 10
-        batch.append([sku, location])
-        size += entry
-    if batch or len(head) > 1:
-        payloads.append(json.dumps({**head, "p": batch}, separators=(",", ":")))
+        add("p", [sku, location])
+    if len(body) > 1:
+        payloads.append(json.dumps(body, separators=(",", ":")))
     return payloads
 
 
@@ -155,11 +159,14 @@ def decode(payload: str) -> tuple[str, Changes]:
 @dataclass
 class _Batcher:
     """A sender thread: gathers published changes for ``linger`` seconds, then sends. A
-    batch that fails is kept and sent with the next one, or ``retry`` seconds later."""
+    batch that fails is kept and sent with the next one, or ``retry`` seconds later, for
+    ``attempts`` tries in all; then it is dropped (logged), and the other processes' read
+    caches forget it only at their TTL."""
 
     send: Callable[[Changes], None]
     linger: float = 0.005
     retry: float = 1.0
+    attempts: int = 5
     _queue: queue.SimpleQueue[Changes | None] = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
 
@@ -172,6 +179,7 @@ class _Batcher:
 
     def _run(self) -> None:
         unsent = Changes()
+        failures = 0
         while True:
             try:
                 first = self._queue.get(timeout=self.retry if unsent else None)
@@ -193,9 +201,19 @@ class _Batcher:
             if merged:
                 try:
                     self.send(merged)
+                    failures = 0
                 except Exception:
-                    log.exception("sending changes to other processes failed; sending them again")
-                    unsent = merged
+                    failures += 1
+                    if failures < self.attempts:
+                        log.exception("sending changes to other processes failed; trying again")
+                        unsent = merged
+                    else:
+                        log.exception(
+                            "sending changes to other processes failed %d times; dropped (other"
+                            " processes' read caches forget them at their TTL)",
+                            failures,
+                        )
+                        failures = 0
             if stop:
                 return
 
@@ -240,18 +258,30 @@ class PostgresNotify:
             raise
 
     def _listen(self, deliver: Callable[[Changes], None], ready: threading.Event) -> None:
-        listened = False
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as connection:
+                with psycopg.connect(
+                    self._conninfo,
+                    autocommit=True,
+                    application_name=f"omnistock-listen-{os.getpid()}",
+                    # A connection that died without a word is noticed within about 25 s.
+                    keepalives=1,
+                    keepalives_idle=10,
+                    keepalives_interval=5,
+                    keepalives_count=3,
+                ) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
-                    if listened:  # notices sent while we were away are lost: start afresh
-                        deliver(RESYNC)
-                    listened = True
+                    # Notices sent before this LISTEN (while a connection was down, or while
+                    # the first one was being made) never arrive: start afresh.
+                    deliver(RESYNC)
                     ready.set()
                     while not self._stopping.is_set():
                         for notice in connection.notifies(timeout=0.5):
-                            origin, changes = decode(notice.payload)
+                            try:
+                                origin, changes = decode(notice.payload)
+                            except (ValueError, KeyError, TypeError):
+                                log.warning("ignored a change notice that does not parse")
+                                continue
                             if origin != self.origin:
                                 deliver(changes)
             except Exception:
@@ -332,6 +362,7 @@ class SqliteChangeLog:
         pooled = self._connect()
         connection: Any = pooled.driver_connection
         try:
+            failed = False
             while not self._stopping.wait(self._poll):
                 try:
                     rows = connection.execute(
@@ -340,7 +371,11 @@ class SqliteChangeLog:
                     ).fetchall()
                 except Exception:
                     log.exception("polling the change log failed")
+                    failed = True
                     continue
+                if failed:  # rows older than KEEP_SECONDS may have gone meanwhile
+                    deliver(RESYNC)
+                    failed = False
                 for seq, origin, payload in rows:
                     after = seq
                     if origin != self.origin:

@@ -58,10 +58,13 @@ class LocationDirectory:
             self.generation += 1
 
     def apply(self, changes: Changes) -> None:
-        """A change bus subscriber: locations changed elsewhere, so reload at next use."""
-        if changes.directory or changes.everything:
+        """A change bus subscriber: locations changed elsewhere, so reload at next use; or
+        changes may have been missed, so check the version stamp at next use."""
+        if changes.directory:
             self._loaded_at = float("-inf")
             self._version = (-1, -1)
+        elif changes.everything:
+            self._loaded_at = float("-inf")
 
     def _current(self, renew: bool = True) -> dict[str, Location]:
         if renew and time.monotonic() - self._loaded_at > self._max_age:
