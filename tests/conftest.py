@@ -80,6 +80,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def postgres_database_url(postgres_url: str) -> str:
+    """An empty PostgreSQL database, for what only PostgreSQL has (LISTEN/NOTIFY)."""
+    _reset_postgres(postgres_url)
+    return postgres_url
+
+
+@pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()
 
