@@ -126,17 +126,17 @@ def encode(origin: str, changes: Changes) -> list[str]:
     (``everything`` is never sent: it is for the process that missed changes)."""
     payloads: list[str] = []
     body: dict[str, Any] = {"o": origin, "d": 1} if changes.directory else {"o": origin}
-    size = len(json.dumps(body)) + 20
+    room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20  # the lists' brackets and keys
 
     def add(field: str, item: Any) -> None:
-        nonlocal body, size
+        nonlocal body, room
         length = len(json.dumps(item, separators=(",", ":"))) + 1
-        if size + length > MAX_PAYLOAD_BYTES and ("l" in body or "p" in body):
+        if length > room and ("l" in body or "p" in body):  # full: start the next payload
             payloads.append(json.dumps(body, separators=(",", ":")))
             body = {"o": origin}
-            size = len(json.dumps(body)) + 20
+            room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20
         body.setdefault(field, []).append(item)
-        size += length
+        room -= length
 
     for location in sorted(changes.locations):
         add("l", location)
