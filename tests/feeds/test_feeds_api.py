@@ -243,7 +243,7 @@ def test_export_streams_exact_stock_by_location_and_sku(feeding: Client) -> None
     assert {a.location_id for a in everything} == {"NL-AMS-01", "NL-RTM-01"}
 
 
-def test_a_sku_repeated_in_a_snapshot_counts_once_the_first(feeding: Client) -> None:
+def test_a_sku_repeated_in_a_snapshot_is_set_by_its_greatest_record(feeding: Client) -> None:
     result = feeding.import_snapshot("NL-AMS-01", NOW, [("A", 5), ("B", 1), ("A", 9)])
-    assert (result.received_count, result.applied_count, result.stale_count) == (3, 2, 1)
-    assert on_hand(feeding, "NL-AMS-01", "A", "B") == [5, 1]
+    assert (result.received_count, result.applied_count, result.stale_count) == (3, 3, 0)
+    assert on_hand(feeding, "NL-AMS-01", "A", "B") == [9, 1]

@@ -2,6 +2,10 @@
 
 The ordering rule itself is enforced by the store, atomically, in SQL; this
 layer checks locations, keeps the read cache coherent and reports.
+
+An adjustment that would take on_hand outside [-MAX_QUANTITY, MAX_QUANTITY] sets
+nothing: in a delta stream it is rejected for that record (reason
+QUANTITY_OUT_OF_RANGE).
 """
 
 from __future__ import annotations
@@ -12,15 +16,23 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from omnistock.server.domain.feed_order import MAX_QUANTITY
 from omnistock.server.domain.locations import Location
 from omnistock.server.domain.stock import AvailabilityView, Exposure, is_stale, view_record
 from omnistock.server.service.changes import ChangeBus, Changes
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.store.feed_status import FeedStatusRecord, FeedStatusRepository
-from omnistock.server.store.feeds import DeltaRow, FeedWriter, SnapshotImport, SnapshotResult
+from omnistock.server.store.feeds import (
+    DeltaOutcome,
+    DeltaRow,
+    FeedWriter,
+    SnapshotImport,
+    SnapshotResult,
+)
 from omnistock.server.store.timeutil import from_micros, to_micros
 
 EXPORT_PAGE_SIZE = 1_000
+_OUT_OF_RANGE = f"would take on_hand outside [-{MAX_QUANTITY:,}, {MAX_QUANTITY:,}]"
 
 
 class Freshness(enum.Enum):
@@ -89,11 +101,12 @@ class FeedService:
         self._changes = changes or ChangeBus()
 
     def apply_stock_updates(self, rows: Sequence[DeltaRow]) -> tuple[int, int]:
-        """Apply a batch all or nothing: an unknown location rejects the whole batch."""
+        """Apply a batch of absolute updates all or nothing: an unknown location rejects the
+        whole batch."""
         self._directory.require(dict.fromkeys(row.location_id for row in rows))
-        flags = self._apply(rows, {})
-        applied = sum(flags)
-        return applied, len(flags) - applied
+        outcomes = self._apply(rows, {})
+        applied = outcomes.count(DeltaOutcome.APPLIED)
+        return applied, len(outcomes) - applied
 
     def apply_deltas(
         self,
@@ -108,10 +121,10 @@ class FeedService:
         named = dict.fromkeys([row.location_id for _, row in rows] + [loc for _, loc in rejects])
         known = self._directory.known(named)
         all_rejects = [reject for reject, _ in rejects]
-        valid = []
+        valid: list[tuple[int, DeltaRow]] = []
         for index, row in rows:
             if row.location_id in known:
-                valid.append(row)
+                valid.append((index, row))
             else:
                 all_rejects.append(
                     RecordReject(
@@ -122,18 +135,26 @@ class FeedService:
                     )
                 )
         rejected = Counter(loc for _, loc in rejects if loc in known)
-        flags = self._apply(valid, dict(rejected))
-        applied = sum(flags)
+        outcomes = self._apply([row for _, row in valid], dict(rejected))
+        for (index, _), outcome in zip(valid, outcomes, strict=True):
+            if outcome is DeltaOutcome.OUT_OF_RANGE:
+                all_rejects.append(
+                    RecordReject(index, "adjustment", "QUANTITY_OUT_OF_RANGE", _OUT_OF_RANGE)
+                )
         return DeltaResult(
-            applied, len(flags) - applied, sorted(all_rejects, key=lambda r: r.index)
+            outcomes.count(DeltaOutcome.APPLIED),
+            outcomes.count(DeltaOutcome.STALE),
+            sorted(all_rejects, key=lambda r: r.index),
         )
 
-    def _apply(self, rows: Sequence[DeltaRow], rejected: dict[str, int]) -> list[bool]:
+    def _apply(self, rows: Sequence[DeltaRow], rejected: dict[str, int]) -> list[DeltaOutcome]:
         if not rows and not rejected:
             return []
         try:
             return self._writer.apply_deltas(
-                rows, now_us=to_micros(self._clock()), rejected_by_location=rejected
+                rows,
+                now_us=to_micros(self._clock()),
+                rejected_by_location=rejected,
             )
         finally:
             # Also after a failure: the transaction may have committed before it.

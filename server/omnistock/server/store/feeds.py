@@ -5,28 +5,36 @@ written here for each dialect, the one place it differs by database. Through
 an SQLAlchemy Connection a per-record upsert costs about 50 us; on the raw
 cursor, about 5 us.
 
-The ordering rule (DESIGN.md): an update applies only when it is newer than
-the stored record, by source_sequence when both have one, else by source time.
-Equal is not newer, so an exact replay changes nothing.
+The ordering rule (DESIGN.md, domain/feed_order.py): each field of a record keeps
+the key of the update that last set it, and an update sets each field it carries
+whose stored key is lower. The upserts below compare the keys as SQL row values,
+field by field, atomically with the write. Equal is not newer, so an exact replay
+changes nothing.
 
-A snapshot says the location held nothing else as of its time, so its as_of
-is a watermark for the location: a late update older than the newest snapshot,
-for a sku the snapshot did not name, lands as the zero the snapshot implied
-(and counts as stale). With that, any order of the same timestamped absolute
-updates and snapshots ends in the same state (tests/feeds/test_feed_order.py).
-Relative adjustments are not commutative with ignoring late ones: a sender that
-may reorder should send absolute quantities, or sequence numbers.
+A snapshot says the location held nothing else as of its time, so its as_of is a
+watermark for the location: the records it left out drop to zero with the lowest
+key at as_of, and a late update older than the newest snapshot, for a sku the
+snapshot did not name, lands as that same zero (its safety stock, if newer, still
+applies). With that, any order of the same absolute updates and snapshots ends in
+the same state (tests/feeds/test_feed_order.py).
+
+Quantities stay within their documented range: a relative adjustment that would take
+on_hand out of it sets nothing and is reported (DeltaOutcome.OUT_OF_RANGE), and the
+schema's CHECK constraints back that up.
 
 Snapshots run in one transaction that stays open while the records stream in,
 so a crash or a dropped stream leaves the previous state whole. On SQLite that
 transaction holds the database's write lock for the length of the import
 (other writers wait, readers do not); on PostgreSQL the records go to a
-temporary table through COPY and are merged at the end.
+temporary table through COPY and are merged at the end. On PostgreSQL, writers of
+one location's stock take a transaction-scoped advisory lock on it, so two feeds
+writing the same location queue instead of racing on rows that do not exist yet.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -34,31 +42,97 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from omnistock.server.domain.feed_order import (
+    LOWEST_TIE,
+    MAX_QUANTITY,
+    MIN_ON_HAND,
+    UpdateKey,
+    snapshot_zero_key,
+    update_key,
+)
 from omnistock.server.store.database import raw_write_transaction
 from omnistock.server.store.reservations import settle_committed_holds
 from sqlalchemy import Engine
 
-_COLUMNS = "sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us, source_sequence, received_at_us"
-_NEWER = (
-    "((excluded.source_sequence IS NOT NULL AND stock.source_sequence IS NOT NULL"
-    " AND excluded.source_sequence > stock.source_sequence)"
-    " OR (NOT (excluded.source_sequence IS NOT NULL AND stock.source_sequence IS NOT NULL)"
-    " AND excluded.source_updated_at_us > stock.source_updated_at_us))"
+_COLUMNS = (
+    "sku, location_id, on_hand, reserved, safety_stock, received_at_us,"
+    " source_updated_at_us, source_sequence, on_hand_tie_quantity, on_hand_tie_safety,"
+    " safety_updated_at_us, safety_sequence, safety_tie_quantity, safety_tie_safety"
 )
+_ON_HAND_KEY = (
+    "source_updated_at_us",
+    "source_sequence",
+    "on_hand_tie_quantity",
+    "on_hand_tie_safety",
+)
+_SAFETY_KEY = (
+    "safety_updated_at_us",
+    "safety_sequence",
+    "safety_tie_quantity",
+    "safety_tie_safety",
+)
+_RETURNING = " RETURNING " + ", ".join(f"stock.{c}" for c in _ON_HAND_KEY + _SAFETY_KEY)
 
 
-def _upsert(mark: str, on_hand: str) -> str:
-    values = ", ".join([mark] * 8)
-    return (
-        f"INSERT INTO stock ({_COLUMNS}) VALUES ({values}) "
-        "ON CONFLICT (sku, location_id) DO UPDATE SET "
-        f"on_hand = {on_hand}, "
-        "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
-        "source_updated_at_us = excluded.source_updated_at_us, "
-        "source_sequence = excluded.source_sequence, "
-        "received_at_us = excluded.received_at_us "
-        f"WHERE {_NEWER} RETURNING 1"
+def _key(table: str, columns: tuple[str, ...]) -> str:
+    """A field's ordering key as an SQL row value; an absent sequence sorts first."""
+    time, sequence, tie_quantity, tie_safety = (f"{table}.{c}" for c in columns)
+    return f"({time}, COALESCE({sequence}, -1), {tie_quantity}, {tie_safety})"
+
+
+def _upsert(rows: str, *, relative: bool, returning: bool) -> str:
+    """INSERT ... ON CONFLICT that sets each field whose stored key is lower.
+
+    ``rows`` is the VALUES or SELECT giving the rows, in _COLUMNS order. Each carries the update's values and, per field, the key to store:
+    on_hand's and (when it carries a safety stock) safety stock's.
+    """
+    on_hand_newer = f"{_key('excluded', _ON_HAND_KEY)} > {_key('stock', _ON_HAND_KEY)}"
+    safety_newer = (
+        "(excluded.safety_stock IS NOT NULL AND (stock.safety_updated_at_us IS NULL"
+        f" OR {_key('excluded', _SAFETY_KEY)} > {_key('stock', _SAFETY_KEY)}))"
     )
+    on_hand = "stock.on_hand + excluded.on_hand" if relative else "excluded.on_hand"
+    if relative:
+        # An adjustment that would leave the range sets nothing; the row still comes
+        # back (keys unchanged), which tells it from a stale one (no row).
+        out_of_range = (
+            f"({on_hand_newer} AND NOT ({on_hand} BETWEEN {MIN_ON_HAND} AND {MAX_QUANTITY}))"
+        )
+        set_on_hand = f"({on_hand_newer} AND NOT {out_of_range})"
+        set_safety = f"({safety_newer} AND NOT {out_of_range})"
+    else:
+        set_on_hand, set_safety = f"({on_hand_newer})", safety_newer
+
+    def when(condition: str, column: str, value: str) -> str:
+        return f"{column} = CASE WHEN {condition} THEN {value} ELSE stock.{column} END"
+
+    sets = [when(set_on_hand, "on_hand", on_hand)]
+    sets += [when(set_on_hand, c, f"excluded.{c}") for c in _ON_HAND_KEY]
+    sets += [when(set_safety, "safety_stock", "excluded.safety_stock")]
+    sets += [when(set_safety, c, f"excluded.{c}") for c in _SAFETY_KEY]
+    sets += [when(f"{set_on_hand} OR {set_safety}", "received_at_us", "excluded.received_at_us")]
+    return (
+        f"INSERT INTO stock ({_COLUMNS}) {rows} "
+        "ON CONFLICT (sku, location_id) DO UPDATE SET "
+        + ", ".join(sets)
+        + f" WHERE {on_hand_newer} OR {safety_newer}"
+        + (_RETURNING if returning else "")
+    )
+
+
+def _key_values(key: UpdateKey | None) -> tuple[int | None, ...]:
+    """A key as the four stored columns (all None for a field the update does not set)."""
+    if key is None:
+        return (None, None, None, None)
+    return (key.source_updated_at_us, key.source_sequence, key.tie_quantity, key.tie_safety)
+
+
+class DeltaOutcome(enum.Enum):
+    """What one delta record did."""
+
+    APPLIED = "APPLIED"  # it set on_hand, safety stock or both
+    STALE = "STALE"  # every field it carries has a newer (or equal) key stored
+    OUT_OF_RANGE = "OUT_OF_RANGE"  # an adjustment that would take on_hand out of range
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +147,16 @@ class DeltaRow:
     source_updated_at_us: int
     safety_stock: int | None = None
     source_sequence: int | None = None
+
+    @property
+    def key(self) -> UpdateKey:
+        return update_key(
+            self.source_updated_at_us,
+            self.source_sequence,
+            self.quantity,
+            relative=self.relative,
+            safety_stock=self.safety_stock,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +180,42 @@ class _Dialect:
         fn = "GREATEST" if self.postgres else "max"
         return f"{fn}(COALESCE({a}, {b}), COALESCE({b}, {a}))"
 
+    def lock_locations(self, cursor: Any, location_ids: Sequence[str]) -> None:
+        """Queue behind other writers of these locations' stock (PostgreSQL; SQLite's write
+        lock already serialises writers). In sorted order, so two writers cannot deadlock."""
+        if self.postgres:
+            for location_id in sorted(set(location_ids)):
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    ("omnistock.stock:" + location_id,),
+                )
+
+
+def _outcome(row: DeltaRow, key: UpdateKey | None, stored: tuple[Any, ...] | None) -> DeltaOutcome:
+    """What a row did, from the keys its upsert left stored (None: the upsert wrote nothing,
+    every field it carries had a newer key)."""
+    if stored is None:
+        return DeltaOutcome.STALE
+    update = _key_values(row.key)
+    if (key is not None and tuple(stored[:4]) == update) or (
+        row.safety_stock is not None and tuple(stored[4:]) == update
+    ):
+        return DeltaOutcome.APPLIED
+    if row.relative and key is not None:
+        # The row came back with its keys unchanged: the adjustment was out of range.
+        return DeltaOutcome.OUT_OF_RANGE
+    # The late zero of a snapshot, landing on a new row, with no safety stock to set.
+    return DeltaOutcome.STALE
+
 
 class FeedWriter:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._dialect = d = _Dialect(engine.dialect.name == "postgresql")
         m = d.mark
-        self._absolute = _upsert(m, "excluded.on_hand")
-        self._relative = _upsert(m, "stock.on_hand + excluded.on_hand")
+        values = "VALUES (" + ", ".join([m] * 14) + ")"
+        self._absolute = _upsert(values, relative=False, returning=True)
+        self._relative = _upsert(values, relative=True, returning=True)
         self._delta_status = (
             "INSERT INTO feed_status (location_id, last_delta_source_us, last_delta_received_us,"
             " snapshot_count, delta_applied_count, stale_count, rejected_count)"
@@ -135,60 +247,59 @@ class FeedWriter:
         *,
         now_us: int,
         rejected_by_location: dict[str, int] | None = None,
-    ) -> list[bool]:
-        """Apply valid delta rows in one transaction; True for each row that applied.
+    ) -> list[DeltaOutcome]:
+        """Apply valid delta rows in one transaction; the outcome of each, in order.
 
         ``rejected_by_location`` counts the batch's invalid records per known
-        location, for the feed status.
+        location, for the feed status; adjustments out of range count there too.
         """
-        applied_flags: list[bool] = []
+        outcomes: list[DeltaOutcome] = []
         applied: defaultdict[str, int] = defaultdict(int)
         stale: defaultdict[str, int] = defaultdict(int)
+        rejected: defaultdict[str, int] = defaultdict(int, rejected_by_location or {})
         newest: dict[str, int] = {}
         with self._transaction() as connection:
             cursor = connection.cursor()
+            self._dialect.lock_locations(cursor, [row.location_id for row in rows])
             watermarks = self._watermarks(cursor, {row.location_id for row in rows})
-            statements: list[tuple[str, tuple[Any, ...], bool]] = []
-            params: tuple[Any, ...]
+            statements: list[tuple[str, tuple[Any, ...]]] = []
+            # Per row: the update's key, or None when it is older than the location's
+            # newest snapshot and its on_hand lands as the zero that snapshot implied.
+            keys: list[UpdateKey | None] = []
             for row in rows:
+                key = row.key
+                safety_key = key if row.safety_stock is not None else None
                 watermark = watermarks.get(row.location_id)
-                if watermark is not None and row.source_updated_at_us < watermark:
-                    # Older than the location's newest snapshot: at most the zero it implied.
-                    params = (
-                        row.sku,
-                        row.location_id,
-                        0,
-                        0,
-                        row.safety_stock,
-                        watermark,
-                        None,
-                        now_us,
-                    )
-                    statements.append((self._absolute, params, False))
-                else:
-                    params = (
-                        row.sku,
-                        row.location_id,
-                        row.quantity,
-                        0,
-                        row.safety_stock,
-                        row.source_updated_at_us,
-                        row.source_sequence,
-                        now_us,
-                    )
+                if watermark is not None and key < snapshot_zero_key(watermark):
+                    zero = snapshot_zero_key(watermark)
+                    params = (row.sku, row.location_id, 0, 0, row.safety_stock, now_us)
                     statements.append(
-                        (self._relative if row.relative else self._absolute, params, True)
+                        (self._absolute, params + _key_values(zero) + _key_values(safety_key))
                     )
-            for row, ok in zip(rows, self._run_upserts(cursor, statements), strict=True):
-                applied_flags.append(ok)
-                if ok:
+                    keys.append(None)
+                else:
+                    params = (row.sku, row.location_id, row.quantity, 0, row.safety_stock, now_us)
+                    statements.append(
+                        (
+                            self._relative if row.relative else self._absolute,
+                            params + _key_values(key) + _key_values(safety_key),
+                        )
+                    )
+                    keys.append(key)
+            for row, own_key, stored in zip(
+                rows, keys, self._run_upserts(cursor, statements), strict=True
+            ):
+                outcome = _outcome(row, own_key, stored)
+                outcomes.append(outcome)
+                if outcome is DeltaOutcome.APPLIED:
                     applied[row.location_id] += 1
                     if row.source_updated_at_us > newest.get(row.location_id, -1):
                         newest[row.location_id] = row.source_updated_at_us
-                else:
+                elif outcome is DeltaOutcome.STALE:
                     stale[row.location_id] += 1
+                else:
+                    rejected[row.location_id] += 1
             settle_committed_holds(cursor, self._dialect.mark, sorted(applied), now_us)
-            rejected = rejected_by_location or {}
             for location_id in applied.keys() | stale.keys() | rejected.keys():
                 cursor.execute(
                     self._delta_status,
@@ -202,34 +313,35 @@ class FeedWriter:
                     ),
                 )
             cursor.close()
-        return applied_flags
+        return outcomes
 
     def _run_upserts(
-        self, cursor: Any, statements: list[tuple[str, tuple[Any, ...], bool]]
-    ) -> list[bool]:
-        """Run (sql, params, may_apply) upserts in order; True for each that wrote its row."""
+        self, cursor: Any, statements: list[tuple[str, tuple[Any, ...]]]
+    ) -> list[tuple[Any, ...] | None]:
+        """Run (sql, params) upserts in order; for each, the keys of the row it wrote (None
+        when it wrote nothing)."""
         if not self._dialect.postgres:
-            flags = []
-            for sql, params, may_apply in statements:
+            stored = []
+            for sql, params in statements:
                 cursor.execute(sql, params)
-                flags.append(cursor.fetchone() is not None and may_apply)
-            return flags
+                stored.append(cursor.fetchone())
+            return stored
         # PostgreSQL: one pipelined executemany per run of the same statement, instead
         # of a network round trip per record.
-        flags = []
+        stored = []
         start = 0
         while start < len(statements):
             end = start
             while end < len(statements) and statements[end][0] == statements[start][0]:
                 end += 1
             cursor.executemany(
-                statements[start][0], [p for _, p, _ in statements[start:end]], returning=True
+                statements[start][0], [p for _, p in statements[start:end]], returning=True
             )
-            for _, _, may_apply in statements[start:end]:
-                flags.append(cursor.fetchone() is not None and may_apply)
+            for _ in range(start, end):
+                stored.append(cursor.fetchone())
                 cursor.nextset()
             start = end
-        return flags
+        return stored
 
     def _watermarks(self, cursor: Any, location_ids: set[str]) -> dict[str, int]:
         """The newest snapshot as_of of each location that has had one."""
@@ -253,11 +365,12 @@ class FeedWriter:
 class SnapshotImport:
     """One location's snapshot, applied all or nothing on commit().
 
-    After the upsert every record the snapshot named has a source time of at
-    least as_of (it was written at as_of, or kept as newer), so the records still
-    older than as_of are exactly those it left out: they drop to zero. A sku
-    repeated within one snapshot counts once: the repeats are not newer than the
-    first, so they count as stale.
+    Each record is an update keyed at as_of. After the upsert every record the
+    snapshot named has an on_hand key above the zero key at as_of (it was written at
+    as_of, or kept as newer), so the records still below it are exactly those it left
+    out: they drop to zero. A sku repeated within one snapshot is simply more than one
+    update at as_of: the rule picks each field's winner, and each record counts as
+    applied if it set a field when it was written (in the order sent).
     """
 
     def __init__(self, writer: FeedWriter, location_id: str, as_of_us: int, now_us: int) -> None:
@@ -270,10 +383,11 @@ class SnapshotImport:
         self._connection: Any = self._pooled.driver_connection
         self._open = True
         # Set by subclasses once the transaction is open: a snapshot older than the
-        # location's newest one writes only the zeros that one implied.
+        # location's newest one writes its on_hand as the zeros that one implied.
         self._late_to: int | None = None
 
-    def _check_late(self, cursor: Any) -> None:
+    def _lock_and_check_late(self, cursor: Any) -> None:
+        self._writer._dialect.lock_locations(cursor, [self.location_id])
         watermark = self._writer._watermarks(cursor, {self.location_id}).get(self.location_id)
         if watermark is not None and self.as_of_us < watermark:
             self._late_to = watermark
@@ -285,18 +399,29 @@ class SnapshotImport:
     def _finish(self, cursor: Any, applied: int) -> SnapshotResult:
         """Zero what the snapshot left out, record the status, and commit."""
         m = self._writer._dialect.mark
-        if self._late_to is not None:
+        zeroed = 0
+        if self._late_to is None:
+            zero = snapshot_zero_key(self.as_of_us)
             cursor.execute(
-                self._writer._snapshot_status,
-                (self.location_id, self.as_of_us, self._now_us, self.received),
+                f"UPDATE stock SET on_hand = 0, source_updated_at_us = {m}, source_sequence = NULL,"
+                f" on_hand_tie_quantity = {m}, on_hand_tie_safety = {m}, received_at_us = {m}"
+                f" WHERE location_id = {m} AND {_key('stock', _ON_HAND_KEY)} < ({m}, -1, {m}, {m})",
+                (
+                    zero.source_updated_at_us,
+                    zero.tie_quantity,
+                    zero.tie_safety,
+                    self._now_us,
+                    self.location_id,
+                    zero.source_updated_at_us,
+                    zero.tie_quantity,
+                    zero.tie_safety,
+                ),
             )
-            return SnapshotResult(self.received, 0, self.received, 0)
-        cursor.execute(
-            f"UPDATE stock SET on_hand = 0, source_updated_at_us = {m}, source_sequence = NULL,"
-            f" received_at_us = {m} WHERE location_id = {m} AND source_updated_at_us < {m}",
-            (self.as_of_us, self._now_us, self.location_id, self.as_of_us),
-        )
-        zeroed = cursor.rowcount
+            zeroed = cursor.rowcount
+        else:
+            # Late: its on_hand writes are the zeros the newer snapshot implied, which
+            # count as stale; a safety stock it still sets (none newer) is not counted.
+            applied = 0
         settle_committed_holds(cursor, m, [self.location_id], self._now_us)
         stale = self.received - applied
         cursor.execute(
@@ -344,28 +469,35 @@ class _SqliteSnapshot(SnapshotImport):
         super().__init__(writer, location_id, as_of_us, now_us)
         self._connection.execute("BEGIN IMMEDIATE")
         cursor = self._connection.cursor()
-        self._check_late(cursor)
+        self._lock_and_check_late(cursor)
         cursor.close()
         self._changes_before = self._connection.total_changes
-        self._sql = (
-            f"INSERT INTO stock ({_COLUMNS}) VALUES (?, ?, ?, 0, ?, ?, NULL, ?) "
-            "ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand, "
-            "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
-            "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
-            "received_at_us = excluded.received_at_us "
-            "WHERE excluded.source_updated_at_us > stock.source_updated_at_us"
+        # Parameters: ?1 sku, ?2 location, ?3 on_hand, ?4 safety stock, ?5 as_of, ?6 now.
+        # The keys' ties are worked out in SQL from the record's own values, as
+        # domain.feed_order.update_key does, instead of in Python for each record.
+        if self._late_to is None:
+            on_hand = "?3"
+            on_hand_key = "?5, NULL, 2 * ?3 + 1, COALESCE(?4, -1)"
+        else:
+            zero = snapshot_zero_key(self._late_to)
+            on_hand = "0"
+            on_hand_key = f"{zero.source_updated_at_us}, NULL, {LOWEST_TIE}, {LOWEST_TIE}"
+        safety_key = (
+            "CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END, NULL,"
+            " CASE WHEN ?4 IS NULL THEN NULL ELSE 2 * ?3 + 1 END, ?4"
+        )
+        self._sql = _upsert(
+            f"VALUES (?1, ?2, {on_hand}, 0, ?4, ?6, {on_hand_key}, {safety_key})",
+            relative=False,
+            returning=False,
         )
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
         location_id, as_of, now = self.location_id, self.as_of_us, self._now_us
-        if self._late_to is None:
-            rows = [
-                (sku, location_id, on_hand, safety, as_of, now) for sku, on_hand, safety in records
-            ]
-        else:
-            late = self._late_to
-            rows = [(sku, location_id, 0, safety, late, now) for sku, _, safety in records]
-        self._connection.executemany(self._sql, rows)
+        self._connection.executemany(
+            self._sql,
+            [(sku, location_id, on_hand, safety, as_of, now) for sku, on_hand, safety in records],
+        )
         self.received += len(records)
 
     def _apply(self) -> SnapshotResult:
@@ -389,13 +521,13 @@ class _PostgresSnapshot(SnapshotImport):
         # A snapshot is one long transaction by design: the per-statement timeout that
         # guards requests does not apply to its merge.
         self._connection.execute("SET LOCAL statement_timeout = 0")
-        # position keeps the order records arrived in, so a repeated sku keeps its first.
+        # position keeps the order records arrived in, for a sku sent more than once.
         self._connection.execute(
             f"CREATE TEMPORARY TABLE {self._table} (position bigserial, sku text NOT NULL,"
             " on_hand bigint NOT NULL, safety_stock bigint) ON COMMIT DROP"
         )
         with self._connection.cursor() as cursor:
-            self._check_late(cursor)
+            self._lock_and_check_late(cursor)
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
         with (
@@ -408,29 +540,55 @@ class _PostgresSnapshot(SnapshotImport):
 
     def _apply(self) -> SnapshotResult:
         with self._connection.cursor() as cursor:
-            late = self._late_to is not None
-            merge = (
-                f"INSERT INTO stock ({_COLUMNS}) SELECT {{distinct}} sku, %s,"
-                f" {'0' if late else 'on_hand'}, 0,"
-                f" safety_stock, %s, NULL, %s FROM {self._table} {{order}} "
-                "ON CONFLICT (sku, location_id) DO UPDATE SET on_hand = excluded.on_hand, "
-                "safety_stock = COALESCE(excluded.safety_stock, stock.safety_stock), "
-                "source_updated_at_us = excluded.source_updated_at_us, source_sequence = NULL, "
-                "received_at_us = excluded.received_at_us "
-                "WHERE excluded.source_updated_at_us > stock.source_updated_at_us"
+            if self._late_to is None:
+                on_hand = "on_hand"
+                on_hand_key = "%(as_of)s, NULL, 2 * on_hand + 1, COALESCE(safety_stock, -1)"
+            else:
+                zero = snapshot_zero_key(self._late_to)
+                on_hand = "0"
+                on_hand_key = f"{zero.source_updated_at_us}, NULL, {LOWEST_TIE}, {LOWEST_TIE}"
+            safety_key = (
+                "CASE WHEN safety_stock IS NULL THEN NULL ELSE %(as_of)s END, NULL,"
+                " CASE WHEN safety_stock IS NULL THEN NULL ELSE 2 * on_hand + 1 END,"
+                " safety_stock"
             )
-            params = (self.location_id, self._late_to or self.as_of_us, self._now_us)
+            select = (
+                f"SELECT sku, %(location)s, {on_hand}, 0, safety_stock, %(now)s,"
+                f" {on_hand_key}, {safety_key} FROM {{source}} WHERE true"
+            )
+            params: dict[str, Any] = {
+                "location": self.location_id,
+                "as_of": self.as_of_us,
+                "now": self._now_us,
+            }
             try:
-                # Most snapshots name each sku once: merge without sorting a million rows.
+                # Most snapshots name each sku once: merge in one statement.
                 with self._connection.transaction():
-                    cursor.execute(merge.format(distinct="", order=""), params)
+                    cursor.execute(
+                        _upsert(select.format(source=self._table), relative=False, returning=False),
+                        params,
+                    )
+                applied = cursor.rowcount
             except psycopg.errors.CardinalityViolation:
-                # A repeated sku: keep its first record, as SQLite does.
-                cursor.execute(
-                    merge.format(distinct="DISTINCT ON (sku)", order="ORDER BY sku, position"),
-                    params,
+                # A sku sent more than once: one statement may not touch a row twice, so
+                # merge the first of each sku, then the second, and so on, in the order sent.
+                ranked = (
+                    f"(SELECT *, row_number() OVER (PARTITION BY sku ORDER BY position) AS pass"
+                    f" FROM {self._table}) AS ranked"
                 )
-            applied = cursor.rowcount
+                merge = _upsert(
+                    select.format(source=ranked).replace("WHERE true", "WHERE pass = %(pass)s"),
+                    relative=False,
+                    returning=False,
+                )
+                cursor.execute(
+                    f"SELECT max(n) FROM (SELECT count(*) AS n FROM {self._table} GROUP BY sku) c"
+                )
+                (passes,) = cursor.fetchone()
+                applied = 0
+                for number in range(1, passes + 1):
+                    cursor.execute(merge, {**params, "pass": number})
+                    applied += cursor.rowcount
             return self._finish(cursor, applied)
 
     def _commit_transaction(self) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from omnistock.server.domain.feed_order import MAX_QUANTITY, MIN_ON_HAND, MIN_SAFETY_STOCK
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -58,12 +60,35 @@ class LocationRow(Base):
     updated_at_us: Mapped[int] = mapped_column(BigInteger)
 
 
+def _integer_within(column: str, low: int, high: int) -> str:
+    # CAST catches a non-integer on SQLite, whose columns would otherwise keep a float
+    # (an integer overflow there turns into one); on PostgreSQL the type already does.
+    return f"{column} BETWEEN {low} AND {high} AND {column} = CAST({column} AS BIGINT)"
+
+
+# The stored range of each quantity, enforced by the schema too: a bug elsewhere fails
+# its write loudly instead of poisoning reads (DESIGN.md, "Range").
+STOCK_CHECKS = (
+    CheckConstraint(
+        _integer_within("on_hand", MIN_ON_HAND, MAX_QUANTITY), name="ck_stock_on_hand_range"
+    ),
+    CheckConstraint(_integer_within("reserved", 0, MAX_QUANTITY), name="ck_stock_reserved_range"),
+    CheckConstraint(
+        "safety_stock IS NULL OR ("
+        + _integer_within("safety_stock", MIN_SAFETY_STOCK, MAX_QUANTITY)
+        + ")",
+        name="ck_stock_safety_stock_range",
+    ),
+)
+
+
 class StockRow(Base):
     """One (sku, location) record. Keyed sku first: reads ask for a sku at many locations."""
 
     __tablename__ = "stock"
     __table_args__ = (
         Index("ix_stock_location_id", "location_id"),
+        *STOCK_CHECKS,
         {"sqlite_with_rowid": False},
     )
 
@@ -75,9 +100,19 @@ class StockRow(Base):
     # Units held by active reservations; kept apart from on_hand so feeds never wipe holds.
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     safety_stock: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    received_at_us: Mapped[int] = mapped_column(BigInteger)
+    # Each field keeps the ordering key of the update that last set it (domain.feed_order):
+    # (time, sequence, tie on quantity, tie on safety stock). on_hand's time is the
+    # record's source time, the ``as_of`` its answers carry.
     source_updated_at_us: Mapped[int] = mapped_column(BigInteger)
     source_sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    received_at_us: Mapped[int] = mapped_column(BigInteger)
+    on_hand_tie_quantity: Mapped[int] = mapped_column(BigInteger)
+    on_hand_tie_safety: Mapped[int] = mapped_column(BigInteger)
+    # Null until an update carries a safety stock.
+    safety_updated_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    safety_sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    safety_tie_quantity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    safety_tie_safety: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 locations_table: Table = LocationRow.__table__  # type: ignore[assignment]

@@ -1,0 +1,91 @@
+"""The feed ordering rule: one total key per update, kept per field (DESIGN.md, "Order").
+
+Every update has one key::
+
+    (source time, source sequence (absent sorts first), tie-break on the update's content)
+
+The tie-break is the update's own content, so two different updates stamped with the
+same time and sequence still have a winner, and the same one whatever order they
+arrive in: the larger quantity wins (an absolute quantity beats a relative adjustment
+of the same number), then the larger safety stock (an update without one lowest).
+
+Each field of a record (on_hand, safety stock) keeps the key of the update that last
+set it. An update sets each field it carries whose stored key is lower; it is applied
+if it set a field and stale if it set none. Because the winner of each field is the
+update with the greatest key among those that carry it, any order of the same
+absolute updates and snapshots ends in the same state, every field included.
+
+A snapshot's ``as_of`` is a key too: the records it leaves out drop to zero with the
+*lowest* key at that time (``snapshot_zero_key``), so anything stamped at ``as_of``
+itself (a record of the snapshot, or a delta at that instant) beats the implied zero.
+
+Relative adjustments are the one exception: an adjustment applies to whatever on_hand
+is stored when it arrives, if its key is greater than on_hand's; a later-stamped
+absolute quantity that arrived first makes an earlier adjustment stale. Adjustments
+commute with each other only while they all apply, so a sender that may reorder or
+retry should send absolute quantities.
+
+The store evaluates the same comparisons in SQL (store/feeds.py); this module is the
+rule's one Python statement, used to build the keys the store compares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The documented range of every stored quantity (DESIGN.md, "Range").
+MAX_QUANTITY = 1_000_000_000_000
+MIN_ON_HAND = -MAX_QUANTITY
+MIN_SAFETY_STOCK = 0
+
+# How an absent sequence compares: below every real one (sequences are >= 0).
+ABSENT_SEQUENCE = -1
+# A tie part below any real update's (quantities are bounded by MAX_QUANTITY), for the
+# zero a snapshot implies.
+LOWEST_TIE = -(2**62)
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class UpdateKey:
+    """The total ordering key of one update, compared field by field, in this order."""
+
+    source_updated_at_us: int
+    sequence: int
+    tie_quantity: int
+    tie_safety: int
+
+    @property
+    def source_sequence(self) -> int | None:
+        """The sequence as stored: None when the update had none."""
+        return None if self.sequence == ABSENT_SEQUENCE else self.sequence
+
+
+def update_key(
+    source_updated_at_us: int,
+    source_sequence: int | None,
+    quantity: int,
+    *,
+    relative: bool,
+    safety_stock: int | None,
+) -> UpdateKey:
+    """The key of a delta or snapshot record carrying ``quantity`` (and ``safety_stock``)."""
+    return UpdateKey(
+        source_updated_at_us,
+        ABSENT_SEQUENCE if source_sequence is None else source_sequence,
+        2 * quantity + (0 if relative else 1),
+        -1 if safety_stock is None else safety_stock,
+    )
+
+
+def snapshot_zero_key(as_of_us: int) -> UpdateKey:
+    """The key of the zero a snapshot at ``as_of_us`` implies for the records it left out:
+    the lowest key at that time."""
+    return UpdateKey(as_of_us, ABSENT_SEQUENCE, LOWEST_TIE, LOWEST_TIE)
+
+
+def on_hand_in_range(on_hand: int) -> bool:
+    return MIN_ON_HAND <= on_hand <= MAX_QUANTITY
+
+
+def safety_stock_in_range(safety_stock: int) -> bool:
+    return MIN_SAFETY_STOCK <= safety_stock <= MAX_QUANTITY
