@@ -686,22 +686,32 @@ def snapshot_requests(
     return requests
 
 
+# What a snapshot writes for each record: the stock row with on_hand's ordering key.
+BASELINE_COLUMNS = (
+    "sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us, source_sequence,"
+    " received_at_us, on_hand_tie_quantity, on_hand_tie_safety"
+)
+
+
+def baseline_rows(count: int, now_us: int) -> list[tuple[object, ...]]:
+    return [
+        (f"SKU-{i:07d}", "BENCH-1", i % 50, 0, None, now_us, None, now_us, 2 * (i % 50) + 1, -1)
+        for i in range(count)
+    ]
+
+
 def raw_sqlite_insert(path: Path, count: int, now_us: int) -> float:
     """The baseline: sqlite3.executemany of the same rows into the same table, one transaction."""
     import sqlite3
 
-    rows = [
-        (f"SKU-{i:07d}", "BENCH-1", i % 50, 0, None, now_us, None, now_us) for i in range(count)
-    ]
+    rows = baseline_rows(count, now_us)
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     started = time.perf_counter()
     connection.execute("BEGIN")
     connection.executemany(
-        "INSERT INTO stock (sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us,"
-        " source_sequence, received_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        f"INSERT INTO stock ({BASELINE_COLUMNS}) VALUES ({', '.join(['?'] * 10)})", rows
     )
     connection.execute("COMMIT")
     elapsed = time.perf_counter() - started
@@ -713,17 +723,12 @@ def raw_postgres_copy(url: str, count: int, now_us: int) -> float:
     """The baseline: COPY of the same rows into the same table, one transaction."""
     import psycopg
 
-    rows = [
-        (f"SKU-{i:07d}", "BENCH-1", i % 50, 0, None, now_us, None, now_us) for i in range(count)
-    ]
+    rows = baseline_rows(count, now_us)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
         started = time.perf_counter()
         with (
             connection.cursor() as cursor,
-            cursor.copy(
-                "COPY stock (sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us,"
-                " source_sequence, received_at_us) FROM STDIN"
-            ) as copy,
+            cursor.copy(f"COPY stock ({BASELINE_COLUMNS}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row(row)

@@ -152,18 +152,23 @@ def test_an_exact_replay_changes_nothing(stocked: Client) -> None:
     assert (replay.applied_count, replay.stale_count) == (0, 1)
 
 
-def test_sequence_orders_updates_before_source_time(stocked: Client) -> None:
+def test_source_time_orders_first_and_sequence_orders_equal_times(stocked: Client) -> None:
     stocked.apply_stock_updates([update("NL-AMS-01", "SKU-9", 5, NOW, sequence=10)])
-    late = stocked.apply_stock_updates(
+    # A later time wins whatever its sequence (time first: the old rule was not transitive).
+    later = stocked.apply_stock_updates(
         [update("NL-AMS-01", "SKU-9", 6, NOW + minutes(1), sequence=9)]
     )
-    assert late.stale_count == 1
-    newer = stocked.apply_stock_updates(
+    assert later.applied_count == 1
+    older = stocked.apply_stock_updates(
         [update("NL-AMS-01", "SKU-9", 8, NOW - minutes(1), sequence=11)]
     )
-    assert newer.applied_count == 1
+    assert older.stale_count == 1
+    same_time = stocked.apply_stock_updates(
+        [update("NL-AMS-01", "SKU-9", 2, NOW + minutes(1), sequence=10)]
+    )
+    assert same_time.applied_count == 1
     [answer] = stocked.get_availability("SKU-9", ["NL-AMS-01"], exposure=Exposure.EXACT)
-    assert answer.on_hand == 8
+    assert answer.on_hand == 2
 
 
 def test_negative_on_hand_is_kept_but_ats_is_zero(stocked: Client) -> None:

@@ -94,9 +94,7 @@ def updates(draw: st.DrawFn, *, relative: bool = False) -> Update:
 @st.composite
 def snapshots(draw: st.DrawFn) -> Snapshot:
     # Repeats of a sku allowed: the greatest record sets it.
-    records = draw(
-        st.lists(st.tuples(st.sampled_from(SKUS), QUANTITIES, SAFETY), max_size=4)
-    )
+    records = draw(st.lists(st.tuples(st.sampled_from(SKUS), QUANTITIES, SAFETY), max_size=4))
     return Snapshot(draw(st.sampled_from(LOCATIONS)), draw(TIMES), tuple(records))
 
 

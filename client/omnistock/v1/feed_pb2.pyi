@@ -66,7 +66,9 @@ class StockUpdate(_message.Message):
     safety_stock: _builtins.int
     """Units to keep back from sale; unset means the location's default."""
     source_sequence: _builtins.int
-    """The source's own ordering, when it has one; compared before source time."""
+    """The source's own ordering, when it has one: orders updates of the same
+    source time.
+    """
     @_builtins.property
     def source_updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the source recorded this quantity. Required."""
@@ -280,9 +282,15 @@ class DeltaRecord(_message.Message):
     on_hand: _builtins.int
     """The absolute quantity now on hand (may be negative)."""
     adjustment: _builtins.int
-    """A relative change to on hand, such as -1 for a sale."""
+    """A relative change to on hand, such as -1 for a sale. Applies to the stored
+    on_hand if newer than it; one that would take on_hand out of range is
+    rejected (QUANTITY_OUT_OF_RANGE).
+    """
     safety_stock: _builtins.int
     source_sequence: _builtins.int
+    """The source's own ordering, when it has one: orders updates of the same
+    source time.
+    """
     @_builtins.property
     def source_updated_at(self) -> _timestamp_pb2.Timestamp:
         """When the source made the change. Required."""

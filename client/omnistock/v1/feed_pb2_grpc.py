@@ -28,9 +28,11 @@ if _version_not_supported:
 class FeedServiceStub:
     """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
 
-    Ordering, for every write: an update older than the stored record (by
-    source_sequence when both have one, else by source time) is ignored and
-    counted as stale; an exact replay changes nothing.
+    Ordering, for every write: each update's key is (source time, source_sequence
+    (absent first), a tie-break on its content). Each field (on_hand, safety stock)
+    keeps the key of the update that last set it; an update sets the fields it
+    carries whose stored key is lower, and counts as stale if it set none. An exact
+    replay changes nothing. Quantities stay within +-10^12 (safety stock [0, 10^12]).
     """
 
     def __init__(self, channel):
@@ -74,9 +76,11 @@ class FeedServiceStub:
 class FeedServiceServicer:
     """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
 
-    Ordering, for every write: an update older than the stored record (by
-    source_sequence when both have one, else by source time) is ignored and
-    counted as stale; an exact replay changes nothing.
+    Ordering, for every write: each update's key is (source time, source_sequence
+    (absent first), a tie-break on its content). Each field (on_hand, safety stock)
+    keeps the key of the update that last set it; an update sets the fields it
+    carries whose stored key is lower, and counts as stale if it set none. An exact
+    replay changes nothing. Quantities stay within +-10^12 (safety stock [0, 10^12]).
     """
 
     def ApplyStockUpdates(self, request, context):
@@ -170,9 +174,11 @@ def add_FeedServiceServicer_to_server(servicer, server):
 class FeedService:
     """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
 
-    Ordering, for every write: an update older than the stored record (by
-    source_sequence when both have one, else by source time) is ignored and
-    counted as stale; an exact replay changes nothing.
+    Ordering, for every write: each update's key is (source time, source_sequence
+    (absent first), a tie-break on its content). Each field (on_hand, safety stock)
+    keeps the key of the update that last set it; an update sets the fields it
+    carries whose stored key is lower, and counts as stale if it set none. An exact
+    replay changes nothing. Quantities stay within +-10^12 (safety stock [0, 10^12]).
     """
 
     @staticmethod

@@ -29,9 +29,11 @@ GRPC_VERSION: str
 class FeedServiceStub:
     """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
 
-    Ordering, for every write: an update older than the stored record (by
-    source_sequence when both have one, else by source time) is ignored and
-    counted as stale; an exact replay changes nothing.
+    Ordering, for every write: each update's key is (source time, source_sequence
+    (absent first), a tie-break on its content). Each field (on_hand, safety stock)
+    keeps the key of the update that last set it; an update sets the fields it
+    carries whose stored key is lower, and counts as stale if it set none. An exact
+    replay changes nothing. Quantities stay within +-10^12 (safety stock [0, 10^12]).
     """
 
     @_typing.overload
@@ -63,9 +65,11 @@ class FeedServiceStub:
 class FeedServiceAsyncStub(FeedServiceStub):
     """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
 
-    Ordering, for every write: an update older than the stored record (by
-    source_sequence when both have one, else by source time) is ignored and
-    counted as stale; an exact replay changes nothing.
+    Ordering, for every write: each update's key is (source time, source_sequence
+    (absent first), a tie-break on its content). Each field (on_hand, safety stock)
+    keeps the key of the update that last set it; an update sets the fields it
+    carries whose stored key is lower, and counts as stale if it set none. An exact
+    replay changes nothing. Quantities stay within +-10^12 (safety stock [0, 10^12]).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -93,9 +97,11 @@ class FeedServiceAsyncStub(FeedServiceStub):
 class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
     """Receives stock from store (POS) and warehouse (WMS) feeds, and reports on them.
 
-    Ordering, for every write: an update older than the stored record (by
-    source_sequence when both have one, else by source time) is ignored and
-    counted as stale; an exact replay changes nothing.
+    Ordering, for every write: each update's key is (source time, source_sequence
+    (absent first), a tie-break on its content). Each field (on_hand, safety stock)
+    keeps the key of the update that last set it; an update sets the fields it
+    carries whose stored key is lower, and counts as stale if it set none. An exact
+    replay changes nothing. Quantities stay within +-10^12 (safety stock [0, 10^12]).
     """
 
     @_abc_1.abstractmethod
