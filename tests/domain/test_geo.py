@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnistock.server.domain.geo import (
     MAX_BLOCKS,
+    MAX_CELLS,
     GridIndex,
+    Work,
     block_key,
     distance_km,
     nearest_in_any,
@@ -145,3 +148,90 @@ def test_the_block_answer_is_the_nearest_first_walk_when_it_says_it_is_whole(
     assert [km for _, km in got] == pytest.approx([km for _, km in walk[: len(got)]])
     if whole:
         assert len(got) == len(walk)
+
+
+# -- the whole globe: both sides of the antimeridian, both poles, radii up to the maximum
+
+EDGE_LATITUDES = st.sampled_from([-90.0, -89.999, -89.5, -80.0, 0.0, 80.0, 89.5, 89.999, 90.0])
+EDGE_LONGITUDES = st.sampled_from([-180.0, -179.999, -0.001, 0.0, 179.999, 180.0])
+latitudes = st.floats(-90.0, 90.0) | EDGE_LATITUDES
+longitudes = st.floats(-180.0, 180.0) | EDGE_LONGITUDES
+
+
+@st.composite
+def places_around(draw: st.DrawFn) -> tuple[float, float, list[tuple[float, float]]]:
+    """An origin anywhere, and points: some near it (within a few degrees, wrapped onto
+    the globe), some anywhere."""
+    lat, lon = draw(latitudes), draw(longitudes)
+    near = draw(st.lists(st.tuples(st.floats(-6.0, 6.0), st.floats(-60.0, 60.0)), max_size=40))
+    points = []
+    for dlat, dlon in near:
+        plat = lat + dlat
+        plon = lon + dlon
+        if plat > 90.0:  # over the pole: the other side of the globe
+            plat, plon = 180.0 - plat, plon + 180.0
+        elif plat < -90.0:
+            plat, plon = -180.0 - plat, plon + 180.0
+        points.append((plat, (plon + 180.0) % 360.0 - 180.0))
+    points += draw(st.lists(st.tuples(latitudes, longitudes), max_size=20))
+    return lat, lon, points
+
+
+@settings(max_examples=400, deadline=None)
+@given(places_around(), st.floats(0.001, 500.0) | st.sampled_from([500.0, 20_000.0]))
+def test_the_walk_matches_a_brute_force_haversine_scan_anywhere_on_earth(
+    place: tuple[float, float, list[tuple[float, float]]], radius: float
+) -> None:
+    lat, lon, coords = place
+    stores = [Store(la, lo) for la, lo in coords]
+    grid = GridIndex([(s, s.lat, s.lon) for s in stores])
+    found = list(nearest_in_any([grid], lat, lon, radius))
+    measured = {id(s): distance_km(lat, lon, s.lat, s.lon) for s in stores}
+    expected = {id(s) for s in stores if measured[id(s)] <= radius}
+    near_edge = {id(s) for s in stores if abs(measured[id(s)] - radius) < 1e-6}
+    got = [id(n.item) for n in found]
+    assert len(got) == len(set(got))
+    assert set(got) ^ expected <= near_edge
+    # Nearest first (two at one distance may differ in the last bits), each at its true
+    # distance.
+    distances = [n.distance_km for n in found]
+    assert all(a <= b + 1e-9 for a, b in itertools.pairwise(distances))
+    for near in found:
+        assert near.distance_km == pytest.approx(measured[id(near.item)], abs=1e-6)
+
+
+def test_a_store_on_the_antimeridian_is_found_from_either_side() -> None:
+    grid = GridIndex([("on +180", 10.0, 180.0), ("on -180", -10.0, -180.0)])
+    assert [n.item for n in grid.within(10.0, 180.0, 1)] == ["on +180"]
+    assert [n.item for n in grid.within(10.0, -180.0, 1)] == ["on +180"]
+    assert [n.item for n in grid.within(-10.0, 179.9999, 1)] == ["on -180"]
+
+
+def test_stores_around_a_pole_come_out_nearest_first() -> None:
+    # Within a degree of the pole, on all sides of it.
+    places = [(89.2, lon) for lon in range(-180, 180, 30)] + [(89.99, 90.0), (90.0, 0.0)]
+    grid = GridIndex([((la, lo), la, lo) for la, lo in places])
+    found = grid.within(89.9, -83.0, 200)
+    expected = sorted(places, key=lambda p: distance_km(89.9, -83.0, *p))
+    assert [n.item for n in found] == expected
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "radius"),
+    [(80.0, 20.0, 500.0), (78.0, 15.0, 500.0), (90.0, 0.0, 500.0), (-89.9, 45.0, 50.0),
+     (52.09, 5.12, 500.0), (0.0, 180.0, 500.0)],
+)  # fmt: skip
+def test_a_wide_search_with_one_store_far_away_reads_a_bounded_number_of_cells(
+    lat: float, lon: float, radius: float
+) -> None:
+    # One store, just inside the radius: the walk must read the whole box to find it.
+    # Thousands of others elsewhere, so that the grid's cells are not all empty.
+    rng = random.Random(1)
+    others = [(("far", i), rng.uniform(-60, 60), rng.uniform(-180, 180)) for i in range(5_000)]
+    target_lat = lat - (radius * 0.99) / 111.195 if lat > 0 else lat + (radius * 0.99) / 111.195
+    grid = GridIndex([(("target", 0), target_lat, lon), *others])
+    work = Work()
+    found = [n.item for n in nearest_in_any([grid], lat, lon, radius, work=work)]
+    assert ("target", 0) in found
+    # Rings double from 4 km: 8 of them at 500 km, each reading at most MAX_CELLS cells.
+    assert work.cells_read <= 8 * MAX_CELLS

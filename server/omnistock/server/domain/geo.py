@@ -26,10 +26,28 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def degree_box(lat: float, radius_km: float) -> tuple[float, float]:
-    """Half the height and width, in degrees, of a box holding a circle of ``radius_km``."""
-    dlat = radius_km / KM_PER_DEGREE_LATITUDE
-    cos_lat = max(math.cos(math.radians(min(89.9, abs(lat) + dlat))), 1e-6)
-    return dlat, min(180.0, radius_km / (KM_PER_DEGREE_LATITUDE * cos_lat))
+    """Half the height and width, in degrees, of a box holding a circle of ``radius_km``
+    around a point at ``lat``. The width is 180 (every longitude) when the circle holds
+    a pole; otherwise the exact half-width of the circle (asin(sin r / cos lat))."""
+    angle = min(radius_km / EARTH_RADIUS_KM, math.pi)
+    dlat = math.degrees(angle)
+    if abs(lat) + dlat >= 90.0:
+        return dlat, 180.0
+    ratio = math.sin(angle) / math.cos(math.radians(lat))
+    return dlat, 180.0 if ratio >= 1.0 else math.degrees(math.asin(ratio))
+
+
+def normalize_longitude(lon: float) -> float:
+    """The same meridian in [-180, 180): +180 is -180."""
+    return lon if -180.0 <= lon < 180.0 else ((lon + 180.0) % 360.0) - 180.0
+
+
+def _haversine(angle_degrees: float) -> float:
+    return math.sin(math.radians(angle_degrees) / 2) ** 2
+
+
+def _km_of_haversine(h: float) -> float:
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
 
 
 @dataclass(slots=True)  # not frozen: a search makes one per candidate, and frozen costs 2x
@@ -39,6 +57,24 @@ class Nearby(Generic[T]):
 
 
 CELL_DEGREES = 0.02
+# The cell sizes of the index's levels, as multiples of the finest: a wide search reads
+# the finest level whose cells in its box number at most MAX_CELLS. Each size divides
+# 180 degrees, so the cells of every level tile the globe.
+LEVEL_SCALES = (1, 5, 25, 125, 750)  # 0.02, 0.1, 0.5, 2.5 and 15 degrees
+# The most cells one ring of a search reads. Rings double from 4 km, so a search of the
+# largest radius (500 km) has 8 and reads at most 8 * MAX_CELLS cells, whatever its
+# latitude (DESIGN.md, "Bounded work").
+MAX_CELLS = 2_048
+
+
+@dataclass(slots=True)
+class Work:
+    """What one walk did, for callers (and tests) that count it."""
+
+    cells_read: int = 0
+    candidates: int = 0
+
+
 # A query first reads the square of cells this many cells around the origin's cell.
 BLOCK = 2
 # The most blocks a grid keeps.
@@ -69,13 +105,20 @@ def _km(chord2: float) -> float:
 _KM_PER_HALF_CHORD = 2 * EARTH_RADIUS_KM
 
 
+def _column(j: int, cell: float) -> int:
+    """A column key wrapped onto the globe: [-180/cell, 180/cell)."""
+    half = round(180 / cell)
+    return (j + half) % (2 * half) - half
+
+
 def _key(lat: float, lon: float, cell: float) -> tuple[int, int]:
-    return (math.floor(lat / cell), math.floor(lon / cell))
+    return (math.floor(lat / cell), _column(math.floor(normalize_longitude(lon) / cell), cell))
 
 
 class GridIndex(Generic[T]):
-    """Points bucketed into cells of ``cell_degrees``; a radius query reads only the cells
-    its bounding box touches, then measures the real distance of each candidate.
+    """Points bucketed into cells of ``cell_degrees`` (and, made when a wide search first
+    needs them, coarser levels of cells); a radius query reads only cells its box
+    touches, nearest first, then measures the real distance of each candidate.
 
     >>> index = GridIndex([("Amsterdam", 52.37, 4.90), ("Utrecht", 52.09, 5.12)])
     >>> [n.item for n in index.within(52.37, 4.89, 10)]
@@ -88,14 +131,30 @@ class GridIndex(Generic[T]):
         self.cell_degrees = cell_degrees
         # Each point is kept as a unit vector: a query measures it with a chord, three
         # subtractions and no trigonometry, and converts to kilometres only what it yields.
-        self._cells: defaultdict[tuple[int, int], list[_Point[T]]] = defaultdict(list)
+        self._points: list[tuple[_Point[T], float, float]] = []
+        cells: defaultdict[tuple[int, int], list[_Point[T]]] = defaultdict(list)
+        for item, lat, lon in points:
+            point = (item, *_unit(lat, lon))
+            self._points.append((point, lat, lon))
+            cells[_key(lat, lon, cell_degrees)].append(point)
+        # Level 0 is the finest; coarser ones are made on first use.
+        self._levels: list[dict[tuple[int, int], list[_Point[T]]] | None] = [dict(cells)]
+        self._levels += [None] * (len(LEVEL_SCALES) - 1)
         # The points of the block of cells around a cell, made when a query first starts
         # in that cell (see nearest_in_any).
         self._blocks: dict[tuple[int, int], tuple[list[T], list[tuple[float, float, float]]]] = {}
-        self.size = 0
-        for item, lat, lon in points:
-            self._cells[_key(lat, lon, cell_degrees)].append((item, *_unit(lat, lon)))
-            self.size += 1
+        self.size = len(self._points)
+
+    def cells_at(self, level: int) -> dict[tuple[int, int], list[_Point[T]]]:
+        """The cells of one level (cell_degrees * LEVEL_SCALES[level] a side)."""
+        cells = self._levels[level]
+        if cells is None:
+            size = self.cell_degrees * LEVEL_SCALES[level]
+            made: defaultdict[tuple[int, int], list[_Point[T]]] = defaultdict(list)
+            for point, lat, lon in self._points:
+                made[_key(lat, lon, size)].append(point)
+            cells = self._levels[level] = dict(made)
+        return cells
 
     def nearest_first(
         self,
@@ -117,7 +176,7 @@ class GridIndex(Generic[T]):
         block = self._blocks.get(key)
         if block is None:
             i, j = key
-            cells = self._cells
+            cells = self.cells_at(0)
             points = [
                 point
                 for di in range(-BLOCK, BLOCK + 1)
@@ -136,50 +195,87 @@ class GridIndex(Generic[T]):
         self, lat: float, lon: float, radius_km: float, *, keep: Callable[[T], bool] | None = None
     ) -> list[Nearby[T]]:
         """Every point within ``radius_km`` (that ``keep`` accepts), nearest first."""
-        query = _Query(lat, lon, radius_km)
-        found: list[tuple[float, int, T]] = []
-        seen: set[int] = set()
-        for _, key in query.cells(radius_km, self.cell_degrees):
-            query.collect((self,), key, seen, found, keep)
-        return [Nearby(item, _km(chord2)) for chord2, _, item in sorted(found)]
+        return list(nearest_in_any([self], lat, lon, radius_km, keep=keep))
+
+
+def _gap_degrees(lon: float, west: float, width: float) -> float:
+    """The smallest longitude difference, in [0, 180], from ``lon`` to the span of
+    ``width`` degrees that starts at ``west``, around the globe either way."""
+    start = (west - lon + 180.0) % 360.0 - 180.0  # the span's start, seen from lon
+    end = start + width
+    if start <= 0.0 <= end:
+        return 0.0
+    if start > 0.0:
+        return min(start, 360.0 - end, 180.0)
+    return min(-end, 360.0 + start, 180.0)
 
 
 class _Query:
     """One radius query: its constants, and the cells its box touches with a lower bound of
     the distance to each; shared by every grid the query reads."""
 
-    __slots__ = ("lat", "limit", "lon", "radius_km", "x", "y", "z")
+    __slots__ = ("cos_lat", "lat", "limit", "lon", "radius_km", "x", "y", "z")
 
     def __init__(self, lat: float, lon: float, radius_km: float) -> None:
-        self.lat, self.lon, self.radius_km = lat, lon, radius_km
+        self.lat, self.lon, self.radius_km = lat, normalize_longitude(lon), radius_km
+        self.cos_lat = math.cos(math.radians(lat))
         self.x, self.y, self.z = _unit(lat, lon)
         self.limit = _chord2(radius_km)
 
-    def cells(self, box_km: float, cell: float) -> list[tuple[float, tuple[int, int]]]:
-        """The cells of the box holding a circle of ``box_km``, each with a lower bound of
-        the distance from the origin to any point in it."""
+    def _box(self, box_km: float, cell: float) -> tuple[range, range, int]:
+        """The rows and (unwrapped) columns of cells of the box holding a circle of
+        ``box_km``, and the number of columns around the globe."""
         lat, lon = self.lat, self.lon
         dlat, dlon = degree_box(lat, box_km)
-        lat_lo, lon_lo = _key(max(-90.0, lat - dlat), lon - dlon, cell)
-        lat_hi, lon_hi = _key(min(90.0, lat + dlat), lon + dlon, cell)
         wrap = round(360 / cell)
-        half = wrap // 2
-        if lon_hi - lon_lo >= wrap:
-            lon_lo, lon_hi = -half, wrap - half - 1
-        # The nearest point of a cell is at least this far: a flat distance with the
-        # narrowest longitude degree in the box, less 1% for the flat approximation.
-        squeeze = max(math.cos(math.radians(min(89.9, abs(lat) + dlat))), 0.0)
-        scale = 0.99 * KM_PER_DEGREE_LATITUDE
-        rows = [
-            (i, (scale * max(0.0, i * cell - lat, lat - (i + 1) * cell)) ** 2)
-            for i in range(lat_lo, lat_hi + 1)
-        ]
+        rows = range(
+            math.floor(max(-90.0, lat - dlat) / cell), math.floor(min(90.0, lat + dlat) / cell) + 1
+        )
+        west, east = math.floor((lon - dlon) / cell), math.floor((lon + dlon) / cell)
+        if dlon >= 180.0 or east - west + 1 >= wrap:
+            half = wrap // 2
+            return rows, range(-half, wrap - half), wrap
+        return rows, range(west, east + 1), wrap
+
+    def level_for(self, box_km: float, cell: float) -> int:
+        """The finest level whose cells in the box number at most MAX_CELLS."""
+        for level, scale in enumerate(LEVEL_SCALES):
+            rows, columns, _ = self._box(box_km, cell * scale)
+            if len(rows) * len(columns) <= MAX_CELLS:
+                return level
+        return len(LEVEL_SCALES) - 1
+
+    def cells(self, box_km: float, cell: float) -> list[tuple[float, tuple[int, int]]]:
+        """The cells of the box holding a circle of ``box_km``, each with a lower bound of
+        the distance from the origin to any point in it.
+
+        The bound is the haversine formula at its least over the cell:
+        hav(d) = hav(dlat) + cos(lat1) cos(lat2) hav(dlon) >= hav(the least dlat)
+        + cos(lat1) cos(the cell's latitude furthest from the equator) hav(the least
+        dlon), which holds over the poles and across the antimeridian too.
+        """
+        lat, lon = self.lat, self.lon
+        rows, columns, _ = self._box(box_km, cell)
+        row_bounds = []
+        for i in rows:
+            south, north = max(-90.0, i * cell), min(90.0, (i + 1) * cell)
+            far = max(abs(south), abs(north))
+            row_bounds.append(
+                (
+                    i,
+                    _haversine(max(0.0, south - lat, lat - north)),
+                    self.cos_lat * math.cos(math.radians(far)),
+                )
+            )
         # Column keys wrap around the antimeridian.
-        columns = [
-            ((j + half) % wrap - half, (scale * squeeze * max(0.0, j * cell - lon, lon - (j + 1) * cell)) ** 2)
-            for j in range(lon_lo, lon_hi + 1)
-        ]  # fmt: skip
-        return [(math.sqrt(down + across), (i, j)) for i, down in rows for j, across in columns]
+        column_bounds = [
+            (_column(j, cell), _haversine(_gap_degrees(lon, j * cell, cell))) for j in columns
+        ]
+        return [
+            (_km_of_haversine(down + squeeze * across), (i, j))
+            for i, down, squeeze in row_bounds
+            for j, across in column_bounds
+        ]
 
     def clearance(self, key: tuple[int, int], cell: float) -> float:
         """A lower bound of the distance from the origin to any point outside the block
@@ -188,32 +284,35 @@ class _Query:
         i, j = key
         south, north = (i - BLOCK) * cell, (i + BLOCK + 1) * cell
         west, east = (j - BLOCK) * cell, (j + BLOCK + 1) * cell
-        if not (south > -80.0 and north < 80.0 and west > -180.0 and east < 180.0):
+        if not (south > -89.0 and north < 89.0 and west >= -180.0 and east <= 180.0):
             return 0.0
-        # As in cells(): a flat distance with the narrowest longitude degree, less 1%.
-        squeeze = math.cos(math.radians(max(abs(south), abs(north))))
-        scale = 0.99 * KM_PER_DEGREE_LATITUDE
-        return scale * min(
-            self.lat - south,
-            north - self.lat,
-            squeeze * (self.lon - west),
-            squeeze * (east - self.lon),
+        # Outside the block a point is north or south of it, or within its latitudes
+        # and east or west of it (the haversine bound of cells()).
+        far = max(abs(south), abs(north))
+        return min(
+            _km_of_haversine(_haversine(min(self.lat - south, north - self.lat))),
+            _km_of_haversine(
+                self.cos_lat
+                * math.cos(math.radians(far))
+                * _haversine(min(self.lon - west, east - self.lon))
+            ),
         )
 
     def collect(
         self,
-        grids: Sequence[GridIndex[T]],
+        cells: Sequence[dict[tuple[int, int], list[_Point[T]]]],
         key: tuple[int, int],
         seen: set[int],
         found: list[tuple[float, int, T]],
         keep: Callable[[T], bool] | None = None,
     ) -> None:
-        """Add the points of one cell of each grid within the radius, and not yet ``seen``,
-        to ``found`` as (squared chord, tie-break, item) heap entries."""
+        """Add the points of one cell of each grid (``cells``: each grid's cells of one
+        level) within the radius, and not yet ``seen``, to ``found`` as (squared chord,
+        tie-break, item) heap entries."""
         x, y, z, limit = self.x, self.y, self.z, self.limit
         push = heapq.heappush
-        for grid in grids:
-            for item, px, py, pz in grid._cells.get(key, _EMPTY):
+        for grid_cells in cells:
+            for item, px, py, pz in grid_cells.get(key, _EMPTY):
                 chord2 = (px - x) ** 2 + (py - y) ** 2 + (pz - z) ** 2
                 if chord2 > limit or id(item) in seen or (keep is not None and not keep(item)):
                     continue
@@ -270,6 +369,7 @@ def nearest_in_any(
     *,
     first_ring_km: float = 4.0,
     keep: Callable[[T], bool] | None = None,
+    work: Work | None = None,
 ) -> Iterator[Nearby[T]]:
     """The points of several grids (of one cell size) within ``radius_km``, each once,
     nearest first.
@@ -311,22 +411,28 @@ def nearest_in_any(
         if clearance >= radius_km:
             return
     found: list[tuple[float, int, T]] = []
-    read: set[tuple[int, int]] = set()
+    read: set[tuple[int, int, int]] = set()
     ring = min(first_ring_km, radius_km)
     pop = heapq.heappop
     while True:
         # Every cell outside the box lies beyond ``ring``: a point nearer than a cell of
         # the box (its corners reach further) but beyond ``ring`` must wait for them.
         edge = math.inf if ring >= radius_km else _chord2(ring)
-        for bound, key in sorted(query.cells(ring, cell)):
-            if key in read:
+        # A wide ring reads a coarser level, so that no ring reads more than MAX_CELLS.
+        level = query.level_for(ring, cell)
+        cells = [grid.cells_at(level) for grid in grids]
+        for bound, key in sorted(query.cells(ring, cell * LEVEL_SCALES[level])):
+            if (level, *key) in read:
                 continue
-            read.add(key)
+            read.add((level, *key))
+            if work is not None:
+                work.cells_read += 1
+                work.candidates += sum(len(c.get(key, _EMPTY)) for c in cells)
             bound = min(_chord2(bound), edge)
             while found and found[0][0] <= bound:
                 chord2, _, item = pop(found)
                 yield Nearby(item, _km(chord2))
-            query.collect(grids, key, seen, found, keep)
+            query.collect(cells, key, seen, found, keep)
         while found and found[0][0] <= edge:
             chord2, _, item = pop(found)
             yield Nearby(item, _km(chord2))
