@@ -191,3 +191,21 @@ def test_a_failing_batch_generator_raises_its_own_exception_after_the_earlier_ac
     assert seen == ["0", "1"]
     assert any("the 2 batch(es) sent before it" in note for note in caught.value.__notes__)
     assert stock(feeding, "A", "B") == {"A": 7, "B": -1}
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_a_cancelled_snapshot_never_commits(
+    kind: str, server: InProcessServer, feeding: Client
+) -> None:
+    # gRPC ends a server's request stream alike for a client that closed it and one that
+    # cancelled the call: the server must tell them apart every time, not most times.
+    def records(n: int) -> Iterator[tuple[str, int]]:
+        yield ("A", n)
+        yield ("B", n)
+        raise RuntimeError("stop")
+
+    for n in range(30):
+        with pytest.raises(RuntimeError):
+            snapshot(kind, server.target, NOW + minutes(n), records(n))
+    assert stock(feeding, "A", "B") == {"A": 5, "B": None}
+    assert feeding.get_feed_status(STORE).snapshot_count == 1

@@ -188,8 +188,11 @@ def _snapshot_batches(
         if len(batch) >= batch_size:
             yield feed_pb2.ImportSnapshotRequest(header=header if first else None, records=batch)
             first, batch = False, []
-    if batch or first:
-        yield feed_pb2.ImportSnapshotRequest(header=header if first else None, records=batch)
+    # Only a stream whose last message says so is applied: one that ends for any other
+    # reason (this generator raising, the call cancelled) writes nothing.
+    yield feed_pb2.ImportSnapshotRequest(
+        header=header if first else None, records=batch, complete=True
+    )
 
 
 def snapshot_record(index: int, record: SnapshotRecord | tuple[str, int]) -> SnapshotRecord:

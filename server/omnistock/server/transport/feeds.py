@@ -238,8 +238,11 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             first = True
             kept: list[FieldViolation] = []  # of the bad records, the first few
             found = 0  # bad records' violations, all of them
+            complete = False
             async for request in request_iterator:
                 v = Violations()
+                v.check(not complete, "complete", "no message may follow the one that sets it")
+                complete = complete or request.complete
                 if first:
                     header = request.header
                     v.check(
@@ -280,6 +283,13 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                 raise InvalidArgument(kept, omitted=found - len(kept))
             if session is None:
                 raise InvalidArgument([FieldViolation("header", "the stream carried no header")])
+            if not complete:
+                # The client cancelled the call (gRPC ends the stream alike either way),
+                # or sent no complete: either way the snapshot may be partial.
+                raise InvalidArgument(
+                    [FieldViolation("complete", "the stream ended before a message set it")],
+                    reason="SNAPSHOT_INCOMPLETE",
+                )
             result = await self._runner.run(session.commit)
             committed = True
             audit_note(location_id=header.location_id, received=result.received)
