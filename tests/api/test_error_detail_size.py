@@ -298,4 +298,9 @@ WIDE = "\u00e9\u4e2d\U0001f600"  # 2, 3 and 4 bytes of UTF-8: percent-encoded, 3
 )
 def test_the_largest_possible_details_stay_within_the_budget(error: Exception) -> None:
     status = status_for(error)  # type: ignore[arg-type]
+    [(_, details)] = status.trailing_metadata
+    assert len(details) <= 4_096  # the serialized google.rpc.Status
+    assert len(status.details.encode()) <= 256 + len(
+        " (10,000,000,009,999 not shown in the details)"
+    )
     assert trailer_bytes(status.details, status.trailing_metadata) <= TRAILER_BUDGET

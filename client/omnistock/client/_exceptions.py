@@ -64,11 +64,12 @@ class InvalidRecordError(OmnistockError, ValueError):
         self.sku = sku
         self.field = field
         where = f"records[{index}]" if batch is None else f"batches[{batch}].records[{index}]"
-        named = f" (sku {_shorten(sku)!r})" if sku else ""
+        named = f" (sku {shorten(sku)!r})" if sku else ""
         super().__init__(f"{where}{named}: {f'{field}: ' if field else ''}{problem}")
 
 
-def _shorten(text: str, limit: int = 80) -> str:
+def shorten(text: str, limit: int = 80) -> str:
+    """``text``, cut to ``limit`` characters with "..." when longer."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from omnistock.client._exceptions import InvalidRecordError
+from omnistock.client._exceptions import InvalidRecordError, shorten
 from omnistock.client._types import (
     CartLine,
     DeltaRecord,
@@ -258,7 +258,7 @@ def _encode(kind: type[R], fields: dict[str, Any], *, batch: int | None, index: 
         descriptor = kind.DESCRIPTOR.fields_by_name.get(field)
         if descriptor is not None and descriptor.cpp_type in _WHOLE_NUMBERS:
             bits = 64 if descriptor.cpp_type == FieldDescriptor.CPPTYPE_INT64 else 32
-            problem = f"must be an int within int{bits}, not {_shorten(repr(fields[field]))}"
+            problem = f"must be an int within int{bits}, not {shorten(repr(fields[field]))}"
         else:
             problem = str(error)
         raise InvalidRecordError(
@@ -272,10 +272,6 @@ def _fits(kind: type[Message], name: str, value: object) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def create_reservation(

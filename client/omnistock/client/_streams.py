@@ -8,9 +8,10 @@ record the SDK could not encode), ends the stream, and the client raises the exc
 itself once the call is over.
 
 How the stream ends is the method's rule. A snapshot is all or nothing, so ``CANCEL``
-cancels the call: the server never sees the stream close and commits nothing. Delta
-batches stand alone, so ``CLOSE`` closes the stream as if it had ended: the server
-applies and acknowledges every batch sent before, and then the exception is raised.
+cancels the call; the stream's last message, the one that says the snapshot is complete,
+was never sent, so the server commits nothing either way. Delta batches stand alone, so
+``CLOSE`` closes the stream as if it had ended: the server applies and acknowledges
+every batch sent before, and then the exception is raised.
 """
 
 from __future__ import annotations
