@@ -206,7 +206,10 @@ def snapshot_record(index: int, record: SnapshotRecord | tuple[str, int]) -> Sna
             f"is a {type(record).__name__}, not a SnapshotRecord or a (sku, on_hand) pair",
             batch=None, index=index, sku="", field="",
         ) from error  # fmt: skip
-    return _encode(SnapshotRecord, {"sku": sku, "on_hand": on_hand}, batch=None, index=index)
+    try:
+        return SnapshotRecord(sku=sku, on_hand=on_hand)
+    except (TypeError, ValueError):  # _encode finds the field and raises, naming it
+        return _encode(SnapshotRecord, {"sku": sku, "on_hand": on_hand}, batch=None, index=index)
 
 
 DeltaBatch = StreamDeltasRequest | Sequence[DeltaRecord | Mapping[str, Any]]
