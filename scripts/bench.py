@@ -683,6 +683,7 @@ def snapshot_requests(
         requests.append(
             feed_pb2.ImportSnapshotRequest(header=header if start == 0 else None, records=records)
         )
+    requests[-1].complete = True  # the server applies only a stream that says it is whole
     return requests
 
 

@@ -17,7 +17,7 @@ INTENDED = {
     "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
     "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind", "Retry", "AsyncClient", "AsyncAvailabilityWatch",
     "FieldViolation", "PreconditionViolation",
-    "OmnistockError", "ApiError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
+    "OmnistockError", "InvalidRecordError", "ApiError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "FailedPreconditionError", "AbortedError", "OutOfRangeError", "UnauthenticatedError",
     "PermissionDeniedError", "ResourceExhaustedError", "DeadlineExceededError", "CancelledError",
     "UnavailableError", "UnimplementedError", "InternalError", "UnknownError",

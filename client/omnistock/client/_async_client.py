@@ -29,11 +29,17 @@ from omnistock.client._config import (
     method_name,
 )
 from omnistock.client._exceptions import from_rpc_error
-from omnistock.client._requests import Cart
+from omnistock.client._requests import Cart, DeltaBatch
+from omnistock.client._streams import (
+    DELTAS_NOTE,
+    SNAPSHOT_NOTE,
+    OnError,
+    RequestStream,
+    start,
+)
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
-    DeltaRecord,
     Exposure,
     FeedStatus,
     FulfillmentMethod,
@@ -48,7 +54,6 @@ from omnistock.client._types import (
     SearchNearbyResponse,
     SnapshotRecord,
     StockUpdate,
-    StreamDeltasRequest,
     StreamDeltasResponse,
     WatchAvailabilityResponse,
 )
@@ -287,26 +292,45 @@ class AsyncClient:
         metadata: Metadata = (),
     ) -> ImportSnapshotResponse:
         requests = build.snapshot(location_id, as_of, records, batch_size)
+        stream = RequestStream(requests, on_error=OnError.CANCEL, note=SNAPSHOT_NOTE)
+        call = start(
+            self._feeds.ImportSnapshot,
+            stream,
+            timeout=timeout,
+            metadata=(*self.metadata, *metadata),
+        )
         try:
-            return await self._feeds.ImportSnapshot(
-                requests, timeout=timeout, metadata=(*self.metadata, *metadata)
-            )
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+            return await call  # type: ignore[no-any-return]
+        except (grpc.RpcError, asyncio.CancelledError) as error:
+            if isinstance(error, asyncio.CancelledError) and _task_cancelled():
+                raise
+            failure = stream.failure(error)
+        raise failure
 
     async def stream_deltas(
         self,
-        batches: Iterable[StreamDeltasRequest | Sequence[DeltaRecord]],
+        batches: Iterable[DeltaBatch],
         *,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> AsyncIterator[StreamDeltasResponse]:
         requests = (build.delta_batch(number, batch) for number, batch in enumerate(batches))
-        call = self._feeds.StreamDeltas(
-            requests, timeout=timeout, metadata=(*self.metadata, *metadata)
+        stream = RequestStream(requests, on_error=OnError.CLOSE, note=DELTAS_NOTE)
+        call = start(
+            self._feeds.StreamDeltas, stream, timeout=timeout, metadata=(*self.metadata, *metadata)
         )
-        async for ack in self._stream(call):
-            yield ack
+        failure: BaseException | None
+        try:
+            async for ack in call:
+                yield ack
+        except grpc.RpcError as error:
+            failure = stream.failure(error)
+        else:
+            failure = stream.failure_after_end()
+        finally:
+            call.cancel()  # nothing once the call is over; ends it if the caller stopped early
+        if failure is not None:
+            raise failure
 
     async def apply_stock_updates(
         self,
@@ -489,3 +513,9 @@ class AsyncAvailabilityWatch:
             self.reconnects += 1
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
+
+
+def _task_cancelled() -> bool:
+    """Whether the running task itself is being cancelled (not just the call)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

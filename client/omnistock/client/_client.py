@@ -24,11 +24,17 @@ from omnistock.client._config import (
     method_name,
 )
 from omnistock.client._exceptions import from_rpc_error
-from omnistock.client._requests import Cart
+from omnistock.client._requests import Cart, DeltaBatch
+from omnistock.client._streams import (
+    DELTAS_NOTE,
+    SNAPSHOT_NOTE,
+    OnError,
+    RequestStream,
+    start,
+)
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
-    DeltaRecord,
     Exposure,
     FeedStatus,
     FulfillmentMethod,
@@ -43,7 +49,6 @@ from omnistock.client._types import (
     SearchNearbyResponse,
     SnapshotRecord,
     StockUpdate,
-    StreamDeltasRequest,
     StreamDeltasResponse,
     WatchAvailabilityResponse,
 )
@@ -286,35 +291,67 @@ class Client:
 
         ``records`` may be any iterable (a generator over a file, say): it is sent
         in batches as it is read. Records of the location missing from it drop to
-        zero, unless the stored record is newer than ``as_of``.
+        zero, unless the stored record is newer than ``as_of``. A naive ``as_of`` raises
+        ValueError; a record the SDK cannot send raises InvalidRecordError naming it, and
+        an exception from ``records`` is raised as it is: either way the call is
+        cancelled and nothing is written.
 
         >>> client.import_snapshot("NL-AMS-01", now, [("ELEC-10000", 4), ("HOME-10001", 0)])  # doctest: +SKIP
         """
         requests = build.snapshot(location_id, as_of, records, batch_size)
-        return self._call(self._feeds.ImportSnapshot, requests, timeout, metadata, stream=True)
+        stream = RequestStream(requests, on_error=OnError.CANCEL, note=SNAPSHOT_NOTE)
+        call = start(
+            self._feeds.ImportSnapshot.future,
+            stream,
+            timeout=timeout,
+            metadata=(*self.metadata, *metadata),
+        )
+        try:
+            response: ImportSnapshotResponse = call.result()
+            return response
+        except (grpc.RpcError, grpc.FutureCancelledError) as error:
+            failure = stream.failure(error)
+        except BaseException:  # KeyboardInterrupt, say: the snapshot must not go on
+            call.cancel()
+            raise
+        raise failure
 
     def stream_deltas(
         self,
-        batches: Iterable[StreamDeltasRequest | Sequence[DeltaRecord]],
+        batches: Iterable[DeltaBatch],
         *,
         timeout: float | None = None,
         metadata: Metadata = (),
     ) -> Iterator[StreamDeltasResponse]:
         """Send batches of delta records on one stream; yields one ack per batch, in order.
 
-        Each ack counts applied, stale and rejected records, with the index, field
-        and reason of each reject.
+        A batch is a StreamDeltasRequest, or a sequence of records, each a DeltaRecord or
+        a mapping of its fields (``source_updated_at`` may be an aware datetime). Each ack
+        counts applied, stale and rejected records, with the index, field and reason of
+        each reject. A record the SDK cannot send raises InvalidRecordError naming its
+        batch and index, and an exception from ``batches`` is raised as it is, each after
+        the acks of the batches sent before it.
 
         >>> for ack in client.stream_deltas([[DeltaRecord(location_id="NL-AMS-01", sku="ELEC-10000",
         ...                                                adjustment=-1, source_updated_at=ts)]]):
         ...     print(ack.applied_count, ack.stale_count, ack.rejected_count)   # doctest: +SKIP
         """
         requests = (build.delta_batch(number, batch) for number, batch in enumerate(batches))
-        responses = self._call(self._feeds.StreamDeltas, requests, timeout, metadata, stream=True)
+        stream = RequestStream(requests, on_error=OnError.CLOSE, note=DELTAS_NOTE)
+        call = start(
+            self._feeds.StreamDeltas, stream, timeout=timeout, metadata=(*self.metadata, *metadata)
+        )
+        failure: BaseException | None
         try:
-            yield from responses
+            yield from call
         except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+            failure = stream.failure(error)
+        else:
+            failure = stream.failure_after_end()
+        finally:
+            call.cancel()  # nothing once the call is over; ends it if the caller stopped early
+        if failure is not None:
+            raise failure
 
     def get_feed_status(
         self, location_id: str, *, timeout: float | None = None, metadata: Metadata = ()

@@ -1,6 +1,7 @@
 """Errors the SDK raises, one class per gRPC status code, carrying the google.rpc details.
 
 OmnistockError
+├── InvalidRecordError            a feed record the SDK cannot send (also a ValueError)
 └── ApiError                      the server answered with a non-OK status
     ├── InvalidArgumentError      INVALID_ARGUMENT: see .field_violations
     ├── NotFoundError             NOT_FOUND: see .resource_names
@@ -42,6 +43,36 @@ class OmnistockError(Exception):
     """Base class of every error the SDK raises."""
 
 
+class InvalidRecordError(OmnistockError, ValueError):
+    """A feed record the SDK cannot send, raised before its batch leaves: a quantity that
+    is not a whole number within int64 (2**63, NaN, 1.5), a naive datetime, an unknown
+    field. The error it came from is its ``__cause__``.
+
+    Attributes:
+        batch: the batch's index in ``stream_deltas`` (None for a snapshot).
+        index: the record's index: in the snapshot, counted across it (as the server's
+            ``records[25]``), or in its batch.
+        sku: the record's sku, when it has one.
+        field: the field at fault, when known.
+    """
+
+    def __init__(
+        self, problem: str, *, batch: int | None, index: int, sku: str, field: str
+    ) -> None:
+        self.batch = batch
+        self.index = index
+        self.sku = sku
+        self.field = field
+        where = f"records[{index}]" if batch is None else f"batches[{batch}].records[{index}]"
+        named = f" (sku {shorten(sku)!r})" if sku else ""
+        super().__init__(f"{where}{named}: {f'{field}: ' if field else ''}{problem}")
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text``, cut to ``limit`` characters with "..." when longer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @dataclass(frozen=True, slots=True)
 class FieldViolation:
     """One bad field of a request, as a path such as ``items[3].sku``."""
@@ -68,6 +99,9 @@ class ApiError(OmnistockError):
         precondition_violations: from ``google.rpc.PreconditionFailure``.
         resource_names: from ``google.rpc.ResourceInfo``.
         retry_after: from ``google.rpc.RetryInfo``, when the server says when to retry.
+        not_shown: how many violations (or resource names) the server found but left out
+            of the details, which it keeps within gRPC's 8 KiB limit on metadata
+            (``ErrorInfo`` metadata ``not_shown``; 0 when all are listed).
     """
 
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
@@ -83,6 +117,7 @@ class ApiError(OmnistockError):
         precondition_violations: tuple[PreconditionViolation, ...] = (),
         resource_names: tuple[str, ...] = (),
         retry_after: timedelta | None = None,
+        not_shown: int = 0,
     ) -> None:
         super().__init__(message)
         if code is not None:
@@ -94,6 +129,7 @@ class ApiError(OmnistockError):
         self.precondition_violations = precondition_violations
         self.resource_names = resource_names
         self.retry_after = retry_after
+        self.not_shown = not_shown
 
     def __str__(self) -> str:
         text = f"{self.code.name}: {self.message}"
@@ -250,4 +286,9 @@ def from_rpc_error(error: grpc.RpcError) -> ApiError:
         precondition_violations=tuple(preconditions),
         resource_names=tuple(resources),
         retry_after=retry_after,
+        not_shown=_count(metadata.get("not_shown", "")),
     )
+
+
+def _count(text: str) -> int:
+    return int(text) if text.isdigit() else 0

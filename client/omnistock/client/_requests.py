@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from omnistock.client._exceptions import InvalidRecordError, shorten
 from omnistock.client._types import (
     CartLine,
     DeltaRecord,
@@ -168,29 +170,111 @@ def snapshot(
     records: Iterable[SnapshotRecord | tuple[str, int]],
     batch_size: int,
 ) -> Iterator[feed_pb2.ImportSnapshotRequest]:
-    """The header with the first batch, then batches as ``records`` is read."""
+    """The header with the first batch, then batches as ``records`` is read. The header
+    is made here, so that a naive ``as_of`` raises ValueError before any call."""
     header = feed_pb2.SnapshotHeader(location_id=location_id, as_of=timestamp(as_of))
+    return _snapshot_batches(header, records, batch_size)
+
+
+def _snapshot_batches(
+    header: feed_pb2.SnapshotHeader,
+    records: Iterable[SnapshotRecord | tuple[str, int]],
+    batch_size: int,
+) -> Iterator[feed_pb2.ImportSnapshotRequest]:
     batch: list[SnapshotRecord] = []
     first = True
-    for record in records:
-        batch.append(
-            record
-            if isinstance(record, SnapshotRecord)
-            else SnapshotRecord(sku=record[0], on_hand=record[1])
-        )
+    for index, record in enumerate(records):
+        batch.append(snapshot_record(index, record))
         if len(batch) >= batch_size:
             yield feed_pb2.ImportSnapshotRequest(header=header if first else None, records=batch)
             first, batch = False, []
-    if batch or first:
-        yield feed_pb2.ImportSnapshotRequest(header=header if first else None, records=batch)
+    # Only a stream whose last message says so is applied: one that ends for any other
+    # reason (this generator raising, the call cancelled) writes nothing.
+    yield feed_pb2.ImportSnapshotRequest(
+        header=header if first else None, records=batch, complete=True
+    )
 
 
-def delta_batch(
-    number: int, batch: StreamDeltasRequest | Sequence[DeltaRecord]
-) -> StreamDeltasRequest:
+def snapshot_record(index: int, record: SnapshotRecord | tuple[str, int]) -> SnapshotRecord:
+    """The record as a message; InvalidRecordError naming it when it cannot be one."""
+    if isinstance(record, SnapshotRecord):
+        return record
+    try:
+        sku, on_hand = record
+    except (TypeError, ValueError) as error:
+        raise InvalidRecordError(
+            f"is a {type(record).__name__}, not a SnapshotRecord or a (sku, on_hand) pair",
+            batch=None, index=index, sku="", field="",
+        ) from error  # fmt: skip
+    try:
+        return SnapshotRecord(sku=sku, on_hand=on_hand)
+    except (TypeError, ValueError):  # _encode finds the field and raises, naming it
+        return _encode(SnapshotRecord, {"sku": sku, "on_hand": on_hand}, batch=None, index=index)
+
+
+DeltaBatch = StreamDeltasRequest | Sequence[DeltaRecord | Mapping[str, Any]]
+
+
+def delta_batch(number: int, batch: DeltaBatch) -> StreamDeltasRequest:
     if isinstance(batch, StreamDeltasRequest):
         return batch
-    return StreamDeltasRequest(batch_id=str(number), records=list(batch))
+    records = [delta_record(number, index, record) for index, record in enumerate(batch)]
+    return StreamDeltasRequest(batch_id=str(number), records=records)
+
+
+def delta_record(batch: int, index: int, record: DeltaRecord | Mapping[str, Any]) -> DeltaRecord:
+    """A DeltaRecord, or one made of a mapping of its fields (``source_updated_at`` may
+    be an aware datetime); InvalidRecordError naming it when it cannot be one."""
+    if isinstance(record, DeltaRecord):
+        return record
+    sku = record.get("sku", "") if isinstance(record, Mapping) else ""
+    sku = sku if isinstance(sku, str) else ""
+    if not isinstance(record, Mapping):
+        raise InvalidRecordError(
+            f"is a {type(record).__name__}, not a DeltaRecord or a mapping of its fields",
+            batch=batch, index=index, sku=sku, field="",
+        )  # fmt: skip
+    fields = dict(record)
+    at = fields.get("source_updated_at")
+    if isinstance(at, datetime):
+        try:
+            fields["source_updated_at"] = timestamp(at)
+        except ValueError as error:
+            raise InvalidRecordError(
+                str(error), batch=batch, index=index, sku=sku, field="source_updated_at"
+            ) from error
+    return _encode(DeltaRecord, fields, batch=batch, index=index)
+
+
+R = TypeVar("R", SnapshotRecord, DeltaRecord)
+
+_WHOLE_NUMBERS = frozenset({FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64})
+
+
+def _encode(kind: type[R], fields: dict[str, Any], *, batch: int | None, index: int) -> R:
+    try:
+        return kind(**fields)
+    except (TypeError, ValueError) as error:
+        # Which field: the first that will not go into a message on its own.
+        field = next((name for name, value in fields.items() if not _fits(kind, name, value)), "")
+        sku = fields.get("sku")
+        descriptor = kind.DESCRIPTOR.fields_by_name.get(field)
+        if descriptor is not None and descriptor.cpp_type in _WHOLE_NUMBERS:
+            bits = 64 if descriptor.cpp_type == FieldDescriptor.CPPTYPE_INT64 else 32
+            problem = f"must be an int within int{bits}, not {shorten(repr(fields[field]))}"
+        else:
+            problem = str(error)
+        raise InvalidRecordError(
+            problem, batch=batch, index=index, sku=sku if isinstance(sku, str) else "", field=field
+        ) from error
+
+
+def _fits(kind: type[Message], name: str, value: object) -> bool:
+    try:
+        kind(**{name: value})
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def create_reservation(

@@ -203,6 +203,13 @@ class ImportSnapshotRequest(_message.Message):
 
     HEADER_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    complete: _builtins.bool
+    """Set on the last message only: the snapshot is whole. A stream that ends
+    without it applies nothing, for a server cannot tell a stream the client
+    closed from one whose call was cancelled (a failed sender, a dropped
+    connection) until it is too late.
+    """
     @_builtins.property
     def header(self) -> Global___SnapshotHeader:
         """In the first message only."""
@@ -216,10 +223,11 @@ class ImportSnapshotRequest(_message.Message):
         *,
         header: Global___SnapshotHeader | None = ...,
         records: _abc.Iterable[Global___SnapshotRecord] | None = ...,
+        complete: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "header", b"header", "records", b"records"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -92,9 +92,10 @@ class FeedServiceServicer:
 
     def ImportSnapshot(self, request_iterator, context):
         """Replaces the stock of one location as of a time: the first message carries
-        the header, every message may carry records. Applied all or nothing when the
-        stream closes; the location's records missing from it drop to zero, unless
-        they are newer than as_of.
+        the header, every message may carry records, the last sets complete.
+        Applied all or nothing when the stream closes after that message; the
+        location's records missing from it drop to zero, unless they are newer
+        than as_of.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -44,9 +44,10 @@ class FeedServiceStub:
     """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records)."""
     ImportSnapshot: _grpc.StreamUnaryMultiCallable[_feed_pb2.ImportSnapshotRequest, _feed_pb2.ImportSnapshotResponse]
     """Replaces the stock of one location as of a time: the first message carries
-    the header, every message may carry records. Applied all or nothing when the
-    stream closes; the location's records missing from it drop to zero, unless
-    they are newer than as_of.
+    the header, every message may carry records, the last sets complete.
+    Applied all or nothing when the stream closes after that message; the
+    location's records missing from it drop to zero, unless they are newer
+    than as_of.
     """
     StreamDeltas: _grpc.StreamStreamMultiCallable[_feed_pb2.StreamDeltasRequest, _feed_pb2.StreamDeltasResponse]
     """Applies batches of delta records; one response per request, in order. Valid
@@ -77,9 +78,10 @@ class FeedServiceAsyncStub(FeedServiceStub):
     """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records)."""
     ImportSnapshot: _aio.StreamUnaryMultiCallable[_feed_pb2.ImportSnapshotRequest, _feed_pb2.ImportSnapshotResponse]  # type: ignore[assignment]
     """Replaces the stock of one location as of a time: the first message carries
-    the header, every message may carry records. Applied all or nothing when the
-    stream closes; the location's records missing from it drop to zero, unless
-    they are newer than as_of.
+    the header, every message may carry records, the last sets complete.
+    Applied all or nothing when the stream closes after that message; the
+    location's records missing from it drop to zero, unless they are newer
+    than as_of.
     """
     StreamDeltas: _aio.StreamStreamMultiCallable[_feed_pb2.StreamDeltasRequest, _feed_pb2.StreamDeltasResponse]  # type: ignore[assignment]
     """Applies batches of delta records; one response per request, in order. Valid
@@ -119,9 +121,10 @@ class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_feed_pb2.ImportSnapshotResponse, _abc.Awaitable[_feed_pb2.ImportSnapshotResponse]]:
         """Replaces the stock of one location as of a time: the first message carries
-        the header, every message may carry records. Applied all or nothing when the
-        stream closes; the location's records missing from it drop to zero, unless
-        they are newer than as_of.
+        the header, every message may carry records, the last sets complete.
+        Applied all or nothing when the stream closes after that message; the
+        location's records missing from it drop to zero, unless they are newer
+        than as_of.
         """
 
     @_abc_1.abstractmethod

@@ -40,6 +40,10 @@ class DomainError(Exception):
 
 
 class InvalidArgument(DomainError):
+    """``omitted``: violations found beyond those listed, when a request has too many to
+    keep (a snapshot of a million bad records keeps the first few and counts the rest).
+    """
+
     reason = "INVALID_ARGUMENT"
 
     def __init__(
@@ -48,13 +52,16 @@ class InvalidArgument(DomainError):
         *,
         message: str | None = None,
         reason: str | None = None,
+        omitted: int = 0,
     ) -> None:
         self.violations = list(violations)
+        self.omitted = omitted
         if message is None:
             first = self.violations[0] if self.violations else None
             message = f"{first.field}: {first.description}" if first else "invalid request"
-            if len(self.violations) > 1:
-                message += f" (and {len(self.violations) - 1} more)"
+            more = len(self.violations) - 1 + omitted
+            if more > 0:
+                message += f" (and {more:,} more)"
         super().__init__(message, reason=reason)
 
 

@@ -4,7 +4,8 @@ The lines of a location must be together (a group). Each group is sent while
 it is read, so memory stays constant whatever the file's size. A snapshot is
 all or nothing, and a sku missing from it drops to zero, so a group with a bad
 line must not be applied: on the first bad line the record stream raises
-SnapshotAborted, gRPC cancels the call and the server applies nothing. Every
+SnapshotAborted, the SDK cancels the call (the server applies nothing) and
+raises it again here. Every
 line of that group then goes to the rejects file: those already sent are read
 again from the file, the rest as they come.
 
@@ -202,7 +203,7 @@ class SnapshotImporter:
         stream = _GroupStream(first, items, self._done, self._reappeared)
         try:
             result.response = self._send(result.location_id, result.as_of, stream)
-        except ApiError as error:
+        except (ApiError, SnapshotAborted) as error:  # the SDK raises the abort itself
             stream.close()
             if stream.failed is not None:
                 raise stream.failed from error

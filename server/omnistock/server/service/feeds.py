@@ -11,6 +11,7 @@ QUANTITY_OUT_OF_RANGE).
 from __future__ import annotations
 
 import enum
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,25 +64,42 @@ class FeedStatus:
 
 
 class SnapshotSession:
-    """A snapshot being received: add() batches, then commit(); abort() on any failure."""
+    """A snapshot being received: add() batches, then commit(); abort() on any failure.
+
+    Each call runs on an executor thread. When the client cancels, the call's task is
+    cancelled while an add() may still be running, and its abort() comes on another
+    thread: on one database connection, a rollback beside a running insert fails, and
+    the insert then lands outside any transaction. So the calls take turns, and once the
+    snapshot is aborted (or committed) an add() does nothing.
+    """
 
     def __init__(self, staging: SnapshotImport, location_id: str, changes: ChangeBus) -> None:
         self._staging = staging
         self._location_id = location_id
         self._changes = changes
+        self._turn = threading.Lock()
+        self._ended = False
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
-        self._staging.add(records)
+        with self._turn:
+            if not self._ended:
+                self._staging.add(records)
 
     def commit(self) -> SnapshotResult:
-        try:
-            return self._staging.commit()
-        finally:
-            # A snapshot rewrites a whole location.
-            self._changes.publish(Changes(locations=frozenset([self._location_id])))
+        with self._turn:
+            if self._ended:
+                raise RuntimeError("the snapshot was aborted")
+            self._ended = True
+            try:
+                return self._staging.commit()
+            finally:
+                # A snapshot rewrites a whole location.
+                self._changes.publish(Changes(locations=frozenset([self._location_id])))
 
     def abort(self) -> None:
-        self._staging.abort()
+        with self._turn:
+            self._ended = True
+            self._staging.abort()
 
 
 class FeedService:

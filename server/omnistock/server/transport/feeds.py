@@ -35,8 +35,9 @@ from omnistock.server.transport.convert import (
 from omnistock.server.transport.servicers import check_count
 from omnistock.v1 import feed_pb2, feed_pb2_grpc
 
-# A snapshot with more bad records than this stops listing them.
-MAX_REPORTED_VIOLATIONS = 100
+# A snapshot with bad records is refused, but the rest of its stream is still read to
+# count them all; this many are kept to report (the status lists those that fit in it).
+MAX_KEPT_VIOLATIONS = 1_000
 
 _FRESHNESS = {
     Freshness.FRESH: feed_pb2.FRESHNESS_STATE_FRESH,
@@ -235,8 +236,13 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         try:
             received = 0
             first = True
+            kept: list[FieldViolation] = []  # of the bad records, the first few
+            found = 0  # bad records' violations, all of them
+            complete = False
             async for request in request_iterator:
                 v = Violations()
+                v.check(not complete, "complete", "no message may follow the one that sets it")
+                complete = complete or request.complete
                 if first:
                     header = request.header
                     v.check(
@@ -263,13 +269,27 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                     f"must hold at most {MAX_STOCK_UPDATES:,} records per message",
                 )
                 rows = snapshot_records(v, request.records, received)
-                if v:
-                    raise InvalidArgument(v.items[:MAX_REPORTED_VIOLATIONS])
                 received += len(request.records)
-                if rows and session is not None:
+                if v and session is not None:
+                    # Refused: the transaction (on SQLite, the write lock) goes at once;
+                    # the rest of the stream is read only to count its bad records.
+                    await self._runner.run(session.abort)
+                    session = None
+                found += len(v.items)
+                kept += v.items[: MAX_KEPT_VIOLATIONS - len(kept)]
+                if rows and session is not None and not found:
                     await self._runner.run(session.add, rows)
+            if found:
+                raise InvalidArgument(kept, omitted=found - len(kept))
             if session is None:
                 raise InvalidArgument([FieldViolation("header", "the stream carried no header")])
+            if not complete:
+                # The client cancelled the call (gRPC ends the stream alike either way),
+                # or sent no complete: either way the snapshot may be partial.
+                raise InvalidArgument(
+                    [FieldViolation("complete", "the stream ended before a message set it")],
+                    reason="SNAPSHOT_INCOMPLETE",
+                )
             result = await self._runner.run(session.commit)
             committed = True
             audit_note(location_id=header.location_id, received=result.received)
