@@ -73,6 +73,7 @@ def test_a_google_local_import_rejects_what_the_spec_does_not_allow(
             ["NL-AMS-01", "SKU-3", "1.5", "in_stock", "buy", "same_day"],  # 4: not whole
             ["NL-AMS-01", "SKU-4", "", "limited_availability", "buy", "same_day"],  # 5
             ["NL-AMS-01", "SKU-5", "4", "in stock", "buy", "same_day"],  # the spaced spelling
+            ["NL-XXX-01", "SKU-1", "4", "in_stock", "buy", "same_day"],  # 7: no such store
         ],
     )
     code, out, err = import_feed(capsys, server, path)
@@ -83,8 +84,9 @@ def test_a_google_local_import_rejects_what_the_spec_does_not_allow(
               " on_display_to_order, out_of_stock"),
         ("4", "quantity '1.5' is not a whole number"),
         ("5", "quantity is required"),
+        ("7", "LOCATION_NOT_FOUND: no location 'NL-XXX-01'"),
     ]  # fmt: skip
-    assert out.splitlines() == [f"applied 1  stale 0  rejected 4 (see {path}.rejects)"]
+    assert out.splitlines() == [f"applied 1  stale 0  rejected 5 (see {path}.rejects)"]
     assert answers(client) == {("NL-AMS-01", "SKU-5"): (4, StockStatus.IN_STOCK, 4)}
 
 

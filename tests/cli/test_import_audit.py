@@ -1,5 +1,5 @@
-"""A delta import's audit trail and rejects file, on a server that checks keys: every
-stream that wrote is audited once, whatever it sent and however it ended."""
+"""Delta imports on a server that checks keys: every stream that wrote is audited once,
+whatever it sent and however it ended, and every line not applied is in the rejects file."""
 
 from __future__ import annotations
 
@@ -34,11 +34,15 @@ def secure(database_url: str) -> Iterator[InProcessServer]:
 
 
 def key(
-    server: InProcessServer, name: str, *roles: Role, locations: list[str] | None = None
+    server: InProcessServer,
+    name: str,
+    *roles: Role,
+    locations: list[str] | None = None,
+    exposure: DomainExposure = DomainExposure.EXACT,
 ) -> str:
     assert server.server is not None
     _, text = KeyRepository(server.server.engine).create(
-        name, roles, locations=locations, exposure=DomainExposure.EXACT,
+        name, roles, locations=locations, exposure=exposure,
         rate_per_second=1000.0, burst=1000, now=NOW,
     )  # fmt: skip
     return text
@@ -137,3 +141,22 @@ def test_a_scoped_import_stopped_midway_is_audited_for_what_it_applied_and_keeps
         "stopped": "PERMISSION_DENIED",
     }
     no_audit_failures(caplog)
+
+
+def test_a_google_local_import_with_a_key_that_cannot_read_exact_stock_rejects_its_lines(
+    secure: InProcessServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "local.tsv"
+    path.write_text(f"store_code\tid\tquantity\tavailability\n{AMS}\tSKU-1\t4\tin_stock\n")
+    banded = key(secure, "feed-banded", Role.FEED, exposure=DomainExposure.BANDED)
+    code = main(
+        ["import", str(path), "--format", "google-local", "--mode", "delta",
+         "--target", secure.target, "--api-key", banded]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out == f"applied 0  stale 0  rejected 1 (see {path}.rejects)\n"
+    [row] = Path(f"{path}.rejects").read_text().splitlines()[1:]
+    number, reason, _ = row.split("\t", 2)
+    assert number == "2"
+    assert reason.startswith(f"cannot read the current stock of {AMS}: PERMISSION_DENIED")
