@@ -78,9 +78,7 @@ def test_a_process_that_lost_its_listener_connection_reads_everything_again(
                 with engine.connect() as connection:
                     # A change the bus never carries: the watcher is not told ...
                     connection.execute(
-                        text(
-                            "UPDATE stock SET on_hand = 9 WHERE sku = 'PHONE' AND location_id = :at"
-                        ),
+                        text("UPDATE stock SET on_hand = 9 WHERE sku = 'PHONE' AND location_id = :at"),
                         {"at": AMS},
                     )
                     assert next(events).kind == WatchEventKind.HEARTBEAT

@@ -174,10 +174,8 @@ class WatchHub:
     def on_changes(self, changes: Changes) -> None:
         """A change bus subscriber; any thread."""
         loop = self._loop
-        if (
-            loop is None
-            or loop.is_closed()
-            or not (changes.pairs or changes.locations or changes.everything)
+        if loop is None or loop.is_closed() or not (
+            changes.pairs or changes.locations or changes.everything
         ):
             return
         loop.call_soon_threadsafe(self._changed, changes)
