@@ -307,20 +307,19 @@ def test_export_writes_googles_local_inventory_for_stores(
         "store_code\tid\tquantity\tavailability\tpickup_method\tpickup_sla",
         "NL-AMS-01\tSKU-1\t10\tin_stock\tbuy\tsame_day",
         "NL-AMS-01\tSKU-2\t2\tlimited_availability\tbuy\tsame_day",
-        "NL-RTM-01\tSKU-1\t0\tout_of_stock\tnot_supported\tnext_day",
+        "NL-RTM-01\tSKU-1\t0\tout_of_stock\tnot supported\t",  # the spec's value, no SLA
         "NL-UTR-01\tSKU-1\t10\tin_stock\tbuy\tnext_day",
     ]
     assert out == f"wrote 4 rows for 3 stores to {output} (left out 1 warehouse row)\n"
 
-    # Past the freshness budget stock reads UNKNOWN: out of stock, and no quantity offered.
+    # Past the freshness budget stock reads UNKNOWN: left out (and counted), neither
+    # offered nor passed off as a fresh zero.
     clock.now = NOW + timedelta(hours=25)
     args = ("export", "--format", "google-local", "--target", target, "--output", output)
     code, out, err = run(capsys, *args, "--location", "NL-AMS-01")
     assert code == 0, err
-    assert output.read_text().splitlines()[1:] == [
-        "NL-AMS-01\tSKU-1\t0\tout_of_stock\tbuy\tsame_day",
-        "NL-AMS-01\tSKU-2\t0\tout_of_stock\tbuy\tsame_day",
-    ]
+    assert output.read_text().splitlines()[1:] == []
+    assert out == f"wrote 0 rows for 0 stores to {output} (left out 2 stale rows)\n"
     code, out, err = run(capsys, *args, "--location", "NL-WH-01")
     assert code == 1
     assert (

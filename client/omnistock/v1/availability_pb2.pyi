@@ -518,6 +518,7 @@ class Availability(_message.Message):
     QUANTITY_HINT_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
+    SOURCE_SEQUENCE_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
     sku: _builtins.str
     status: _common_pb2.StockStatus.ValueType
@@ -535,6 +536,8 @@ class Availability(_message.Message):
     """BANDED only: a capped hint such as "3+"; empty when there is none."""
     confidence: _builtins.float
     """How far to trust the answer, in [0, 1]; falls with age and near zero stock."""
+    source_sequence: _builtins.int
+    """EXACT only: the source's sequence of the update behind as_of, when it sent one."""
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """The source time this answer reflects. Unset when the location never reported the sku."""
@@ -553,10 +556,11 @@ class Availability(_message.Message):
         quantity_hint: _builtins.str = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         confidence: _builtins.float = ...,
+        source_sequence: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "_on_hand", b"_on_hand", "_reserved", b"_reserved", "_safety_stock", b"_safety_stock", "as_of", b"as_of", "available_to_sell", b"available_to_sell", "on_hand", b"on_hand", "reserved", b"reserved", "safety_stock", b"safety_stock"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "_on_hand", b"_on_hand", "_reserved", b"_reserved", "_safety_stock", b"_safety_stock", "_source_sequence", b"_source_sequence", "as_of", b"as_of", "available_to_sell", b"available_to_sell", "on_hand", b"on_hand", "reserved", b"reserved", "safety_stock", b"safety_stock", "source_sequence", b"source_sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "_on_hand", b"_on_hand", "_reserved", b"_reserved", "_safety_stock", b"_safety_stock", "as_of", b"as_of", "available_to_sell", b"available_to_sell", "confidence", b"confidence", "exposure", b"exposure", "location_id", b"location_id", "on_hand", b"on_hand", "quantity_hint", b"quantity_hint", "reserved", b"reserved", "safety_stock", b"safety_stock", "sku", b"sku", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "_on_hand", b"_on_hand", "_reserved", b"_reserved", "_safety_stock", b"_safety_stock", "_source_sequence", b"_source_sequence", "as_of", b"as_of", "available_to_sell", b"available_to_sell", "confidence", b"confidence", "exposure", b"exposure", "location_id", b"location_id", "on_hand", b"on_hand", "quantity_hint", b"quantity_hint", "reserved", b"reserved", "safety_stock", b"safety_stock", "sku", b"sku", "source_sequence", b"source_sequence", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__available_to_sell: _TypeAlias = _typing.Literal["available_to_sell"]  # noqa: Y015
     _WhichOneofArgType__available_to_sell: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell"]  # noqa: Y015
@@ -566,6 +570,8 @@ class Availability(_message.Message):
     _WhichOneofArgType__reserved: _TypeAlias = _typing.Literal["_reserved", b"_reserved"]  # noqa: Y015
     _WhichOneofReturnType__safety_stock: _TypeAlias = _typing.Literal["safety_stock"]  # noqa: Y015
     _WhichOneofArgType__safety_stock: _TypeAlias = _typing.Literal["_safety_stock", b"_safety_stock"]  # noqa: Y015
+    _WhichOneofReturnType__source_sequence: _TypeAlias = _typing.Literal["source_sequence"]  # noqa: Y015
+    _WhichOneofArgType__source_sequence: _TypeAlias = _typing.Literal["_source_sequence", b"_source_sequence"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__available_to_sell) -> _WhichOneofReturnType__available_to_sell | None: ...
     @_typing.overload
@@ -574,6 +580,8 @@ class Availability(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__reserved) -> _WhichOneofReturnType__reserved | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__safety_stock) -> _WhichOneofReturnType__safety_stock | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__source_sequence) -> _WhichOneofReturnType__source_sequence | None: ...
 
 Global___Availability: _TypeAlias = Availability  # noqa: Y015
 

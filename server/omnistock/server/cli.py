@@ -158,7 +158,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from omnistock.server.files import run_export
+    from omnistock.server.files import Format, run_export
 
     return run_export(
         args.target,
@@ -167,6 +167,7 @@ def _export(args: argparse.Namespace) -> int:
         out=sys.stdout,
         err=sys.stderr,
         api_key=args.api_key,
+        form=Format(args.format),
     )
 
 
@@ -214,7 +215,7 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         required=True,
         choices=["snapshot", "delta"],
         help="snapshot: replace each location's stock (its lines must be together);"
-        " delta: apply each line as a change",
+        " delta: apply each line as a change (google-local: delta only)",
     )
     imports.add_argument(
         "--location",
@@ -244,15 +245,18 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
     exports = commands.add_parser(
         "export",
-        help="write Google's local product inventory feed from a server's stock",
-        description="Write the stock of every store (or one) as Google's local product"
-        " inventory feed, tab-separated. Warehouses are left out.",
+        help="write a server's stock to a file: Google's local inventory feed, or csv/jsonl",
+        description="google-local: the stock of every store (or one) as Google's local product"
+        " inventory feed, tab-separated; warehouses, stale records and ids over 50 characters"
+        " are left out and counted. csv, jsonl: every record of every active location (or one),"
+        " with on_hand, safety_stock, source_updated_at and source_sequence, which"
+        " `omnistock import --mode delta` takes back as they were.",
     )
-    exports.add_argument("--format", required=True, choices=["google-local"])
+    exports.add_argument("--format", required=True, choices=["google-local", "csv", "jsonl"])
     exports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
     exports.add_argument("--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_KEY_HELP)
     exports.add_argument("--output", required=True, type=Path, metavar="PATH")
-    exports.add_argument("--location", type=_location_id, metavar="ID", help="one store only")
+    exports.add_argument("--location", type=_location_id, metavar="ID", help="one location only")
     exports.set_defaults(run=_export)
 
 

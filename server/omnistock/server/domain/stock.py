@@ -137,6 +137,7 @@ class AvailabilityView:
     reserved: int | None = None
     safety_stock: int | None = None
     quantity_hint: str = ""
+    source_sequence: int | None = None  # EXACT only
 
 
 def quantity_hint(status: StockStatus, low_threshold: int) -> str:
@@ -171,6 +172,7 @@ def view_record(
             on_hand=record.on_hand,
             reserved=reserved,
             safety_stock=safety,
+            source_sequence=record.source_sequence,
         )
     return AvailabilityView(
         record.location_id,

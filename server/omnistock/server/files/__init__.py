@@ -2,6 +2,8 @@
 
 - formats, fields, lines, reader: reading csv, jsonl and google-local feeds a
   line at a time, into Records and Rejects;
+- google, current: what a local inventory feed's values mean, and the on_hand that
+  gives a google-local line's available to sell;
 - snapshots, deltas: sending them through the SDK, in constant memory;
 - rejects, progress, report: the rejects file, the progress bar, the summary;
 - importer, exporter: the two commands.

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from omnistock.server.files import google
 from omnistock.server.files.fields import (
     LineError,
     parse_id,
@@ -48,6 +49,9 @@ class Record:
     safety_stock: int | None
     source_updated_at: datetime | None
     source_sequence: int | None
+    # google-local: the units available to sell the line states. on_hand is then set from
+    # it and the record's current safety stock and holds (see stock.CurrentStock).
+    available: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,15 +135,21 @@ def build(get: Getter, line: Line, settings: Settings) -> Record | Reject:
         return Reject(line, str(error), location)
 
 
+def _google_record(get: Getter, line: Line, location: str, settings: Settings) -> Record:
+    """A local inventory line: what it says is available to sell, at the file's time."""
+    sku = parse_id(get("sku"), "sku")
+    text = get("on_hand")
+    quantity = parse_int(text, "quantity", minimum=0) if text else None
+    available = google.available_to_sell(quantity, google.parse_availability(get("availability")))
+    source_time = settings.as_of or settings.now
+    return Record(line, location, sku, None, None, None, source_time, None, available)
+
+
 def _record(get: Getter, line: Line, location: str, settings: Settings) -> Record:
+    if settings.format is Format.GOOGLE_LOCAL:
+        return _google_record(get, line, location, settings)
     sku = parse_id(get("sku"), "sku")
     on_hand_text, adjustment_text = get("on_hand"), get("adjustment")
-    google = settings.format is Format.GOOGLE_LOCAL
-    if google and not on_hand_text:
-        availability = get("availability").lower().replace(" ", "_")
-        if availability != "out_of_stock":
-            raise LineError("quantity is required")
-        on_hand_text = "0"
     if settings.mode is Mode.SNAPSHOT:
         if not on_hand_text:
             hint = "; adjustment is for --mode delta" if adjustment_text else ""
@@ -154,8 +164,6 @@ def _record(get: Getter, line: Line, location: str, settings: Settings) -> Recor
     stamp = get("source_updated_at")
     if stamp:
         source_time: datetime | None = parse_time(stamp, "source_updated_at")
-    elif google:
-        source_time = settings.as_of or settings.now
     else:
         source_time = settings.as_of
     if source_time is None and settings.mode is Mode.DELTA:

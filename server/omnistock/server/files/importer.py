@@ -53,6 +53,9 @@ def _usage_problem(options: ImportOptions) -> str:
         return f"{path}: not a file"
     if rejects_path(options).resolve() == path.resolve():
         return f"{path}: the rejects file cannot be the file being imported"
+    if options.format is Format.GOOGLE_LOCAL and options.mode is Mode.SNAPSHOT:
+        # A local inventory feed may list only what changed: it is never a location's whole stock.
+        return "a google-local file applies as updates at its time, never as a snapshot: use --mode delta"
     return ""
 
 
@@ -117,7 +120,8 @@ def run_import(options: ImportOptions, *, out: TextIO, err: TextIO) -> int:
 
             def summary() -> list[str]:
                 t = deltas.totals
-                return [totals_line(t.applied, t.stale, rejects.count, 0, shown)]
+                rejected = rejects.count - t.skipped
+                return [totals_line(t.applied, t.stale, rejected, t.skipped, shown)]
 
         code = _run(run, progress, options.target, err)
     _say(out, summary())

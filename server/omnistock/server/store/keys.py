@@ -106,6 +106,20 @@ def _stored(row: object) -> StoredKey:
     )
 
 
+def _plain(value: object) -> object:
+    """A detail value json cannot take as it is: sets as sorted lists, anything else as text."""
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def detail_json(detail: dict[str, object]) -> str:
+    """An entry's detail as stored; never fails, whatever a servicer noted."""
+    return json.dumps(detail, sort_keys=True, default=_plain)
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     at: datetime
@@ -174,7 +188,7 @@ class AuditLog:
                         "principal": e.principal,
                         "key_id": e.key_id,
                         "method": e.method,
-                        "detail": json.dumps(e.detail, sort_keys=True),
+                        "detail": detail_json(e.detail),
                     }
                     for e in batch
                 ],

@@ -230,6 +230,7 @@ def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
         quantity_hint=view.quantity_hint,
         as_of=as_of,
         confidence=view.confidence,
+        source_sequence=view.source_sequence,
     )
 
 

@@ -183,7 +183,8 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         who = principal()
         totals = {"batches": 0, "applied": 0, "stale": 0, "rejected": 0}
         touched: set[str] = set()
-        audit_note(locations=touched, **totals)
+        # Noted after each batch, so that a stream that stops early is audited for what
+        # it applied; a stream that ends well is audited even when it sent nothing.
         async for request in request_iterator:
             v = Violations()
             check_count(v, len(request.records), "records", MAX_STOCK_UPDATES)
@@ -225,6 +226,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                     for r in result.rejects
                 ],
             )
+        audit_note(locations=sorted(touched), **totals)
 
     async def ImportSnapshot(
         self,

@@ -153,10 +153,21 @@ class InterceptorLayer:
             )
         return request, note
 
-    def _done(self, method: str, who: Principal, note: dict[str, object] | None) -> None:
-        if note is not None and self.audit is not None:
-            at = self._clock() if self._clock is not None else datetime.now(UTC)
-            self.audit.record(AuditEntry(at, who.name, who.key_id, method, note))
+    def _done(
+        self,
+        method: str,
+        who: Principal,
+        note: dict[str, object] | None,
+        *,
+        stopped: str = "",
+    ) -> None:
+        """Audit a write call: once it succeeded, or when it stopped (``stopped``: why)
+        after writing something, which its servicer says by having noted it."""
+        if note is None or self.audit is None or (stopped and not note):
+            return
+        detail = {**note, "stopped": stopped} if stopped else note
+        at = self._clock() if self._clock is not None else datetime.now(UTC)
+        self.audit.record(AuditEntry(at, who.name, who.key_id, method, detail))
 
     def _wrap_unary(
         self,
@@ -172,6 +183,8 @@ class InterceptorLayer:
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            who: Principal | None = None
+            note: dict[str, object] | None = None
             try:
                 # Who is calling: a key checked lately is known without a wait.
                 metadata = context.invocation_metadata()
@@ -179,6 +192,7 @@ class InterceptorLayer:
                 request, note = self._admit(method, role, who, request, parse, streaming_request)
                 result = await behaviour(request, context)
                 self._done(method, who, note)
+                note = None
                 return result
             except aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
@@ -188,6 +202,9 @@ class InterceptorLayer:
                 code = status.code
                 await context.abort_with_status(status)
             finally:
+                if who is not None and note:  # it wrote something, then stopped
+                    stopped = grpc.StatusCode.CANCELLED if code is grpc.StatusCode.OK else code
+                    self._done(method, who, note, stopped=stopped.name)
                 metrics.record(method, code, time.perf_counter() - started)
 
         return wrapper
@@ -206,6 +223,8 @@ class InterceptorLayer:
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            who: Principal | None = None
+            note: dict[str, object] | None = None
             try:
                 # Who is calling: a key checked lately is known without a wait.
                 metadata = context.invocation_metadata()
@@ -214,6 +233,7 @@ class InterceptorLayer:
                 async for response in behaviour(request, context):
                     yield response
                 self._done(method, who, note)
+                note = None
             except aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
@@ -222,6 +242,9 @@ class InterceptorLayer:
                 code = status.code
                 await context.abort_with_status(status)
             finally:
+                if who is not None and note:  # it wrote something, then stopped
+                    stopped = grpc.StatusCode.CANCELLED if code is grpc.StatusCode.OK else code
+                    self._done(method, who, note, stopped=stopped.name)
                 metrics.record(method, code, time.perf_counter() - started)
 
         return wrapper
