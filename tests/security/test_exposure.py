@@ -314,3 +314,15 @@ def test_exact_and_banded_callers_never_share_a_cached_answer(
             for answer in answers[Exposure.EXACT]:
                 assert answer.available_to_sell == COUNTS[sku]
                 assert answer.confidence > 0.875
+
+
+def test_holds_stack_so_a_reserve_key_counts_in_steps_of_the_cap(banded: Client) -> None:
+    """docs/security.md says so: the second hold of 10 needs 20 units."""
+    assert banded.create_reservation(AMS, {"THIRTEEN": CAP}).holds_stock
+    with pytest.raises(FailedPreconditionError) as caught:
+        banded.create_reservation(AMS, {"THIRTEEN": CAP})
+    assert [v.description for v in caught.value.precondition_violations] == [
+        f"requested {CAP}, not available"
+    ]
+    assert banded.create_reservation(AMS, {"FIFTY": CAP}).holds_stock
+    assert banded.create_reservation(AMS, {"FIFTY": CAP}).holds_stock

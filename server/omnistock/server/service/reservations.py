@@ -84,7 +84,8 @@ class ReservationService:
         except ShortLines as short:
             if exposure is not Exposure.EXACT:
                 raise InsufficientStock(
-                    new.location_id, [Shortfall(line.sku, line.quantity, None) for line in short.lines]
+                    new.location_id,
+                    [Shortfall(line.sku, line.quantity, None) for line in short.lines],
                 ) from None
             records = self._stock.records_for_pairs(
                 [(line.sku, new.location_id) for line in short.lines]
