@@ -149,7 +149,7 @@ def banded_confidence(
     """How far to trust a BANDED answer: freshness x band_depth, rounded to 3 places.
 
     A function of the band and the record's age alone, so it cannot be solved for the
-    count: depth(ATS) would give it away (confidences 0.75, 0.833, 0.937 and 0.964 are
+    count: depth(ATS) would give it away (confidences 0.75, 0.833, 0.938 and 0.964 are
     ATS 1, 2, 7 and 13 to a caller who knows ``as_of`` and the freshness budget).
     """
     return round(freshness(age, budget) * band_depth(status, low_threshold), 3)

@@ -117,18 +117,16 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             if line.sku in seen:
                 v.add(f"lines[{i}].sku", f"repeats {line.sku!r}: give each sku one line")
             seen.add(line.sku)
-            v.check(
-                1 <= line.quantity <= MAX_QUANTITY,
-                f"lines[{i}].quantity",
-                f"must be within [1, {MAX_QUANTITY}]",
-            )
-            check_quantity_asked(
-                v,
-                f"lines[{i}].quantity",
-                line.quantity,
-                granted=who.exposure,
-                banded_max=self._banded_max_quantity,
-            )
+            if not 1 <= line.quantity <= MAX_QUANTITY:
+                v.add(f"lines[{i}].quantity", f"must be within [1, {MAX_QUANTITY}]")
+            else:
+                check_quantity_asked(
+                    v,
+                    f"lines[{i}].quantity",
+                    line.quantity,
+                    granted=who.exposure,
+                    banded_max=self._banded_max_quantity,
+                )
             lines.append(ReservationLine(line.sku, line.quantity))
         method = _METHODS.get(request.method)
         if method is None:
