@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.stock import (
     NO_RECORD_CONFIDENCE,
     Exposure,
@@ -14,6 +15,7 @@ from omnistock.server.domain.stock import (
     StockRecord,
     StockStatus,
     available_to_sell,
+    check_quantity_asked,
     confidence,
     is_stale,
     status_band,
@@ -154,3 +156,63 @@ def test_a_pair_never_reported_reads_out_of_stock_at_lower_confidence() -> None:
     assert view.available_to_sell == 0
     assert view.as_of is None
     assert view.confidence == NO_RECORD_CONFIDENCE
+
+
+# -- exposure: a banded view is a function of the band and the record's age
+
+
+@given(
+    st.integers(-5, 200),
+    st.integers(-5, 200),
+    st.integers(0, 3),
+    st.integers(0, 4),
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=30)),
+    st.integers(1, 6),
+)
+def test_banded_views_of_counts_in_one_band_are_equal(
+    first: int, second: int, reserved: int, safety: int, age: timedelta, threshold: int
+) -> None:
+    policy = StockPolicy(low_threshold=threshold)
+    views = [
+        view_record(
+            record(on_hand, reserved=reserved, safety=safety, age=age),
+            policy,
+            now=NOW,
+            exposure=Exposure.BANDED,
+        )
+        for on_hand in (first, second)
+    ]
+    if views[0].status is views[1].status:
+        assert views[0] == views[1]
+
+
+def test_banded_confidence_is_freshness_times_the_bands_depth() -> None:
+    def banded(on_hand: int, age: timedelta = timedelta(0), threshold: int = 3) -> float:
+        policy = StockPolicy(low_threshold=threshold)
+        return view_record(
+            record(on_hand, age=age), policy, now=NOW, exposure=Exposure.BANDED
+        ).confidence
+
+    assert [banded(n) for n in (0, 1, 2, 3, 7, 13, 10**6)] == [
+        0.5, 0.75, 0.75, 0.875, 0.875, 0.875, 0.875,
+    ]  # fmt: skip
+    assert banded(1, DAY / 2) == banded(2, DAY / 2) == round(0.75 * 0.75, 3)
+    assert banded(9, threshold=5) == round(1 - 0.5 / 6, 3)  # the depth of 5 units
+    assert banded(50, DAY * 2) == 0.0
+
+
+def test_exact_confidence_keeps_the_depth_of_the_count() -> None:
+    exact = [
+        view_record(record(n), StockPolicy(), now=NOW, exposure=Exposure.EXACT).confidence
+        for n in (1, 2, 7, 13)
+    ]
+    assert exact == [0.75, 0.833, 0.938, 0.964]
+
+
+def test_a_key_without_the_exact_grant_may_ask_for_at_most_the_cap() -> None:
+    v = Violations()
+    check_quantity_asked(v, "lines[0].quantity", 10, granted=Exposure.BANDED, banded_max=10)
+    check_quantity_asked(v, "lines[1].quantity", 10**6, granted=Exposure.EXACT, banded_max=10)
+    assert not v
+    check_quantity_asked(v, "lines[2].quantity", 11, granted=Exposure.BANDED, banded_max=10)
+    assert [violation.field for violation in v.items] == ["lines[2].quantity"]

@@ -450,8 +450,8 @@ class Client:
         """Hold ``{sku: quantity}`` at one location, every line or none.
 
         Too little stock raises FailedPreconditionError with one precondition
-        violation per short line (subject: the sku; description: requested and
-        available). Without an ``idempotency_key`` the client makes one, so a retry
+        violation per short line (subject: the sku; description: what was
+        requested and, to a key granted exact counts, what is available). Without an ``idempotency_key`` the client makes one, so a retry
         of this call can never hold twice; pass your own to make retries across
         processes safe too.
 

@@ -83,7 +83,9 @@ class CartLine(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     quantity: _builtins.int
-    """At least 1."""
+    """At least 1; with a key not granted EXACT, at most the server's banded cap (10 by
+    default), since each answer says whether that many are there.
+    """
     def __init__(
         self,
         *,
@@ -185,6 +187,7 @@ class LineAvailability(_message.Message):
     fulfillable: _builtins.bool
     """The location can supply the whole quantity (and its stock is not stale)."""
     confidence: _builtins.float
+    """As Availability.confidence."""
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -535,7 +538,9 @@ class Availability(_message.Message):
     quantity_hint: _builtins.str
     """BANDED only: a capped hint such as "3+"; empty when there is none."""
     confidence: _builtins.float
-    """How far to trust the answer, in [0, 1]; falls with age and near zero stock."""
+    """How far to trust the answer, in [0, 1]; falls with age and near zero stock. For
+    BANDED answers it is a function of the band and the age alone, never of the count.
+    """
     source_sequence: _builtins.int
     """EXACT only: the source's sequence of the update behind as_of, when it sent one."""
     @_builtins.property

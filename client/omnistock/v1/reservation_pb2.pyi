@@ -78,7 +78,9 @@ class ReservationLine(_message.Message):
     sku: _builtins.str
     """1-64 of [A-Za-z0-9._-]."""
     quantity: _builtins.int
-    """At least 1."""
+    """At least 1; with a key not granted EXACT, at most the server's banded cap (10 by
+    default).
+    """
     def __init__(
         self,
         *,

@@ -88,7 +88,9 @@ class ReservationServiceServicer:
 
     def CreateReservation(self, request, context):
         """Holds every line or none. Too little stock for any line is
-        FAILED_PRECONDITION, with a PreconditionFailure violation per short line.
+        FAILED_PRECONDITION, with a PreconditionFailure violation per short line:
+        "requested 9, available 7" to a key granted EXACT, "requested 9, not
+        available" to any other.
         The same idempotency key with the same request returns the same
         reservation; with a different request it is ALREADY_EXISTS.
         """

@@ -41,7 +41,9 @@ class ReservationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ReservationServiceAsyncStub: ...
     CreateReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.CreateReservationRequest, _reservation_pb2.CreateReservationResponse]
     """Holds every line or none. Too little stock for any line is
-    FAILED_PRECONDITION, with a PreconditionFailure violation per short line.
+    FAILED_PRECONDITION, with a PreconditionFailure violation per short line:
+    "requested 9, available 7" to a key granted EXACT, "requested 9, not
+    available" to any other.
     The same idempotency key with the same request returns the same
     reservation; with a different request it is ALREADY_EXISTS.
     """
@@ -75,7 +77,9 @@ class ReservationServiceAsyncStub(ReservationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.CreateReservationRequest, _reservation_pb2.CreateReservationResponse]  # type: ignore[assignment]
     """Holds every line or none. Too little stock for any line is
-    FAILED_PRECONDITION, with a PreconditionFailure violation per short line.
+    FAILED_PRECONDITION, with a PreconditionFailure violation per short line:
+    "requested 9, available 7" to a key granted EXACT, "requested 9, not
+    available" to any other.
     The same idempotency key with the same request returns the same
     reservation; with a different request it is ALREADY_EXISTS.
     """
@@ -112,7 +116,9 @@ class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reservation_pb2.CreateReservationResponse, _abc.Awaitable[_reservation_pb2.CreateReservationResponse]]:
         """Holds every line or none. Too little stock for any line is
-        FAILED_PRECONDITION, with a PreconditionFailure violation per short line.
+        FAILED_PRECONDITION, with a PreconditionFailure violation per short line:
+        "requested 9, available 7" to a key granted EXACT, "requested 9, not
+        available" to any other.
         The same idempotency key with the same request returns the same
         reservation; with a different request it is ALREADY_EXISTS.
         """

@@ -147,6 +147,7 @@ class OmnistockServer:
                 ),
                 self.runner,
                 self.watches,
+                banded_max_quantity=config.banded_max_quantity,
             ),
             registrar,
         )
@@ -172,7 +173,10 @@ class OmnistockServer:
             ttl=config.hold_ttls,
         )
         reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
-            ReservationServicer(self.reservations, self.runner), registrar
+            ReservationServicer(
+                self.reservations, self.runner, banded_max_quantity=config.banded_max_quantity
+            ),
+            registrar,
         )
         self._sweeper: asyncio.Task[None] | None = None
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

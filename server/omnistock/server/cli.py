@@ -18,7 +18,11 @@ from omnistock.server.domain.security import Principal, Role
 
 
 def _serve(args: argparse.Namespace) -> int:
-    base = ServerConfig.from_env()
+    try:
+        base = ServerConfig.from_env()
+    except ValueError as error:
+        print(f"omnistock: {error}", file=sys.stderr)
+        return 2
     config = ServerConfig(
         listen=args.listen or base.listen,
         database_url=args.database_url or base.database_url,
@@ -45,7 +49,13 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key or base.tls_key,
         tls_client_ca=args.tls_client_ca or base.tls_client_ca,
         db_timeout_seconds=base.db_timeout_seconds if args.db_timeout is None else args.db_timeout,
+        banded_max_quantity=base.banded_max_quantity
+        if args.banded_max_quantity is None
+        else args.banded_max_quantity,
     )
+    if config.banded_max_quantity < 1:
+        print("omnistock: --banded-max-quantity must be at least 1", file=sys.stderr)
+        return 2
     if config.tls_cert and not config.tls_key:
         print("omnistock: --tls-cert needs --tls-key", file=sys.stderr)
         return 2
@@ -414,6 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep-seconds",
         type=float,
         help="how often lapsed holds are recorded as expired [$OMNISTOCK_SWEEP_SECONDS, 5]",
+    )
+    serve.add_argument(
+        "--banded-max-quantity",
+        type=int,
+        metavar="N",
+        help="most units a line may ask for with a key not granted exact counts (searches,"
+        " fulfilment options, holds) [$OMNISTOCK_BANDED_MAX_QUANTITY, 10]",
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     serve.set_defaults(run=_serve)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from omnistock.server.domain.reservations import TtlPolicy
+from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY
 from omnistock.server.service.stock_cache import DEFAULT_MAXSIZE, DEFAULT_TTL_SECONDS
 from omnistock.server.store.database import DEFAULT_DATABASE_URL
 
@@ -19,6 +20,20 @@ def env_flag(name: str, default: bool = False) -> bool:
     if value is None:
         return default
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_count(name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment, else ``default``."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"${name} must be a whole number of at least 1, got {value!r}")
+    return count
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +69,9 @@ class ServerConfig:
     tls_client_ca: str = ""
     # Seconds a database statement may run (PostgreSQL statement_timeout).
     db_timeout_seconds: float = 30.0
+    # The most units a key without the EXACT grant may ask for on one line (searches,
+    # fulfilment options, holds): each answer says whether that many are there.
+    banded_max_quantity: int = DEFAULT_BANDED_MAX_QUANTITY
 
     @classmethod
     def from_env(cls) -> ServerConfig:
@@ -74,6 +92,9 @@ class ServerConfig:
             tls_key=os.environ.get("OMNISTOCK_TLS_KEY", ""),
             tls_client_ca=os.environ.get("OMNISTOCK_TLS_CLIENT_CA", ""),
             db_timeout_seconds=float(os.environ.get("OMNISTOCK_DB_TIMEOUT_SECONDS", "30")),
+            banded_max_quantity=env_count(
+                "OMNISTOCK_BANDED_MAX_QUANTITY", DEFAULT_BANDED_MAX_QUANTITY
+            ),
         )
 
 

@@ -115,29 +115,36 @@ def _by_sku(line: ReservationLine) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Shortfall:
-    """One line the location cannot hold: what was asked and what is available."""
+    """One line the location cannot hold: what was asked, and what is available (None
+    when the caller may not see counts)."""
 
     sku: str
     requested: int
-    available: int
+    available: int | None
 
 
 class InsufficientStock(FailedPrecondition):
-    """Too little stock for one or more lines; nothing was held."""
+    """Too little stock for one or more lines; nothing was held.
+
+    The message and each violation say what was asked and, to a caller granted EXACT,
+    what is available: ``requested 1000, available 7``. To any other caller a short line
+    is ``requested 1000, not available``, so the refusal states no count.
+    """
 
     reason = "INSUFFICIENT_STOCK"
 
     def __init__(self, location_id: str, shortfalls: Sequence[Shortfall]) -> None:
         self.shortfalls = list(shortfalls)
-        shown = ", ".join(
-            f"{s.sku} (requested {s.requested}, available {s.available})" for s in self.shortfalls
-        )
+        shown = ", ".join(f"{s.sku} ({_short(s)})" for s in self.shortfalls)
         super().__init__(f"not enough stock at {location_id}: {shown}")
         # One PreconditionFailure violation per short line: the subject is the sku.
-        self.violations = [
-            ("INSUFFICIENT_STOCK", s.sku, f"requested {s.requested}, available {s.available}")
-            for s in self.shortfalls
-        ]
+        self.violations = [("INSUFFICIENT_STOCK", s.sku, _short(s)) for s in self.shortfalls]
+
+
+def _short(shortfall: Shortfall) -> str:
+    if shortfall.available is None:
+        return f"requested {shortfall.requested}, not available"
+    return f"requested {shortfall.requested}, available {shortfall.available}"
 
 
 class IdempotencyKeyReused(AlreadyExists):

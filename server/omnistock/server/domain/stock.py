@@ -2,6 +2,11 @@
 
 Every read (availability, search, watches) and every reservation decides
 through these functions, so each rule lives here once.
+
+Exposure: a BANDED answer is a function of the band and the record's age alone, and
+of whether ATS covers a quantity the caller asked for. That last is the product (a
+shopper asking for 3 must learn whether 3 are there), so a banded caller may ask for
+at most a capped quantity a line (``check_quantity_asked``).
 """
 
 from __future__ import annotations
@@ -10,10 +15,17 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from omnistock.server.domain.errors import Violations
+
 DEFAULT_LOW_THRESHOLD = 3
 DEFAULT_SAFETY_STOCK = 0
 DEFAULT_STORE_FRESHNESS = timedelta(hours=24)
 DEFAULT_WAREHOUSE_FRESHNESS = timedelta(hours=24)
+
+# The most units a banded caller may ask for on one line, by default (a server option):
+# about the in-stock threshold times three. Below it a banded caller learns whether q
+# units are there, which is what it asked; it never learns more than "at least this".
+DEFAULT_BANDED_MAX_QUANTITY = 10
 
 # Confidence of an answer for a pair the location never reported: it reads as
 # out of stock, but nobody has counted.
@@ -98,32 +110,57 @@ def is_stale(age: timedelta, budget: timedelta) -> bool:
     return age > budget
 
 
-def confidence(age: timedelta, budget: timedelta, ats: int) -> float:
-    """How far to trust an answer, in [0, 1].
-
-    confidence = freshness x depth, rounded to 3 places, where
-
-    - freshness = 1 - 0.5 * age / budget while fresh (1 when just counted, 0.5 at
-      the edge of the budget), and 0 once stale;
-    - depth = 1 - 0.5 / (1 + ATS): 0.5 at zero stock, 0.75 at one unit, rising
-      towards 1, because a count of one or two is the most often wrong.
-
-    A record stamped in the future (clock skew) counts as age 0.
-    """
+def freshness(age: timedelta, budget: timedelta) -> float:
+    """1 when just counted, falling linearly to 0.5 at the edge of the budget, 0 once
+    stale. A record stamped in the future (clock skew) counts as age 0."""
     if is_stale(age, budget):
         return 0.0
     seconds = max(0.0, age.total_seconds())
     budget_seconds = max(budget.total_seconds(), 1e-9)
-    freshness = 1.0 - 0.5 * min(1.0, seconds / budget_seconds)
-    depth = 1.0 - 0.5 / (1 + max(0, ats))
-    return round(freshness * depth, 3)
+    return 1.0 - 0.5 * min(1.0, seconds / budget_seconds)
+
+
+def depth(ats: int) -> float:
+    """1 - 0.5 / (1 + ATS): 0.5 at zero stock, 0.75 at one unit, rising towards 1,
+    because a count of one or two is the most often wrong."""
+    return 1.0 - 0.5 / (1 + max(0, ats))
+
+
+def confidence(age: timedelta, budget: timedelta, ats: int) -> float:
+    """How far to trust an EXACT answer, in [0, 1]: freshness x depth(ATS), rounded to
+    3 places."""
+    return round(freshness(age, budget) * depth(ats), 3)
+
+
+def band_depth(status: StockStatus, low_threshold: int) -> float:
+    """The depth of the smallest count a band admits: OUT_OF_STOCK depth(0) = 0.5,
+    LIMITED depth(1) = 0.75, IN_STOCK depth(low_threshold) (0.875 at the default 3).
+    UNKNOWN (stale) has freshness 0, so its depth never shows."""
+    if status is StockStatus.IN_STOCK:
+        return depth(low_threshold)
+    if status is StockStatus.LIMITED:
+        return depth(1)
+    return depth(0)
+
+
+def banded_confidence(
+    age: timedelta, budget: timedelta, status: StockStatus, low_threshold: int
+) -> float:
+    """How far to trust a BANDED answer: freshness x band_depth, rounded to 3 places.
+
+    A function of the band and the record's age alone, so it cannot be solved for the
+    count: depth(ATS) would give it away (confidences 0.75, 0.833, 0.938 and 0.964 are
+    ATS 1, 2, 7 and 13 to a caller who knows ``as_of`` and the freshness budget).
+    """
+    return round(freshness(age, budget) * band_depth(status, low_threshold), 3)
 
 
 @dataclass(frozen=True, slots=True)
 class AvailabilityView:
     """One (location, sku) answer as a caller at some exposure may see it.
 
-    Banded views carry no exact count: every quantity field is None.
+    Banded views carry no exact count: every quantity field is None, and every other
+    field is a function of the band and the record's age alone.
     """
 
     location_id: str
@@ -138,6 +175,20 @@ class AvailabilityView:
     safety_stock: int | None = None
     quantity_hint: str = ""
     source_sequence: int | None = None  # EXACT only
+
+
+def check_quantity_asked(
+    v: Violations, field_path: str, quantity: int, *, granted: Exposure, banded_max: int
+) -> None:
+    """A caller not granted EXACT may ask for at most ``banded_max`` units a line: each
+    answer tells it whether ATS covers the quantity, so without a cap a binary search of
+    quantities would find the count."""
+    if granted is not Exposure.EXACT and quantity > banded_max:
+        v.add(
+            field_path,
+            f"must be at most {banded_max} for a key with banded exposure"
+            " (it may not learn counts beyond that)",
+        )
 
 
 def quantity_hint(status: StockStatus, low_threshold: int) -> str:
@@ -159,7 +210,6 @@ def view_record(
     age = now - record.source_updated_at
     stale = is_stale(age, policy.freshness_budget)
     status = status_band(ats, stale=stale, low_threshold=policy.low_threshold)
-    conf = confidence(age, policy.freshness_budget, ats)
     if exposure is Exposure.EXACT:
         return AvailabilityView(
             record.location_id,
@@ -167,7 +217,7 @@ def view_record(
             status,
             exposure,
             record.source_updated_at,
-            conf,
+            confidence(age, policy.freshness_budget, ats),
             available_to_sell=ats,
             on_hand=record.on_hand,
             reserved=reserved,
@@ -180,7 +230,7 @@ def view_record(
         status,
         exposure,
         record.source_updated_at,
-        conf,
+        banded_confidence(age, policy.freshness_budget, status, policy.low_threshold),
         quantity_hint=quantity_hint(status, policy.low_threshold),
     )
 

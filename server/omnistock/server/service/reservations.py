@@ -23,6 +23,7 @@ from omnistock.server.domain.reservations import (
     new_reservation_id,
 )
 from omnistock.server.domain.stock import (
+    Exposure,
     StockPolicy,
     StockRecord,
     available_to_sell,
@@ -64,8 +65,11 @@ class ReservationService:
             f"must be at most {_duration(maximum)} for this method",
         )
 
-    def create(self, new: NewReservation) -> tuple[Reservation, bool]:
-        """Hold every line of ``new`` or none; (reservation, made now)."""
+    def create(
+        self, new: NewReservation, *, exposure: Exposure = Exposure.EXACT
+    ) -> tuple[Reservation, bool]:
+        """Hold every line of ``new`` or none; (reservation, made now). A refusal states
+        what is available only to a caller whose ``exposure`` is EXACT."""
         (location,) = self._directory.require([new.location_id])
         policy = location.stock_policy
         now = self._clock()
@@ -78,6 +82,11 @@ class ReservationService:
             )
             stored, created = self._store.create(new_reservation_id(), new, terms)
         except ShortLines as short:
+            if exposure is not Exposure.EXACT:
+                raise InsufficientStock(
+                    new.location_id,
+                    [Shortfall(line.sku, line.quantity, None) for line in short.lines],
+                ) from None
             records = self._stock.records_for_pairs(
                 [(line.sku, new.location_id) for line in short.lines]
             )

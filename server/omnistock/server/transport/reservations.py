@@ -17,6 +17,7 @@ from omnistock.server.domain.reservations import (
     ReservationMethod,
     ReservationState,
 )
+from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY, check_quantity_asked
 from omnistock.server.service.limits import MAX_QUANTITY
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.transport.auth import audit_note, hidden, principal
@@ -86,9 +87,16 @@ def _ttl(v: Violations, request: Any, field: str) -> timedelta | None:
 
 
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
-    def __init__(self, service: ReservationService, runner: BlockingRunner) -> None:
+    def __init__(
+        self,
+        service: ReservationService,
+        runner: BlockingRunner,
+        *,
+        banded_max_quantity: int = DEFAULT_BANDED_MAX_QUANTITY,
+    ) -> None:
         self._service = service
         self._runner = runner
+        self._banded_max_quantity = banded_max_quantity
 
     async def CreateReservation(
         self,
@@ -96,6 +104,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         context: aio.ServicerContext[Any, Any],
     ) -> reservation_pb2.CreateReservationResponse:
         v = Violations()
+        who = principal()
         check_id(v, request.location_id, "location_id")
         if not request.lines:
             v.add("lines", "must not be empty")
@@ -108,11 +117,16 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             if line.sku in seen:
                 v.add(f"lines[{i}].sku", f"repeats {line.sku!r}: give each sku one line")
             seen.add(line.sku)
-            v.check(
-                1 <= line.quantity <= MAX_QUANTITY,
-                f"lines[{i}].quantity",
-                f"must be within [1, {MAX_QUANTITY}]",
-            )
+            if not 1 <= line.quantity <= MAX_QUANTITY:
+                v.add(f"lines[{i}].quantity", f"must be within [1, {MAX_QUANTITY}]")
+            else:
+                check_quantity_asked(
+                    v,
+                    f"lines[{i}].quantity",
+                    line.quantity,
+                    granted=who.exposure,
+                    banded_max=self._banded_max_quantity,
+                )
             lines.append(ReservationLine(line.sku, line.quantity))
         method = _METHODS.get(request.method)
         if method is None:
@@ -127,7 +141,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         _check_text(v, request.customer_reference, "customer_reference")
         v.raise_if_any()
         assert method is not None and ttl is not None
-        principal().require_locations([request.location_id])
+        who.require_locations([request.location_id])
         new = NewReservation(
             location_id=request.location_id,
             lines=tuple(lines),
@@ -136,7 +150,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             idempotency_key=request.idempotency_key,
             customer_reference=request.customer_reference,
         )
-        reservation, _ = await self._runner.run(self._service.create, new)
+        reservation, _ = await self._runner.run(self._service.create, new, exposure=who.exposure)
         audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
         return reservation_pb2.CreateReservationResponse(
             reservation=reservation_to_proto(reservation)

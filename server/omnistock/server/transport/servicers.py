@@ -9,7 +9,7 @@ from grpc import aio
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.locations import Location
-from omnistock.server.domain.stock import Exposure
+from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY, Exposure
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.limits import (
     MAX_AVAILABILITY_LOCATIONS,
@@ -128,8 +128,12 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         shopping: ShoppingService,
         runner: BlockingRunner,
         hub: WatchHub,
+        *,
+        banded_max_quantity: int = DEFAULT_BANDED_MAX_QUANTITY,
     ) -> None:
         self._service = service
+        # The most units a line may ask for, for a key not granted EXACT.
+        self._banded_max_quantity = banded_max_quantity
         self._shopping = shopping
         self._presenter = shopping_transport.NearbyPresenter()
         self._runner = runner
@@ -150,7 +154,10 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
     ) -> bytes:
         """Answers with the response's bytes (see NearbyPresenter)."""
         v = Violations()
-        cart = shopping_transport.parse_cart(v, list(request.lines))
+        who = principal()
+        cart = shopping_transport.parse_cart(
+            v, list(request.lines), granted=who.exposure, banded_max=self._banded_max_quantity
+        )
         origin = shopping_transport.parse_origin(v, request.HasField("origin"), request.origin)
         radius = shopping_transport.parse_radius(
             v, request.HasField("radius_km"), request.radius_km
@@ -159,7 +166,6 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         method = shopping_transport.parse_search_method(v, request.method)
         exposure = exposure_from_proto(v, request.exposure)
         v.raise_if_any()
-        who = principal()
         who.require_exposure(exposure)
         options = {
             "radius_km": radius,
@@ -183,7 +189,10 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         context: aio.ServicerContext[Any, Any],
     ) -> availability_pb2.GetFulfillmentOptionsResponse:
         v = Violations()
-        cart = shopping_transport.parse_cart(v, list(request.lines))
+        who = principal()
+        cart = shopping_transport.parse_cart(
+            v, list(request.lines), granted=who.exposure, banded_max=self._banded_max_quantity
+        )
         origin = shopping_transport.parse_origin(v, request.HasField("origin"), request.origin)
         radius = shopping_transport.parse_radius(
             v, request.HasField("radius_km"), request.radius_km
@@ -195,7 +204,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             cart,
             origin,
             radius_km=radius,
-            visible=principal().locations,
+            visible=who.locations,
         )
         now = self._shopping.now()
         return availability_pb2.GetFulfillmentOptionsResponse(

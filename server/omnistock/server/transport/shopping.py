@@ -9,6 +9,7 @@ from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.fulfillment import CartLine, Method, Option
 from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.ids import check_id, is_valid_id
+from omnistock.server.domain.stock import Exposure, check_quantity_asked
 from omnistock.server.service.limits import MAX_QUANTITY
 from omnistock.server.service.minute_cache import MinuteCache
 from omnistock.server.service.nearby import (
@@ -36,7 +37,15 @@ _METHOD_TO_PROTO = {
 }
 
 
-def parse_cart(v: Violations, lines: list[availability_pb2.CartLine]) -> list[CartLine]:
+def parse_cart(
+    v: Violations,
+    lines: list[availability_pb2.CartLine],
+    *,
+    granted: Exposure,
+    banded_max: int,
+) -> list[CartLine]:
+    """The cart's lines, checked; a caller ``granted`` less than EXACT may ask for at most
+    ``banded_max`` units a line."""
     if not lines:
         v.add("lines", "must not be empty")
     elif len(lines) > MAX_CART_LINES:
@@ -51,7 +60,11 @@ def parse_cart(v: Violations, lines: list[availability_pb2.CartLine]) -> list[Ca
             v.add(f"lines[{i}].sku", f"repeats {sku!r}: give each sku one line")
         seen.add(sku)
         if not 1 <= quantity <= MAX_QUANTITY:
-            v.add(f"lines[{i}].quantity", "must be at least 1")
+            v.add(f"lines[{i}].quantity", f"must be within [1, {MAX_QUANTITY}]")
+        else:
+            check_quantity_asked(
+                v, f"lines[{i}].quantity", quantity, granted=granted, banded_max=banded_max
+            )
         cart.append(CartLine(sku, quantity))
     return cart
 

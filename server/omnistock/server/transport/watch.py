@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from grpc import aio
@@ -142,13 +141,13 @@ class Watcher:
         stores = await self._runner.run(self._shopping.nearest_stores, origin, radius, limit)
         return [(sku, store) for store in stores for sku in dict.fromkeys(request.skus)]
 
-    @staticmethod
     def _message(
-        kind: int, availabilities: Sequence[availability_pb2.Availability], watch: Watch
+        self, kind: int, availabilities: Sequence[availability_pb2.Availability], watch: Watch
     ) -> availability_pb2.WatchAvailabilityResponse:
         return availability_pb2.WatchAvailabilityResponse(
             kind=kind,  # type: ignore[arg-type]
             availabilities=availabilities,
             resume_token=watch.token(),
-            send_time=datetime_to_timestamp(datetime.now(UTC)),
+            # The server's clock, as every time in an answer: the wall clock in service.
+            send_time=datetime_to_timestamp(self._shopping.now()),
         )
