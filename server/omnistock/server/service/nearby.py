@@ -278,20 +278,32 @@ class ShoppingService:
         """NOT_FOUND unless every id names a location."""
         self._directory.require(dict.fromkeys(location_ids))
 
-    def nearest_stores(self, origin: Origin, radius_km: float, limit: int) -> list[str]:
-        """The ids of the ``limit`` active stores nearest ``origin`` within the radius."""
-        point = self.resolve(origin)
+    def nearest_stores(
+        self,
+        origin: Origin,
+        radius_km: float,
+        limit: int,
+        *,
+        visible: frozenset[str] | None = None,
+    ) -> list[str]:
+        """The ids of the ``limit`` active stores nearest ``origin`` within the radius, of
+        those ``visible`` (None: all): the scope applies before the limit."""
+        point = self.resolve(origin, visible)
         stores = []
         for near in self._grid().nearest_first(point[0], point[1], radius_km):
-            if near.item.kind is LocationKind.STORE:
+            if near.item.kind is LocationKind.STORE and (
+                visible is None or near.item.id in visible
+            ):
                 stores.append(near.item.id)
                 if len(stores) == limit:
                     break
         return stores
 
-    def resolve(self, origin: Origin) -> tuple[float, float]:
+    def resolve(self, origin: Origin, visible: frozenset[str] | None = None) -> tuple[float, float]:
         """A point for the origin: its position, else its postal code's centroid, else the
-        centroid of the locations with that postal code. NOT_FOUND when none knows it."""
+        centroid of the locations ``visible`` (a caller's scope; None: all) with that
+        postal code. NOT_FOUND when none knows it: a code that only a location outside
+        the scope has reads as unknown, so its answer never gives that location away."""
         if origin.latitude is not None and origin.longitude is not None:
             return origin.latitude, origin.longitude
         found = self._postcodes.lookup(origin.postal_code, origin.country)
@@ -301,7 +313,8 @@ class ShoppingService:
         matches = [
             loc
             for loc in self._directory.all()
-            if normalize_postal_code(loc.postal_code) == wanted
+            if (visible is None or loc.id in visible)
+            and normalize_postal_code(loc.postal_code) == wanted
             and (not origin.country or loc.country == origin.country.upper())
         ]
         if not matches:
@@ -473,7 +486,7 @@ class ShoppingService:
             # Renews the directory when its check is due (the memory-only path waits
             # for that), even when every grid and answer this search needs is cached.
             self._directory.all()
-        point = self.resolve(origin)
+        point = self.resolve(origin, visible)
         records = self._records([line.sku for line in lines], memory_only=memory_only)
         now = self._clock()
         minute = now.replace(second=0, microsecond=0)
@@ -685,7 +698,7 @@ class ShoppingService:
     ) -> tuple[tuple[float, float], list[Option]]:
         """The ranked ways to get the cart, from the stores within ``radius_km`` and the
         shipping locations (of those ``visible``, None for all)."""
-        point = self.resolve(origin)
+        point = self.resolve(origin, visible)
         records = self._records([line.sku for line in lines])
         now = self._clock()
         nearby = [
