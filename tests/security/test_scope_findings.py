@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from factories import store
+from factories import store, update
 from omnistock.client import (
     Client,
     NotFoundError,
@@ -23,6 +23,7 @@ from scoped import (
     ABSENT,
     AMS,
     DAM,
+    NOW,
     UTR,
     UTR_POSTAL_CODE,
     UTRECHT,
@@ -136,6 +137,31 @@ def test_a_postal_code_only_a_hidden_store_has_reads_as_unknown(world: World) ->
             UTRECHT.latitude,
             UTRECHT.longitude,
         )
+
+
+def test_a_sku_only_a_hidden_store_reported_reads_as_unknown(world: World) -> None:
+    with _ops(world) as ops:
+        ops.apply_stock_updates([update(UTR, "SECRET", 4, NOW)])
+    with _client(world, world.key("partner", Role.READ, locations=[AMS])) as partner:
+        calls = [
+            lambda sku: partner.get_availability(sku, [AMS]),
+            lambda sku: partner.get_availability(sku),
+            lambda sku: partner.batch_get_availability([(sku, AMS)]),
+            lambda sku: partner.search_nearby(
+                cart({sku: 1}), origin(latitude=52.37, longitude=4.89)
+            ),
+            lambda sku: partner.get_fulfillment_options(
+                cart({sku: 1}), origin(latitude=52.37, longitude=4.89)
+            ),
+        ]
+        for call in calls:
+            refusals = []
+            for sku in ("SECRET", "NOSUCH"):  # a hidden store's sku, and nobody's
+                with pytest.raises(NotFoundError) as caught:
+                    call(sku)
+                refusals.append((caught.value.reason, str(caught.value).replace(sku, "<sku>")))
+            assert refusals[0] == refusals[1]
+            assert refusals[0][0] == "SKU_NOT_FOUND"
 
 
 def test_a_watch_near_an_origin_counts_only_stores_in_scope_toward_its_limit(

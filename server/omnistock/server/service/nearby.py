@@ -325,9 +325,14 @@ class ShoppingService:
         )
 
     def _records(
-        self, skus: Sequence[str], *, memory_only: bool = False
+        self,
+        skus: Sequence[str],
+        *,
+        memory_only: bool = False,
+        visible: frozenset[str] | None = None,
     ) -> dict[str, dict[str, StockRecord]]:
-        """Every record of each sku, by location id; NOT_FOUND for a sku nobody reported."""
+        """Every record of each sku, by location id; NOT_FOUND for a sku no location
+        ``visible`` (a caller's scope; None: all) has reported."""
         result: dict[str, dict[str, StockRecord]] = {}
         for sku in skus:
             if memory_only:
@@ -341,7 +346,11 @@ class ShoppingService:
                 if cached is None:
                     cached = self._read_sku(sku)
             result[sku] = cached
-        unknown = [sku for sku, records in result.items() if not records]
+        unknown = [
+            sku
+            for sku, records in result.items()
+            if not records or (visible is not None and visible.isdisjoint(records))
+        ]
         if unknown:
             raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
         return result
@@ -487,7 +496,9 @@ class ShoppingService:
             # for that), even when every grid and answer this search needs is cached.
             self._directory.all()
         point = self.resolve(origin, visible)
-        records = self._records([line.sku for line in lines], memory_only=memory_only)
+        records = self._records(
+            [line.sku for line in lines], memory_only=memory_only, visible=visible
+        )
         now = self._clock()
         minute = now.replace(second=0, microsecond=0)
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
@@ -699,7 +710,7 @@ class ShoppingService:
         """The ranked ways to get the cart, from the stores within ``radius_km`` and the
         shipping locations (of those ``visible``, None for all)."""
         point = self.resolve(origin, visible)
-        records = self._records([line.sku for line in lines])
+        records = self._records([line.sku for line in lines], visible=visible)
         now = self._clock()
         nearby = [
             (

@@ -231,7 +231,11 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         views = self._service.cached_availability(request.sku, location_ids, exposure=exposure)
         if views is None:
             views = await self._runner.run(
-                self._service.get_availability, request.sku, location_ids, exposure=exposure
+                self._service.get_availability,
+                request.sku,
+                location_ids,
+                exposure=exposure,
+                visible=who.locations,
             )
         return availability_pb2.GetAvailabilityResponse(
             availabilities=[view_to_proto(view) for view in views]
@@ -267,11 +271,15 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
                 pairs.append((item.sku, item.location_id))
         exposure = exposure_from_proto(v, request.exposure)
         v.raise_if_any()
-        principal().require_exposure(exposure)
+        who = principal()
+        who.require_exposure(exposure)
         views = self._service.cached_batch(pairs, exposure=exposure)
         if views is None:
             views = await self._runner.run(
-                self._service.batch_get_availability, pairs, exposure=exposure
+                self._service.batch_get_availability,
+                pairs,
+                exposure=exposure,
+                visible=who.locations,
             )
         return availability_pb2.BatchGetAvailabilityResponse(
             availabilities=[view_to_proto(view) for view in views]
