@@ -22,7 +22,7 @@ from omnistock.server.service.limits import DEFAULT_LIST_PAGE_SIZE, MAX_LIST_PAG
 from omnistock.server.transport.auth import principal
 
 SECRET_NAME = "page_tokens"
-_MAC_BYTES = 16  # 128 bits: forging one is as hard as guessing a key
+_MAC_BYTES = 16  # 128 bits: a token cannot be forged by guessing
 
 
 @dataclass(frozen=True, slots=True)
