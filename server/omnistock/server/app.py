@@ -34,13 +34,17 @@ from omnistock.server.store.keys import AuditLog, KeyRepository
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reservations import ReservationStore
+from omnistock.server.store.secrets import shared_secret
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.auth import Authenticator
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import view_to_proto
 from omnistock.server.transport.feeds import FeedServicer
 from omnistock.server.transport.interceptors import InterceptorLayer
+from omnistock.server.transport.pages import SECRET_NAME as PAGE_TOKEN_SECRET
+from omnistock.server.transport.pages import PageTokens
 from omnistock.server.transport.reservations import ReservationServicer
+from omnistock.server.transport.scope import ScopeGuard
 from omnistock.server.transport.servicers import AvailabilityServicer, LocationServicer
 from omnistock.v1 import (
     availability_pb2,
@@ -109,7 +113,10 @@ class OmnistockServer:
             ),
             audit=self.audit,
             clock=clock,
+            scopes=ScopeGuard(existing_locations=self._existing_locations),
         )
+        # Every process on the database signs page tokens with the same key.
+        pages = PageTokens(shared_secret(self.engine, PAGE_TOKEN_SECRET))
         self.health = health.aio.HealthServicer()
         self.server = aio.server(
             options=[
@@ -127,7 +134,7 @@ class OmnistockServer:
             self.locations_repo, self.directory, clock=clock, changes=self.changes
         )
         location_pb2_grpc.add_LocationServiceServicer_to_server(
-            LocationServicer(self.locations_service, self.runner), registrar
+            LocationServicer(self.locations_service, self.runner, pages), registrar
         )
         self.availability = AvailabilityService(
             self.stock_repo, self.directory, clock=clock, cache=self.stock_cache
@@ -161,6 +168,7 @@ class OmnistockServer:
                     changes=self.changes,
                 ),
                 self.runner,
+                pages,
             ),
             registrar,
         )
@@ -174,7 +182,10 @@ class OmnistockServer:
         )
         reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
             ReservationServicer(
-                self.reservations, self.runner, banded_max_quantity=config.banded_max_quantity
+                self.reservations,
+                self.runner,
+                pages,
+                banded_max_quantity=config.banded_max_quantity,
             ),
             registrar,
         )
@@ -197,6 +208,9 @@ class OmnistockServer:
             raise ListenError(
                 f"cannot listen on {config.listen}: address in use or not valid"
             ) from error
+
+    async def _existing_locations(self, location_ids: list[str]) -> set[str]:
+        return await self.runner.run(self.directory.known, location_ids)
 
     async def start(self) -> int:
         # Start-up objects live as long as the process: keep the collector off them.

@@ -93,6 +93,8 @@ class NewReservation:
     ttl: timedelta
     idempotency_key: str = ""
     customer_reference: str = ""
+    # The principal (API key id) making it: idempotency keys are per principal.
+    owner: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:

@@ -4,9 +4,10 @@ A principal is named by an API key. It has roles (read, feed, reserve, admin), a
 optional scope of locations (a store's feeder may write only its own; a partner may
 see only some), the most exact exposure it may see, and a rate limit.
 
-Every method needs one role; admin holds them all. A location outside the
-principal's scope is PERMISSION_DENIED whether or not it exists, so a caller cannot
-probe for ids it may not see.
+Every method needs one role; admin holds them all. Which role, and how the scope
+applies to each method, is one table: omnistock.server.transport.scope. A location
+outside the principal's scope is PERMISSION_DENIED whether or not it exists, so a
+caller cannot probe for ids it may not see.
 """
 
 from __future__ import annotations
@@ -79,48 +80,6 @@ class Principal:
                 f"{self.name} may see banded availability only; ask without EXACT",
                 reason="EXPOSURE_NOT_GRANTED",
             )
-
-
-# The role each method needs, by full method name.
-_READ = Role.READ
-METHOD_ROLES: dict[str, Role] = {
-    "/omnistock.v1.LocationService/UpsertLocations": Role.ADMIN,
-    "/omnistock.v1.LocationService/GetLocation": _READ,
-    "/omnistock.v1.LocationService/ListLocations": _READ,
-    "/omnistock.v1.AvailabilityService/GetAvailability": _READ,
-    "/omnistock.v1.AvailabilityService/BatchGetAvailability": _READ,
-    "/omnistock.v1.AvailabilityService/SearchNearby": _READ,
-    "/omnistock.v1.AvailabilityService/GetFulfillmentOptions": _READ,
-    "/omnistock.v1.AvailabilityService/WatchAvailability": _READ,
-    "/omnistock.v1.FeedService/ApplyStockUpdates": Role.FEED,
-    "/omnistock.v1.FeedService/ImportSnapshot": Role.FEED,
-    "/omnistock.v1.FeedService/StreamDeltas": Role.FEED,
-    "/omnistock.v1.FeedService/GetFeedStatus": Role.FEED,
-    "/omnistock.v1.FeedService/ListFeedStatus": Role.FEED,
-    "/omnistock.v1.FeedService/ExportStock": Role.FEED,
-    "/omnistock.v1.ReservationService/CreateReservation": Role.RESERVE,
-    "/omnistock.v1.ReservationService/GetReservation": Role.RESERVE,
-    "/omnistock.v1.ReservationService/ListReservations": Role.RESERVE,
-    "/omnistock.v1.ReservationService/ExtendReservation": Role.RESERVE,
-    "/omnistock.v1.ReservationService/CommitReservation": Role.RESERVE,
-    "/omnistock.v1.ReservationService/FulfillReservation": Role.RESERVE,
-    "/omnistock.v1.ReservationService/ReleaseReservation": Role.RESERVE,
-}
-
-# Methods that change something: each successful call is written to the audit log.
-WRITE_METHODS = frozenset(
-    {
-        "/omnistock.v1.LocationService/UpsertLocations",
-        "/omnistock.v1.FeedService/ApplyStockUpdates",
-        "/omnistock.v1.FeedService/ImportSnapshot",
-        "/omnistock.v1.FeedService/StreamDeltas",
-        *(
-            m
-            for m, role in METHOD_ROLES.items()
-            if role is Role.RESERVE and "Get" not in m and "List" not in m
-        ),
-    }
-)
 
 
 KEY_PREFIX = "osk"

@@ -63,17 +63,30 @@ class AvailabilityService:
         return self._views([(sku, loc) for loc in locations], records, exposure)
 
     def get_availability(
-        self, sku: str, location_ids: Sequence[str], *, exposure: Exposure
+        self,
+        sku: str,
+        location_ids: Sequence[str],
+        *,
+        exposure: Exposure,
+        visible: frozenset[str] | None = None,
     ) -> list[AvailabilityView]:
         """One sku at the given locations, in order, or at every active location by id.
-        A burst of the same request (a hot product page after a write) makes one read."""
+        A burst of the same request (a hot product page after a write) makes one read.
+        ``visible``: the caller's scope (None: all); a sku that no location in it has
+        reported is SKU_NOT_FOUND, so a scoped caller cannot tell what other locations hold."""
         # The write generation is in the key: a read that starts after a write never
         # shares a load that began before it.
-        key = ("get", sku, tuple(location_ids), exposure, self._cache.generation)
-        return self._flight.run(key, lambda: self._get_availability(sku, location_ids, exposure))
+        key = ("get", sku, tuple(location_ids), exposure, visible, self._cache.generation)
+        return self._flight.run(
+            key, lambda: self._get_availability(sku, location_ids, exposure, visible)
+        )
 
     def _get_availability(
-        self, sku: str, location_ids: Sequence[str], exposure: Exposure
+        self,
+        sku: str,
+        location_ids: Sequence[str],
+        exposure: Exposure,
+        visible: frozenset[str] | None,
     ) -> list[AvailabilityView]:
         generation = self._cache.generation
         if location_ids:
@@ -82,7 +95,7 @@ class AvailabilityService:
         else:
             locations = self._directory.active()
             found = self._stock.records_for_sku(sku, None)
-        if not found and not self._stock.existing_skus([sku]):
+        if not found and not self._stock.existing_skus([sku], visible):
             raise NotFound("sku", [sku], reason="SKU_NOT_FOUND")
         records = self._remember([(sku, loc.id) for loc in locations], found, generation)
         return self._views([(sku, loc) for loc in locations], records, exposure)
@@ -118,14 +131,19 @@ class AvailabilityService:
         return records, {loc.id: loc for loc in locations}
 
     def batch_get_availability(
-        self, pairs: Sequence[Pair], *, exposure: Exposure
+        self,
+        pairs: Sequence[Pair],
+        *,
+        exposure: Exposure,
+        visible: frozenset[str] | None = None,
     ) -> list[AvailabilityView]:
-        """Each (sku, location_id) pair in request order. Any unknown id fails the batch."""
-        key = ("batch", tuple(pairs), exposure, self._cache.generation)
-        return self._flight.run(key, lambda: self._batch_get_availability(pairs, exposure))
+        """Each (sku, location_id) pair in request order. Any unknown id fails the batch
+        (a sku is known when a location ``visible`` has reported it, as for GetAvailability)."""
+        key = ("batch", tuple(pairs), exposure, visible, self._cache.generation)
+        return self._flight.run(key, lambda: self._batch_get_availability(pairs, exposure, visible))
 
     def _batch_get_availability(
-        self, pairs: Sequence[Pair], exposure: Exposure
+        self, pairs: Sequence[Pair], exposure: Exposure, visible: frozenset[str] | None
     ) -> list[AvailabilityView]:
         generation = self._cache.generation
         by_id = {loc.id: loc for loc in self._directory.require(dict.fromkeys(p[1] for p in pairs))}
@@ -133,7 +151,7 @@ class AvailabilityService:
         records = self._remember(pairs, found, generation)
         unreported = {sku for sku, _ in pairs} - {r.sku for r in found}
         if unreported:
-            unknown = unreported - self._stock.existing_skus(unreported)
+            unknown = unreported - self._stock.existing_skus(unreported, visible)
             if unknown:
                 raise NotFound(
                     "sku",

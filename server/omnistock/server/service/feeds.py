@@ -190,8 +190,16 @@ class FeedService:
         records = self._status.for_locations([location_id])
         return self._status_of(location, records.get(location_id))
 
-    def list_feed_status(self, *, after_id: str, limit: int) -> tuple[list[FeedStatus], str | None]:
-        locations = [loc for loc in self._directory.all() if loc.id > after_id][: limit + 1]
+    def list_feed_status(
+        self, *, after_id: str, limit: int, visible: frozenset[str] | None = None
+    ) -> tuple[list[FeedStatus], str | None]:
+        """A page of the status of the locations ``visible`` (a caller's scope; None: all),
+        and the id to continue after (None on the last page)."""
+        locations = [
+            loc
+            for loc in self._directory.all()
+            if loc.id > after_id and (visible is None or loc.id in visible)
+        ][: limit + 1]
         more = len(locations) > limit
         locations = locations[:limit]
         records = self._status.for_locations([loc.id for loc in locations])
@@ -216,12 +224,17 @@ class FeedService:
             freshness = Freshness.FRESH
         return FeedStatus(record, freshness)
 
-    def export_stock(self, location_id: str | None) -> Iterator[list[AvailabilityView]]:
-        """Exact answers for a location's records (or every active location's), a page at a time."""
+    def export_stock(
+        self, location_id: str | None, *, visible: frozenset[str] | None = None
+    ) -> Iterator[list[AvailabilityView]]:
+        """Exact answers for a location's records (or every active location's of those
+        ``visible``, a caller's scope; None: all), a page at a time."""
         if location_id:
             locations = self._directory.require([location_id])
         else:
-            locations = self._directory.active()
+            locations = [
+                loc for loc in self._directory.active() if visible is None or loc.id in visible
+            ]
         for location in locations:
             after = ""
             while True:

@@ -40,10 +40,17 @@ class LocationService:
         return location
 
     def list_locations(
-        self, *, after_id: str, limit: int, kind: LocationKind | None
+        self,
+        *,
+        after_id: str,
+        limit: int,
+        kind: LocationKind | None,
+        visible: frozenset[str] | None = None,
     ) -> tuple[list[Location], str | None]:
-        """One page, and the id to continue after (None on the last page)."""
-        page = self._repository.get_page(after_id=after_id, limit=limit + 1, kind=kind)
+        """One page of the locations ``visible`` (a caller's scope; None: all), and the id
+        to continue after (None on the last page). The scope narrows the query, so every
+        page but the last is full."""
+        page = self._repository.get_page(after_id=after_id, limit=limit + 1, kind=kind, ids=visible)
         if len(page) > limit:
             return page[:limit], page[limit - 1].id
         return page, None

@@ -278,20 +278,32 @@ class ShoppingService:
         """NOT_FOUND unless every id names a location."""
         self._directory.require(dict.fromkeys(location_ids))
 
-    def nearest_stores(self, origin: Origin, radius_km: float, limit: int) -> list[str]:
-        """The ids of the ``limit`` active stores nearest ``origin`` within the radius."""
-        point = self.resolve(origin)
+    def nearest_stores(
+        self,
+        origin: Origin,
+        radius_km: float,
+        limit: int,
+        *,
+        visible: frozenset[str] | None = None,
+    ) -> list[str]:
+        """The ids of the ``limit`` active stores nearest ``origin`` within the radius, of
+        those ``visible`` (None: all): the scope applies before the limit."""
+        point = self.resolve(origin, visible)
         stores = []
         for near in self._grid().nearest_first(point[0], point[1], radius_km):
-            if near.item.kind is LocationKind.STORE:
+            if near.item.kind is LocationKind.STORE and (
+                visible is None or near.item.id in visible
+            ):
                 stores.append(near.item.id)
                 if len(stores) == limit:
                     break
         return stores
 
-    def resolve(self, origin: Origin) -> tuple[float, float]:
+    def resolve(self, origin: Origin, visible: frozenset[str] | None = None) -> tuple[float, float]:
         """A point for the origin: its position, else its postal code's centroid, else the
-        centroid of the locations with that postal code. NOT_FOUND when none knows it."""
+        centroid of the locations ``visible`` (a caller's scope; None: all) with that
+        postal code. NOT_FOUND when none knows it: a code that only a location outside
+        the scope has reads as unknown, so its answer never gives that location away."""
         if origin.latitude is not None and origin.longitude is not None:
             return origin.latitude, origin.longitude
         found = self._postcodes.lookup(origin.postal_code, origin.country)
@@ -301,7 +313,8 @@ class ShoppingService:
         matches = [
             loc
             for loc in self._directory.all()
-            if normalize_postal_code(loc.postal_code) == wanted
+            if (visible is None or loc.id in visible)
+            and normalize_postal_code(loc.postal_code) == wanted
             and (not origin.country or loc.country == origin.country.upper())
         ]
         if not matches:
@@ -312,9 +325,14 @@ class ShoppingService:
         )
 
     def _records(
-        self, skus: Sequence[str], *, memory_only: bool = False
+        self,
+        skus: Sequence[str],
+        *,
+        memory_only: bool = False,
+        visible: frozenset[str] | None = None,
     ) -> dict[str, dict[str, StockRecord]]:
-        """Every record of each sku, by location id; NOT_FOUND for a sku nobody reported."""
+        """Every record of each sku, by location id; NOT_FOUND for a sku no location
+        ``visible`` (a caller's scope; None: all) has reported."""
         result: dict[str, dict[str, StockRecord]] = {}
         for sku in skus:
             if memory_only:
@@ -328,7 +346,11 @@ class ShoppingService:
                 if cached is None:
                     cached = self._read_sku(sku)
             result[sku] = cached
-        unknown = [sku for sku, records in result.items() if not records]
+        unknown = [
+            sku
+            for sku, records in result.items()
+            if not records or (visible is not None and visible.isdisjoint(records))
+        ]
         if unknown:
             raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
         return result
@@ -473,8 +495,10 @@ class ShoppingService:
             # Renews the directory when its check is due (the memory-only path waits
             # for that), even when every grid and answer this search needs is cached.
             self._directory.all()
-        point = self.resolve(origin)
-        records = self._records([line.sku for line in lines], memory_only=memory_only)
+        point = self.resolve(origin, visible)
+        records = self._records(
+            [line.sku for line in lines], memory_only=memory_only, visible=visible
+        )
         now = self._clock()
         minute = now.replace(second=0, microsecond=0)
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
@@ -685,8 +709,8 @@ class ShoppingService:
     ) -> tuple[tuple[float, float], list[Option]]:
         """The ranked ways to get the cart, from the stores within ``radius_km`` and the
         shipping locations (of those ``visible``, None for all)."""
-        point = self.resolve(origin)
-        records = self._records([line.sku for line in lines])
+        point = self.resolve(origin, visible)
+        records = self._records([line.sku for line in lines], visible=visible)
         now = self._clock()
         nearby = [
             (

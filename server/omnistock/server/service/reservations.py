@@ -107,16 +107,26 @@ class ReservationService:
             self._invalidate(stored.reservation)
         return stored.reservation.as_of(now), created
 
-    def get(self, reservation_id: str) -> Reservation:
+    # ``visible`` below: the locations whose reservations a caller may see (its scope;
+    # None: all). A reservation elsewhere reads exactly as one that does not exist.
+
+    def get(self, reservation_id: str, *, visible: frozenset[str] | None = None) -> Reservation:
         stored = self._store.get(reservation_id)
-        if stored is None:
+        if stored is None or not _sees(visible, stored.reservation):
             raise _not_found(reservation_id)
         return stored.reservation.as_of(self._clock())
 
     def list(
-        self, *, location_id: str, state: ReservationState | None, after_id: str, limit: int
+        self,
+        *,
+        location_id: str,
+        state: ReservationState | None,
+        after_id: str,
+        limit: int,
+        visible: frozenset[str] | None = None,
     ) -> tuple[list[Reservation], str | None]:
-        """A page of reservations and the id to continue after (None on the last page)."""
+        """A page of reservations and the id to continue after (None on the last page).
+        The scope narrows the query, so every page but the last is full."""
         now = self._clock()
         found = self._store.list_page(
             location_id=location_id,
@@ -124,23 +134,28 @@ class ReservationService:
             after_id=after_id,
             limit=limit + 1,
             now_us=to_micros(now),
+            locations=visible,
         )
         page = [r.as_of(now) for r in found[:limit]]
         return page, (page[-1].id if len(found) > limit else None)
 
-    def commit(self, reservation_id: str) -> Reservation:
-        return self._move(reservation_id, "commit")
+    def commit(self, reservation_id: str, *, visible: frozenset[str] | None = None) -> Reservation:
+        return self._move(reservation_id, "commit", visible)
 
-    def release(self, reservation_id: str) -> Reservation:
-        return self._move(reservation_id, "release")
+    def release(self, reservation_id: str, *, visible: frozenset[str] | None = None) -> Reservation:
+        return self._move(reservation_id, "release", visible)
 
-    def fulfil(self, reservation_id: str) -> Reservation:
-        return self._move(reservation_id, "fulfil")
+    def fulfil(self, reservation_id: str, *, visible: frozenset[str] | None = None) -> Reservation:
+        return self._move(reservation_id, "fulfil", visible)
 
-    def extend(self, reservation_id: str, ttl: timedelta) -> Reservation:
+    def extend(
+        self, reservation_id: str, ttl: timedelta, *, visible: frozenset[str] | None = None
+    ) -> Reservation:
         now = self._clock()
 
         def decide(reservation: Reservation) -> Change:
+            if not _sees(visible, reservation):
+                raise _not_found(reservation_id)
             current = reservation.as_of(now)
             check_move(current, "extend")
             v = Violations()
@@ -150,10 +165,14 @@ class ReservationService:
 
         return self._transition(reservation_id, decide, now)
 
-    def _move(self, reservation_id: str, action: str) -> Reservation:
+    def _move(
+        self, reservation_id: str, action: str, visible: frozenset[str] | None
+    ) -> Reservation:
         now = self._clock()
 
         def decide(reservation: Reservation) -> Change:
+            if not _sees(visible, reservation):
+                raise _not_found(reservation_id)
             return (action,) if check_move(reservation.as_of(now), action) else None
 
         return self._transition(reservation_id, decide, now)
@@ -188,6 +207,10 @@ def _available(record: StockRecord | None, policy: StockPolicy, now: datetime) -
     return available_to_sell(
         record.on_hand, reserved_at(record, now), policy.safety_stock_for(record.safety_stock)
     )
+
+
+def _sees(visible: frozenset[str] | None, reservation: Reservation) -> bool:
+    return visible is None or reservation.location_id in visible
 
 
 def _not_found(reservation_id: str) -> NotFound:

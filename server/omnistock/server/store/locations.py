@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -41,11 +41,19 @@ class LocationRepository:
             return [_from_row(row) for row in connection.execute(select(t).order_by(t.c.id))]
 
     def get_page(
-        self, *, after_id: str, limit: int, kind: LocationKind | None = None
+        self,
+        *,
+        after_id: str,
+        limit: int,
+        kind: LocationKind | None = None,
+        ids: Collection[str] | None = None,
     ) -> list[Location]:
+        """Locations after ``after_id`` in id order; of ``ids`` only, when given."""
         stmt = select(t).where(t.c.id > after_id).order_by(t.c.id).limit(limit)
         if kind is not None:
             stmt = stmt.where(t.c.kind == kind.value)
+        if ids is not None:
+            stmt = stmt.where(t.c.id.in_(sorted(ids)))
         with self._engine.connect() as connection:
             return [_from_row(row) for row in connection.execute(stmt)]
 

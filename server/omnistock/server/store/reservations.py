@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,14 +107,21 @@ class ReservationStore:
         after_id: str,
         limit: int,
         now_us: int,
+        locations: Collection[str] | None = None,
     ) -> list[Reservation]:
-        """Reservations in id (creation) order; states as they stand at ``now_us``."""
+        """Reservations in id (creation) order; states as they stand at ``now_us``; at
+        ``locations`` only, when given."""
         m = self._m
         where = [f"id > {m}"]
         params: list[Any] = [after_id]
         if location_id:
             where.append(f"location_id = {m}")
             params.append(location_id)
+        if locations is not None:
+            if not locations:
+                return []
+            where.append(f"location_id IN ({self._marks(len(locations))})")
+            params.extend(sorted(locations))
         if state is ReservationState.ACTIVE:
             where.append(f"state = 'ACTIVE' AND expires_at_us > {m}")
             params.append(now_us)
@@ -145,8 +152,13 @@ class ReservationStore:
             return None
         return Stored(_reservation(row, self._lines(cursor, [row[0]])[row[0]]), row[5])
 
-    def _by_key(self, cursor: Any, key: str) -> Stored | None:
-        cursor.execute(f"SELECT id FROM reservations WHERE idempotency_key = {self._m}", (key,))
+    def _by_key(self, cursor: Any, owner: str, key: str) -> Stored | None:
+        """The reservation ``owner`` (a principal) made with idempotency key ``key``."""
+        m = self._m
+        cursor.execute(
+            f"SELECT id FROM reservations WHERE owner = {m} AND idempotency_key = {m}",
+            (owner, key),
+        )
         row = cursor.fetchone()
         return None if row is None else self._load(cursor, row[0])
 
@@ -179,7 +191,7 @@ class ReservationStore:
                 raise
             with raw_write_transaction(self._engine) as connection:
                 cursor = connection.cursor()
-                existing = self._by_key(cursor, new.idempotency_key)
+                existing = self._by_key(cursor, new.owner, new.idempotency_key)
                 cursor.close()
             if existing is None:
                 raise
@@ -193,7 +205,7 @@ class ReservationStore:
         with raw_write_transaction(self._engine) as connection:
             cursor = connection.cursor()
             if new.idempotency_key:
-                existing = self._by_key(cursor, new.idempotency_key)
+                existing = self._by_key(cursor, new.owner, new.idempotency_key)
                 if existing is not None:
                     return existing, False
             # Lapsed holds at this location stop counting before new ones are weighed.
@@ -216,7 +228,7 @@ class ReservationStore:
             if short:
                 raise ShortLines(short)
             cursor.execute(
-                f"INSERT INTO reservations ({_COLUMNS}) VALUES ({self._marks(12)})",
+                f"INSERT INTO reservations ({_COLUMNS}, owner) VALUES ({self._marks(13)})",
                 (
                     reservation_id,
                     new.location_id,
@@ -230,6 +242,7 @@ class ReservationStore:
                     None,
                     None,
                     True,
+                    new.owner,
                 ),
             )
             cursor.executemany(

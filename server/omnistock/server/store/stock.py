@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from omnistock.server.domain.stock import StockRecord
 from omnistock.server.store.reads import StockReader
@@ -28,12 +28,17 @@ class StockRepository:
             return {}
         return {(r.sku, r.location_id): r for r in self._reader.records_for_pairs(unique)}
 
-    def existing_skus(self, skus: Iterable[str]) -> set[str]:
-        """The skus, of those given, that some location has reported."""
+    def existing_skus(
+        self, skus: Iterable[str], locations: Collection[str] | None = None
+    ) -> set[str]:
+        """The skus, of those given, that some location (of ``locations``, when given)
+        has reported."""
         skus = list(set(skus))
-        if not skus:
+        if not skus or (locations is not None and not locations):
             return set()
         stmt = select(t.c.sku).where(t.c.sku.in_(skus)).distinct()
+        if locations is not None:
+            stmt = stmt.where(t.c.location_id.in_(sorted(locations)))
         with self._engine.connect() as connection:
             return set(connection.scalars(stmt))
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -161,13 +162,17 @@ class ReservationRow(Base):
     __table_args__ = (
         Index("ix_reservations_location_state_expires", "location_id", "state", "expires_at_us"),
         Index("ix_reservations_state_expires", "state", "expires_at_us"),
+        # Idempotency keys are per principal: two keys' "basket-1" are two reservations.
+        UniqueConstraint("owner", "idempotency_key", name="uq_reservations_owner_idempotency_key"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     location_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("locations.id"))
     method: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))
-    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
+    # The API key id (principal) that made it; "" for reservations made before 0009.
+    owner: Mapped[str] = mapped_column(String(32), server_default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # sha256 of what the caller asked for, to tell a retry from a new request.
     fingerprint: Mapped[str] = mapped_column(String(64))
     customer_reference: Mapped[str] = mapped_column(String(128), default="")
@@ -228,6 +233,16 @@ class ApiKeyRow(Base):
     burst: Mapped[int] = mapped_column(Integer)
     created_at_us: Mapped[int] = mapped_column(BigInteger)
     revoked_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ServerSecretRow(Base):
+    """Secrets the processes on one database share (the page token key), made on first use."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
 
 
 class AuditRow(Base):

@@ -16,7 +16,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from cachetools import TTLCache
-from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.security import (
     Principal,
     RateLimited,
@@ -183,9 +182,3 @@ def _key_text(metadata: Any) -> str | None:
         if key == "authorization":
             return value if isinstance(value, str) else value.decode(errors="replace")
     return None
-
-
-def hidden(resource_type: str, name: str, reason: str) -> NotFound:
-    """NOT_FOUND for something that exists outside the caller's scope: the same answer as
-    for something that does not exist."""
-    return NotFound(resource_type, [name], reason=reason)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
@@ -18,7 +16,6 @@ from omnistock.server.domain.locations import (
     validate_location_fields,
 )
 from omnistock.server.domain.stock import AvailabilityView, Exposure, StockStatus
-from omnistock.server.service.limits import DEFAULT_LIST_PAGE_SIZE, MAX_LIST_PAGE_SIZE
 from omnistock.v1 import availability_pb2, common_pb2, location_pb2
 
 _KIND_FROM_PROTO = {
@@ -232,27 +229,3 @@ def view_to_proto(view: AvailabilityView) -> availability_pb2.Availability:
         confidence=view.confidence,
         source_sequence=view.source_sequence,
     )
-
-
-def parse_page(v: Violations, page_size: int, page_token: str) -> tuple[str, int]:
-    """(the id to continue after, the page size) of a List request, checked."""
-    v.check(
-        0 <= page_size <= MAX_LIST_PAGE_SIZE,
-        "page_size",
-        f"must be within [0, {MAX_LIST_PAGE_SIZE}]",
-    )
-    return decode_page_token(v, page_token), page_size or DEFAULT_LIST_PAGE_SIZE
-
-
-def encode_page_token(after_id: str) -> str:
-    return base64.urlsafe_b64encode(after_id.encode()).decode().rstrip("=")
-
-
-def decode_page_token(v: Violations, token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        v.add("page_token", "is not a token from a previous response")
-        return ""

@@ -27,11 +27,10 @@ from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     check_source_timestamp,
     datetime_to_timestamp,
-    encode_page_token,
-    parse_page,
     timestamp_to_datetime,
     view_to_proto,
 )
+from omnistock.server.transport.pages import PageTokens
 from omnistock.server.transport.servicers import check_count
 from omnistock.v1 import feed_pb2, feed_pb2_grpc
 
@@ -141,9 +140,12 @@ def status_to_proto(status: FeedStatus) -> feed_pb2.FeedStatus:
 
 
 class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
-    def __init__(self, service: FeedService, runner: BlockingRunner) -> None:
+    """Scope rules (named locations, what lists and exports leave out): transport.scope."""
+
+    def __init__(self, service: FeedService, runner: BlockingRunner, pages: PageTokens) -> None:
         self._service = service
         self._runner = runner
+        self._pages = pages
 
     async def ApplyStockUpdates(
         self, request: feed_pb2.ApplyStockUpdatesRequest, context: aio.ServicerContext[Any, Any]
@@ -170,7 +172,6 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                     rows.append(row)
         v.raise_if_any()
         locations = sorted({row.location_id for row in rows})
-        principal().require_locations(locations)
         applied, stale = await self._runner.run(self._service.apply_stock_updates, rows)
         audit_note(locations=locations, applied=applied, stale=stale)
         return feed_pb2.ApplyStockUpdatesResponse(applied_count=applied, stale_count=stale)
@@ -180,7 +181,6 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         request_iterator: AsyncIterator[feed_pb2.StreamDeltasRequest],
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[feed_pb2.StreamDeltasResponse]:
-        who = principal()
         totals = {"batches": 0, "applied": 0, "stale": 0, "rejected": 0}
         touched: set[str] = set()
         # Noted after each batch, so that a stream that stops early is audited for what
@@ -189,8 +189,6 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
             v = Violations()
             check_count(v, len(request.records), "records", MAX_STOCK_UPDATES)
             v.raise_if_any()
-            # A feeder writes its own locations only: a batch naming another ends the stream.
-            who.require_locations(record.location_id for record in request.records)
             rows: list[tuple[int, DeltaRow]] = []
             rejects: list[tuple[RecordReject, str]] = []
             for index, record in enumerate(request.records):
@@ -257,7 +255,6 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                         v, header.as_of, "header.as_of", header.HasField("as_of")
                     )
                     v.raise_if_any()
-                    principal().require_locations([header.location_id])
                     as_of = timestamp_to_datetime(header.as_of)
                     session = await self._runner.run(
                         self._service.begin_snapshot, header.location_id, as_of
@@ -314,7 +311,6 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         v = Violations()
         check_id(v, request.location_id, "location_id")
         v.raise_if_any()
-        principal().require_locations([request.location_id])
         status = await self._runner.run(self._service.feed_status, request.location_id)
         return feed_pb2.GetFeedStatusResponse(status=status_to_proto(status))
 
@@ -322,17 +318,17 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         self, request: feed_pb2.ListFeedStatusRequest, context: aio.ServicerContext[Any, Any]
     ) -> feed_pb2.ListFeedStatusResponse:
         v = Violations()
-        after_id, limit = parse_page(v, request.page_size, request.page_token)
+        paging = self._pages.read(v, request.page_size, request.page_token, "ListFeedStatus")
         v.raise_if_any()
         page, next_after = await self._runner.run(
             self._service.list_feed_status,
-            after_id=after_id,
-            limit=limit,
+            after_id=paging.after,
+            limit=paging.size,
+            visible=principal().locations,
         )
-        who = principal()
         return feed_pb2.ListFeedStatusResponse(
-            statuses=[status_to_proto(s) for s in page if who.may_see(s.record.location_id)],
-            next_page_token="" if next_after is None else encode_page_token(next_after),
+            statuses=[status_to_proto(s) for s in page],
+            next_page_token=self._pages.next_token(paging, next_after),
         )
 
     async def ExportStock(
@@ -344,15 +340,9 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         v.raise_if_any()
         who = principal()
         who.require_exposure(Exposure.EXACT)  # an export carries exact counts
-        if request.location_id:
-            who.require_locations([request.location_id])
-        pages = self._service.export_stock(request.location_id or None)
+        pages = self._service.export_stock(request.location_id or None, visible=who.locations)
         while True:
             page = await self._runner.run(next, pages, None)
             if page is None:
                 return
-            yield feed_pb2.ExportStockResponse(
-                availabilities=[
-                    view_to_proto(view) for view in page if who.may_see(view.location_id)
-                ]
-            )
+            yield feed_pb2.ExportStockResponse(availabilities=[view_to_proto(v) for v in page])

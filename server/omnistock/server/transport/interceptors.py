@@ -21,16 +21,11 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 from omnistock.server.domain.errors import DomainError, FieldViolation, InvalidArgument
-from omnistock.server.domain.security import (
-    METHOD_ROLES,
-    WRITE_METHODS,
-    PermissionDenied,
-    Principal,
-    Role,
-)
+from omnistock.server.domain.security import PermissionDenied, Principal
 from omnistock.server.store.keys import AuditEntry, AuditLog
 from omnistock.server.transport.auth import AUDIT, CURRENT, Authenticator
 from omnistock.server.transport.errors import internal_status, status_for
+from omnistock.server.transport.scope import METHOD_SCOPES, UNLISTED, MethodScope, ScopeGuard
 
 log = logging.getLogger("omnistock.rpc")
 
@@ -64,7 +59,8 @@ class Metrics:
 
 class InterceptorLayer:
     """For every call but health and reflection: authenticates the caller and checks the
-    method's role and the caller's rate limit; parses the request (bytes that are not a
+    method's role, the caller's rate limit and the method's scope rule (transport.scope;
+    every message of a streamed request); parses the request (bytes that are not a
     message are INVALID_ARGUMENT, not gRPC's bare INTERNAL); turns DomainError into its
     status with details and any other exception into a bare INTERNAL (the traceback goes
     to the log); counts every call; and writes each successful write to the audit log.
@@ -79,10 +75,12 @@ class InterceptorLayer:
         auth: Authenticator | None = None,
         audit: AuditLog | None = None,
         clock: Callable[[], datetime] | None = None,
+        scopes: ScopeGuard | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.auth = auth or Authenticator(None, _never, insecure=True)
         self.audit = audit
+        self.scopes = scopes or ScopeGuard()
         self._clock = clock
 
     def register(self, server: aio.Server) -> Any:
@@ -129,28 +127,30 @@ class InterceptorLayer:
 
     def _admit(
         self,
-        method: str,
-        role: Role,
+        scope: MethodScope,
         who: Principal,
         request: Any,
         parse: Callable[[bytes], Any] | None,
         streaming_request: bool,
     ) -> tuple[Any, dict[str, object] | None]:
         """May ``who`` call, and what did they send."""
-        if not who.has(role):
+        if not who.has(scope.role):
             raise PermissionDenied(
-                f"{who.name} lacks the {role.value} role this method needs", reason="ROLE_MISSING"
+                f"{who.name} lacks the {scope.role.value} role this method needs",
+                reason="ROLE_MISSING",
             )
         self.auth.limiter.take(who)
         CURRENT.set(who)
         note: dict[str, object] | None = None
-        if method in WRITE_METHODS:  # each call runs in a task of its own: reads need no reset
+        if scope.writes:  # each call runs in a task of its own: reads need no reset
             note = {}
             AUDIT.set(note)
         if parse is not None:
             request = (
                 _parsed_stream(request, parse) if streaming_request else _parse(request, parse)
             )
+        if streaming_request and self.scopes.applies(scope, who):
+            request = _admitted_stream(request, self.scopes, scope, who)
         return request, note
 
     def _done(
@@ -177,8 +177,8 @@ class InterceptorLayer:
         *,
         streaming_request: bool,
     ) -> Callable[..., Any]:
-        metrics, auth = self.metrics, self.auth
-        role = METHOD_ROLES.get(method, Role.ADMIN)
+        metrics, auth, scopes = self.metrics, self.auth, self.scopes
+        scope = METHOD_SCOPES.get(method, UNLISTED)
 
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
@@ -189,7 +189,9 @@ class InterceptorLayer:
                 # Who is calling: a key checked lately is known without a wait.
                 metadata = context.invocation_metadata()
                 who = auth.known(metadata) or await auth.authenticate(metadata)
-                request, note = self._admit(method, role, who, request, parse, streaming_request)
+                request, note = self._admit(scope, who, request, parse, streaming_request)
+                if not streaming_request and scopes.applies(scope, who):
+                    await scopes.admit(scope, who, request)
                 result = await behaviour(request, context)
                 self._done(method, who, note)
                 note = None
@@ -217,8 +219,8 @@ class InterceptorLayer:
         *,
         streaming_request: bool,
     ) -> Callable[..., Any]:
-        metrics, auth = self.metrics, self.auth
-        role = METHOD_ROLES.get(method, Role.ADMIN)
+        metrics, auth, scopes = self.metrics, self.auth, self.scopes
+        scope = METHOD_SCOPES.get(method, UNLISTED)
 
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
@@ -229,7 +231,9 @@ class InterceptorLayer:
                 # Who is calling: a key checked lately is known without a wait.
                 metadata = context.invocation_metadata()
                 who = auth.known(metadata) or await auth.authenticate(metadata)
-                request, note = self._admit(method, role, who, request, parse, streaming_request)
+                request, note = self._admit(scope, who, request, parse, streaming_request)
+                if not streaming_request and scopes.applies(scope, who):
+                    await scopes.admit(scope, who, request)
                 async for response in behaviour(request, context):
                     yield response
                 self._done(method, who, note)
@@ -263,6 +267,14 @@ def _parse(raw: bytes, parse: Callable[[bytes], Any]) -> Any:
 async def _parsed_stream(raw: AsyncIterator[bytes], parse: Callable[[bytes], Any]) -> Any:
     async for message in raw:
         yield _parse(message, parse)
+
+
+async def _admitted_stream(
+    messages: AsyncIterator[Any], scopes: ScopeGuard, scope: MethodScope, who: Principal
+) -> Any:
+    async for message in messages:
+        await scopes.admit(scope, who, message)
+        yield message
 
 
 async def _never(*_args: Any, **_kwargs: Any) -> Any:

@@ -20,13 +20,10 @@ from omnistock.server.domain.reservations import (
 from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY, check_quantity_asked
 from omnistock.server.service.limits import MAX_QUANTITY
 from omnistock.server.service.reservations import ReservationService
-from omnistock.server.transport.auth import audit_note, hidden, principal
+from omnistock.server.transport.auth import audit_note, principal
 from omnistock.server.transport.blocking import BlockingRunner
-from omnistock.server.transport.convert import (
-    datetime_to_timestamp,
-    encode_page_token,
-    parse_page,
-)
+from omnistock.server.transport.convert import datetime_to_timestamp
+from omnistock.server.transport.pages import PageTokens
 from omnistock.v1 import reservation_pb2, reservation_pb2_grpc
 
 MAX_RESERVATION_LINES = 100
@@ -87,15 +84,20 @@ def _ttl(v: Violations, request: Any, field: str) -> timedelta | None:
 
 
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
+    """Scope rules: transport.scope. Reservations are read through the caller's scope, so
+    one at a location it may not see is NOT_FOUND exactly as one that does not exist."""
+
     def __init__(
         self,
         service: ReservationService,
         runner: BlockingRunner,
+        pages: PageTokens,
         *,
         banded_max_quantity: int = DEFAULT_BANDED_MAX_QUANTITY,
     ) -> None:
         self._service = service
         self._runner = runner
+        self._pages = pages
         self._banded_max_quantity = banded_max_quantity
 
     async def CreateReservation(
@@ -141,8 +143,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         _check_text(v, request.customer_reference, "customer_reference")
         v.raise_if_any()
         assert method is not None and ttl is not None
-        who.require_locations([request.location_id])
         new = NewReservation(
+            owner=principal().key_id,
             location_id=request.location_id,
             lines=tuple(lines),
             method=method,
@@ -170,10 +172,14 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         v = Violations()
         if request.location_id:
             check_id(v, request.location_id, "location_id")
-        after_id, limit = parse_page(v, request.page_size, request.page_token)
-        who = principal()
-        if request.location_id:
-            who.require_locations([request.location_id])
+        paging = self._pages.read(
+            v,
+            request.page_size,
+            request.page_token,
+            "ListReservations",
+            request.location_id,
+            request.state,
+        )
         state = _STATES.get(request.state)
         v.check(
             state is not None or request.state == reservation_pb2.RESERVATION_STATE_UNSPECIFIED,
@@ -182,13 +188,16 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         )
         v.raise_if_any()
         page, next_after = await self._runner.run(
-            lambda: self._service.list(
-                location_id=request.location_id, state=state, after_id=after_id, limit=limit
-            )
+            self._service.list,
+            location_id=request.location_id,
+            state=state,
+            after_id=paging.after,
+            limit=paging.size,
+            visible=principal().locations,
         )
         return reservation_pb2.ListReservationsResponse(
-            reservations=[reservation_to_proto(r) for r in page if who.may_see(r.location_id)],
-            next_page_token="" if next_after is None else encode_page_token(next_after),
+            reservations=[reservation_to_proto(r) for r in page],
+            next_page_token=self._pages.next_token(paging, next_after),
         )
 
     async def ExtendReservation(
@@ -203,8 +212,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             v.add("ttl", "is required")
         v.raise_if_any()
         assert ttl is not None
-        await self._in_scope(request.reservation_id)
-        reservation = await self._runner.run(self._service.extend, request.reservation_id, ttl)
+        reservation = await self._runner.run(
+            self._service.extend, request.reservation_id, ttl, visible=principal().locations
+        )
         audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
         return reservation_pb2.ExtendReservationResponse(
             reservation=reservation_to_proto(reservation)
@@ -240,21 +250,10 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             reservation=reservation_to_proto(reservation)
         )
 
-    async def _by_id(self, reservation_id: str, call: Callable[[str], Reservation]) -> Reservation:
+    async def _by_id(self, reservation_id: str, call: Callable[..., Reservation]) -> Reservation:
         v = Violations()
         check_reservation_id(v, reservation_id)
         v.raise_if_any()
-        await self._in_scope(reservation_id)
-        reservation = await self._runner.run(call, reservation_id)
+        reservation = await self._runner.run(call, reservation_id, visible=principal().locations)
         audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
         return reservation
-
-    async def _in_scope(self, reservation_id: str) -> None:
-        """A scoped caller gets NOT_FOUND for another location's reservation, as for one
-        that does not exist."""
-        who = principal()
-        if who.locations is None:
-            return
-        reservation = await self._runner.run(self._service.get, reservation_id)
-        if not who.may_see(reservation.location_id):
-            raise hidden("reservation", reservation_id, "RESERVATION_NOT_FOUND")

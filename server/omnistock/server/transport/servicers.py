@@ -24,15 +24,14 @@ from omnistock.server.transport.auth import audit_note, principal
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (
     EXPOSURES,
-    encode_page_token,
     exposure_from_proto,
     kind_from_proto,
     location_from_proto,
     location_to_proto,
-    parse_page,
     view_to_proto,
 )
 from omnistock.server.transport.interceptors import pre_encoded
+from omnistock.server.transport.pages import PageTokens
 from omnistock.server.transport.watch import Watcher
 from omnistock.v1 import (
     availability_pb2,
@@ -60,9 +59,12 @@ def check_unique(v: Violations, values: list[str], field_path: str) -> None:
 
 
 class LocationServicer(location_pb2_grpc.LocationServiceServicer):
-    def __init__(self, service: LocationService, runner: BlockingRunner) -> None:
+    """Scope rules (named locations, what lists leave out): transport.scope."""
+
+    def __init__(self, service: LocationService, runner: BlockingRunner, pages: PageTokens) -> None:
         self._service = service
         self._runner = runner
+        self._pages = pages
 
     async def UpsertLocations(
         self, request: location_pb2.UpsertLocationsRequest, context: aio.ServicerContext[Any, Any]
@@ -91,7 +93,6 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         v = Violations()
         check_id(v, request.location_id, "location_id")
         v.raise_if_any()
-        principal().require_locations([request.location_id])
         location = await self._runner.run(self._service.get_location, request.location_id)
         return location_pb2.GetLocationResponse(location=location_to_proto(location))
 
@@ -99,7 +100,9 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         self, request: location_pb2.ListLocationsRequest, context: aio.ServicerContext[Any, Any]
     ) -> location_pb2.ListLocationsResponse:
         v = Violations()
-        after_id, limit = parse_page(v, request.page_size, request.page_token)
+        paging = self._pages.read(
+            v, request.page_size, request.page_token, "ListLocations", request.kind
+        )
         kind = kind_from_proto(request.kind)
         v.check(
             request.kind == location_pb2.LOCATION_KIND_UNSPECIFIED or kind is not None,
@@ -109,15 +112,14 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
         v.raise_if_any()
         page, next_after = await self._runner.run(
             self._service.list_locations,
-            after_id=after_id,
-            limit=limit,
+            after_id=paging.after,
+            limit=paging.size,
             kind=kind,
+            visible=principal().locations,
         )
-        who = principal()
         return location_pb2.ListLocationsResponse(
-            # A scoped caller sees its own locations (a page may come out short).
-            locations=[location_to_proto(loc) for loc in page if who.may_see(loc.id)],
-            next_page_token="" if next_after is None else encode_page_token(next_after),
+            locations=[location_to_proto(loc) for loc in page],
+            next_page_token=self._pages.next_token(paging, next_after),
         )
 
 
@@ -232,15 +234,17 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         who = principal()
         if who.locations is not None or exposure is Exposure.EXACT:
             who.require_exposure(exposure)
-            if who.locations is not None:
-                if location_ids:
-                    who.require_locations(location_ids)
-                else:  # "every location" means every location the caller may see
-                    location_ids = sorted(self._service.known_locations(who.locations))
+            if who.locations is not None and not location_ids:
+                # "Every location" means every location the caller may see.
+                location_ids = sorted(self._service.known_locations(who.locations))
         views = self._service.cached_availability(request.sku, location_ids, exposure=exposure)
         if views is None:
             views = await self._runner.run(
-                self._service.get_availability, request.sku, location_ids, exposure=exposure
+                self._service.get_availability,
+                request.sku,
+                location_ids,
+                exposure=exposure,
+                visible=who.locations,
             )
         return availability_pb2.GetAvailabilityResponse(
             availabilities=[view_to_proto(view) for view in views]
@@ -278,11 +282,13 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         v.raise_if_any()
         who = principal()
         who.require_exposure(exposure)
-        who.require_locations(location for _, location in pairs)
         views = self._service.cached_batch(pairs, exposure=exposure)
         if views is None:
             views = await self._runner.run(
-                self._service.batch_get_availability, pairs, exposure=exposure
+                self._service.batch_get_availability,
+                pairs,
+                exposure=exposure,
+                visible=who.locations,
             )
         return availability_pb2.BatchGetAvailabilityResponse(
             availabilities=[view_to_proto(view) for view in views]

@@ -57,11 +57,9 @@ class Watcher:
             )
         who = principal()
         who.require_exposure(exposure)
-        pairs = await self._pairs(v, request)
-        if request.pairs:
-            who.require_locations(location for _, location in pairs)
-        else:  # near an origin: the stores the caller may see
-            pairs = [pair for pair in pairs if who.may_see(pair[1])]
+        # Named pairs passed the scope check before this ran (transport.scope); near an
+        # origin, the stores are chosen from those the caller may see.
+        pairs = await self._pairs(v, request, who.locations)
         watch = Watch(pairs, exposure)
         if request.resume_token and not watch.resume(request.resume_token):
             v.add("resume_token", "is not a token from a stream of this same request")
@@ -99,7 +97,10 @@ class Watcher:
             self._hub.remove(watch)
 
     async def _pairs(
-        self, v: Violations, request: availability_pb2.WatchAvailabilityRequest
+        self,
+        v: Violations,
+        request: availability_pb2.WatchAvailabilityRequest,
+        visible: frozenset[str] | None,
     ) -> list[Pair]:
         if request.pairs and request.skus:
             v.add("skus", "give pairs, or skus with an origin, not both")
@@ -138,7 +139,9 @@ class Watcher:
             )
         if v:
             return []
-        stores = await self._runner.run(self._shopping.nearest_stores, origin, radius, limit)
+        stores = await self._runner.run(
+            self._shopping.nearest_stores, origin, radius, limit, visible=visible
+        )
         return [(sku, store) for store in stores for sku in dict.fromkeys(request.skus)]
 
     def _message(
