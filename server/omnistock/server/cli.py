@@ -45,7 +45,21 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key or base.tls_key,
         tls_client_ca=args.tls_client_ca or base.tls_client_ca,
         db_timeout_seconds=base.db_timeout_seconds if args.db_timeout is None else args.db_timeout,
+        key_cache_seconds=base.key_cache_seconds,
+        auth_failure_burst=base.auth_failure_burst,
+        auth_failures_per_second=base.auth_failures_per_second,
     )
+    if not (
+        config.key_cache_seconds > 0
+        and config.auth_failure_burst >= 1
+        and config.auth_failures_per_second > 0
+    ):
+        print(
+            "omnistock: OMNISTOCK_KEY_CACHE_SECONDS, OMNISTOCK_AUTH_FAILURE_BURST and "
+            "OMNISTOCK_AUTH_FAILURES_PER_SECOND must be above 0",
+            file=sys.stderr,
+        )
+        return 2
     if config.tls_cert and not config.tls_key:
         print("omnistock: --tls-cert needs --tls-key", file=sys.stderr)
         return 2
@@ -71,12 +85,18 @@ def _keys(args: argparse.Namespace) -> int:
     """omnistock keys create|list|revoke: API keys, straight in the database."""
     from datetime import UTC
 
-    from omnistock.server.domain.security import Role
+    from omnistock.server.domain.security import Role, rate_limit_violations
     from omnistock.server.domain.stock import Exposure
     from omnistock.server.store.database import create_database_engine, migrate
     from omnistock.server.store.keys import KeyRepository
 
-    engine = create_database_engine(args.database_url or ServerConfig.from_env().database_url)
+    if args.keys_command == "create":
+        # Before the database is touched: one line, and nothing made.
+        for problem in rate_limit_violations(args.rate, args.burst):
+            print(f"omnistock: --{problem.field} {problem.description}", file=sys.stderr)
+            return 2
+    config = ServerConfig.from_env()
+    engine = create_database_engine(args.database_url or config.database_url)
     migrate(engine)
     repository = KeyRepository(engine)
     now = datetime.now(UTC)
@@ -104,7 +124,11 @@ def _keys(args: argparse.Namespace) -> int:
             print(f"omnistock: no active key {args.key_id}", file=sys.stderr)
             return 1
         else:
-            print(f"revoked key {args.key_id} (servers stop accepting it within 5 s)")
+            print(
+                f"revoked key {args.key_id} (servers stop accepting it, open streams "
+                f"included, within their key cache time: {config.key_cache_seconds:g} s "
+                "unless set otherwise)"
+            )
     finally:
         engine.dispose()
     return 0

@@ -54,6 +54,12 @@ class ServerConfig:
     tls_client_ca: str = ""
     # Seconds a database statement may run (PostgreSQL statement_timeout).
     db_timeout_seconds: float = 30.0
+    # Seconds a key's lookup is trusted: a revoked key stops working within this, open
+    # streams included. Failed authentication per peer address: a bucket of this many,
+    # refilled at this rate.
+    key_cache_seconds: float = 5.0
+    auth_failure_burst: int = 30
+    auth_failures_per_second: float = 1.0
 
     @classmethod
     def from_env(cls) -> ServerConfig:
@@ -74,6 +80,11 @@ class ServerConfig:
             tls_key=os.environ.get("OMNISTOCK_TLS_KEY", ""),
             tls_client_ca=os.environ.get("OMNISTOCK_TLS_CLIENT_CA", ""),
             db_timeout_seconds=float(os.environ.get("OMNISTOCK_DB_TIMEOUT_SECONDS", "30")),
+            key_cache_seconds=float(os.environ.get("OMNISTOCK_KEY_CACHE_SECONDS", "5")),
+            auth_failure_burst=int(os.environ.get("OMNISTOCK_AUTH_FAILURE_BURST", "30")),
+            auth_failures_per_second=float(
+                os.environ.get("OMNISTOCK_AUTH_FAILURES_PER_SECOND", "1")
+            ),
         )
 
 

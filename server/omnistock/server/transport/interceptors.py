@@ -10,10 +10,11 @@ on the hot read path measured about 10% of the server's CPU.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from omnistock.server.domain.security import (
     Role,
 )
 from omnistock.server.store.keys import AuditEntry, AuditLog
-from omnistock.server.transport.auth import AUDIT, CURRENT, Authenticator
+from omnistock.server.transport.auth import AUDIT, CURRENT, Authenticator, OpenKey
 from omnistock.server.transport.errors import internal_status, status_for
 
 log = logging.getLogger("omnistock.rpc")
@@ -135,8 +136,10 @@ class InterceptorLayer:
         request: Any,
         parse: Callable[[bytes], Any] | None,
         streaming_request: bool,
+        key: OpenKey | None = None,
     ) -> tuple[Any, dict[str, object] | None]:
-        """May ``who`` call, and what did they send."""
+        """May ``who`` call, and what did they send. A request stream's messages are each
+        paid for and checked against ``key`` as they arrive."""
         if not who.has(role):
             raise PermissionDenied(
                 f"{who.name} lacks the {role.value} role this method needs", reason="ROLE_MISSING"
@@ -147,10 +150,10 @@ class InterceptorLayer:
         if method in WRITE_METHODS:  # each call runs in a task of its own: reads need no reset
             note = {}
             AUDIT.set(note)
-        if parse is not None:
-            request = (
-                _parsed_stream(request, parse) if streaming_request else _parse(request, parse)
-            )
+        if streaming_request:
+            request = _parsed_stream(request, parse, key)
+        elif parse is not None:
+            request = _parse(request, parse)
         return request, note
 
     def _done(self, method: str, who: Principal, note: dict[str, object] | None) -> None:
@@ -175,9 +178,16 @@ class InterceptorLayer:
             try:
                 # Who is calling: a key checked lately is known without a wait.
                 metadata = context.invocation_metadata()
-                who = auth.known(metadata) or await auth.authenticate(metadata)
-                request, note = self._admit(method, role, who, request, parse, streaming_request)
-                result = await behaviour(request, context)
+                who = auth.known(metadata) or await auth.authenticate(metadata, context.peer())
+                if not streaming_request or auth.insecure:
+                    request, note = self._admit(
+                        method, role, who, request, parse, streaming_request
+                    )
+                    result = await behaviour(request, context)
+                else:  # a request stream ends when its key is revoked, idle or not
+                    key = OpenKey(auth, metadata, who)
+                    request, note = self._admit(method, role, who, request, parse, True, key)
+                    result = await _unless_revoked(behaviour(request, context), key)
                 self._done(method, who, note)
                 return result
             except aio.AbortError:
@@ -209,9 +219,15 @@ class InterceptorLayer:
             try:
                 # Who is calling: a key checked lately is known without a wait.
                 metadata = context.invocation_metadata()
-                who = auth.known(metadata) or await auth.authenticate(metadata)
-                request, note = self._admit(method, role, who, request, parse, streaming_request)
-                async for response in behaviour(request, context):
+                who = auth.known(metadata) or await auth.authenticate(metadata, context.peer())
+                key = None if auth.insecure else OpenKey(auth, metadata, who)
+                request, note = self._admit(
+                    method, role, who, request, parse, streaming_request, key
+                )
+                responses = behaviour(request, context)
+                if key is not None:  # a stream ends when its key is revoked, idle or not
+                    responses = _responses_unless_revoked(responses, key)
+                async for response in responses:
                     yield response
                 self._done(method, who, note)
             except aio.AbortError:
@@ -237,9 +253,54 @@ def _parse(raw: bytes, parse: Callable[[bytes], Any]) -> Any:
         ) from None
 
 
-async def _parsed_stream(raw: AsyncIterator[bytes], parse: Callable[[bytes], Any]) -> Any:
+async def _parsed_stream(
+    raw: AsyncIterator[bytes], parse: Callable[[bytes], Any] | None, key: OpenKey | None
+) -> Any:
     async for message in raw:
-        yield _parse(message, parse)
+        if key is not None:
+            await key.message()
+        yield message if parse is None else _parse(message, parse)
+    if key is not None:
+        await key.check()  # the stream's end may commit (a snapshot): only with a valid key
+
+
+async def _unless_revoked(call: Awaitable[Any], key: OpenKey) -> Any:
+    """The call's result; or Unauthenticated as soon as a check of its key (made whenever
+    the cached check runs out, even while the call waits for its client) finds it revoked.
+    The call is cancelled then."""
+    task = asyncio.ensure_future(call)
+    try:
+        while not task.done():
+            await asyncio.wait((task,), timeout=key.seconds_left())
+            if not task.done():
+                await key.check()
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait((task,))
+
+
+async def _next(responses: AsyncIterator[Any]) -> Any:
+    return await anext(responses, _END)
+
+
+_END = object()
+
+
+async def _responses_unless_revoked(responses: AsyncIterator[Any], key: OpenKey) -> Any:
+    """The stream's responses until it ends, or until a check of its key (made whenever the
+    cached check runs out, even while no message comes) finds it revoked."""
+    try:
+        while True:
+            response = await _unless_revoked(_next(responses), key)
+            if response is _END:
+                return
+            yield response
+    finally:
+        close = getattr(responses, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def _never(*_args: Any, **_kwargs: Any) -> Any:
