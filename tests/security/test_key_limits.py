@@ -43,7 +43,7 @@ def test_the_key_store_refuses_limits_no_bucket_can_keep(
 
 @pytest.mark.parametrize(("rate", "burst"), [(0.0, 1), (-2.0, 1), (5.0, 0)])
 def test_a_stored_key_with_bad_limits_is_refused_not_an_internal_error(
-    ring: Keyring, rate: float, burst: int
+    ring: Keyring, rate: float, burst: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Rows written before limits were checked: each call is UNAUTHENTICATED, never
     INTERNAL (a rate of 0 divided by zero) nor a negative retry delay."""
@@ -56,6 +56,11 @@ def test_a_stored_key_with_bad_limits_is_refused_not_an_internal_error(
             with pytest.raises(UnauthenticatedError) as caught:
                 list(client.list_locations())
             assert caught.value.reason == "API_KEY_INVALID"
+    key_id = key.split("_")[1]
+    assert any(
+        f"key {key_id} (old) is refused" in r.getMessage() and r.levelname == "WARNING"
+        for r in caplog.records
+    )
 
 
 def test_failed_authentication_is_limited_per_peer(ring: Keyring) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from omnistock.server.config import HOLD_TTL_SETTINGS, ServerConfig, parse_duration
 from omnistock.server.domain.reservations import TtlPolicy
@@ -45,21 +47,20 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key or base.tls_key,
         tls_client_ca=args.tls_client_ca or base.tls_client_ca,
         db_timeout_seconds=base.db_timeout_seconds if args.db_timeout is None else args.db_timeout,
-        key_cache_seconds=base.key_cache_seconds,
-        auth_failure_burst=base.auth_failure_burst,
-        auth_failures_per_second=base.auth_failures_per_second,
+        key_cache_seconds=_given(args.key_cache_seconds, base.key_cache_seconds),
+        auth_failure_burst=_given(args.auth_failure_burst, base.auth_failure_burst),
+        auth_failures_per_second=_given(
+            args.auth_failures_per_second, base.auth_failures_per_second
+        ),
     )
-    if not (
-        config.key_cache_seconds > 0
-        and config.auth_failure_burst >= 1
-        and config.auth_failures_per_second > 0
+    for flag, value in (
+        ("--key-cache-seconds", config.key_cache_seconds),
+        ("--auth-failure-burst", config.auth_failure_burst),
+        ("--auth-failures-per-second", config.auth_failures_per_second),
     ):
-        print(
-            "omnistock: OMNISTOCK_KEY_CACHE_SECONDS, OMNISTOCK_AUTH_FAILURE_BURST and "
-            "OMNISTOCK_AUTH_FAILURES_PER_SECOND must be above 0",
-            file=sys.stderr,
-        )
-        return 2
+        if not (math.isfinite(value) and value > 0):
+            print(f"omnistock: {flag} must be a number above 0, not {value}", file=sys.stderr)
+            return 2
     if config.tls_cert and not config.tls_key:
         print("omnistock: --tls-cert needs --tls-key", file=sys.stderr)
         return 2
@@ -79,6 +80,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"omnistock: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _given(flag: Any, default: Any) -> Any:
+    return default if flag is None else flag
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -394,6 +399,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="longest a database statement may run [$OMNISTOCK_DB_TIMEOUT_SECONDS, 30]",
+    )
+    serve.add_argument(
+        "--key-cache-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="how long a key's lookup is trusted: a revoked key, open streams included, "
+        "stops within this [$OMNISTOCK_KEY_CACHE_SECONDS, 5]",
+    )
+    serve.add_argument(
+        "--auth-failure-burst",
+        type=int,
+        metavar="N",
+        help="failed authentications a peer address may make at once "
+        "[$OMNISTOCK_AUTH_FAILURE_BURST, 30]",
+    )
+    serve.add_argument(
+        "--auth-failures-per-second",
+        type=float,
+        metavar="N",
+        help="and how fast that allowance refills [$OMNISTOCK_AUTH_FAILURES_PER_SECOND, 1]",
     )
     serve.add_argument(
         "--workers",
