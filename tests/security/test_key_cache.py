@@ -67,7 +67,7 @@ def authenticator(keys: Keys, clock: Clock, **options: Any) -> Authenticator:
 
 async def settle() -> None:
     """Let background lookups run."""
-    for _ in range(3):
+    for _ in range(10):
         await asyncio.sleep(0)
 
 
@@ -181,6 +181,29 @@ def test_made_up_keys_cost_a_bounded_number_of_lookups_per_peer() -> None:
         clock.now += 2
         with pytest.raises(Unauthenticated):
             await auth.authenticate(unknown, attacker)
+
+    asyncio.run(scenario())
+
+
+def test_calls_and_streams_waiting_for_one_key_share_its_lookup() -> None:
+    clock = Clock()
+    key_id, secret, text = new_key()
+    keys = Keys(key_id, secret)
+
+    async def slow_blocking(fn: Any, *args: Any) -> Any:
+        await asyncio.sleep(0.01)  # a database round trip
+        return fn(*args)
+
+    auth = Authenticator(keys, slow_blocking, insecure=False, clock=clock)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        metadata = (("authorization", text),)
+        many = [auth.authenticate(metadata, f"ipv4:10.0.0.{n}:1") for n in range(100)]
+        assert {who.name for who in await asyncio.gather(*many)} == {"kiosk"}
+        assert keys.lookups == 1
+        clock.now += KEY_CACHE_SECONDS  # the lookup is spent: every open stream checks again
+        await asyncio.gather(*(auth.recheck(metadata) for _ in range(100)))
+        assert keys.lookups == 2
 
     asyncio.run(scenario())
 

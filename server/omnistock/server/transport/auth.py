@@ -144,6 +144,7 @@ class Authenticator:
             clock=clock,
         )
         self._rechecks: dict[str, asyncio.Task[None]] = {}
+        self._fetching: dict[str, asyncio.Future[_Lookup]] = {}
 
     def known(self, metadata: Any) -> Principal | None:
         """The caller, when that needs no wait: insecure mode, or a key whose check is
@@ -235,19 +236,11 @@ class Authenticator:
         if parsed is None:
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         key_id, secret = parsed
-        now = self._clock()
         lookup = self._lookups.get(key_id)
         ahead = self._refresh_ahead if refresh else 0.0
-        if lookup is None or lookup.at + self.cache_seconds - ahead <= now:
-            lookup = _Lookup(await self._run(self._lookup, key_id), now)
-            self._lookups[key_id] = lookup
-            if lookup.key is not None and not lookup.key.principal.limits_valid:
-                who = lookup.key.principal
-                log.warning(
-                    "key %s (%s) is refused: its rate limit (%r a second, burst %r) is not one "
-                    "a token bucket can keep; create a new key",
-                    key_id, who.name, who.rate_per_second, who.burst,
-                )  # fmt: skip
+        if lookup is None or lookup.at + self.cache_seconds - ahead <= self._clock():
+            # Shielded: a caller that goes away does not end a lookup others wait for.
+            lookup = await asyncio.shield(self._fetch(key_id))
         stored = lookup.key
         if (
             stored is None
@@ -262,6 +255,35 @@ class Authenticator:
             self._by_text.clear()  # many distinct keys: start over rather than grow
         self._by_text[text] = _Checked(stored.principal, lookup.at + self.cache_seconds)
         return stored.principal
+
+    def _fetch(self, key_id: str) -> asyncio.Future[_Lookup]:
+        """The key id's lookup: one at a time per id, shared by every call and stream that
+        needs it meanwhile (a thousand kiosks on one key make one lookup, not a thousand)."""
+        task = self._fetching.get(key_id)
+        if task is None:
+            task = asyncio.ensure_future(self._read(key_id))
+            self._fetching[key_id] = task
+
+            def done(finished: asyncio.Future[_Lookup]) -> None:
+                self._fetching.pop(key_id, None)
+                if not finished.cancelled():
+                    finished.exception()  # retrieved, should every waiter have gone
+
+            task.add_done_callback(done)
+        return task
+
+    async def _read(self, key_id: str) -> _Lookup:
+        at = self._clock()  # before the read: the answer is at least this fresh
+        lookup = _Lookup(await self._run(self._lookup, key_id), at)
+        self._lookups[key_id] = lookup
+        if lookup.key is not None and not lookup.key.principal.limits_valid:
+            who = lookup.key.principal
+            log.warning(
+                "key %s (%s) is refused: its rate limit (%r a second, burst %r) is not one "
+                "a token bucket can keep; create a new key",
+                key_id, who.name, who.rate_per_second, who.burst,
+            )  # fmt: skip
+        return lookup
 
     def _lookup(self, key_id: str) -> StoredKey | None:
         assert self._keys is not None
