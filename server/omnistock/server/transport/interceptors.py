@@ -293,7 +293,7 @@ async def _responses_unless_revoked(responses: AsyncIterator[Any], key: OpenKey)
     cached check runs out, even while no message comes) finds it revoked.
 
     Each message costs a task and a timed wait: 20-25 us a message (100,000 empty messages,
-    the 2-core test machine), a fraction of gRPC's own cost of sending one. Insecure
+    the 2-core test machine), not measured against gRPC's own cost of a message. Insecure
     servers (no keys) skip it."""
     try:
         while True:
