@@ -17,6 +17,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from omnistock.server import redaction
 from omnistock.server.config import ServerConfig
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.changes import ChangeBus, change_transport
@@ -109,7 +110,12 @@ class OmnistockServer:
         self.audit = AuditLog(self.engine)
         self.layer = InterceptorLayer(
             auth=Authenticator(
-                KeyRepository(self.engine), self.runner.run, insecure=config.insecure
+                KeyRepository(self.engine),
+                self.runner.run,
+                insecure=config.insecure,
+                cache_seconds=config.key_cache_seconds,
+                failure_burst=config.auth_failure_burst,
+                failures_per_second=config.auth_failures_per_second,
             ),
             audit=self.audit,
             clock=clock,
@@ -281,6 +287,7 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials:
 
 async def serve(config: ServerConfig) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    redaction.install()  # gRPC logs some metadata values whole: keys among them
     server = OmnistockServer(config)
     await server.start()
     stopping = asyncio.Event()

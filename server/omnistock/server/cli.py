@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from omnistock.server.config import HOLD_TTL_SETTINGS, ServerConfig, parse_duration
 from omnistock.server.domain.reservations import TtlPolicy
@@ -49,10 +51,21 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key or base.tls_key,
         tls_client_ca=args.tls_client_ca or base.tls_client_ca,
         db_timeout_seconds=base.db_timeout_seconds if args.db_timeout is None else args.db_timeout,
-        banded_max_quantity=base.banded_max_quantity
-        if args.banded_max_quantity is None
-        else args.banded_max_quantity,
+        banded_max_quantity=_given(args.banded_max_quantity, base.banded_max_quantity),
+        key_cache_seconds=_given(args.key_cache_seconds, base.key_cache_seconds),
+        auth_failure_burst=_given(args.auth_failure_burst, base.auth_failure_burst),
+        auth_failures_per_second=_given(
+            args.auth_failures_per_second, base.auth_failures_per_second
+        ),
     )
+    for flag, value in (
+        ("--key-cache-seconds", config.key_cache_seconds),
+        ("--auth-failure-burst", config.auth_failure_burst),
+        ("--auth-failures-per-second", config.auth_failures_per_second),
+    ):
+        if not (math.isfinite(value) and value > 0):
+            print(f"omnistock: {flag} must be a number above 0, not {value}", file=sys.stderr)
+            return 2
     if config.banded_max_quantity < 1:
         print("omnistock: --banded-max-quantity must be at least 1", file=sys.stderr)
         return 2
@@ -77,16 +90,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(flag: Any, default: Any) -> Any:
+    return default if flag is None else flag
+
+
 def _keys(args: argparse.Namespace) -> int:
     """omnistock keys create|list|revoke: API keys, straight in the database."""
     from datetime import UTC
 
-    from omnistock.server.domain.security import Role
+    from omnistock.server.domain.security import Role, rate_limit_violations
     from omnistock.server.domain.stock import Exposure
     from omnistock.server.store.database import create_database_engine, migrate
     from omnistock.server.store.keys import KeyRepository
 
-    engine = create_database_engine(args.database_url or ServerConfig.from_env().database_url)
+    if args.keys_command == "create":
+        # Before the database is touched: one line, and nothing made.
+        for problem in rate_limit_violations(args.rate, args.burst):
+            print(f"omnistock: --{problem.field} {problem.description}", file=sys.stderr)
+            return 2
+    config = ServerConfig.from_env()
+    engine = create_database_engine(args.database_url or config.database_url)
     migrate(engine)
     repository = KeyRepository(engine)
     now = datetime.now(UTC)
@@ -114,7 +137,11 @@ def _keys(args: argparse.Namespace) -> int:
             print(f"omnistock: no active key {args.key_id}", file=sys.stderr)
             return 1
         else:
-            print(f"revoked key {args.key_id} (servers stop accepting it within 5 s)")
+            print(
+                f"revoked key {args.key_id} (servers stop accepting it, open streams "
+                f"included, within their key cache time: {config.key_cache_seconds:g} s "
+                "unless set otherwise)"
+            )
     finally:
         engine.dispose()
     return 0
@@ -384,6 +411,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="longest a database statement may run [$OMNISTOCK_DB_TIMEOUT_SECONDS, 30]",
+    )
+    serve.add_argument(
+        "--key-cache-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="how long a key's lookup is trusted: a revoked key, open streams included, "
+        "stops within this [$OMNISTOCK_KEY_CACHE_SECONDS, 5]",
+    )
+    serve.add_argument(
+        "--auth-failure-burst",
+        type=int,
+        metavar="N",
+        help="failed authentications a peer address may make at once "
+        "[$OMNISTOCK_AUTH_FAILURE_BURST, 30]",
+    )
+    serve.add_argument(
+        "--auth-failures-per-second",
+        type=float,
+        metavar="N",
+        help="and how fast that allowance refills [$OMNISTOCK_AUTH_FAILURES_PER_SECOND, 1]",
     )
     serve.add_argument(
         "--workers",

@@ -72,6 +72,12 @@ class ServerConfig:
     # The most units a key without the EXACT grant may ask for on one line (searches,
     # fulfilment options, holds): each answer says whether that many are there.
     banded_max_quantity: int = DEFAULT_BANDED_MAX_QUANTITY
+    # Seconds a key's lookup is trusted: a revoked key stops working within this, open
+    # streams included. Failed authentication per peer address: a bucket of this many,
+    # refilled at this rate.
+    key_cache_seconds: float = 5.0
+    auth_failure_burst: int = 30
+    auth_failures_per_second: float = 1.0
 
     @classmethod
     def from_env(cls) -> ServerConfig:
@@ -94,6 +100,11 @@ class ServerConfig:
             db_timeout_seconds=float(os.environ.get("OMNISTOCK_DB_TIMEOUT_SECONDS", "30")),
             banded_max_quantity=env_count(
                 "OMNISTOCK_BANDED_MAX_QUANTITY", DEFAULT_BANDED_MAX_QUANTITY
+            ),
+            key_cache_seconds=float(os.environ.get("OMNISTOCK_KEY_CACHE_SECONDS", "5")),
+            auth_failure_burst=int(os.environ.get("OMNISTOCK_AUTH_FAILURE_BURST", "30")),
+            auth_failures_per_second=float(
+                os.environ.get("OMNISTOCK_AUTH_FAILURES_PER_SECOND", "1")
             ),
         )
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import math
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from omnistock.server.domain.errors import DomainError
+from omnistock.server.domain.errors import DomainError, FieldViolation, InvalidArgument
 from omnistock.server.domain.stock import Exposure
 
 
@@ -38,12 +40,59 @@ class PermissionDenied(DomainError):
     reason = "PERMISSION_DENIED"
 
 
+# The longest delay a RetryInfo names.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
 class RateLimited(DomainError):
+    """Over a rate limit: ``retry_after`` (seconds, never negative) says when to try again."""
+
     reason = "RATE_LIMITED"
 
-    def __init__(self, name: str, retry_after: float) -> None:
-        super().__init__(f"{name} is over its rate limit; retry in {retry_after:.2f} s")
+    def __init__(self, name: str, retry_after: float, *, reason: str | None = None) -> None:
+        # max/min also turn a NaN into a delay a RetryInfo can carry.
+        retry_after = min(max(0.0, retry_after), MAX_RETRY_AFTER_SECONDS)
+        super().__init__(
+            f"{name} is over its rate limit; retry in {retry_after:.2f} s", reason=reason
+        )
         self.retry_after = retry_after
+
+
+# A key's rate limit: tokens a second and the bucket's size.
+MIN_RATE_PER_SECOND = 0.001
+MAX_RATE_PER_SECOND = 1_000_000_000.0
+MAX_BURST = 1_000_000_000
+
+
+def rate_limit_violations(rate_per_second: object, burst: object) -> list[FieldViolation]:
+    """What is wrong with a key's limits: a rate of 0, a negative one or NaN would make
+    every call fail or never fail; an empty bucket refuses everything."""
+    violations = []
+    if (
+        not isinstance(rate_per_second, int | float)
+        or isinstance(rate_per_second, bool)
+        or not math.isfinite(rate_per_second)
+        or not MIN_RATE_PER_SECOND <= rate_per_second <= MAX_RATE_PER_SECOND
+    ):
+        violations.append(
+            FieldViolation(
+                "rate",
+                f"must be a number from {MIN_RATE_PER_SECOND:g} to {MAX_RATE_PER_SECOND:,.0f}"
+                " calls a second",
+            )
+        )
+    if not isinstance(burst, int) or isinstance(burst, bool) or not 1 <= burst <= MAX_BURST:
+        violations.append(
+            FieldViolation("burst", f"must be a whole number from 1 to {MAX_BURST:,}")
+        )
+    return violations
+
+
+def check_rate_limit(rate_per_second: float, burst: int) -> None:
+    """Raise InvalidArgument unless the limits are ones a token bucket can keep."""
+    violations = rate_limit_violations(rate_per_second, burst)
+    if violations:
+        raise InvalidArgument(violations, reason="INVALID_RATE_LIMIT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +105,13 @@ class Principal:
     exposure: Exposure = Exposure.BANDED
     rate_per_second: float = 100.0
     burst: int = 200
+
+    @property
+    def limits_valid(self) -> bool:
+        """False for a key stored with limits no bucket can keep (a rate of 0, say)."""
+        return self.rate_per_second == float("inf") or not rate_limit_violations(
+            self.rate_per_second, self.burst
+        )
 
     def has(self, role: Role) -> bool:
         return Role.ADMIN in self.roles or role in self.roles
@@ -83,6 +139,7 @@ class Principal:
 
 
 KEY_PREFIX = "osk"
+_BEARER = re.compile(r"bearer\s+", re.IGNORECASE)
 
 
 def new_key() -> tuple[str, str, str]:
@@ -98,12 +155,21 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def normalise_key(text: str) -> str:
+    """The key as it is stored and cached: surrounding whitespace and a ``Bearer`` scheme
+    dropped, so ``"Bearer osk_..."``, ``"osk_... "`` and ``"osk_..."`` are one key.
+
+    >>> normalise_key("  Bearer  osk_3e0186_s3cr3t ")
+    'osk_3e0186_s3cr3t'
+    """
+    text = text.strip()
+    bearer = _BEARER.match(text)
+    return text[bearer.end() :] if bearer else text
+
+
 def parse_key(text: str) -> tuple[str, str] | None:
     """(key id, secret) of ``osk_<id>_<secret>``, or ``Bearer osk_...``; None if malformed."""
-    text = text.strip()
-    if text[:7].lower() == "bearer ":
-        text = text[7:].strip()
-    parts = text.split("_", 2)
+    parts = normalise_key(text).split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         return None
     return parts[1], parts[2]

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from omnistock.server.domain.security import Principal, Role, hash_secret, new_key
+from omnistock.server.domain.security import (
+    Principal,
+    Role,
+    check_rate_limit,
+    hash_secret,
+    new_key,
+)
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import ApiKeyRow, AuditRow
@@ -47,7 +53,10 @@ class KeyRepository:
         burst: int,
         now: datetime,
     ) -> tuple[StoredKey, str]:
-        """A new key; returns it and the key text, which is shown once and never stored."""
+        """A new key; returns it and the key text, which is shown once and never stored.
+        Limits no token bucket can keep (a rate of 0, NaN, an empty burst) are
+        InvalidArgument: the CLI checks them, and so does every other way in."""
+        check_rate_limit(rate_per_second, burst)
         key_id, secret, text = new_key()
         with write_transaction(self._engine) as connection:
             connection.execute(

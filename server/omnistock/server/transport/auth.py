@@ -2,17 +2,27 @@
 
 The interceptor layer resolves the ``authorization`` metadata to a Principal once per
 call and keeps it in a context variable for the servicers, which check scopes and
-exposure where the request names locations. Keys are cached for a few seconds, so a
-revoked key stops working within ``KEY_CACHE_SECONDS``.
+exposure where the request names locations.
+
+A key's database row is cached for ``KEY_CACHE_SECONDS``, counted from the lookup, and
+never used past that: a revoked key stops working within that bound, for every call and
+every open stream (``OpenKey`` checks a stream's key again on each message and whenever
+its cached check runs out, idle or not). A key in use is looked up again in the
+background in the last fifth of its time, so busy callers never wait for the database.
+
+Failed authentication is limited per peer address, and unknown key ids are remembered
+like known ones, so a flood of made-up keys costs a bounded number of lookups.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from cachetools import TTLCache
@@ -21,13 +31,20 @@ from omnistock.server.domain.security import (
     RateLimited,
     Role,
     Unauthenticated,
+    normalise_key,
     parse_key,
     secret_matches,
 )
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.store.keys import KeyRepository, StoredKey
+from omnistock.server.transport.buckets import TokenBuckets
 
 KEY_CACHE_SECONDS = 5.0
+# A key in use is looked up again once this share of its cache time is left.
+_REFRESH_SHARE = 0.2
+# Failed authentication per peer address: a bucket of this many, refilled at this rate.
+AUTH_FAILURE_BURST = 30
+AUTH_FAILURES_PER_SECOND = 1.0
 
 log = logging.getLogger("omnistock.auth")
 
@@ -60,20 +77,35 @@ class RateLimiter:
     """A token bucket per principal: ``rate_per_second`` tokens a second, up to ``burst``."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets = TokenBuckets(clock=clock)
 
     def take(self, who: Principal) -> None:
         """Spend one token, or raise RateLimited with when the next one comes."""
+        wait = self.wait(who)
+        if wait > 0:
+            raise RateLimited(who.name, wait)
+
+    def wait(self, who: Principal) -> float:
+        """Spend one token and answer 0.0, or answer the seconds until the next one."""
         if who.rate_per_second == float("inf"):
-            return
-        now = self._clock()
-        tokens, last = self._buckets.get(who.key_id, (float(who.burst), now))
-        tokens = min(float(who.burst), tokens + (now - last) * who.rate_per_second)
-        if tokens < 1.0:
-            self._buckets[who.key_id] = (tokens, now)
-            raise RateLimited(who.name, (1.0 - tokens) / who.rate_per_second)
-        self._buckets[who.key_id] = (tokens - 1.0, now)
+            return 0.0
+        return self._buckets.take(who.key_id, who.rate_per_second, who.burst)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """A key id's row (None: no such key) and when it was read (the authenticator's clock)."""
+
+    key: StoredKey | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A key that passed, and until when that answer may be used."""
+
+    principal: Principal
+    good_until: float
 
 
 class Authenticator:
@@ -84,52 +116,100 @@ class Authenticator:
         *,
         insecure: bool,
         clock: Callable[[], float] = time.monotonic,
+        cache_seconds: float = KEY_CACHE_SECONDS,
+        failure_burst: int = AUTH_FAILURE_BURST,
+        failures_per_second: float = AUTH_FAILURES_PER_SECOND,
     ) -> None:
         self._keys = keys
         self._clock = clock
         self._run = run_blocking
         self.insecure = insecure
-        # The hot path: key text -> (principal, when to check the key again). A plain dict
+        self.cache_seconds = cache_seconds
+        self._refresh_ahead = cache_seconds * _REFRESH_SHARE
+        # The hot path: normalised key text -> principal, until when. A plain dict
         # lookup; cachetools' TTLCache costs several times as much per call.
-        self._by_text: dict[str, tuple[Principal, float]] = {}
-        self._stored: TTLCache[str, StoredKey | None] = TTLCache(
-            maxsize=10_000, ttl=KEY_CACHE_SECONDS, timer=clock
+        self._by_text: dict[str, _Checked] = {}
+        # Key id -> its row, or None for an id that names no key (so made-up ids are
+        # remembered too); bounded.
+        self._lookups: TTLCache[str, _Lookup] = TTLCache(
+            maxsize=10_000, ttl=cache_seconds, timer=clock
         )
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter(clock)
+        self._failure_burst = float(failure_burst)
+        self._failure_rate = failures_per_second
+        # A peer's bucket is full again after burst / rate seconds: forget it then.
+        self._failures = TokenBuckets(
+            TTLCache(maxsize=100_000, ttl=failure_burst / failures_per_second, timer=clock),
+            clock=clock,
+        )
         self._rechecks: dict[str, asyncio.Task[None]] = {}
+        self._fetching: dict[str, asyncio.Future[_Lookup]] = {}
 
     def known(self, metadata: Any) -> Principal | None:
-        """The caller, when that needs no wait: insecure mode, or a key checked within
-        KEY_CACHE_SECONDS, or within twice that and due: a due key is served while it is
-        checked again off this call's path, and stops working then if revoked. None
-        otherwise: ``await authenticate`` then."""
+        """The caller, when that needs no wait: insecure mode, or a key whose check is
+        younger than ``cache_seconds`` (near the end of that time it is checked again
+        off this call's path). None otherwise: ``await authenticate`` then."""
         if self.insecure:
             return INSECURE
         text = _key_text(metadata)
         if text is None:
             return None
-        known = self._by_text.get(text)
-        if known is None:
+        checked = self._by_text.get(text)
+        if checked is None:
             return None
-        due = self._clock() - known[1]
-        if due < 0:
-            return known[0]
-        if due < KEY_CACHE_SECONDS:
+        left = checked.good_until - self._clock()
+        if left <= 0:
+            return None
+        if left < self._refresh_ahead:
             self._recheck_later(text)
-            return known[0]
-        return None
+        return checked.principal
 
-    async def authenticate(self, metadata: Any) -> Principal:
+    async def authenticate(self, metadata: Any, peer: str = "") -> Principal:
+        """The caller's principal, or Unauthenticated; RateLimited (reason
+        AUTH_RATE_LIMITED) once ``peer`` has failed too often lately."""
         who = self.known(metadata)
         if who is not None:
             return who
+        # Paid before the lookup and given back on success, so that concurrent calls
+        # from one peer cannot all slip past an emptied bucket.
+        address = peer_address(peer)
+        wait = self._failures.take(address, self._failure_rate, self._failure_burst)
+        if wait > 0:
+            raise RateLimited(
+                "this address, after failed authentication,", wait, reason="AUTH_RATE_LIMITED"
+            )
         text = _key_text(metadata)
         if text is None:
             raise Unauthenticated(
                 "this call needs an API key in the 'authorization' metadata",
                 reason="API_KEY_MISSING",
             )
+        try:
+            who = await self._check(text)
+        except Unauthenticated:
+            raise
+        except BaseException:  # not the caller's failure (the database's, say)
+            self._failures.give_back(address, self._failure_burst)
+            raise
+        self._failures.give_back(address, self._failure_burst)
+        return who
+
+    async def recheck(self, metadata: Any) -> Principal:
+        """The key of a call under way, again: from the cache while its check is young,
+        else looked up; Unauthenticated once it is revoked."""
+        who = self.known(metadata)
+        if who is not None:
+            return who
+        text = _key_text(metadata)
+        if text is None:
+            raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         return await self._check(text)
+
+    def seconds_left(self, metadata: Any) -> float:
+        """How long the cached check of this call's key may still be used (0: none)."""
+        text = _key_text(metadata)
+        checked = None if text is None else self._by_text.get(text)
+        return 0.0 if checked is None else max(0.0, checked.good_until - self._clock())
 
     def _recheck_later(self, text: str) -> None:
         if text in self._rechecks:
@@ -137,7 +217,7 @@ class Authenticator:
 
         async def recheck() -> None:
             try:
-                await self._check(text)
+                await self._check(text, refresh=True)
             except Unauthenticated:
                 self._by_text.pop(text, None)
             except Exception:
@@ -147,38 +227,123 @@ class Authenticator:
         self._rechecks[text] = task
         task.add_done_callback(lambda _: self._rechecks.pop(text, None))
 
-    async def _check(self, text: str) -> Principal:
-        """Look the key up (in the short-lived cache of stored keys, else the database)
-        and remember its principal for KEY_CACHE_SECONDS."""
+    async def _check(self, text: str, *, refresh: bool = False) -> Principal:
+        """Look the key up (a lookup younger than ``cache_seconds``, else the database;
+        with ``refresh``, the database once the lookup is near its end) and remember its
+        principal until the lookup's time runs out."""
         parsed = parse_key(text)
         if parsed is None:
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         key_id, secret = parsed
-        if key_id in self._stored:
-            stored = self._stored[key_id]
-        else:
-            stored = await self._run(self._lookup, key_id)
-            self._stored[key_id] = stored
+        lookup = self._lookups.get(key_id)
+        ahead = self._refresh_ahead if refresh else 0.0
+        if lookup is None or lookup.at + self.cache_seconds - ahead <= self._clock():
+            # Shielded: a caller that goes away does not end a lookup others wait for.
+            lookup = await asyncio.shield(self._fetch(key_id))
+        stored = lookup.key
         if (
             stored is None
             or stored.revoked_at is not None
+            or not stored.principal.limits_valid
             or not secret_matches(secret, stored.secret_hash)
         ):
-            # One answer for unknown, revoked and wrong keys alike.
+            # One answer for unknown, revoked, unusable and wrong keys alike.
+            self._by_text.pop(text, None)
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         if len(self._by_text) >= 10_000:
             self._by_text.clear()  # many distinct keys: start over rather than grow
-        self._by_text[text] = (stored.principal, self._clock() + KEY_CACHE_SECONDS)
+        self._by_text[text] = _Checked(stored.principal, lookup.at + self.cache_seconds)
         return stored.principal
+
+    def _fetch(self, key_id: str) -> asyncio.Future[_Lookup]:
+        """The key id's lookup: one at a time per id, shared by every call and stream that
+        needs it meanwhile (a thousand kiosks on one key make one lookup, not a thousand)."""
+        task = self._fetching.get(key_id)
+        if task is None:
+            task = asyncio.ensure_future(self._read(key_id))
+            self._fetching[key_id] = task
+
+            def done(finished: asyncio.Future[_Lookup]) -> None:
+                self._fetching.pop(key_id, None)
+                if not finished.cancelled():
+                    finished.exception()  # retrieved, should every waiter have gone
+
+            task.add_done_callback(done)
+        return task
+
+    async def _read(self, key_id: str) -> _Lookup:
+        at = self._clock()  # before the read: the answer is at least this fresh
+        lookup = _Lookup(await self._run(self._lookup, key_id), at)
+        self._lookups[key_id] = lookup
+        if lookup.key is not None and not lookup.key.principal.limits_valid:
+            who = lookup.key.principal
+            log.warning(
+                "key %s (%s) is refused: its rate limit (%r a second, burst %r) is not one "
+                "a token bucket can keep; create a new key",
+                key_id, who.name, who.rate_per_second, who.burst,
+            )  # fmt: skip
+        return lookup
 
     def _lookup(self, key_id: str) -> StoredKey | None:
         assert self._keys is not None
         return self._keys.get(key_id)
 
 
+class OpenKey:
+    """The key of one open stream, checked again as the stream goes on.
+
+    ``message()`` pays for each request message after the first (one token of the key's
+    rate limit: a stream over the limit is slowed to it, not ended) and checks the key;
+    ``check()`` checks it alone; ``seconds_left()`` says when the cached check runs
+    out, which is when an idle stream must check again.
+    """
+
+    def __init__(self, auth: Authenticator, metadata: Any, who: Principal) -> None:
+        self._auth = auth
+        self._metadata = metadata
+        self._who = who
+        self._first = True
+
+    async def check(self) -> None:
+        await self._auth.recheck(self._metadata)
+
+    def seconds_left(self) -> float:
+        return self._auth.seconds_left(self._metadata)
+
+    async def message(self) -> None:
+        if self._first:
+            self._first = False  # paid for with the call
+        else:
+            while (wait := self._auth.limiter.wait(self._who)) > 0:
+                await asyncio.sleep(wait)
+        await self.check()
+
+
+def peer_address(peer: str) -> str:
+    """Whom failed authentication is counted against: the peer's IP address (an IPv6
+    peer's /64, which one host commonly holds whole); other transports as named.
+
+    >>> peer_address("ipv4:192.0.2.7:50312"), peer_address("ipv6:[2001:db8::5]:443")
+    ('192.0.2.7', '2001:db8::/64')
+    """
+    kind, _, rest = peer.partition(":")
+    host = rest.rsplit(":", 1)[0]
+    if kind == "ipv4":
+        return host
+    if kind == "ipv6":
+        host = host.strip("[]")
+        try:
+            return str(ipaddress.IPv6Network(f"{host}/64", strict=False))
+        except ValueError:
+            return host
+    return peer
+
+
 def _key_text(metadata: Any) -> str | None:
-    """The 'authorization' metadata's value, if the call sent one."""
+    """The 'authorization' metadata's value, normalised, if the call sent one."""
     for key, value in metadata or ():
         if key == "authorization":
-            return value if isinstance(value, str) else value.decode(errors="replace")
+            return normalise_key(
+                value if isinstance(value, str) else value.decode(errors="replace")
+            )
     return None
