@@ -20,7 +20,7 @@ from omnistock.server.files.progress import Progress
 from omnistock.server.files.reader import FeedReader
 from omnistock.server.files.rejects import RejectsWriter
 from omnistock.server.files.report import error_lines, totals_line
-from omnistock.server.files.snapshots import GroupResult, SnapshotImporter, quiet_aborts
+from omnistock.server.files.snapshots import GroupResult, SnapshotImporter
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,6 @@ def run_import(options: ImportOptions, *, out: TextIO, err: TextIO) -> int:
         reader,
         RejectsWriter(rejects_path(options)) as rejects,
         Client(options.target, api_key=options.api_key) as client,
-        quiet_aborts(),
     ):
         summary: Callable[[], list[str]]
         if options.mode is Mode.SNAPSHOT:

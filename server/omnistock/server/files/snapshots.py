@@ -16,8 +16,6 @@ file before this one reads on.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -252,19 +250,3 @@ class SnapshotImporter:
             else:
                 self._rejects.write(item.line, reason)
                 result.skipped += 1
-
-
-class _HideAborts(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], SnapshotAborted))
-
-
-@contextlib.contextmanager
-def quiet_aborts() -> Iterator[None]:
-    """gRPC logs the exception that ends a request stream; an intended abort is no news."""
-    logger, hide = logging.getLogger("grpc._channel"), _HideAborts()
-    logger.addFilter(hide)
-    try:
-        yield
-    finally:
-        logger.removeFilter(hide)
