@@ -690,15 +690,18 @@ def snapshot_requests(
 # What a snapshot writes for each record: the stock row with on_hand's ordering key.
 BASELINE_COLUMNS = (
     "sku, location_id, on_hand, reserved, safety_stock, source_updated_at_us, source_sequence,"
-    " received_at_us, on_hand_tie_quantity, on_hand_tie_safety"
+    " received_at_us, on_hand_key"
 )
 
 
 def baseline_rows(count: int, now_us: int) -> list[tuple[object, ...]]:
+    from omnistock.server.domain.feed_order import pack_key
+
     return [
-        (f"SKU-{i:07d}", "BENCH-1", i % 50, 0, None, now_us, None, now_us, 2 * (i % 50) + 1, -1)
+        (f"SKU-{i:07d}", "BENCH-1", i % 50, 0, None, now_us, None, now_us,
+         pack_key(now_us, -1, 2 * (i % 50) + 1, -1))
         for i in range(count)
-    ]
+    ]  # fmt: skip
 
 
 def raw_sqlite_insert(path: Path, count: int, now_us: int) -> float:
@@ -712,7 +715,7 @@ def raw_sqlite_insert(path: Path, count: int, now_us: int) -> float:
     started = time.perf_counter()
     connection.execute("BEGIN")
     connection.executemany(
-        f"INSERT INTO stock ({BASELINE_COLUMNS}) VALUES ({', '.join(['?'] * 10)})", rows
+        f"INSERT INTO stock ({BASELINE_COLUMNS}) VALUES ({', '.join(['?'] * 9)})", rows
     )
     connection.execute("COMMIT")
     elapsed = time.perf_counter() - started

@@ -222,10 +222,20 @@ def apply(engine: Engine, events: list[Event]) -> tuple[set[tuple[object, ...]],
         rows = connection.execute(
             text(
                 "SELECT location_id, sku, on_hand, source_updated_at_us, source_sequence,"
-                " safety_stock, safety_updated_at_us, safety_sequence FROM stock"
+                " safety_stock, safety_key FROM stock"
             )
         ).all()
+    # Safety stock's time and sequence, from its packed key.
+    rows = [
+        (*row[:6], *((None, None) if row[6] is None else _time_and_sequence(bytes(row[6]))))
+        for row in rows
+    ]
     return {tuple(row) for row in rows}, outcomes
+
+
+def _time_and_sequence(packed: bytes) -> tuple[int, int | None]:
+    key = UpdateKey.unpacked(packed)
+    return key.source_updated_at_us, key.source_sequence
 
 
 def model(events: list[Event]) -> tuple[set[tuple[object, ...]], list[object]]:

@@ -17,11 +17,13 @@ from alembic.config import Config
 from conftest import NOW
 from factories import store, ts
 from omnistock.client import Client, DeltaRecord, Exposure, StockStatus
-from omnistock.server.domain.feed_order import MAX_QUANTITY
+from omnistock.server.domain.feed_order import MAX_QUANTITY, pack_key
 from omnistock.server.store.database import MIGRATIONS, create_database_engine, migrate
 from omnistock.server.store.reads import StockReader
 from omnistock.server.store.timeutil import to_micros
 from sqlalchemy import Engine, text
+
+KEY = pack_key(0, -1, 1, -1)
 
 
 def adjust(sku: str, by: int, at_minutes: int = 0) -> DeltaRecord:
@@ -65,10 +67,10 @@ def insert(engine: Engine, on_hand: object, safety: object = None, reserved: obj
         connection.execute(
             text(
                 "INSERT INTO stock (sku, location_id, on_hand, reserved, safety_stock,"
-                " received_at_us, source_updated_at_us, on_hand_tie_quantity,"
-                " on_hand_tie_safety) VALUES ('X', 'L1', :on_hand, :reserved, :safety, 0, 0, 1, -1)"
+                " received_at_us, source_updated_at_us, on_hand_key)"
+                " VALUES ('X', 'L1', :on_hand, :reserved, :safety, 0, 0, :key)"
             ),
-            {"on_hand": on_hand, "safety": safety, "reserved": reserved},
+            {"on_hand": on_hand, "safety": safety, "reserved": reserved, "key": KEY},
         )
 
 
@@ -163,11 +165,13 @@ def test_the_migration_repairs_poisoned_records_so_every_read_answers(database_u
             for row in connection.execute(
                 text(
                     "SELECT sku, on_hand, safety_stock, source_updated_at_us, source_sequence,"
-                    " safety_updated_at_us FROM stock"
+                    " safety_key FROM stock"
                 )
             )
         }
-    assert stored["GOOD"] == (7, 2, source_us, 3, source_us)
+    good_key = pack_key(source_us, 3, 2 * 7 + 1, 2)
+    assert stored["GOOD"][:4] == (7, 2, source_us, 3)
+    assert bytes(stored["GOOD"][4]) == good_key
     # Brought into range and dated the epoch: it reads UNKNOWN until its feed sends it again.
     assert stored["LOW"] == (-MAX_QUANTITY, None, 0, 3, None)
     if engine.dialect.name == "sqlite":
@@ -192,8 +196,9 @@ def test_sqlite_keeps_no_float_after_an_overflowing_write(tmp_path: object) -> N
     )
     connection.execute(
         "INSERT INTO stock (sku, location_id, on_hand, reserved, safety_stock, received_at_us,"
-        " source_updated_at_us, on_hand_tie_quantity, on_hand_tie_safety)"
-        f" VALUES ('X', 'L1', {MAX_QUANTITY}, 0, NULL, 0, 0, 1, -1)"
+        " source_updated_at_us, on_hand_key)"
+        f" VALUES ('X', 'L1', {MAX_QUANTITY}, 0, NULL, 0, 0, ?)",
+        (KEY,),
     )
     with pytest.raises(sqlite3.IntegrityError):
         connection.execute("UPDATE stock SET on_hand = on_hand * 9223372036")

@@ -25,12 +25,15 @@ absolute quantity that arrived first makes an earlier adjustment stale. Adjustme
 commute with each other only while they all apply, so a sender that may reorder or
 retry should send absolute quantities.
 
-The store evaluates the same comparisons in SQL (store/feeds.py); this module is the
-rule's one Python statement, used to build the keys the store compares.
+The store keeps each field's key packed (``UpdateKey.packed``): 32 bytes that compare,
+byte by byte, in the key's order, so SQL compares a key in one step on both databases
+(a row value of four columns cost PostgreSQL's feed path two thirds of its speed). This
+module is the rule's one statement; the store compares the packed keys it builds.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 # The documented range of every stored quantity (DESIGN.md, "Range").
@@ -58,6 +61,33 @@ class UpdateKey:
     def source_sequence(self) -> int | None:
         """The sequence as stored: None when the update had none."""
         return None if self.sequence == ABSENT_SEQUENCE else self.sequence
+
+    def packed(self) -> bytes:
+        """The key as 32 bytes that sort as the key does (see pack_key)."""
+        return pack_key(
+            self.source_updated_at_us, self.sequence, self.tie_quantity, self.tie_safety
+        )
+
+    @classmethod
+    def unpacked(cls, packed: bytes) -> UpdateKey:
+        return cls(*(part - _OFFSET for part in _PACKED.unpack(packed)))
+
+
+# Each part as an unsigned big-endian 64-bit number, offset by 2^63 (the sign bit
+# flipped), so that comparing the bytes compares the signed parts in order.
+_PACKED = struct.Struct(">QQQQ")
+_OFFSET = 2**63
+
+
+def pack_key(source_updated_at_us: int, sequence: int, tie_quantity: int, tie_safety: int) -> bytes:
+    """An UpdateKey's parts packed so that bytes compare as keys do (``sequence`` -1 when
+    absent)."""
+    return _PACKED.pack(
+        source_updated_at_us + _OFFSET,
+        sequence + _OFFSET,
+        tie_quantity + _OFFSET,
+        tie_safety + _OFFSET,
+    )
 
 
 def update_key(

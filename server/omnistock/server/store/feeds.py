@@ -43,53 +43,36 @@ from typing import Any
 
 import psycopg
 from omnistock.server.domain.feed_order import (
-    LOWEST_TIE,
     MAX_QUANTITY,
     MIN_ON_HAND,
     UpdateKey,
+    pack_key,
     snapshot_zero_key,
     update_key,
 )
 from omnistock.server.store.database import raw_write_transaction
+from omnistock.server.store.packed_keys import pack_key_sql
 from omnistock.server.store.reservations import settle_committed_holds
 from sqlalchemy import Engine
 
 _COLUMNS = (
     "sku, location_id, on_hand, reserved, safety_stock, received_at_us,"
-    " source_updated_at_us, source_sequence, on_hand_tie_quantity, on_hand_tie_safety,"
-    " safety_updated_at_us, safety_sequence, safety_tie_quantity, safety_tie_safety"
+    " source_updated_at_us, source_sequence, on_hand_key, safety_key"
 )
-_ON_HAND_KEY = (
-    "source_updated_at_us",
-    "source_sequence",
-    "on_hand_tie_quantity",
-    "on_hand_tie_safety",
-)
-_SAFETY_KEY = (
-    "safety_updated_at_us",
-    "safety_sequence",
-    "safety_tie_quantity",
-    "safety_tie_safety",
-)
-_RETURNING = " RETURNING " + ", ".join(f"stock.{c}" for c in _ON_HAND_KEY + _SAFETY_KEY)
-
-
-def _key(table: str, columns: tuple[str, ...]) -> str:
-    """A field's ordering key as an SQL row value; an absent sequence sorts first."""
-    time, sequence, tie_quantity, tie_safety = (f"{table}.{c}" for c in columns)
-    return f"({time}, COALESCE({sequence}, -1), {tie_quantity}, {tie_safety})"
+_RETURNING = " RETURNING stock.on_hand_key, stock.safety_key"
 
 
 def _upsert(rows: str, *, relative: bool, returning: bool) -> str:
     """INSERT ... ON CONFLICT that sets each field whose stored key is lower.
 
-    ``rows`` is the VALUES or SELECT giving the rows, in _COLUMNS order. Each carries the update's values and, per field, the key to store:
-    on_hand's and (when it carries a safety stock) safety stock's.
+    ``rows`` is the VALUES or SELECT giving the rows, in _COLUMNS order. Each carries the
+    update's values and, per field, the packed key to store: on_hand's (with its time and
+    sequence) and, when it carries a safety stock, safety stock's.
     """
-    on_hand_newer = f"{_key('excluded', _ON_HAND_KEY)} > {_key('stock', _ON_HAND_KEY)}"
+    on_hand_newer = "excluded.on_hand_key > stock.on_hand_key"
     safety_newer = (
-        "(excluded.safety_stock IS NOT NULL AND (stock.safety_updated_at_us IS NULL"
-        f" OR {_key('excluded', _SAFETY_KEY)} > {_key('stock', _SAFETY_KEY)}))"
+        "(excluded.safety_key IS NOT NULL"
+        " AND (stock.safety_key IS NULL OR excluded.safety_key > stock.safety_key))"
     )
     on_hand = "stock.on_hand + excluded.on_hand" if relative else "excluded.on_hand"
     if relative:
@@ -107,9 +90,11 @@ def _upsert(rows: str, *, relative: bool, returning: bool) -> str:
         return f"{column} = CASE WHEN {condition} THEN {value} ELSE stock.{column} END"
 
     sets = [when(set_on_hand, "on_hand", on_hand)]
-    sets += [when(set_on_hand, c, f"excluded.{c}") for c in _ON_HAND_KEY]
-    sets += [when(set_safety, "safety_stock", "excluded.safety_stock")]
-    sets += [when(set_safety, c, f"excluded.{c}") for c in _SAFETY_KEY]
+    sets += [
+        when(set_on_hand, c, f"excluded.{c}")
+        for c in ("source_updated_at_us", "source_sequence", "on_hand_key")
+    ]
+    sets += [when(set_safety, c, f"excluded.{c}") for c in ("safety_stock", "safety_key")]
     sets += [when(f"{set_on_hand} OR {set_safety}", "received_at_us", "excluded.received_at_us")]
     return (
         f"INSERT INTO stock ({_COLUMNS}) {rows} "
@@ -118,13 +103,6 @@ def _upsert(rows: str, *, relative: bool, returning: bool) -> str:
         + f" WHERE {on_hand_newer} OR {safety_newer}"
         + (_RETURNING if returning else "")
     )
-
-
-def _key_values(key: UpdateKey | None) -> tuple[int | None, ...]:
-    """A key as the four stored columns (all None for a field the update does not set)."""
-    if key is None:
-        return (None, None, None, None)
-    return (key.source_updated_at_us, key.source_sequence, key.tie_quantity, key.tie_safety)
 
 
 class DeltaOutcome(enum.Enum):
@@ -156,6 +134,15 @@ class DeltaRow:
             self.quantity,
             relative=self.relative,
             safety_stock=self.safety_stock,
+        )
+
+    def packed_key(self) -> bytes:
+        """``self.key.packed()``, in one step (it runs for every record of a feed)."""
+        return pack_key(
+            self.source_updated_at_us,
+            -1 if self.source_sequence is None else self.source_sequence,
+            2 * self.quantity + (0 if self.relative else 1),
+            -1 if self.safety_stock is None else self.safety_stock,
         )
 
 
@@ -191,14 +178,16 @@ class _Dialect:
                 )
 
 
-def _outcome(row: DeltaRow, key: UpdateKey | None, stored: tuple[Any, ...] | None) -> DeltaOutcome:
-    """What a row did, from the keys its upsert left stored (None: the upsert wrote nothing,
-    every field it carries had a newer key)."""
+def _outcome(
+    row: DeltaRow, own: bytes, key: bytes | None, stored: tuple[Any, ...] | None
+) -> DeltaOutcome:
+    """What a row did, from the packed keys its upsert left stored (``stored`` None: the
+    upsert wrote nothing, every field it carries had a newer key; ``own``: the row's
+    packed key; ``key`` None: its on_hand landed as a newer snapshot's zero)."""
     if stored is None:
         return DeltaOutcome.STALE
-    update = _key_values(row.key)
-    if (key is not None and tuple(stored[:4]) == update) or (
-        row.safety_stock is not None and tuple(stored[4:]) == update
+    if (key is not None and bytes(stored[0]) == own) or (
+        row.safety_stock is not None and stored[1] is not None and bytes(stored[1]) == own
     ):
         return DeltaOutcome.APPLIED
     if row.relative and key is not None:
@@ -213,7 +202,7 @@ class FeedWriter:
         self._engine = engine
         self._dialect = d = _Dialect(engine.dialect.name == "postgresql")
         m = d.mark
-        values = "VALUES (" + ", ".join([m] * 14) + ")"
+        values = "VALUES (" + ", ".join([m] * 10) + ")"
         self._absolute = _upsert(values, relative=False, returning=True)
         self._relative = _upsert(values, relative=True, returning=True)
         self._delta_status = (
@@ -262,34 +251,43 @@ class FeedWriter:
             cursor = connection.cursor()
             self._dialect.lock_locations(cursor, [row.location_id for row in rows])
             watermarks = self._watermarks(cursor, {row.location_id for row in rows})
+            # The zero each location's newest snapshot implied: an update below it is late.
+            zeros = {location: snapshot_zero_key(as_of) for location, as_of in watermarks.items()}
+            late_below = {location: zero.packed() for location, zero in zeros.items()}
             statements: list[tuple[str, tuple[Any, ...]]] = []
-            # Per row: the update's key, or None when it is older than the location's
-            # newest snapshot and its on_hand lands as the zero that snapshot implied.
-            keys: list[UpdateKey | None] = []
+            # Per row: its packed key, or None when it is older than the location's newest
+            # snapshot and its on_hand lands as the zero that snapshot implied.
+            keys: list[bytes | None] = []
+            packed_keys: list[bytes] = []
+            absolute, relative = self._absolute, self._relative
             for row in rows:
-                key = row.key
-                safety_key = key if row.safety_stock is not None else None
-                watermark = watermarks.get(row.location_id)
-                if watermark is not None and key < snapshot_zero_key(watermark):
-                    zero = snapshot_zero_key(watermark)
-                    params = (row.sku, row.location_id, 0, 0, row.safety_stock, now_us)
-                    statements.append(
-                        (self._absolute, params + _key_values(zero) + _key_values(safety_key))
-                    )
-                    keys.append(None)
-                else:
-                    params = (row.sku, row.location_id, row.quantity, 0, row.safety_stock, now_us)
+                packed = row.packed_key()
+                packed_keys.append(packed)
+                safety_key = packed if row.safety_stock is not None else None
+                below = late_below.get(row.location_id)
+                if below is not None and packed < below:
+                    zero = zeros[row.location_id]
                     statements.append(
                         (
-                            self._relative if row.relative else self._absolute,
-                            params + _key_values(key) + _key_values(safety_key),
+                            absolute,
+                            (row.sku, row.location_id, 0, 0, row.safety_stock, now_us,
+                             zero.source_updated_at_us, None, below, safety_key),
                         )
-                    )
-                    keys.append(key)
-            for row, own_key, stored in zip(
-                rows, keys, self._run_upserts(cursor, statements), strict=True
+                    )  # fmt: skip
+                    keys.append(None)
+                else:
+                    statements.append(
+                        (
+                            relative if row.relative else absolute,
+                            (row.sku, row.location_id, row.quantity, 0, row.safety_stock, now_us,
+                             row.source_updated_at_us, row.source_sequence, packed, safety_key),
+                        )
+                    )  # fmt: skip
+                    keys.append(packed)
+            for row, own, own_key, stored in zip(
+                rows, packed_keys, keys, self._run_upserts(cursor, statements), strict=True
             ):
-                outcome = _outcome(row, own_key, stored)
+                outcome = _outcome(row, own, own_key, stored)
                 outcomes.append(outcome)
                 if outcome is DeltaOutcome.APPLIED:
                     applied[row.location_id] += 1
@@ -404,17 +402,14 @@ class SnapshotImport:
             zero = snapshot_zero_key(self.as_of_us)
             cursor.execute(
                 f"UPDATE stock SET on_hand = 0, source_updated_at_us = {m}, source_sequence = NULL,"
-                f" on_hand_tie_quantity = {m}, on_hand_tie_safety = {m}, received_at_us = {m}"
-                f" WHERE location_id = {m} AND {_key('stock', _ON_HAND_KEY)} < ({m}, -1, {m}, {m})",
+                f" on_hand_key = {m}, received_at_us = {m}"
+                f" WHERE location_id = {m} AND on_hand_key < {m}",
                 (
                     zero.source_updated_at_us,
-                    zero.tie_quantity,
-                    zero.tie_safety,
+                    zero.packed(),
                     self._now_us,
                     self.location_id,
-                    zero.source_updated_at_us,
-                    zero.tie_quantity,
-                    zero.tie_safety,
+                    zero.packed(),
                 ),
             )
             zeroed = cursor.rowcount
@@ -472,32 +467,48 @@ class _SqliteSnapshot(SnapshotImport):
         self._lock_and_check_late(cursor)
         cursor.close()
         self._changes_before = self._connection.total_changes
-        # Parameters: ?1 sku, ?2 location, ?3 on_hand, ?4 safety stock, ?5 as_of, ?6 now.
-        # The keys' ties are worked out in SQL from the record's own values, as
-        # domain.feed_order.update_key does, instead of in Python for each record.
-        if self._late_to is None:
-            on_hand = "?3"
-            on_hand_key = "?5, NULL, 2 * ?3 + 1, COALESCE(?4, -1)"
-        else:
-            zero = snapshot_zero_key(self._late_to)
-            on_hand = "0"
-            on_hand_key = f"{zero.source_updated_at_us}, NULL, {LOWEST_TIE}, {LOWEST_TIE}"
-        safety_key = (
-            "CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END, NULL,"
-            " CASE WHEN ?4 IS NULL THEN NULL ELSE 2 * ?3 + 1 END, ?4"
-        )
+        # Parameters: ?1 sku, ?2 location, ?3 on_hand, ?4 safety stock, ?5 on_hand's time,
+        # ?6 now, ?7 on_hand's key, ?8 safety stock's key (None without one).
         self._sql = _upsert(
-            f"VALUES (?1, ?2, {on_hand}, 0, ?4, ?6, {on_hand_key}, {safety_key})",
-            relative=False,
-            returning=False,
+            "VALUES (?1, ?2, ?3, 0, ?4, ?6, ?5, NULL, ?7, ?8)", relative=False, returning=False
         )
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
         location_id, as_of, now = self.location_id, self.as_of_us, self._now_us
-        self._connection.executemany(
-            self._sql,
-            [(sku, location_id, on_hand, safety, as_of, now) for sku, on_hand, safety in records],
-        )
+        # Each record is an update keyed at as_of (domain.feed_order.update_key, packed
+        # here in one step: this runs for every record of snapshots of a million).
+        keyed = [
+            (
+                sku,
+                on_hand,
+                safety,
+                pack_key(as_of, -1, 2 * on_hand + 1, -1 if safety is None else safety),
+            )
+            for sku, on_hand, safety in records
+        ]
+        if self._late_to is None:
+            rows = [
+                (
+                    sku,
+                    location_id,
+                    on_hand,
+                    safety,
+                    as_of,
+                    now,
+                    key,
+                    None if safety is None else key,
+                )
+                for sku, on_hand, safety, key in keyed
+            ]
+        else:
+            # Older than the newest snapshot: on_hand lands as the zero that one implied.
+            zero = snapshot_zero_key(self._late_to)
+            time, zero_key = zero.source_updated_at_us, zero.packed()
+            rows = [
+                (sku, location_id, 0, safety, time, now, zero_key, None if safety is None else key)
+                for sku, _, safety, key in keyed
+            ]
+        self._connection.executemany(self._sql, rows)
         self.received += len(records)
 
     def _apply(self) -> SnapshotResult:
@@ -540,27 +551,32 @@ class _PostgresSnapshot(SnapshotImport):
 
     def _apply(self) -> SnapshotResult:
         with self._connection.cursor() as cursor:
-            if self._late_to is None:
-                on_hand = "on_hand"
-                on_hand_key = "%(as_of)s, NULL, 2 * on_hand + 1, COALESCE(safety_stock, -1)"
-            else:
-                zero = snapshot_zero_key(self._late_to)
-                on_hand = "0"
-                on_hand_key = f"{zero.source_updated_at_us}, NULL, {LOWEST_TIE}, {LOWEST_TIE}"
-            safety_key = (
-                "CASE WHEN safety_stock IS NULL THEN NULL ELSE %(as_of)s END, NULL,"
-                " CASE WHEN safety_stock IS NULL THEN NULL ELSE 2 * on_hand + 1 END,"
-                " safety_stock"
+            # Each record's key, packed in SQL as domain.feed_order.update_key packs it.
+            record_key = pack_key_sql(
+                "%(as_of)s::bigint",
+                "-1",
+                "2 * on_hand + 1",
+                "COALESCE(safety_stock, -1)",
+                postgres=True,
             )
+            if self._late_to is None:
+                on_hand, time, on_hand_key = "on_hand", "%(as_of)s", record_key
+            else:
+                # Older than the newest snapshot: on_hand lands as the zero that one implied.
+                on_hand, time, on_hand_key = "0", "%(late)s", "%(zero)s"
             select = (
-                f"SELECT sku, %(location)s, {on_hand}, 0, safety_stock, %(now)s,"
-                f" {on_hand_key}, {safety_key} FROM {{source}} WHERE true"
+                f"SELECT sku, %(location)s, {on_hand}, 0, safety_stock, %(now)s, {time}, NULL,"
+                f" {on_hand_key}, CASE WHEN safety_stock IS NULL THEN NULL ELSE {record_key} END"
+                " FROM {source} WHERE true"
             )
             params: dict[str, Any] = {
                 "location": self.location_id,
                 "as_of": self.as_of_us,
                 "now": self._now_us,
             }
+            if self._late_to is not None:
+                zero = snapshot_zero_key(self._late_to)
+                params.update(late=zero.source_updated_at_us, zero=zero.packed())
             try:
                 # Most snapshots name each sku once: merge in one statement.
                 with self._connection.transaction():

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -102,18 +103,14 @@ class StockRow(Base):
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     safety_stock: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     received_at_us: Mapped[int] = mapped_column(BigInteger)
-    # Each field keeps the ordering key of the update that last set it (domain.feed_order):
-    # (time, sequence, tie on quantity, tie on safety stock). on_hand's time is the
-    # record's source time, the ``as_of`` its answers carry.
+    # on_hand's source time and sequence: the ``as_of`` its answers carry.
     source_updated_at_us: Mapped[int] = mapped_column(BigInteger)
     source_sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    on_hand_tie_quantity: Mapped[int] = mapped_column(BigInteger)
-    on_hand_tie_safety: Mapped[int] = mapped_column(BigInteger)
-    # Null until an update carries a safety stock.
-    safety_updated_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    safety_sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    safety_tie_quantity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    safety_tie_safety: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Each field keeps the ordering key of the update that last set it, packed so that
+    # bytes compare as keys do (domain.feed_order.UpdateKey.packed). Safety stock's is
+    # null until an update carries one.
+    on_hand_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    safety_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
 
 
 locations_table: Table = LocationRow.__table__  # type: ignore[assignment]

@@ -1,8 +1,8 @@
 """Stock: an ordering key per field, and the schema enforces each quantity's range.
 
-Each of on_hand and safety stock keeps the key of the update that last set it
-(domain/feed_order.py). Existing records take their current key for both fields,
-with a tie-break from their values.
+Each of on_hand and safety stock keeps the key of the update that last set it, packed
+(domain/feed_order.py). Existing records take their current time and sequence as the
+key of both fields, with a tie-break from their values.
 
 A record whose quantity is outside its documented range (or not a whole number, as an
 overflow left on SQLite) cannot be trusted: it is brought into range and its source
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from omnistock.server.domain.feed_order import MAX_QUANTITY, MIN_ON_HAND
+from omnistock.server.domain.feed_order import MAX_QUANTITY, MIN_ON_HAND, pack_key
+from omnistock.server.store.packed_keys import pack_key_sql
 from omnistock.server.store.tables import STOCK_CHECKS
 
 revision = "0008"
@@ -49,12 +50,8 @@ def _columns() -> list[sa.Column[object]]:
         sa.Column("received_at_us", sa.BigInteger(), nullable=False),
         sa.Column("source_updated_at_us", sa.BigInteger(), nullable=False),
         sa.Column("source_sequence", sa.BigInteger(), nullable=True),
-        sa.Column("on_hand_tie_quantity", sa.BigInteger(), nullable=False),
-        sa.Column("on_hand_tie_safety", sa.BigInteger(), nullable=False),
-        sa.Column("safety_updated_at_us", sa.BigInteger(), nullable=True),
-        sa.Column("safety_sequence", sa.BigInteger(), nullable=True),
-        sa.Column("safety_tie_quantity", sa.BigInteger(), nullable=True),
-        sa.Column("safety_tie_safety", sa.BigInteger(), nullable=True),
+        sa.Column("on_hand_key", sa.LargeBinary(32), nullable=False),
+        sa.Column("safety_key", sa.LargeBinary(32), nullable=True),
     ]
 
 
@@ -68,15 +65,23 @@ def upgrade() -> None:
         + " END"
     )
     time = f"CASE WHEN {_BAD} THEN 0 ELSE source_updated_at_us END"
+    if not postgres:
+        # SQLite has no way to build bytes from numbers in SQL: the key packs in Python.
+        op.get_bind().connection.driver_connection.create_function(  # type: ignore[union-attr]
+            "omnistock_pack_key", 4, pack_key, deterministic=True
+        )
     # The values the keys' ties are made of are the repaired ones.
-    tie_quantity = f"2 * ({on_hand}) + 1"
-    tie_safety = f"COALESCE({safety}, -1)"
-    when_safety = "CASE WHEN safety_stock IS NULL THEN NULL ELSE {} END"
+    key = pack_key_sql(
+        time,
+        "COALESCE(source_sequence, -1)",
+        f"2 * ({on_hand}) + 1",
+        f"COALESCE({safety}, -1)",
+        postgres=postgres,
+    )
     select = (
         f"SELECT sku, location_id, {on_hand}, {reserved}, {safety}, received_at_us, {time},"
-        f" source_sequence, {tie_quantity}, {tie_safety}, {when_safety.format(time)},"
-        f" {when_safety.format('source_sequence')}, {when_safety.format(tie_quantity)},"
-        f" {when_safety.format(tie_safety)} FROM stock"
+        f" source_sequence, {key}, CASE WHEN safety_stock IS NULL THEN NULL ELSE {key} END"
+        " FROM stock"
     )
     names = ", ".join(column.name for column in _columns())
     if postgres:
