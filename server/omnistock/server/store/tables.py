@@ -255,3 +255,68 @@ class AuditRow(Base):
     method: Mapped[str] = mapped_column(String(128))
     # What was touched: location ids, a reservation id, record counts.
     detail: Mapped[str] = mapped_column(Text)
+
+
+class LocationGroupRow(Base):
+    """A named set of locations (domain.channels.LocationGroup); members below."""
+
+    __tablename__ = "location_groups"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class LocationGroupMemberRow(Base):
+    __tablename__ = "location_group_members"
+    __table_args__ = (Index("ix_location_group_members_location", "location_id"),)
+
+    group_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("location_groups.id"), primary_key=True
+    )
+    location_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("locations.id"), primary_key=True
+    )
+
+
+class ChannelRow(Base):
+    """A way shoppers buy, selling from one location group (domain.channels.Channel)."""
+
+    __tablename__ = "channels"
+    __table_args__ = (
+        CheckConstraint(
+            f"default_protection BETWEEN 0 AND {MAX_QUANTITY}", name="ck_channels_protection"
+        ),
+        CheckConstraint("low_threshold >= 1", name="ck_channels_low_threshold"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    group_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("location_groups.id"))
+    default_protection: Mapped[int] = mapped_column(BigInteger)
+    sells_incoming: Mapped[bool] = mapped_column(Boolean)
+    low_threshold: Mapped[int] = mapped_column(Integer)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChannelProtectionRow(Base):
+    """Units one location keeps back from one channel, where it differs from the default."""
+
+    __tablename__ = "channel_protection"
+    __table_args__ = (
+        CheckConstraint(f"units BETWEEN 0 AND {MAX_QUANTITY}", name="ck_channel_protection_units"),
+    )
+
+    channel_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("channels.id"), primary_key=True
+    )
+    location_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("locations.id"), primary_key=True
+    )
+    units: Mapped[int] = mapped_column(BigInteger)
+
+
+location_groups_table: Table = LocationGroupRow.__table__  # type: ignore[assignment]
+location_group_members_table: Table = LocationGroupMemberRow.__table__  # type: ignore[assignment]
+channels_table: Table = ChannelRow.__table__  # type: ignore[assignment]
+channel_protection_table: Table = ChannelProtectionRow.__table__  # type: ignore[assignment]

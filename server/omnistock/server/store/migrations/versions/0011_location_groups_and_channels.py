@@ -1,0 +1,62 @@
+"""Location groups and channels (domain/channels.py).
+
+Revision ID: 0011
+Revises: 0009
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from omnistock.server.domain.feed_order import MAX_QUANTITY
+
+revision = "0011"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "location_groups",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "location_group_members",
+        sa.Column("group_id", sa.String(64), sa.ForeignKey("location_groups.id"), primary_key=True),
+        sa.Column("location_id", sa.String(64), sa.ForeignKey("locations.id"), primary_key=True),
+    )
+    op.create_index("ix_location_group_members_location", "location_group_members", ["location_id"])
+    op.create_table(
+        "channels",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("group_id", sa.String(64), sa.ForeignKey("location_groups.id"), nullable=False),
+        sa.Column("default_protection", sa.BigInteger(), nullable=False),
+        sa.Column("sells_incoming", sa.Boolean(), nullable=False),
+        sa.Column("low_threshold", sa.Integer(), nullable=False),
+        sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(
+            f"default_protection BETWEEN 0 AND {MAX_QUANTITY}", name="ck_channels_protection"
+        ),
+        sa.CheckConstraint("low_threshold >= 1", name="ck_channels_low_threshold"),
+    )
+    op.create_table(
+        "channel_protection",
+        sa.Column("channel_id", sa.String(64), sa.ForeignKey("channels.id"), primary_key=True),
+        sa.Column("location_id", sa.String(64), sa.ForeignKey("locations.id"), primary_key=True),
+        sa.Column("units", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(
+            f"units BETWEEN 0 AND {MAX_QUANTITY}", name="ck_channel_protection_units"
+        ),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("channel_protection")
+    op.drop_table("channels")
+    op.drop_index("ix_location_group_members_location", table_name="location_group_members")
+    op.drop_table("location_group_members")
+    op.drop_table("location_groups")
