@@ -129,15 +129,27 @@ AUTH_HEADERS: list[str] = []
 
 
 def start_server(
-    database_url: str, *extra: str, secure: bool = False
+    database_url: str, *extra: str, secure: bool = False, code: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`omnistock serve` on a free port, pinned to the server's core; returns it and its target.
 
     ``secure``: the server checks API keys, as in production, and every call of the
     benchmark sends one (an admin key without a rate limit, made here). Otherwise the
-    server runs --insecure."""
+    server runs --insecure. ``code``: another checkout whose server to run (--before),
+    on the same data and key."""
     global API_KEY, AUTH_HEADERS
     omnistock = str(Path(sys.executable).parent / "omnistock")
+    env = {**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"}
+    if code is not None:
+        env["PYTHONPATH"] = f"{code / 'server'}:{code / 'client'}"
+        extra = ("--insecure", *extra) if API_KEY is None else extra
+        port = free_port()
+        process = start_pinned(
+            [omnistock, "serve", "--listen", f"127.0.0.1:{port}", "--database-url", database_url, *extra],
+            env=env,
+        )  # fmt: skip
+        wait_port(port)
+        return process, f"127.0.0.1:{port}"
     API_KEY, AUTH_HEADERS = None, []
     if secure:
         made = subprocess.run(
@@ -152,7 +164,7 @@ def start_server(
     port = free_port()
     process = start_pinned(
         [omnistock, "serve", "--listen", f"127.0.0.1:{port}", "--database-url", database_url, *extra],
-        env={**os.environ, "OMNISTOCK_LOG_LEVEL": "WARNING"},
+        env=env,
     )  # fmt: skip
     wait_port(port)
     return process, f"127.0.0.1:{port}"
@@ -458,11 +470,31 @@ def availability(args: argparse.Namespace) -> None:
                 paced_at_half_baseline=False,
             ),
         }
-        peaks, ratios, paced = compare_with_baseline(target, methods, args)
+        before = with_before(methods, args, f"sqlite:///{db}")
+        try:
+            peaks, ratios, paced = compare_with_baseline(target, methods, args)
+        finally:
+            if before is not None:
+                stop(before)
     finally:
         stop(process)
     report(peaks, ratios, paced, args.rounds)
     bars(ratios, paced, "GetAvailability", ratio_bar=0.7, p99_bar=10)
+
+
+def with_before(
+    methods: dict[str, Measured], args: argparse.Namespace, database_url: str
+) -> subprocess.Popen[bytes] | None:
+    """With --before DIR: the server of the checkout in DIR, on the same data, and each
+    method again against it ("... (before)"), measured in the same alternating rounds."""
+    if not args.before:
+        return None
+    process, target = start_server(database_url, code=Path(args.before).resolve())
+    for name, m in list(methods.items()):
+        methods[f"{name} (before)"] = Measured(
+            m.path, m.body, m.response_size, m.paced_at_half_baseline, target=target
+        )
+    return process
 
 
 @dataclass
@@ -473,6 +505,8 @@ class Measured:
     # The latency run offers half the baseline's peak; a method that cannot take it
     # (a 100-pair batch) is offered half its own peak instead.
     paced_at_half_baseline: bool = True
+    # The server to send it to, when not the one under test (--before).
+    target: str = ""
 
 
 def compare_with_baseline(
@@ -490,13 +524,13 @@ def compare_with_baseline(
         # both alike; each round gives one ratio.
         h2load(baseline_url, b"", **{**load, "duration": 2})
         for m in methods.values():
-            h2load(f"http://{target}{m.path}", m.body, **{**load, "duration": 2})
+            h2load(f"http://{m.target or target}{m.path}", m.body, **{**load, "duration": 2})
         for round_number in range(1, args.rounds + 1):
             base = h2load(baseline_url, b"", **load).qps
             peaks["baseline"].append(base)
             line = [f"round {round_number}: baseline {base:,.0f} QPS"]
             for name, m in methods.items():
-                peak = h2load(f"http://{target}{m.path}", m.body, **load)
+                peak = h2load(f"http://{m.target or target}{m.path}", m.body, **load)
                 # An error status carries no message; each answer carries the whole one.
                 if peak.bytes_per_response < 0.9 * (m.response_size + 5):
                     sys.exit(
@@ -511,7 +545,7 @@ def compare_with_baseline(
         for name, m in methods.items():
             rate = half if m.paced_at_half_baseline else median(peaks[name]) / 2
             paced[name] = paced_latency(
-                f"http://{target}{m.path}", m.body, rate=rate, duration=args.duration
+                f"http://{m.target or target}{m.path}", m.body, rate=rate, duration=args.duration
             )
     finally:
         stop(baseline_process)
@@ -639,7 +673,12 @@ def search(args: argparse.Namespace) -> None:
                 "/omnistock.v1.AvailabilityService/SearchNearby", request.SerializeToString(), size
             )
         }
-        peaks, ratios, paced = compare_with_baseline(target, methods, args)
+        before = with_before(methods, args, f"sqlite:///{db}")
+        try:
+            peaks, ratios, paced = compare_with_baseline(target, methods, args)
+        finally:
+            if before is not None:
+                stop(before)
         # Below saturation: the latency a shopper sees while the server has headroom.
         name, measured = next(iter(methods.items()))
         share = 0.7
@@ -1747,6 +1786,7 @@ def main() -> None:
     avail = commands.add_parser(
         "availability", help="GetAvailability and BatchGetAvailability vs baseline"
     )
+    avail.add_argument("--before", help="also measure the server of this checkout, alternating")
     avail.add_argument("--stores", type=int, default=1000)
     avail.add_argument("--skus", type=int, default=10000)
     avail.add_argument("--duration", type=float, default=10)
@@ -1760,6 +1800,7 @@ def main() -> None:
         help="pass to the server; 0 measures every read on the database",
     )
     near = commands.add_parser("search", help="SearchNearby vs baseline on 10,000 stores")
+    near.add_argument("--before", help="also measure the server of this checkout, alternating")
     near.add_argument("--stores", type=int, default=10_000)
     near.add_argument("--skus", type=int, default=100_000)
     near.add_argument("--per-store", type=int, default=500)
