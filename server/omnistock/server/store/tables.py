@@ -320,3 +320,44 @@ location_groups_table: Table = LocationGroupRow.__table__  # type: ignore[assign
 location_group_members_table: Table = LocationGroupMemberRow.__table__  # type: ignore[assignment]
 channels_table: Table = ChannelRow.__table__  # type: ignore[assignment]
 channel_protection_table: Table = ChannelProtectionRow.__table__  # type: ignore[assignment]
+
+
+class IncomingLineRow(Base):
+    """Expected supply: one line of a purchase order or transfer to a location. Lines for
+    the same (location, sku) add up. ``line_key``: the packed ordering key of the update
+    that last set it (the feed rules of stock records apply); a line a newer snapshot of
+    the location's incoming left out has quantity 0."""
+
+    __tablename__ = "incoming_lines"
+    __table_args__ = (
+        Index("ix_incoming_lines_sku", "sku", "location_id"),
+        CheckConstraint(
+            f"quantity BETWEEN 0 AND {MAX_QUANTITY}", name="ck_incoming_lines_quantity"
+        ),
+    )
+
+    location_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("locations.id"), primary_key=True
+    )
+    sku: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    line_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    # A calendar date at the location, "YYYY-MM-DD".
+    expected_date: Mapped[str] = mapped_column(String(10))
+    line_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    received_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class IncomingWatermarkRow(Base):
+    """The as_of of each location's newest snapshot of its incoming lines."""
+
+    __tablename__ = "incoming_watermarks"
+
+    location_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("locations.id"), primary_key=True
+    )
+    as_of_us: Mapped[int] = mapped_column(BigInteger)
+
+
+incoming_lines_table: Table = IncomingLineRow.__table__  # type: ignore[assignment]
+incoming_watermarks_table: Table = IncomingWatermarkRow.__table__  # type: ignore[assignment]

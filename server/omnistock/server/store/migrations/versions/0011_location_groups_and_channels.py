@@ -1,4 +1,4 @@
-"""Location groups and channels (domain/channels.py).
+"""Location groups, channels and incoming supply (domain/channels.py).
 
 Revision ID: 0011
 Revises: 0009
@@ -52,9 +52,31 @@ def upgrade() -> None:
             f"units BETWEEN 0 AND {MAX_QUANTITY}", name="ck_channel_protection_units"
         ),
     )
+    op.create_table(
+        "incoming_lines",
+        sa.Column("location_id", sa.String(64), sa.ForeignKey("locations.id"), primary_key=True),
+        sa.Column("sku", sa.String(64), primary_key=True),
+        sa.Column("line_id", sa.String(64), primary_key=True),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("expected_date", sa.String(10), nullable=False),
+        sa.Column("line_key", sa.LargeBinary(32), nullable=False),
+        sa.Column("received_at_us", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(
+            f"quantity BETWEEN 0 AND {MAX_QUANTITY}", name="ck_incoming_lines_quantity"
+        ),
+    )
+    op.create_index("ix_incoming_lines_sku", "incoming_lines", ["sku", "location_id"])
+    op.create_table(
+        "incoming_watermarks",
+        sa.Column("location_id", sa.String(64), sa.ForeignKey("locations.id"), primary_key=True),
+        sa.Column("as_of_us", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("incoming_watermarks")
+    op.drop_index("ix_incoming_lines_sku", table_name="incoming_lines")
+    op.drop_table("incoming_lines")
     op.drop_table("channel_protection")
     op.drop_table("channels")
     op.drop_index("ix_location_group_members_location", table_name="location_group_members")
