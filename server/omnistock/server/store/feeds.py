@@ -78,11 +78,9 @@ def _upsert(rows: str, *, relative: bool, returning: bool) -> str:
     if relative:
         # An adjustment that would leave the range sets nothing; the row still comes
         # back (keys unchanged), which tells it from a stale one (no row).
-        out_of_range = (
-            f"({on_hand_newer} AND NOT ({on_hand} BETWEEN {MIN_ON_HAND} AND {MAX_QUANTITY}))"
-        )
-        set_on_hand = f"({on_hand_newer} AND NOT {out_of_range})"
-        set_safety = f"({safety_newer} AND NOT {out_of_range})"
+        in_range = f"({on_hand} BETWEEN {MIN_ON_HAND} AND {MAX_QUANTITY})"
+        set_on_hand = f"({on_hand_newer} AND {in_range})"
+        set_safety = f"({safety_newer} AND ({in_range} OR NOT {on_hand_newer}))"
     else:
         set_on_hand, set_safety = f"({on_hand_newer})", safety_newer
 
