@@ -14,9 +14,9 @@ from omnistock.client import Client, Exposure
 from omnistock.server.cli import main
 from omnistock.server.config import ServerConfig
 from omnistock.server.domain.ids import ID_RULE
-from omnistock.server.domain.security import Role
+from omnistock.server.domain.security import AuditEntry, Role
 from omnistock.server.domain.stock import Exposure as DomainExposure
-from omnistock.server.store.keys import AuditEntry, KeyRepository
+from omnistock.server.store.keys import KeyRepository
 from omnistock.server.testing import InProcessServer
 
 AMS, UTR = "NL-AMS-01", "NL-UTR-01"

@@ -77,6 +77,30 @@ def update_key(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DeltaRow:
+    """One valid delta record, ready to apply."""
+
+    location_id: str
+    sku: str
+    # The absolute on_hand, or the change to it when ``relative``.
+    quantity: int
+    relative: bool
+    source_updated_at_us: int
+    safety_stock: int | None = None
+    source_sequence: int | None = None
+
+    @property
+    def key(self) -> UpdateKey:
+        return update_key(
+            self.source_updated_at_us,
+            self.source_sequence,
+            self.quantity,
+            relative=self.relative,
+            safety_stock=self.safety_stock,
+        )
+
+
 def snapshot_zero_key(as_of_us: int) -> UpdateKey:
     """The key of the zero a snapshot at ``as_of_us`` implies for the records it left out:
     the lowest key at that time."""

@@ -46,9 +46,9 @@ from omnistock.server.domain.feed_order import (
     LOWEST_TIE,
     MAX_QUANTITY,
     MIN_ON_HAND,
+    DeltaRow,
     UpdateKey,
     snapshot_zero_key,
-    update_key,
 )
 from omnistock.server.store.database import raw_write_transaction
 from omnistock.server.store.reservations import settle_committed_holds
@@ -133,30 +133,6 @@ class DeltaOutcome(enum.Enum):
     APPLIED = "APPLIED"  # it set on_hand, safety stock or both
     STALE = "STALE"  # every field it carries has a newer (or equal) key stored
     OUT_OF_RANGE = "OUT_OF_RANGE"  # an adjustment that would take on_hand out of range
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaRow:
-    """One valid delta record, ready to apply."""
-
-    location_id: str
-    sku: str
-    # The absolute on_hand, or the change to it when ``relative``.
-    quantity: int
-    relative: bool
-    source_updated_at_us: int
-    safety_stock: int | None = None
-    source_sequence: int | None = None
-
-    @property
-    def key(self) -> UpdateKey:
-        return update_key(
-            self.source_updated_at_us,
-            self.source_sequence,
-            self.quantity,
-            relative=self.relative,
-            safety_stock=self.safety_stock,
-        )
 
 
 @dataclass(frozen=True, slots=True)
