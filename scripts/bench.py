@@ -354,7 +354,7 @@ def load_snapshots(
 ) -> int:
     """Load (location_id, records) snapshots through the feed path; returns records written."""
     from omnistock.server.store.feeds import FeedWriter
-    from omnistock.server.store.timeutil import to_micros
+    from omnistock.server.domain.timeutil import to_micros
 
     writer = FeedWriter(engine)
     total = 0
@@ -866,7 +866,7 @@ def served_deltas(url: str, records: int, batch: int = 1_000) -> float:
 
 
 def ingest(args: argparse.Namespace) -> None:
-    from omnistock.server.store.timeutil import to_micros
+    from omnistock.server.domain.timeutil import to_micros
 
     os.sched_setaffinity(0, {LOAD_CPU})
     print(f"machine: {machine()}")

@@ -14,9 +14,9 @@ from omnistock.client import Client, Exposure
 from omnistock.server.cli import main
 from omnistock.server.config import ServerConfig
 from omnistock.server.domain.ids import ID_RULE
-from omnistock.server.domain.security import Role
+from omnistock.server.domain.security import AuditEntry, Role
 from omnistock.server.domain.stock import Exposure as DomainExposure
-from omnistock.server.store.keys import AuditEntry, KeyRepository
+from omnistock.server.store.keys import KeyRepository
 from omnistock.server.testing import InProcessServer
 
 AMS, UTR = "NL-AMS-01", "NL-UTR-01"
@@ -160,3 +160,17 @@ def test_a_google_local_import_with_a_key_that_cannot_read_exact_stock_rejects_i
     number, reason, _ = row.split("\t", 2)
     assert number == "2"
     assert reason.startswith(f"cannot read the current stock of {AMS}: PERMISSION_DENIED")
+
+
+def test_the_audit_command_prints_the_latest_writes(
+    secure: InProcessServer, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert secure.server is not None
+    secure.server.audit.flush()  # the fixture's admin upserted two locations
+    capsys.readouterr()
+    assert main(["audit", "--database-url", database_url, "--limit", "5"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    at, who, method, detail = line.split("  ")
+    assert datetime.fromisoformat(at) <= datetime.now(UTC)
+    assert who.startswith("ops (") and method.endswith("/UpsertLocations")
+    assert AMS in detail and UTR in detail

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omnistock.server.domain.feed_order import (
     MAX_QUANTITY,
+    DeltaRow,
     UpdateKey,
     on_hand_in_range,
     snapshot_zero_key,
@@ -26,7 +27,7 @@ from omnistock.server.domain.feed_order import (
 )
 from omnistock.server.domain.locations import Location, LocationKind
 from omnistock.server.store.database import create_database_engine, migrate
-from omnistock.server.store.feeds import DeltaOutcome, DeltaRow, FeedWriter
+from omnistock.server.store.feeds import DeltaOutcome, FeedWriter
 from omnistock.server.store.locations import LocationRepository
 from sqlalchemy import Engine, text
 

@@ -18,9 +18,9 @@ from conftest import NOW
 from factories import store, ts
 from omnistock.client import Client, DeltaRecord, Exposure, StockStatus
 from omnistock.server.domain.feed_order import MAX_QUANTITY, pack_key
+from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.store.database import MIGRATIONS, create_database_engine, migrate
 from omnistock.server.store.reads import StockReader
-from omnistock.server.store.timeutil import to_micros
 from sqlalchemy import Engine, text
 
 KEY = pack_key(0, -1, 1, -1)

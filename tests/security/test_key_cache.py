@@ -17,11 +17,12 @@ from omnistock.server.domain.security import (
     Principal,
     RateLimited,
     Role,
+    StoredKey,
     Unauthenticated,
     hash_secret,
     new_key,
 )
-from omnistock.server.store.keys import StoredKey
+from omnistock.server.service.keys import KeyService
 from omnistock.server.transport.auth import KEY_CACHE_SECONDS, Authenticator, RateLimiter
 from omnistock.server.transport.buckets import TokenBuckets
 
@@ -62,7 +63,7 @@ async def run_blocking(fn: Any, *args: Any) -> Any:
 
 
 def authenticator(keys: Keys, clock: Clock, **options: Any) -> Authenticator:
-    return Authenticator(keys, run_blocking, insecure=False, clock=clock, **options)  # type: ignore[arg-type]
+    return Authenticator(KeyService(keys), run_blocking, insecure=False, clock=clock, **options)
 
 
 async def settle() -> None:
@@ -194,7 +195,7 @@ def test_calls_and_streams_waiting_for_one_key_share_its_lookup() -> None:
         await asyncio.sleep(0.01)  # a database round trip
         return fn(*args)
 
-    auth = Authenticator(keys, slow_blocking, insecure=False, clock=clock)  # type: ignore[arg-type]
+    auth = Authenticator(KeyService(keys), slow_blocking, insecure=False, clock=clock)
 
     async def scenario() -> None:
         metadata = (("authorization", text),)

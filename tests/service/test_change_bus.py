@@ -1,27 +1,32 @@
 """The change bus's own guarantees: payloads fit NOTIFY, a batch that fails to send is sent
-again (for a bounded number of tries), and a receiver that may have missed changes makes its
-process forget every copy (RESYNC)."""
+again (for a bounded number of tries), other processes' changes reach this one's subscribers
+(its own do not come back), and a receiver that may have missed changes makes its process
+forget every copy (RESYNC)."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 from omnistock.server.service.changes import (
-    MAX_PAYLOAD_BYTES,
     RESYNC,
+    ChangeBus,
     Changes,
-    SqliteChangeLog,
+    ChannelTransport,
     _Batcher,
     decode,
     encode,
 )
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.stock_cache import StockCache
+from omnistock.server.store.change_bus import MAX_PAYLOAD_BYTES
+from omnistock.server.store.change_bus_sqlite import SqliteChangeLog
 from test_stock_cache import at, fill, rec
 
 ids = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", min_size=1, max_size=64)
@@ -171,16 +176,62 @@ class FlakyLog:
         pass
 
 
-def test_a_change_log_poll_after_failed_ones_resyncs() -> None:
-    for failures, expected in ((0, []), (3, [RESYNC])):
-        log = SqliteChangeLog(None, poll_seconds=0.001)  # type: ignore[arg-type]
+def ignore(*_: object) -> None:
+    pass
+
+
+def test_a_change_log_poll_after_failed_ones_says_changes_were_missed() -> None:
+    for failures, expected in ((0, 0), (3, 1)):
+        log = SqliteChangeLog(None, poll_seconds=0.001, origin="me")  # type: ignore[arg-type]
         connection = FlakyLog(failures)
         log._connect = lambda connection=connection: connection  # type: ignore[method-assign]
-        heard: list[Changes] = []
-        poller = threading.Thread(target=log._run, args=(heard.append, 0))
+        missed: list[None] = []
+        poller = threading.Thread(target=log._run, args=(ignore, partial(missed.append, None), 0))
         poller.start()
         time.sleep(0.2)
         log._stopping.set()
         poller.join()
-        # Rows may have been pruned while the polls failed: the process starts afresh once.
-        assert heard == expected
+        # Rows may have been pruned while the polls failed: said once, when polls work again.
+        assert len(missed) == expected
+
+
+class LoopbackChannel:
+    """A change channel on which a process hears its own payloads; a test hands it others'
+    through ``receive`` and says some were lost through ``missed``."""
+
+    origin = "me"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.receive: Callable[[str], None] = ignore
+        self.missed: Callable[[], None] = ignore
+
+    def start(self, receive: Callable[[str], None], missed: Callable[[], None]) -> None:
+        self.receive, self.missed = receive, missed
+
+    def send(self, payloads: Sequence[str]) -> None:
+        self.sent.extend(payloads)
+        for payload in payloads:
+            self.receive(payload)
+
+    def close(self) -> None:
+        pass
+
+
+def test_other_processes_changes_reach_subscribers_and_missed_ones_resync() -> None:
+    channel = LoopbackChannel()
+    bus = ChangeBus(ChannelTransport(channel))
+    heard: list[Changes] = []
+    bus.subscribe(heard.append)
+    bus.start()
+    mine = Changes.of_pairs([("S1", "L1")])
+    bus.publish(mine)
+    bus.close()  # sends what was published
+    assert [decode(p) for p in channel.sent] == [("me", mine)]
+    assert heard == [mine]  # at once, in process; its echo from the channel is dropped
+    theirs = Changes(locations=frozenset({"L2"}), directory=True)
+    for payload in encode("other", theirs):
+        channel.receive(payload)
+    channel.receive("not a payload")  # logged and ignored
+    channel.missed()
+    assert heard == [mine, theirs, RESYNC]

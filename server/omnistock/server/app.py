@@ -19,19 +19,22 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from omnistock.server import redaction
 from omnistock.server.config import ServerConfig
+from omnistock.server.service.audit import AuditLog
 from omnistock.server.service.availability import AvailabilityService
-from omnistock.server.service.changes import ChangeBus, change_transport
+from omnistock.server.service.changes import ChangeBus, ChannelTransport
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.feeds import FeedService
+from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.service.watch import WatchHub
+from omnistock.server.store.change_bus import change_channel
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
-from omnistock.server.store.keys import AuditLog, KeyRepository
+from omnistock.server.store.keys import AuditRepository, KeyRepository
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reservations import ReservationStore
@@ -103,14 +106,16 @@ class OmnistockServer:
         self.runner = BlockingRunner(config.db_threads)
         self.stock_cache = StockCache(maxsize=config.read_cache_size, ttl=config.read_cache_ttl)
         # Every write publishes what it changed; the caches (and watches) listen, here and,
-        # through the transport, in every other process on the database.
-        self.changes = ChangeBus(change_transport(self.engine, config.change_poll_seconds))
+        # through the store's change channel, in every other process on the database.
+        self.changes = ChangeBus(
+            ChannelTransport(change_channel(self.engine, poll_seconds=config.change_poll_seconds))
+        )
         self.changes.subscribe(self.stock_cache.apply)
         self.changes.subscribe(self.directory.apply)
-        self.audit = AuditLog(self.engine)
+        self.audit = AuditLog(AuditRepository(self.engine))
         self.layer = InterceptorLayer(
             auth=Authenticator(
-                KeyRepository(self.engine),
+                KeyService(KeyRepository(self.engine)),
                 self.runner.run,
                 insecure=config.insecure,
                 cache_seconds=config.key_cache_seconds,

@@ -156,18 +156,16 @@ def _describe(who: Principal) -> str:
 
 def _audit(args: argparse.Namespace) -> int:
     from omnistock.server.store.database import create_database_engine
-    from omnistock.server.store.keys import AuditLog
+    from omnistock.server.store.keys import AuditRepository
 
     engine = create_database_engine(args.database_url or ServerConfig.from_env().database_url)
-    log = AuditLog(engine)
     try:
-        for entry in log.recent(args.limit):
+        for entry in AuditRepository(engine).recent(args.limit):
             detail = ", ".join(f"{k}={v}" for k, v in sorted(entry.detail.items()))
             print(
                 f"{entry.at.isoformat()}  {entry.principal} ({entry.key_id})  {entry.method}  {detail}"
             )
     finally:
-        log.close()
         engine.dispose()
     return 0
 

@@ -19,9 +19,9 @@ from omnistock.server.domain.locations import (
     LocationKind,
     WeeklyHours,
 )
+from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.store.feeds import FeedWriter
 from omnistock.server.store.locations import LocationRepository
-from omnistock.server.store.timeutil import to_micros
 
 log = logging.getLogger(__name__)
 

@@ -107,6 +107,39 @@ def update_key(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DeltaRow:
+    """One valid delta record, ready to apply."""
+
+    location_id: str
+    sku: str
+    # The absolute on_hand, or the change to it when ``relative``.
+    quantity: int
+    relative: bool
+    source_updated_at_us: int
+    safety_stock: int | None = None
+    source_sequence: int | None = None
+
+    @property
+    def key(self) -> UpdateKey:
+        return update_key(
+            self.source_updated_at_us,
+            self.source_sequence,
+            self.quantity,
+            relative=self.relative,
+            safety_stock=self.safety_stock,
+        )
+
+    def packed_key(self) -> bytes:
+        """``self.key.packed()``, in one step (it runs for every record of a feed)."""
+        return pack_key(
+            self.source_updated_at_us,
+            -1 if self.source_sequence is None else self.source_sequence,
+            2 * self.quantity + (0 if self.relative else 1),
+            -1 if self.safety_stock is None else self.safety_stock,
+        )
+
+
 def snapshot_zero_key(as_of_us: int) -> UpdateKey:
     """The key of the zero a snapshot at ``as_of_us`` implies for the records it left out:
     the lowest key at that time."""

@@ -20,6 +20,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from omnistock.server.domain.errors import DomainError, FieldViolation, InvalidArgument
 from omnistock.server.domain.stock import Exposure
@@ -136,6 +137,38 @@ class Principal:
                 f"{self.name} may see banded availability only; ask without EXACT",
                 reason="EXPOSURE_NOT_GRANTED",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """An API key as stored: the principal it names and its secret's hash (the secret
+    itself is shown once, when the key is made, and never kept)."""
+
+    principal: Principal
+    secret_hash: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def admits(self, secret: str) -> bool:
+        """Whether ``secret`` opens this key: it matches, and the key is neither revoked
+        nor stored with limits no token bucket can keep."""
+        return (
+            self.revoked_at is None
+            and self.principal.limits_valid
+            and secret_matches(secret, self.secret_hash)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One write call in the audit log: when, by whom (principal name and key id), which
+    method, and what its servicer noted of what it wrote."""
+
+    at: datetime
+    principal: str
+    key_id: str
+    method: str
+    detail: dict[str, object]
 
 
 KEY_PREFIX = "osk"

@@ -2,13 +2,14 @@
 (the read cache, the location directory, watch streams) hears it.
 
 - In process, ``publish`` calls each subscriber at once, before the writer returns.
-- Across processes and replicas, a transport carries the same changes: PostgreSQL
-  LISTEN/NOTIFY (``PostgresNotify``), or on SQLite a change log table that every
-  process polls (``SqliteChangeLog``). A sender thread gathers what is published for a
-  few milliseconds and sends it in batches; a receiver thread hands other processes'
-  changes to the bus. A write in one process reaches the others within the sender's
-  linger (5 ms) plus the receiver's wait (NOTIFY: at once; the SQLite log: the poll
-  interval, 20 ms): docs/benchmarks.md has the figures.
+- Across processes and replicas, a transport carries the same changes: ``ChannelTransport``
+  encodes them as payloads and sends them over one of the store's change channels
+  (store/change_bus.py): PostgreSQL LISTEN/NOTIFY, or on SQLite a change log table that
+  every process polls. A sender thread gathers what is published for a few milliseconds
+  and sends it in batches; the channel's receiver thread hands other processes' changes
+  to the bus. A write in one process reaches the others within the sender's linger
+  (5 ms) plus the receiver's wait (NOTIFY: at once; the SQLite log: the poll interval,
+  20 ms): docs/benchmarks.md has the figures.
 
 A change names (sku, location_id) pairs, whole locations (a snapshot replaced their
 stock), or the location directory. A receiver that may have missed changes (its
@@ -22,24 +23,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import psycopg
-from sqlalchemy import Engine
+from omnistock.server.store.change_bus import MAX_PAYLOAD_BYTES, ChangeChannel
 
 log = logging.getLogger("omnistock.changes")
 
 Pair = tuple[str, str]  # (sku, location_id)
-CHANNEL = "omnistock_changes"
-# NOTIFY payloads must stay under 8,000 bytes.
-MAX_PAYLOAD_BYTES = 7_000
 
 
 @dataclass(frozen=True)
@@ -223,177 +218,35 @@ class _Batcher:
             self._thread.join(timeout=5)
 
 
-class PostgresNotify:
-    """Changes over PostgreSQL LISTEN/NOTIFY, on the channel ``omnistock_changes``."""
+class ChannelTransport:
+    """Changes between processes over one of the store's change channels: published
+    changes go out in batches (``_Batcher``), and payloads from other processes come in
+    as changes; a channel that may have missed some delivers RESYNC."""
 
-    def __init__(self, conninfo: str, *, origin: str | None = None) -> None:
-        self._conninfo = conninfo
-        self.origin = origin or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    def __init__(self, channel: ChangeChannel) -> None:
+        self._channel = channel
+        self.origin = channel.origin
         self._batcher = _Batcher(self._send)
-        self._sender: psycopg.Connection[Any] | None = None
-        self._stopping = threading.Event()
-        self._listener: threading.Thread | None = None
 
     def start(self, deliver: Callable[[Changes], None]) -> None:
-        ready = threading.Event()
-        self._listener = threading.Thread(
-            target=self._listen, args=(deliver, ready), name="omnistock-bus-listen", daemon=True
-        )
-        self._listener.start()
-        ready.wait(timeout=10)
+        def receive(payload: str) -> None:
+            try:
+                origin, changes = decode(payload)
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignored a change notice that does not parse")
+                return
+            if origin != self.origin:
+                deliver(changes)
+
+        self._channel.start(receive, lambda: deliver(RESYNC))
         self._batcher.start()
 
     def send(self, changes: Changes) -> None:
         self._batcher.put(changes)
 
     def _send(self, changes: Changes) -> None:
-        if self._sender is None or self._sender.closed:
-            self._sender = psycopg.connect(self._conninfo, autocommit=True)
-        try:
-            with self._sender.cursor() as cursor:
-                for payload in encode(self.origin, changes):
-                    cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-        except Exception:
-            self._sender.close()  # the next try connects afresh
-            raise
-
-    def _listen(self, deliver: Callable[[Changes], None], ready: threading.Event) -> None:
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(
-                    self._conninfo,
-                    autocommit=True,
-                    application_name=f"omnistock-listen-{os.getpid()}",
-                    # A connection that died without a word is noticed within about 25 s.
-                    keepalives=1,
-                    keepalives_idle=10,
-                    keepalives_interval=5,
-                    keepalives_count=3,
-                ) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    # Notices sent before this LISTEN (while a connection was down, or while
-                    # the first one was being made) never arrive: start afresh.
-                    deliver(RESYNC)
-                    ready.set()
-                    while not self._stopping.is_set():
-                        for notice in connection.notifies(timeout=0.5):
-                            try:
-                                origin, changes = decode(notice.payload)
-                            except (ValueError, KeyError, TypeError):
-                                log.warning("ignored a change notice that does not parse")
-                                continue
-                            if origin != self.origin:
-                                deliver(changes)
-            except Exception:
-                ready.set()
-                if not self._stopping.is_set():
-                    log.exception("listening for changes failed; reconnecting")
-                    time.sleep(1)
+        self._channel.send(encode(self.origin, changes))
 
     def close(self) -> None:
-        self._stopping.set()
-        self._batcher.close()
-        if self._listener is not None:
-            self._listener.join(timeout=5)
-        if self._sender is not None:
-            self._sender.close()
-
-
-class SqliteChangeLog:
-    """Changes through the ``change_log`` table, which every process polls."""
-
-    KEEP_SECONDS = 60.0
-
-    def __init__(
-        self, engine: Engine, *, poll_seconds: float = 0.02, origin: str | None = None
-    ) -> None:
-        self._engine = engine
-        self._poll = poll_seconds
-        self.origin = origin or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._batcher = _Batcher(self._send)
-        self._stopping = threading.Event()
-        self._poller: threading.Thread | None = None
-        self._pruned = 0.0
-
-    def _connect(self) -> Any:
-        return self._engine.raw_connection()
-
-    def start(self, deliver: Callable[[Changes], None]) -> None:
-        pooled = self._connect()
-        try:
-            row = pooled.driver_connection.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM change_log"
-            ).fetchone()
-        finally:
-            pooled.close()
-        self._poller = threading.Thread(
-            target=self._run, args=(deliver, row[0]), name="omnistock-bus-poll", daemon=True
-        )
-        self._poller.start()
-        self._batcher.start()
-
-    def send(self, changes: Changes) -> None:
-        self._batcher.put(changes)
-
-    def _send(self, changes: Changes) -> None:
-        now = time.time()
-        pooled = self._connect()
-        try:
-            connection: Any = pooled.driver_connection
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(
-                    "INSERT INTO change_log (origin, payload, created_at) VALUES (?, ?, ?)",
-                    [(self.origin, p, now) for p in encode(self.origin, changes)],
-                )
-                if now - self._pruned > 10:
-                    connection.execute(
-                        "DELETE FROM change_log WHERE created_at < ?", (now - self.KEEP_SECONDS,)
-                    )
-                    self._pruned = now
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        finally:
-            pooled.close()
-
-    def _run(self, deliver: Callable[[Changes], None], after: int) -> None:
-        pooled = self._connect()
-        connection: Any = pooled.driver_connection
-        try:
-            failed = False
-            while not self._stopping.wait(self._poll):
-                try:
-                    rows = connection.execute(
-                        "SELECT seq, origin, payload FROM change_log WHERE seq > ? ORDER BY seq",
-                        (after,),
-                    ).fetchall()
-                except Exception:
-                    log.exception("polling the change log failed")
-                    failed = True
-                    continue
-                if failed:  # rows older than KEEP_SECONDS may have gone meanwhile
-                    deliver(RESYNC)
-                    failed = False
-                for seq, origin, payload in rows:
-                    after = seq
-                    if origin != self.origin:
-                        deliver(decode(payload)[1])
-        finally:
-            pooled.close()
-
-    def close(self) -> None:
-        self._stopping.set()
-        self._batcher.close()
-        if self._poller is not None:
-            self._poller.join(timeout=5)
-
-
-def change_transport(engine: Engine, poll_seconds: float = 0.02) -> Transport:
-    """The transport for the engine's database: LISTEN/NOTIFY on PostgreSQL, the polled
-    change log on SQLite."""
-    if engine.dialect.name == "postgresql":
-        url = engine.url.set(drivername="postgresql")
-        return PostgresNotify(url.render_as_string(hide_password=False))
-    return SqliteChangeLog(engine, poll_seconds=poll_seconds)
+        self._batcher.close()  # what was published goes out first
+        self._channel.close()

@@ -17,20 +17,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from omnistock.server.domain.feed_order import MAX_QUANTITY
+from omnistock.server.domain.feed_order import MAX_QUANTITY, DeltaRow
 from omnistock.server.domain.locations import Location
 from omnistock.server.domain.stock import AvailabilityView, Exposure, is_stale, view_record
+from omnistock.server.domain.timeutil import from_micros, to_micros
 from omnistock.server.service.changes import ChangeBus, Changes
 from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.store.feed_status import FeedStatusRecord, FeedStatusRepository
 from omnistock.server.store.feeds import (
     DeltaOutcome,
-    DeltaRow,
     FeedWriter,
     SnapshotImport,
     SnapshotResult,
 )
-from omnistock.server.store.timeutil import from_micros, to_micros
 
 EXPORT_PAGE_SIZE = 1_000
 _OUT_OF_RANGE = f"would take on_hand outside [-{MAX_QUANTITY:,}, {MAX_QUANTITY:,}]"

@@ -13,7 +13,7 @@ from omnistock.server.store.tables import channel_protection_table as cp
 from omnistock.server.store.tables import channels_table as ct
 from omnistock.server.store.tables import location_group_members_table as mt
 from omnistock.server.store.tables import location_groups_table as gt
-from omnistock.server.store.timeutil import to_micros
+from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.store.upsert import upsert_statement
 from sqlalchemy import Connection, Engine, Select, delete, insert, select
 

@@ -45,10 +45,9 @@ import psycopg
 from omnistock.server.domain.feed_order import (
     MAX_QUANTITY,
     MIN_ON_HAND,
-    UpdateKey,
+    DeltaRow,
     pack_key,
     snapshot_zero_key,
-    update_key,
 )
 from omnistock.server.store.database import raw_write_transaction
 from omnistock.server.store.packed_keys import pack_key_sql
@@ -109,39 +108,6 @@ class DeltaOutcome(enum.Enum):
     APPLIED = "APPLIED"  # it set on_hand, safety stock or both
     STALE = "STALE"  # every field it carries has a newer (or equal) key stored
     OUT_OF_RANGE = "OUT_OF_RANGE"  # an adjustment that would take on_hand out of range
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaRow:
-    """One valid delta record, ready to apply."""
-
-    location_id: str
-    sku: str
-    # The absolute on_hand, or the change to it when ``relative``.
-    quantity: int
-    relative: bool
-    source_updated_at_us: int
-    safety_stock: int | None = None
-    source_sequence: int | None = None
-
-    @property
-    def key(self) -> UpdateKey:
-        return update_key(
-            self.source_updated_at_us,
-            self.source_sequence,
-            self.quantity,
-            relative=self.relative,
-            safety_stock=self.safety_stock,
-        )
-
-    def packed_key(self) -> bytes:
-        """``self.key.packed()``, in one step (it runs for every record of a feed)."""
-        return pack_key(
-            self.source_updated_at_us,
-            -1 if self.source_sequence is None else self.source_sequence,
-            2 * self.quantity + (0 if self.relative else 1),
-            -1 if self.safety_stock is None else self.safety_stock,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,41 +1,30 @@
 """API keys and the audit log, through SQLAlchemy Core (neither is on a hot path: keys are
-cached by the authenticator, audit rows are written in batches by a thread)."""
+cached by the authenticator, audit rows are written in batches by service/audit.py's
+thread)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import queue
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from omnistock.server.domain.security import (
+    AuditEntry,
     Principal,
     Role,
+    StoredKey,
     check_rate_limit,
     hash_secret,
     new_key,
 )
 from omnistock.server.domain.stock import Exposure
+from omnistock.server.domain.timeutil import from_micros, to_micros
 from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import ApiKeyRow, AuditRow
-from omnistock.server.store.timeutil import from_micros, to_micros
 from sqlalchemy import Engine, Table, insert, select, update
-
-log = logging.getLogger("omnistock.audit")
 
 keys: Table = ApiKeyRow.__table__  # type: ignore[assignment]
 audit: Table = AuditRow.__table__  # type: ignore[assignment]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    principal: Principal
-    secret_hash: str
-    created_at: datetime
-    revoked_at: datetime | None
 
 
 class KeyRepository:
@@ -129,65 +118,13 @@ def detail_json(detail: dict[str, object]) -> str:
     return json.dumps(detail, sort_keys=True, default=_plain)
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    at: datetime
-    principal: str
-    key_id: str
-    method: str
-    detail: dict[str, object]
-
-
-class AuditLog:
-    """Writes audit entries from a queue on a thread of its own, in batches, so a write
-    call never waits for its audit row. ``flush()`` waits until all are written."""
+class AuditRepository:
+    """The audit table: entries written in batches, and the latest read back."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._queue: queue.SimpleQueue[AuditEntry | threading.Event | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="omnistock-audit", daemon=True)
-        self._thread.start()
 
-    def record(self, entry: AuditEntry) -> None:
-        self._queue.put(entry)
-
-    def flush(self, timeout: float = 10) -> None:
-        done = threading.Event()
-        self._queue.put(done)
-        done.wait(timeout)
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            batch: list[AuditEntry] = []
-            waiting: list[threading.Event] = []
-            stop = False
-            while True:
-                if item is None:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    waiting.append(item)
-                else:
-                    batch.append(item)
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                try:
-                    self._write(batch)
-                except Exception:
-                    log.exception("writing %d audit entries failed", len(batch))
-            for event in waiting:
-                event.set()
-            if stop:
-                return
-
-    def _write(self, batch: list[AuditEntry]) -> None:
+    def write(self, batch: Sequence[AuditEntry]) -> None:
         with write_transaction(self._engine) as connection:
             connection.execute(
                 insert(audit),

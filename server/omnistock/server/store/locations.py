@@ -13,9 +13,9 @@ from omnistock.server.domain.locations import (
     LocationKind,
     WeeklyHours,
 )
+from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import locations_table as t
-from omnistock.server.store.timeutil import to_micros
 from omnistock.server.store.upsert import upsert_statement
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Row

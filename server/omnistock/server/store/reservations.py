@@ -31,8 +31,8 @@ from omnistock.server.domain.reservations import (
     ReservationMethod,
     ReservationState,
 )
+from omnistock.server.domain.timeutil import from_micros
 from omnistock.server.store.database import raw_write_transaction
-from omnistock.server.store.timeutil import from_micros
 from sqlalchemy import Engine
 
 _COLUMNS = (

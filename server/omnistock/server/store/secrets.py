@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
+from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import ServerSecretRow
-from omnistock.server.store.timeutil import to_micros
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 

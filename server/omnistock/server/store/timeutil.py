@@ -1,15 +1,6 @@
-"""Conversions between aware datetimes and the integer microseconds the schema stores."""
+"""The schema's microsecond conversions, which live in domain/timeutil.py; kept here for
+the store modules that still import them from this name."""
 
-from __future__ import annotations
+from omnistock.server.domain.timeutil import from_micros, to_micros
 
-from datetime import UTC, datetime, timedelta
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_micros(value: datetime) -> int:
-    return (value - EPOCH) // timedelta(microseconds=1)
-
-
-def from_micros(value: int) -> datetime:
-    return EPOCH + timedelta(microseconds=value)
+__all__ = ["from_micros", "to_micros"]

@@ -30,13 +30,13 @@ from omnistock.server.domain.security import (
     Principal,
     RateLimited,
     Role,
+    StoredKey,
     Unauthenticated,
     normalise_key,
     parse_key,
-    secret_matches,
 )
 from omnistock.server.domain.stock import Exposure
-from omnistock.server.store.keys import KeyRepository, StoredKey
+from omnistock.server.service.keys import KeyService
 from omnistock.server.transport.buckets import TokenBuckets
 
 KEY_CACHE_SECONDS = 5.0
@@ -111,7 +111,7 @@ class _Checked:
 class Authenticator:
     def __init__(
         self,
-        keys: KeyRepository | None,
+        keys: KeyService | None,
         run_blocking: Callable[..., Awaitable[Any]],
         *,
         insecure: bool,
@@ -241,12 +241,7 @@ class Authenticator:
             # Shielded: a caller that goes away does not end a lookup others wait for.
             lookup = await asyncio.shield(self._fetch(key_id))
         stored = lookup.key
-        if (
-            stored is None
-            or stored.revoked_at is not None
-            or not stored.principal.limits_valid
-            or not secret_matches(secret, stored.secret_hash)
-        ):
+        if stored is None or not stored.admits(secret):
             # One answer for unknown, revoked, unusable and wrong keys alike.
             self._by_text.pop(text, None)
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
@@ -286,7 +281,7 @@ class Authenticator:
 
     def _lookup(self, key_id: str) -> StoredKey | None:
         assert self._keys is not None
-        return self._keys.get(key_id)
+        return self._keys.lookup(key_id)
 
 
 class OpenKey:

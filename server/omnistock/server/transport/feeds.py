@@ -7,8 +7,10 @@ from typing import Any
 
 from grpc import aio
 from omnistock.server.domain.errors import FieldViolation, InvalidArgument, Violations
+from omnistock.server.domain.feed_order import DeltaRow
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.stock import Exposure
+from omnistock.server.domain.timeutil import from_micros, to_micros
 from omnistock.server.service.feeds import (
     FeedService,
     FeedStatus,
@@ -20,8 +22,6 @@ from omnistock.server.service.limits import (
     MAX_QUANTITY,
     MAX_STOCK_UPDATES,
 )
-from omnistock.server.store.feeds import DeltaRow
-from omnistock.server.store.timeutil import from_micros, to_micros
 from omnistock.server.transport.auth import audit_note, principal
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import (

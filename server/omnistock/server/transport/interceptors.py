@@ -22,8 +22,8 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
 from omnistock.server.domain.errors import DomainError, FieldViolation, InvalidArgument
-from omnistock.server.domain.security import PermissionDenied, Principal
-from omnistock.server.store.keys import AuditEntry, AuditLog
+from omnistock.server.domain.security import AuditEntry, PermissionDenied, Principal
+from omnistock.server.service.audit import AuditLog
 from omnistock.server.transport.auth import AUDIT, CURRENT, Authenticator, OpenKey
 from omnistock.server.transport.errors import internal_status, status_for
 from omnistock.server.transport.scope import METHOD_SCOPES, UNLISTED, MethodScope, ScopeGuard
