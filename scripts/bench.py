@@ -353,8 +353,8 @@ def load_snapshots(
     engine: Any, snapshots: Iterator[tuple[str, list[tuple[str, int, None]]]], now: datetime
 ) -> int:
     """Load (location_id, records) snapshots through the feed path; returns records written."""
-    from omnistock.server.store.feeds import FeedWriter
     from omnistock.server.domain.timeutil import to_micros
+    from omnistock.server.store.feeds import FeedWriter
 
     writer = FeedWriter(engine)
     total = 0
