@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from omnistock.server.domain.channels import Channel, LocationGroup
+from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import channel_protection_table as cp
 from omnistock.server.store.tables import channels_table as ct
 from omnistock.server.store.tables import location_group_members_table as mt
 from omnistock.server.store.tables import location_groups_table as gt
-from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.store.upsert import upsert_statement
 from sqlalchemy import Connection, Engine, Select, delete, insert, select
 
