@@ -96,20 +96,20 @@ class Contract:
     modules: set[str] = field(default_factory=set)
 
 
-def load_descriptors() -> Any:
+def load_descriptors(proto_root: Path = PROTO_ROOT) -> Any:
     """The FileDescriptorSet of protos/omnistock/v1, with comments and imports."""
     import google.api.client_pb2  # noqa: F401  (registers google.api.method_signature)
     from google.protobuf import descriptor_pb2
     from grpc_tools import protoc
 
     protos = sorted(
-        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / gen_protos.PACKAGE).glob("*.proto")
+        str(p.relative_to(proto_root)) for p in (proto_root / gen_protos.PACKAGE).glob("*.proto")
     )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "contract.pb"
         args = [
             "grpc_tools.protoc",
-            f"--proto_path={PROTO_ROOT}",
+            f"--proto_path={proto_root}",
             f"--proto_path={gen_protos.well_known_protos()}",
             f"--proto_path={gen_protos.googleapis_protos()}",
             f"--descriptor_set_out={out}",
@@ -701,9 +701,10 @@ def docs_with_reference(text: str, reference: str) -> str:
 
 
 def render(root: Path = ROOT) -> dict[Path, str]:
-    """What the generator writes: path (relative to the repository) -> content."""
-    config = tomllib.loads(CONFIG.read_text())
-    contract = read_contract(load_descriptors(), config)
+    """What the generator writes: path (relative to the repository) -> content, from the
+    protos, sdk.toml and docs/sdk.md under ``root``."""
+    config = tomllib.loads((root / CONFIG.relative_to(ROOT)).read_text())
+    contract = read_contract(load_descriptors(root / PROTO_ROOT.relative_to(ROOT)), config)
     unknown = set(config) - {m.rpc for m in contract.methods}
     if unknown:
         raise SystemExit(f"sdk.toml configures RPCs the protos do not have: {sorted(unknown)}")
