@@ -682,7 +682,7 @@ def docs_reference(contract: Contract) -> str:
             out.append("")
             out.append(method.comment or f"Calls {service}.{method.rpc}.")
             if method.settings.get("doc"):
-                out += ["", " ".join(method.settings["doc"].split())]
+                out += ["", " ".join(method.settings["doc"].split()).replace("``", "`")]
             described = [p for p in method.params if p.doc]
             if described:
                 out.append("")
