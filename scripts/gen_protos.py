@@ -1,7 +1,8 @@
 """Regenerate the Python code for protos/ into client/omnistock/v1/.
 
 Messages (_pb2), gRPC stubs (_pb2_grpc) and their typed stubs (.pyi, by
-mypy-protobuf). The output is committed; tests/test_generated_code.py fails
+mypy-protobuf); then scripts/gen_client.py makes both SDK clients and docs/sdk.md's
+method reference from the same protos. The output is committed; tests/test_generated_code.py fails
 when a fresh generation differs from it.
 
     python scripts/gen_protos.py            # write client/omnistock/v1/
@@ -22,17 +23,26 @@ PACKAGE = "omnistock/v1"
 DEFAULT_OUT = ROOT / "client"
 
 
+def well_known_protos() -> str:
+    """The root holding google/protobuf/*.proto, from grpcio-tools."""
+    import importlib.resources as resources
+
+    return str(resources.files("grpc_tools") / "_proto")
+
+
+def googleapis_protos() -> str:
+    """The root holding google/api/*.proto, from the googleapis-common-protos package
+    (installed with the SDK): nothing is fetched."""
+    import google.api.client_pb2 as client_pb2
+
+    return str(Path(client_pb2.__file__).resolve().parent.parent.parent)
+
+
 def generate(out_root: Path) -> list[Path]:
     """Generate into out_root/omnistock/v1 and return the files written."""
     from grpc_tools import protoc
 
-    try:
-        import importlib.resources as resources
-
-        well_known = str(resources.files("grpc_tools") / "_proto")
-    except Exception:  # pragma: no cover - very old grpc_tools
-        well_known = str(Path(protoc.__file__).parent / "_proto")
-
+    well_known = well_known_protos()
     bin_dir = Path(sys.executable).parent
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE).glob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,6 +50,7 @@ def generate(out_root: Path) -> list[Path]:
             "grpc_tools.protoc",
             f"--proto_path={PROTO_ROOT}",
             f"--proto_path={well_known}",
+            f"--proto_path={googleapis_protos()}",
             f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
             f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
             f"--python_out={tmp}",
@@ -69,6 +80,10 @@ def main() -> None:
     args = parser.parse_args()
     for path in generate(args.out):
         print(path.relative_to(args.out))
+    if args.out == DEFAULT_OUT:  # the clients and their docs are made from the same protos
+        import gen_client
+
+        gen_client.main([])
 
 
 if __name__ == "__main__":

@@ -104,15 +104,8 @@ def test_empty_and_duplicate_upserts_are_invalid(client: Client) -> None:
 
 
 def test_a_page_token_that_was_never_issued_is_invalid(client: Client) -> None:
-    from omnistock.v1 import location_pb2
-
     with pytest.raises(InvalidArgumentError) as caught:
-        client._call(
-            client._locations.ListLocations,
-            location_pb2.ListLocationsRequest(page_token="!!!not-a-token"),
-            None,
-            (),
-        )
+        list(client.list_locations(page_token="!!!not-a-token"))
     assert [v.field for v in caught.value.field_violations] == ["page_token"]
 
 

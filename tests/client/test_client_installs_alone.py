@@ -44,11 +44,12 @@ def test_client_installs_alone_with_only_its_dependencies(tmp_path: Path) -> Non
     assert installed <= ALLOWED, installed - ALLOWED
     probe = subprocess.run(
         [str(python), "-c",
-         "import omnistock.client as c, omnistock.v1.feed_pb2\n"
+         "import importlib.metadata, omnistock.client as c, omnistock.v1.feed_pb2\n"
          "try:\n import omnistock.server\nexcept ImportError: print('no server')\n"
-         "print(c.Client.__name__)"],
+         "print(c.Client.__name__)\n"
+         "print(c.__version__ == importlib.metadata.version('omnistock-client'))"],
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr
-    assert probe.stdout.split() == ["no", "server", "Client"]
+    assert probe.stdout.split() == ["no", "server", "Client", "True"]
     assert sys.version_info >= (3, 11)

@@ -44,7 +44,8 @@ def _play(
     channel = grpc_testing.channel(
         [LOCATIONS.file, AVAILABILITY.file], grpc_testing.strict_real_time()
     )
-    client = sdk.Client("scripted", channel=channel)
+    # One scripted answer per call: no retries (tests/client/test_call_settings.py has them).
+    client = sdk.Client("scripted", channel=channel, retry=sdk.Retry(attempts=1))
     outcome: dict[str, Any] = {}
 
     def run() -> None:

@@ -16,7 +16,7 @@ INTENDED = {
     "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
     "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
     "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind", "Retry", "AsyncClient", "AsyncAvailabilityWatch",
-    "FieldViolation", "PreconditionViolation",
+    "FieldViolation", "PreconditionViolation", "Pager", "AsyncPager", "timestamp", "__version__",
     "OmnistockError", "InvalidRecordError", "ApiError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "FailedPreconditionError", "AbortedError", "OutOfRangeError", "UnauthenticatedError",
     "PermissionDeniedError", "ResourceExhaustedError", "DeadlineExceededError", "CancelledError",

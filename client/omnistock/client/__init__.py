@@ -7,8 +7,8 @@ with Client("127.0.0.1:50051") as client:
         print(answer.location_id, answer.available_to_sell)
 """
 
-from omnistock.client._async_client import AsyncAvailabilityWatch, AsyncClient
-from omnistock.client._client import AvailabilityWatch, Client
+from omnistock.client._async_client import AsyncClient
+from omnistock.client._client import Client
 from omnistock.client._config import DEFAULT_TIMEOUT, Retry
 from omnistock.client._exceptions import (
     AbortedError,
@@ -33,7 +33,8 @@ from omnistock.client._exceptions import (
     UnknownError,
     from_rpc_error,
 )
-from omnistock.client._requests import cart, origin
+from omnistock.client._pagers import AsyncPager, Pager
+from omnistock.client._requests import cart, origin, timestamp
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
@@ -69,6 +70,8 @@ from omnistock.client._types import (
     WatchEventKind,
     WeeklyHours,
 )
+from omnistock.client._version import __version__
+from omnistock.client._watch import AsyncAvailabilityWatch, AvailabilityWatch
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -78,6 +81,7 @@ __all__ = [
     "ApplyStockUpdatesResponse",
     "AsyncAvailabilityWatch",
     "AsyncClient",
+    "AsyncPager",
     "Availability",
     "AvailabilityWatch",
     "CancelledError",
@@ -107,6 +111,7 @@ __all__ = [
     "OmnistockError",
     "Origin",
     "OutOfRangeError",
+    "Pager",
     "PermissionDeniedError",
     "PreconditionViolation",
     "RecordReject",
@@ -130,7 +135,9 @@ __all__ = [
     "WatchAvailabilityResponse",
     "WatchEventKind",
     "WeeklyHours",
+    "__version__",
     "cart",
     "from_rpc_error",
     "origin",
+    "timestamp",
 ]

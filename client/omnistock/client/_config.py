@@ -7,33 +7,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
+from omnistock.client._version import USER_AGENT
 
 DEFAULT_TIMEOUT = 10.0
 
-# Reads, and writes that carry what makes a repeat harmless: CreateReservation an
-# idempotency key (the SDK sets one), a reservation's state moves the reservation id and
-# its target state (a repeat answers with the reservation as it is). Other writes are
-# not retried: a repeated delta would count twice, and the rest carry no key.
-IDEMPOTENT = frozenset(
-    {
-        "GetLocation", "ListLocations", "GetAvailability", "BatchGetAvailability",
-        "SearchNearby", "GetFulfillmentOptions", "GetFeedStatus", "ListFeedStatus",
-        "GetReservation", "ListReservations",
-        "CreateReservation", "CommitReservation", "FulfillReservation", "ReleaseReservation",
-    }
-)  # fmt: skip
+# Which methods are retried by default, and their default deadlines, are per method: they
+# live in protos/omnistock/v1/sdk.toml and the generated clients carry them. A call is
+# retried only on these codes.
 RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
-
-# Default deadlines: reads answer in milliseconds; writes may wait on a database lock.
-METHOD_TIMEOUTS = {
-    "UpsertLocations": 30.0,
-    "ApplyStockUpdates": 30.0,
-    "CreateReservation": 30.0,
-    "ExtendReservation": 30.0,
-    "CommitReservation": 30.0,
-    "FulfillReservation": 30.0,
-    "ReleaseReservation": 30.0,
-}
 
 # Keepalive pings while calls are open (a watch can be quiet for its heartbeat interval);
 # the server accepts one every 10 s.
@@ -42,6 +23,12 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 ]
+
+
+def channel_options() -> list[tuple[str, int | str]]:
+    """CHANNEL_OPTIONS and the user agent. gRPC drops a ``user-agent`` sent in call
+    metadata; ``grpc.primary_user_agent`` puts it before gRPC's own."""
+    return [*CHANNEL_OPTIONS, ("grpc.primary_user_agent", USER_AGENT)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +56,7 @@ class Retry:
 
 
 DEFAULT_RETRY = Retry()
+NO_RETRY = Retry(attempts=1)
 
 
 def channel_credentials(
@@ -88,10 +76,3 @@ def channel_credentials(
 
 def auth_metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()
-
-
-def method_name(method: object) -> str:
-    """The RPC's short name (``GetAvailability``) from a stub's callable."""
-    raw = getattr(method, "_method", b"")
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    return text.rsplit("/", 1)[-1]

@@ -1,4 +1,6 @@
-"""Request messages for each method, built once for both clients."""
+"""Request builders: the per-method adapters both generated clients call (named by
+``build`` in protos/omnistock/v1/sdk.toml) where the arguments are not plain fields,
+and the public helpers ``cart``, ``origin`` and ``timestamp``."""
 
 from __future__ import annotations
 
@@ -65,6 +67,12 @@ def _lines(value: Cart) -> list[CartLine]:
 
 
 def timestamp(value: datetime) -> Timestamp:
+    """A protobuf Timestamp from an aware datetime, as a StockUpdate's or a DeltaRecord's
+    ``source_updated_at`` needs; a naive datetime raises ValueError.
+
+    >>> timestamp(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)).ToJsonString()
+    '2026-01-02T03:04:05Z'
+    """
     if value.tzinfo is None:
         raise ValueError("use an aware datetime, for example datetime.now(UTC)")
     stamp = Timestamp()
@@ -73,17 +81,17 @@ def timestamp(value: datetime) -> Timestamp:
 
 
 def list_locations(
-    kind: LocationKind | None, page_size: int, token: str
+    *, kind: LocationKind | None, page_size: int, page_token: str
 ) -> location_pb2.ListLocationsRequest:
     return location_pb2.ListLocationsRequest(
         page_size=page_size,
-        page_token=token,
+        page_token=page_token,
         kind=0 if kind is None else int(kind),  # type: ignore[arg-type]
     )
 
 
 def get_availability(
-    sku: str, location_ids: Iterable[str], exposure: Exposure
+    *, sku: str, location_ids: Iterable[str], exposure: Exposure
 ) -> availability_pb2.GetAvailabilityRequest:
     return availability_pb2.GetAvailabilityRequest(
         sku=sku,
@@ -93,7 +101,7 @@ def get_availability(
 
 
 def batch_get_availability(
-    pairs: Iterable[tuple[str, str]], exposure: Exposure
+    *, pairs: Iterable[tuple[str, str]], exposure: Exposure
 ) -> availability_pb2.BatchGetAvailabilityRequest:
     return availability_pb2.BatchGetAvailabilityRequest(
         items=[SkuLocation(sku=sku, location_id=loc) for sku, loc in pairs],
@@ -102,9 +110,9 @@ def batch_get_availability(
 
 
 def search_nearby(
-    lines: Cart,
-    where: Origin,
     *,
+    cart: Cart,
+    origin: Origin,
     radius_km: float | None,
     limit: int | None,
     open_now: bool,
@@ -113,8 +121,8 @@ def search_nearby(
     exposure: Exposure,
 ) -> availability_pb2.SearchNearbyRequest:
     request = availability_pb2.SearchNearbyRequest(
-        lines=_lines(lines),
-        origin=where,
+        lines=_lines(cart),
+        origin=origin,
         open_now=open_now,
         method=int(method),  # type: ignore[arg-type]
         require_all=require_all,
@@ -124,17 +132,17 @@ def search_nearby(
 
 
 def fulfillment_options(
-    lines: Cart, where: Origin, radius_km: float | None
+    *, cart: Cart, origin: Origin, radius_km: float | None
 ) -> availability_pb2.GetFulfillmentOptionsRequest:
-    request = availability_pb2.GetFulfillmentOptionsRequest(lines=_lines(lines), origin=where)
+    request = availability_pb2.GetFulfillmentOptionsRequest(lines=_lines(cart), origin=origin)
     return _with_optional(request, radius_km=radius_km)
 
 
 def watch(
-    pairs: Iterable[tuple[str, str]],
     *,
+    pairs: Iterable[tuple[str, str]],
     skus: Iterable[str],
-    where: Origin | None,
+    origin: Origin | None,
     radius_km: float | None,
     limit: int | None,
     exposure: Exposure,
@@ -144,7 +152,7 @@ def watch(
     request = availability_pb2.WatchAvailabilityRequest(
         pairs=[SkuLocation(sku=sku, location_id=loc) for sku, loc in pairs],
         skus=list(skus),
-        origin=where,
+        origin=origin,
         exposure=int(exposure),  # type: ignore[arg-type]
         resume_token=resume_token,
     )
@@ -165,6 +173,7 @@ def _with_optional(request: M, **fields: object) -> M:
 
 
 def snapshot(
+    *,
     location_id: str,
     as_of: datetime,
     records: Iterable[SnapshotRecord | tuple[str, int]],
@@ -213,6 +222,11 @@ def snapshot_record(index: int, record: SnapshotRecord | tuple[str, int]) -> Sna
 
 
 DeltaBatch = StreamDeltasRequest | Sequence[DeltaRecord | Mapping[str, Any]]
+
+
+def delta_batches(*, batches: Iterable[DeltaBatch]) -> Iterator[StreamDeltasRequest]:
+    """The batches as requests, numbered from 0, made as ``batches`` is read."""
+    return (delta_batch(number, batch) for number, batch in enumerate(batches))
 
 
 def delta_batch(number: int, batch: DeltaBatch) -> StreamDeltasRequest:
@@ -278,9 +292,9 @@ def _fits(kind: type[Message], name: str, value: object) -> bool:
 
 
 def create_reservation(
+    *,
     location_id: str,
     lines: Mapping[str, int],
-    *,
     method: ReservationMethod,
     ttl: timedelta | None,
     idempotency_key: str | None,
@@ -300,18 +314,18 @@ def create_reservation(
 
 
 def list_reservations(
-    location_id: str, state: ReservationState | None, page_size: int, token: str
+    *, location_id: str, state: ReservationState | None, page_size: int, page_token: str
 ) -> reservation_pb2.ListReservationsRequest:
     return reservation_pb2.ListReservationsRequest(
         location_id=location_id,
         state=0 if state is None else int(state),  # type: ignore[arg-type]
         page_size=page_size,
-        page_token=token,
+        page_token=page_token,
     )
 
 
 def extend_reservation(
-    reservation_id: str, ttl: timedelta
+    *, reservation_id: str, ttl: timedelta
 ) -> reservation_pb2.ExtendReservationRequest:
     request = reservation_pb2.ExtendReservationRequest(reservation_id=reservation_id)
     request.ttl.FromTimedelta(ttl)

@@ -113,8 +113,15 @@ def start(method: Any, stream: RequestStream[Any], **options: Any) -> Any:
         stream.attach(call)
 
 
+STREAM_NOTE = "the call was cancelled on this error: {sent} message(s) were sent before it"
 SNAPSHOT_NOTE = "import_snapshot cancelled the call on this error: the server wrote nothing"
 DELTAS_NOTE = (
     "stream_deltas closed the stream on this error: the {sent} batch(es) sent before it "
     "were applied and acknowledged, and nothing later was sent"
 )
+
+
+def task_cancelled() -> bool:
+    """Whether the running task itself is being cancelled (not just the call)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

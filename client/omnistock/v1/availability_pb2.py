@@ -22,59 +22,70 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from omnistock.v1 import common_pb2 as omnistock_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fomnistock/v1/availability.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19omnistock/v1/common.proto\")\n\x08\x43\x61rtLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"d\n\x06Origin\x12(\n\x08position\x18\x01 \x01(\x0b\x32\x14.omnistock.v1.LatLngH\x00\x12\x15\n\x0bpostal_code\x18\x02 \x01(\tH\x00\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\tB\x08\n\x06origin\"G\n\x08\x44\x61yHours\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12\r\n\x05opens\x18\x03 \x01(\t\x12\x0e\n\x06\x63loses\x18\x04 \x01(\t\"\xfd\x01\n\x10LineAvailability\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.omnistock.v1.StockStatus\x12\x1e\n\x11\x61vailable_to_sell\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rquantity_hint\x18\x05 \x01(\t\x12\x13\n\x0b\x66ulfillable\x18\x06 \x01(\x08\x12\x12\n\nconfidence\x18\x07 \x01(\x01\x12)\n\x05\x61s_of\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x14\n\x12_available_to_sell\"\x9f\x02\n\x0eNearbyLocation\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64istance_km\x18\x03 \x01(\x01\x12-\n\x05lines\x18\x04 \x03(\x0b\x32\x1e.omnistock.v1.LineAvailability\x12\x0f\n\x07has_all\x18\x05 \x01(\x08\x12,\n\x08ready_by\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rready_by_text\x18\x07 \x01(\t\x12+\n\x0btoday_hours\x18\x08 \x01(\x0b\x32\x16.omnistock.v1.DayHours\x12\x10\n\x08open_now\x18\t \x01(\x08\x12\x11\n\ttime_zone\x18\n \x01(\t\"\x8f\x01\n\nShipOption\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12-\n\x05lines\x18\x02 \x03(\x0b\x32\x1e.omnistock.v1.LineAvailability\x12\x0f\n\x07has_all\x18\x03 \x01(\x08\x12\x15\n\rdelivery_date\x18\x04 \x01(\t\x12\x15\n\rshipping_days\x18\x05 \x01(\x05\"\xa8\x02\n\x13SearchNearbyRequest\x12%\n\x05lines\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.CartLine\x12$\n\x06origin\x18\x02 \x01(\x0b\x32\x14.omnistock.v1.Origin\x12\x16\n\tradius_km\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x08open_now\x18\x05 \x01(\x08\x12/\n\x06method\x18\x06 \x01(\x0e\x32\x1f.omnistock.v1.FulfillmentMethod\x12\x13\n\x0brequire_all\x18\x07 \x01(\x08\x12(\n\x08\x65xposure\x18\x08 \x01(\x0e\x32\x16.omnistock.v1.ExposureB\x0c\n\n_radius_kmB\x08\n\x06_limit\"\x95\x01\n\x14SearchNearbyResponse\x12/\n\tlocations\x18\x01 \x03(\x0b\x32\x1c.omnistock.v1.NearbyLocation\x12&\n\x04ship\x18\x02 \x01(\x0b\x32\x18.omnistock.v1.ShipOption\x12$\n\x06origin\x18\x03 \x01(\x0b\x32\x14.omnistock.v1.LatLng\"\xf6\x02\n\x11\x46ulfillmentOption\x12/\n\x06method\x18\x01 \x01(\x0e\x32\x1f.omnistock.v1.FulfillmentMethod\x12\x1a\n\x12pickup_location_id\x18\x02 \x01(\t\x12\x18\n\x10ship_location_id\x18\x03 \x01(\t\x12,\n\x0cpickup_lines\x18\x04 \x03(\x0b\x32\x16.omnistock.v1.CartLine\x12*\n\nship_lines\x18\x05 \x03(\x0b\x32\x16.omnistock.v1.CartLine\x12\x13\n\x0b\x64istance_km\x18\x06 \x01(\x01\x12,\n\x08ready_by\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rready_by_text\x18\x08 \x01(\t\x12\x15\n\rdelivery_date\x18\t \x01(\t\x12/\n\x0b\x63omplete_by\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\x1cGetFulfillmentOptionsRequest\x12%\n\x05lines\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.CartLine\x12$\n\x06origin\x18\x02 \x01(\x0b\x32\x14.omnistock.v1.Origin\x12\x16\n\tradius_km\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_radius_km\"w\n\x1dGetFulfillmentOptionsResponse\x12\x30\n\x07options\x18\x01 \x03(\x0b\x32\x1f.omnistock.v1.FulfillmentOption\x12$\n\x06origin\x18\x02 \x01(\x0b\x32\x14.omnistock.v1.LatLng\"\xb5\x03\n\x0c\x41vailability\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.omnistock.v1.StockStatus\x12(\n\x08\x65xposure\x18\x04 \x01(\x0e\x32\x16.omnistock.v1.Exposure\x12\x1e\n\x11\x61vailable_to_sell\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x07on_hand\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x15\n\x08reserved\x18\x07 \x01(\x03H\x02\x88\x01\x01\x12\x19\n\x0csafety_stock\x18\x08 \x01(\x03H\x03\x88\x01\x01\x12\x15\n\rquantity_hint\x18\t \x01(\t\x12)\n\x05\x61s_of\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nconfidence\x18\x0b \x01(\x01\x12\x1c\n\x0fsource_sequence\x18\x0c \x01(\x03H\x04\x88\x01\x01\x42\x14\n\x12_available_to_sellB\n\n\x08_on_handB\x0b\n\t_reservedB\x0f\n\r_safety_stockB\x12\n\x10_source_sequence\"e\n\x16GetAvailabilityRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x14\n\x0clocation_ids\x18\x02 \x03(\t\x12(\n\x08\x65xposure\x18\x03 \x01(\x0e\x32\x16.omnistock.v1.Exposure\"M\n\x17GetAvailabilityResponse\x12\x32\n\x0e\x61vailabilities\x18\x01 \x03(\x0b\x32\x1a.omnistock.v1.Availability\"/\n\x0bSkuLocation\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\"q\n\x1b\x42\x61tchGetAvailabilityRequest\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.SkuLocation\x12(\n\x08\x65xposure\x18\x02 \x01(\x0e\x32\x16.omnistock.v1.Exposure\"R\n\x1c\x42\x61tchGetAvailabilityResponse\x12\x32\n\x0e\x61vailabilities\x18\x01 \x03(\x0b\x32\x1a.omnistock.v1.Availability\"\xb2\x02\n\x18WatchAvailabilityRequest\x12(\n\x05pairs\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.SkuLocation\x12\x0c\n\x04skus\x18\x02 \x03(\t\x12$\n\x06origin\x18\x03 \x01(\x0b\x32\x14.omnistock.v1.Origin\x12\x16\n\tradius_km\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12(\n\x08\x65xposure\x18\x06 \x01(\x0e\x32\x16.omnistock.v1.Exposure\x12\x14\n\x0cresume_token\x18\x07 \x01(\t\x12\x1e\n\x11heartbeat_seconds\x18\x08 \x01(\x05H\x02\x88\x01\x01\x42\x0c\n\n_radius_kmB\x08\n\x06_limitB\x14\n\x12_heartbeat_seconds\"\xc0\x01\n\x19WatchAvailabilityResponse\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.omnistock.v1.WatchEventKind\x12\x32\n\x0e\x61vailabilities\x18\x02 \x03(\x0b\x32\x1a.omnistock.v1.Availability\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\x12-\n\tsend_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb7\x01\n\x11\x46ulfillmentMethod\x12\"\n\x1e\x46ULFILLMENT_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x46ULFILLMENT_METHOD_PICKUP\x10\x01\x12\x1b\n\x17\x46ULFILLMENT_METHOD_SHIP\x10\x02\x12$\n FULFILLMENT_METHOD_SHIP_TO_STORE\x10\x03\x12\x1c\n\x18\x46ULFILLMENT_METHOD_SPLIT\x10\x04*\x8e\x01\n\x0eWatchEventKind\x12 \n\x1cWATCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19WATCH_EVENT_KIND_SNAPSHOT\x10\x01\x12\x1b\n\x17WATCH_EVENT_KIND_CHANGE\x10\x02\x12\x1e\n\x1aWATCH_EVENT_KIND_HEARTBEAT\x10\x03\x32\x95\x04\n\x13\x41vailabilityService\x12^\n\x0fGetAvailability\x12$.omnistock.v1.GetAvailabilityRequest\x1a%.omnistock.v1.GetAvailabilityResponse\x12m\n\x14\x42\x61tchGetAvailability\x12).omnistock.v1.BatchGetAvailabilityRequest\x1a*.omnistock.v1.BatchGetAvailabilityResponse\x12U\n\x0cSearchNearby\x12!.omnistock.v1.SearchNearbyRequest\x1a\".omnistock.v1.SearchNearbyResponse\x12p\n\x15GetFulfillmentOptions\x12*.omnistock.v1.GetFulfillmentOptionsRequest\x1a+.omnistock.v1.GetFulfillmentOptionsResponse\x12\x66\n\x11WatchAvailability\x12&.omnistock.v1.WatchAvailabilityRequest\x1a\'.omnistock.v1.WatchAvailabilityResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fomnistock/v1/availability.proto\x12\x0comnistock.v1\x1a\x17google/api/client.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19omnistock/v1/common.proto\")\n\x08\x43\x61rtLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"d\n\x06Origin\x12(\n\x08position\x18\x01 \x01(\x0b\x32\x14.omnistock.v1.LatLngH\x00\x12\x15\n\x0bpostal_code\x18\x02 \x01(\tH\x00\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\tB\x08\n\x06origin\"G\n\x08\x44\x61yHours\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12\r\n\x05opens\x18\x03 \x01(\t\x12\x0e\n\x06\x63loses\x18\x04 \x01(\t\"\xfd\x01\n\x10LineAvailability\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.omnistock.v1.StockStatus\x12\x1e\n\x11\x61vailable_to_sell\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rquantity_hint\x18\x05 \x01(\t\x12\x13\n\x0b\x66ulfillable\x18\x06 \x01(\x08\x12\x12\n\nconfidence\x18\x07 \x01(\x01\x12)\n\x05\x61s_of\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x14\n\x12_available_to_sell\"\x9f\x02\n\x0eNearbyLocation\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64istance_km\x18\x03 \x01(\x01\x12-\n\x05lines\x18\x04 \x03(\x0b\x32\x1e.omnistock.v1.LineAvailability\x12\x0f\n\x07has_all\x18\x05 \x01(\x08\x12,\n\x08ready_by\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rready_by_text\x18\x07 \x01(\t\x12+\n\x0btoday_hours\x18\x08 \x01(\x0b\x32\x16.omnistock.v1.DayHours\x12\x10\n\x08open_now\x18\t \x01(\x08\x12\x11\n\ttime_zone\x18\n \x01(\t\"\x8f\x01\n\nShipOption\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12-\n\x05lines\x18\x02 \x03(\x0b\x32\x1e.omnistock.v1.LineAvailability\x12\x0f\n\x07has_all\x18\x03 \x01(\x08\x12\x15\n\rdelivery_date\x18\x04 \x01(\t\x12\x15\n\rshipping_days\x18\x05 \x01(\x05\"\xa8\x02\n\x13SearchNearbyRequest\x12%\n\x05lines\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.CartLine\x12$\n\x06origin\x18\x02 \x01(\x0b\x32\x14.omnistock.v1.Origin\x12\x16\n\tradius_km\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x08open_now\x18\x05 \x01(\x08\x12/\n\x06method\x18\x06 \x01(\x0e\x32\x1f.omnistock.v1.FulfillmentMethod\x12\x13\n\x0brequire_all\x18\x07 \x01(\x08\x12(\n\x08\x65xposure\x18\x08 \x01(\x0e\x32\x16.omnistock.v1.ExposureB\x0c\n\n_radius_kmB\x08\n\x06_limit\"\x95\x01\n\x14SearchNearbyResponse\x12/\n\tlocations\x18\x01 \x03(\x0b\x32\x1c.omnistock.v1.NearbyLocation\x12&\n\x04ship\x18\x02 \x01(\x0b\x32\x18.omnistock.v1.ShipOption\x12$\n\x06origin\x18\x03 \x01(\x0b\x32\x14.omnistock.v1.LatLng\"\xf6\x02\n\x11\x46ulfillmentOption\x12/\n\x06method\x18\x01 \x01(\x0e\x32\x1f.omnistock.v1.FulfillmentMethod\x12\x1a\n\x12pickup_location_id\x18\x02 \x01(\t\x12\x18\n\x10ship_location_id\x18\x03 \x01(\t\x12,\n\x0cpickup_lines\x18\x04 \x03(\x0b\x32\x16.omnistock.v1.CartLine\x12*\n\nship_lines\x18\x05 \x03(\x0b\x32\x16.omnistock.v1.CartLine\x12\x13\n\x0b\x64istance_km\x18\x06 \x01(\x01\x12,\n\x08ready_by\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rready_by_text\x18\x08 \x01(\t\x12\x15\n\rdelivery_date\x18\t \x01(\t\x12/\n\x0b\x63omplete_by\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\x1cGetFulfillmentOptionsRequest\x12%\n\x05lines\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.CartLine\x12$\n\x06origin\x18\x02 \x01(\x0b\x32\x14.omnistock.v1.Origin\x12\x16\n\tradius_km\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_radius_km\"w\n\x1dGetFulfillmentOptionsResponse\x12\x30\n\x07options\x18\x01 \x03(\x0b\x32\x1f.omnistock.v1.FulfillmentOption\x12$\n\x06origin\x18\x02 \x01(\x0b\x32\x14.omnistock.v1.LatLng\"\xb5\x03\n\x0c\x41vailability\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.omnistock.v1.StockStatus\x12(\n\x08\x65xposure\x18\x04 \x01(\x0e\x32\x16.omnistock.v1.Exposure\x12\x1e\n\x11\x61vailable_to_sell\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x14\n\x07on_hand\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x15\n\x08reserved\x18\x07 \x01(\x03H\x02\x88\x01\x01\x12\x19\n\x0csafety_stock\x18\x08 \x01(\x03H\x03\x88\x01\x01\x12\x15\n\rquantity_hint\x18\t \x01(\t\x12)\n\x05\x61s_of\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nconfidence\x18\x0b \x01(\x01\x12\x1c\n\x0fsource_sequence\x18\x0c \x01(\x03H\x04\x88\x01\x01\x42\x14\n\x12_available_to_sellB\n\n\x08_on_handB\x0b\n\t_reservedB\x0f\n\r_safety_stockB\x12\n\x10_source_sequence\"e\n\x16GetAvailabilityRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x14\n\x0clocation_ids\x18\x02 \x03(\t\x12(\n\x08\x65xposure\x18\x03 \x01(\x0e\x32\x16.omnistock.v1.Exposure\"M\n\x17GetAvailabilityResponse\x12\x32\n\x0e\x61vailabilities\x18\x01 \x03(\x0b\x32\x1a.omnistock.v1.Availability\"/\n\x0bSkuLocation\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\"q\n\x1b\x42\x61tchGetAvailabilityRequest\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.SkuLocation\x12(\n\x08\x65xposure\x18\x02 \x01(\x0e\x32\x16.omnistock.v1.Exposure\"R\n\x1c\x42\x61tchGetAvailabilityResponse\x12\x32\n\x0e\x61vailabilities\x18\x01 \x03(\x0b\x32\x1a.omnistock.v1.Availability\"\xb2\x02\n\x18WatchAvailabilityRequest\x12(\n\x05pairs\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.SkuLocation\x12\x0c\n\x04skus\x18\x02 \x03(\t\x12$\n\x06origin\x18\x03 \x01(\x0b\x32\x14.omnistock.v1.Origin\x12\x16\n\tradius_km\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12(\n\x08\x65xposure\x18\x06 \x01(\x0e\x32\x16.omnistock.v1.Exposure\x12\x14\n\x0cresume_token\x18\x07 \x01(\t\x12\x1e\n\x11heartbeat_seconds\x18\x08 \x01(\x05H\x02\x88\x01\x01\x42\x0c\n\n_radius_kmB\x08\n\x06_limitB\x14\n\x12_heartbeat_seconds\"\xc0\x01\n\x19WatchAvailabilityResponse\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.omnistock.v1.WatchEventKind\x12\x32\n\x0e\x61vailabilities\x18\x02 \x03(\x0b\x32\x1a.omnistock.v1.Availability\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\x12-\n\tsend_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xb7\x01\n\x11\x46ulfillmentMethod\x12\"\n\x1e\x46ULFILLMENT_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x46ULFILLMENT_METHOD_PICKUP\x10\x01\x12\x1b\n\x17\x46ULFILLMENT_METHOD_SHIP\x10\x02\x12$\n FULFILLMENT_METHOD_SHIP_TO_STORE\x10\x03\x12\x1c\n\x18\x46ULFILLMENT_METHOD_SPLIT\x10\x04*\x8e\x01\n\x0eWatchEventKind\x12 \n\x1cWATCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19WATCH_EVENT_KIND_SNAPSHOT\x10\x01\x12\x1b\n\x17WATCH_EVENT_KIND_CHANGE\x10\x02\x12\x1e\n\x1aWATCH_EVENT_KIND_HEARTBEAT\x10\x03\x32\xe1\x04\n\x13\x41vailabilityService\x12s\n\x0fGetAvailability\x12$.omnistock.v1.GetAvailabilityRequest\x1a%.omnistock.v1.GetAvailabilityResponse\"\x13\xda\x41\x10sku,location_ids\x12w\n\x14\x42\x61tchGetAvailability\x12).omnistock.v1.BatchGetAvailabilityRequest\x1a*.omnistock.v1.BatchGetAvailabilityResponse\"\x08\xda\x41\x05items\x12\x66\n\x0cSearchNearby\x12!.omnistock.v1.SearchNearbyRequest\x1a\".omnistock.v1.SearchNearbyResponse\"\x0f\xda\x41\x0clines,origin\x12\x81\x01\n\x15GetFulfillmentOptions\x12*.omnistock.v1.GetFulfillmentOptionsRequest\x1a+.omnistock.v1.GetFulfillmentOptionsResponse\"\x0f\xda\x41\x0clines,origin\x12p\n\x11WatchAvailability\x12&.omnistock.v1.WatchAvailabilityRequest\x1a\'.omnistock.v1.WatchAvailabilityResponse\"\x08\xda\x41\x05pairs0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.v1.availability_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FULFILLMENTMETHOD']._serialized_start=3491
-  _globals['_FULFILLMENTMETHOD']._serialized_end=3674
-  _globals['_WATCHEVENTKIND']._serialized_start=3677
-  _globals['_WATCHEVENTKIND']._serialized_end=3819
-  _globals['_CARTLINE']._serialized_start=109
-  _globals['_CARTLINE']._serialized_end=150
-  _globals['_ORIGIN']._serialized_start=152
-  _globals['_ORIGIN']._serialized_end=252
-  _globals['_DAYHOURS']._serialized_start=254
-  _globals['_DAYHOURS']._serialized_end=325
-  _globals['_LINEAVAILABILITY']._serialized_start=328
-  _globals['_LINEAVAILABILITY']._serialized_end=581
-  _globals['_NEARBYLOCATION']._serialized_start=584
-  _globals['_NEARBYLOCATION']._serialized_end=871
-  _globals['_SHIPOPTION']._serialized_start=874
-  _globals['_SHIPOPTION']._serialized_end=1017
-  _globals['_SEARCHNEARBYREQUEST']._serialized_start=1020
-  _globals['_SEARCHNEARBYREQUEST']._serialized_end=1316
-  _globals['_SEARCHNEARBYRESPONSE']._serialized_start=1319
-  _globals['_SEARCHNEARBYRESPONSE']._serialized_end=1468
-  _globals['_FULFILLMENTOPTION']._serialized_start=1471
-  _globals['_FULFILLMENTOPTION']._serialized_end=1845
-  _globals['_GETFULFILLMENTOPTIONSREQUEST']._serialized_start=1848
-  _globals['_GETFULFILLMENTOPTIONSREQUEST']._serialized_end=1993
-  _globals['_GETFULFILLMENTOPTIONSRESPONSE']._serialized_start=1995
-  _globals['_GETFULFILLMENTOPTIONSRESPONSE']._serialized_end=2114
-  _globals['_AVAILABILITY']._serialized_start=2117
-  _globals['_AVAILABILITY']._serialized_end=2554
-  _globals['_GETAVAILABILITYREQUEST']._serialized_start=2556
-  _globals['_GETAVAILABILITYREQUEST']._serialized_end=2657
-  _globals['_GETAVAILABILITYRESPONSE']._serialized_start=2659
-  _globals['_GETAVAILABILITYRESPONSE']._serialized_end=2736
-  _globals['_SKULOCATION']._serialized_start=2738
-  _globals['_SKULOCATION']._serialized_end=2785
-  _globals['_BATCHGETAVAILABILITYREQUEST']._serialized_start=2787
-  _globals['_BATCHGETAVAILABILITYREQUEST']._serialized_end=2900
-  _globals['_BATCHGETAVAILABILITYRESPONSE']._serialized_start=2902
-  _globals['_BATCHGETAVAILABILITYRESPONSE']._serialized_end=2984
-  _globals['_WATCHAVAILABILITYREQUEST']._serialized_start=2987
-  _globals['_WATCHAVAILABILITYREQUEST']._serialized_end=3293
-  _globals['_WATCHAVAILABILITYRESPONSE']._serialized_start=3296
-  _globals['_WATCHAVAILABILITYRESPONSE']._serialized_end=3488
-  _globals['_AVAILABILITYSERVICE']._serialized_start=3822
-  _globals['_AVAILABILITYSERVICE']._serialized_end=4355
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['GetAvailability']._loaded_options = None
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['GetAvailability']._serialized_options = b'\332A\020sku,location_ids'
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['BatchGetAvailability']._loaded_options = None
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['BatchGetAvailability']._serialized_options = b'\332A\005items'
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['SearchNearby']._loaded_options = None
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['SearchNearby']._serialized_options = b'\332A\014lines,origin'
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['GetFulfillmentOptions']._loaded_options = None
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['GetFulfillmentOptions']._serialized_options = b'\332A\014lines,origin'
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['WatchAvailability']._loaded_options = None
+  _globals['_AVAILABILITYSERVICE'].methods_by_name['WatchAvailability']._serialized_options = b'\332A\005pairs'
+  _globals['_FULFILLMENTMETHOD']._serialized_start=3516
+  _globals['_FULFILLMENTMETHOD']._serialized_end=3699
+  _globals['_WATCHEVENTKIND']._serialized_start=3702
+  _globals['_WATCHEVENTKIND']._serialized_end=3844
+  _globals['_CARTLINE']._serialized_start=134
+  _globals['_CARTLINE']._serialized_end=175
+  _globals['_ORIGIN']._serialized_start=177
+  _globals['_ORIGIN']._serialized_end=277
+  _globals['_DAYHOURS']._serialized_start=279
+  _globals['_DAYHOURS']._serialized_end=350
+  _globals['_LINEAVAILABILITY']._serialized_start=353
+  _globals['_LINEAVAILABILITY']._serialized_end=606
+  _globals['_NEARBYLOCATION']._serialized_start=609
+  _globals['_NEARBYLOCATION']._serialized_end=896
+  _globals['_SHIPOPTION']._serialized_start=899
+  _globals['_SHIPOPTION']._serialized_end=1042
+  _globals['_SEARCHNEARBYREQUEST']._serialized_start=1045
+  _globals['_SEARCHNEARBYREQUEST']._serialized_end=1341
+  _globals['_SEARCHNEARBYRESPONSE']._serialized_start=1344
+  _globals['_SEARCHNEARBYRESPONSE']._serialized_end=1493
+  _globals['_FULFILLMENTOPTION']._serialized_start=1496
+  _globals['_FULFILLMENTOPTION']._serialized_end=1870
+  _globals['_GETFULFILLMENTOPTIONSREQUEST']._serialized_start=1873
+  _globals['_GETFULFILLMENTOPTIONSREQUEST']._serialized_end=2018
+  _globals['_GETFULFILLMENTOPTIONSRESPONSE']._serialized_start=2020
+  _globals['_GETFULFILLMENTOPTIONSRESPONSE']._serialized_end=2139
+  _globals['_AVAILABILITY']._serialized_start=2142
+  _globals['_AVAILABILITY']._serialized_end=2579
+  _globals['_GETAVAILABILITYREQUEST']._serialized_start=2581
+  _globals['_GETAVAILABILITYREQUEST']._serialized_end=2682
+  _globals['_GETAVAILABILITYRESPONSE']._serialized_start=2684
+  _globals['_GETAVAILABILITYRESPONSE']._serialized_end=2761
+  _globals['_SKULOCATION']._serialized_start=2763
+  _globals['_SKULOCATION']._serialized_end=2810
+  _globals['_BATCHGETAVAILABILITYREQUEST']._serialized_start=2812
+  _globals['_BATCHGETAVAILABILITYREQUEST']._serialized_end=2925
+  _globals['_BATCHGETAVAILABILITYRESPONSE']._serialized_start=2927
+  _globals['_BATCHGETAVAILABILITYRESPONSE']._serialized_end=3009
+  _globals['_WATCHAVAILABILITYREQUEST']._serialized_start=3012
+  _globals['_WATCHAVAILABILITYREQUEST']._serialized_end=3318
+  _globals['_WATCHAVAILABILITYRESPONSE']._serialized_start=3321
+  _globals['_WATCHAVAILABILITYRESPONSE']._serialized_end=3513
+  _globals['_AVAILABILITYSERVICE']._serialized_start=3847
+  _globals['_AVAILABILITYSERVICE']._serialized_end=4456
 # @@protoc_insertion_point(module_scope)

@@ -22,55 +22,64 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from omnistock.v1 import availability_pb2 as omnistock_dot_v1_dot_availability__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17omnistock/v1/feed.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fomnistock/v1/availability.proto\"\xd5\x01\n\x0bStockUpdate\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x19\n\x0csafety_stock\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x35\n\x11source_updated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x0fsource_sequence\x18\x06 \x01(\x03H\x01\x88\x01\x01\x42\x0f\n\r_safety_stockB\x12\n\x10_source_sequence\"F\n\x18\x41pplyStockUpdatesRequest\x12*\n\x07updates\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.StockUpdate\"G\n\x19\x41pplyStockUpdatesResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\x03\x12\x13\n\x0bstale_count\x18\x02 \x01(\x03\"P\n\x0eSnapshotHeader\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x0eSnapshotRecord\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x19\n\x0csafety_stock\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x0f\n\r_safety_stock\"\x86\x01\n\x15ImportSnapshotRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.omnistock.v1.SnapshotHeader\x12-\n\x07records\x18\x02 \x03(\x0b\x32\x1c.omnistock.v1.SnapshotRecord\x12\x10\n\x08\x63omplete\x18\x03 \x01(\x08\"\xb2\x01\n\x16ImportSnapshotResponse\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ereceived_count\x18\x03 \x01(\x03\x12\x15\n\rapplied_count\x18\x04 \x01(\x03\x12\x13\n\x0bstale_count\x18\x05 \x01(\x03\x12\x14\n\x0czeroed_count\x18\x06 \x01(\x03\"\xf7\x01\n\x0b\x44\x65ltaRecord\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x11\n\x07on_hand\x18\x03 \x01(\x03H\x00\x12\x14\n\nadjustment\x18\x04 \x01(\x03H\x00\x12\x19\n\x0csafety_stock\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x35\n\x11source_updated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x0fsource_sequence\x18\x07 \x01(\x03H\x02\x88\x01\x01\x42\x08\n\x06\x63hangeB\x0f\n\r_safety_stockB\x12\n\x10_source_sequence\"S\n\x13StreamDeltasRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12*\n\x07records\x18\x02 \x03(\x0b\x32\x19.omnistock.v1.DeltaRecord\"Q\n\x0cRecordReject\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\x99\x01\n\x14StreamDeltasResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x15\n\rapplied_count\x18\x02 \x01(\x03\x12\x13\n\x0bstale_count\x18\x03 \x01(\x03\x12\x16\n\x0erejected_count\x18\x04 \x01(\x03\x12+\n\x07rejects\x18\x05 \x03(\x0b\x32\x1a.omnistock.v1.RecordReject\"\xb8\x03\n\nFeedStatus\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x37\n\x13last_snapshot_as_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x19last_snapshot_received_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14last_delta_source_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x16last_delta_received_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0esnapshot_count\x18\x06 \x01(\x03\x12\x1b\n\x13\x64\x65lta_applied_count\x18\x07 \x01(\x03\x12\x13\n\x0bstale_count\x18\x08 \x01(\x03\x12\x16\n\x0erejected_count\x18\t \x01(\x03\x12\x14\n\x0crecord_count\x18\n \x01(\x03\x12/\n\tfreshness\x18\x0b \x01(\x0e\x32\x1c.omnistock.v1.FreshnessState\"+\n\x14GetFeedStatusRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\"A\n\x15GetFeedStatusResponse\x12(\n\x06status\x18\x01 \x01(\x0b\x32\x18.omnistock.v1.FeedStatus\">\n\x15ListFeedStatusRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x16ListFeedStatusResponse\x12*\n\x08statuses\x18\x01 \x03(\x0b\x32\x18.omnistock.v1.FeedStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x12\x45xportStockRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\"I\n\x13\x45xportStockResponse\x12\x32\n\x0e\x61vailabilities\x18\x01 \x03(\x0b\x32\x1a.omnistock.v1.Availability*\x8b\x01\n\x0e\x46reshnessState\x12\x1f\n\x1b\x46RESHNESS_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46RESHNESS_STATE_FRESH\x10\x01\x12\x19\n\x15\x46RESHNESS_STATE_STALE\x10\x02\x12\"\n\x1e\x46RESHNESS_STATE_NEVER_REPORTED\x10\x03\x32\xba\x04\n\x0b\x46\x65\x65\x64Service\x12\x64\n\x11\x41pplyStockUpdates\x12&.omnistock.v1.ApplyStockUpdatesRequest\x1a\'.omnistock.v1.ApplyStockUpdatesResponse\x12]\n\x0eImportSnapshot\x12#.omnistock.v1.ImportSnapshotRequest\x1a$.omnistock.v1.ImportSnapshotResponse(\x01\x12Y\n\x0cStreamDeltas\x12!.omnistock.v1.StreamDeltasRequest\x1a\".omnistock.v1.StreamDeltasResponse(\x01\x30\x01\x12X\n\rGetFeedStatus\x12\".omnistock.v1.GetFeedStatusRequest\x1a#.omnistock.v1.GetFeedStatusResponse\x12[\n\x0eListFeedStatus\x12#.omnistock.v1.ListFeedStatusRequest\x1a$.omnistock.v1.ListFeedStatusResponse\x12T\n\x0b\x45xportStock\x12 .omnistock.v1.ExportStockRequest\x1a!.omnistock.v1.ExportStockResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17omnistock/v1/feed.proto\x12\x0comnistock.v1\x1a\x17google/api/client.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fomnistock/v1/availability.proto\"\xd5\x01\n\x0bStockUpdate\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x19\n\x0csafety_stock\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x35\n\x11source_updated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x0fsource_sequence\x18\x06 \x01(\x03H\x01\x88\x01\x01\x42\x0f\n\r_safety_stockB\x12\n\x10_source_sequence\"F\n\x18\x41pplyStockUpdatesRequest\x12*\n\x07updates\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.StockUpdate\"G\n\x19\x41pplyStockUpdatesResponse\x12\x15\n\rapplied_count\x18\x01 \x01(\x03\x12\x13\n\x0bstale_count\x18\x02 \x01(\x03\"P\n\x0eSnapshotHeader\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x0eSnapshotRecord\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x19\n\x0csafety_stock\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x0f\n\r_safety_stock\"\x86\x01\n\x15ImportSnapshotRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1c.omnistock.v1.SnapshotHeader\x12-\n\x07records\x18\x02 \x03(\x0b\x32\x1c.omnistock.v1.SnapshotRecord\x12\x10\n\x08\x63omplete\x18\x03 \x01(\x08\"\xb2\x01\n\x16ImportSnapshotResponse\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ereceived_count\x18\x03 \x01(\x03\x12\x15\n\rapplied_count\x18\x04 \x01(\x03\x12\x13\n\x0bstale_count\x18\x05 \x01(\x03\x12\x14\n\x0czeroed_count\x18\x06 \x01(\x03\"\xf7\x01\n\x0b\x44\x65ltaRecord\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x11\n\x07on_hand\x18\x03 \x01(\x03H\x00\x12\x14\n\nadjustment\x18\x04 \x01(\x03H\x00\x12\x19\n\x0csafety_stock\x18\x05 \x01(\x03H\x01\x88\x01\x01\x12\x35\n\x11source_updated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x0fsource_sequence\x18\x07 \x01(\x03H\x02\x88\x01\x01\x42\x08\n\x06\x63hangeB\x0f\n\r_safety_stockB\x12\n\x10_source_sequence\"S\n\x13StreamDeltasRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12*\n\x07records\x18\x02 \x03(\x0b\x32\x19.omnistock.v1.DeltaRecord\"Q\n\x0cRecordReject\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\x99\x01\n\x14StreamDeltasResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x15\n\rapplied_count\x18\x02 \x01(\x03\x12\x13\n\x0bstale_count\x18\x03 \x01(\x03\x12\x16\n\x0erejected_count\x18\x04 \x01(\x03\x12+\n\x07rejects\x18\x05 \x03(\x0b\x32\x1a.omnistock.v1.RecordReject\"\xb8\x03\n\nFeedStatus\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12\x37\n\x13last_snapshot_as_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x19last_snapshot_received_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14last_delta_source_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x16last_delta_received_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0esnapshot_count\x18\x06 \x01(\x03\x12\x1b\n\x13\x64\x65lta_applied_count\x18\x07 \x01(\x03\x12\x13\n\x0bstale_count\x18\x08 \x01(\x03\x12\x16\n\x0erejected_count\x18\t \x01(\x03\x12\x14\n\x0crecord_count\x18\n \x01(\x03\x12/\n\tfreshness\x18\x0b \x01(\x0e\x32\x1c.omnistock.v1.FreshnessState\"+\n\x14GetFeedStatusRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\"A\n\x15GetFeedStatusResponse\x12(\n\x06status\x18\x01 \x01(\x0b\x32\x18.omnistock.v1.FeedStatus\">\n\x15ListFeedStatusRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x16ListFeedStatusResponse\x12*\n\x08statuses\x18\x01 \x03(\x0b\x32\x18.omnistock.v1.FeedStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x12\x45xportStockRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\"I\n\x13\x45xportStockResponse\x12\x32\n\x0e\x61vailabilities\x18\x01 \x03(\x0b\x32\x1a.omnistock.v1.Availability*\x8b\x01\n\x0e\x46reshnessState\x12\x1f\n\x1b\x46RESHNESS_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46RESHNESS_STATE_FRESH\x10\x01\x12\x19\n\x15\x46RESHNESS_STATE_STALE\x10\x02\x12\"\n\x1e\x46RESHNESS_STATE_NEVER_REPORTED\x10\x03\x32\x93\x05\n\x0b\x46\x65\x65\x64Service\x12p\n\x11\x41pplyStockUpdates\x12&.omnistock.v1.ApplyStockUpdatesRequest\x1a\'.omnistock.v1.ApplyStockUpdatesResponse\"\n\xda\x41\x07updates\x12\x89\x01\n\x0eImportSnapshot\x12#.omnistock.v1.ImportSnapshotRequest\x1a$.omnistock.v1.ImportSnapshotResponse\"*\xda\x41\'header.location_id,header.as_of,records(\x01\x12Y\n\x0cStreamDeltas\x12!.omnistock.v1.StreamDeltasRequest\x1a\".omnistock.v1.StreamDeltasResponse(\x01\x30\x01\x12h\n\rGetFeedStatus\x12\".omnistock.v1.GetFeedStatusRequest\x1a#.omnistock.v1.GetFeedStatusResponse\"\x0e\xda\x41\x0blocation_id\x12[\n\x0eListFeedStatus\x12#.omnistock.v1.ListFeedStatusRequest\x1a$.omnistock.v1.ListFeedStatusResponse\x12\x64\n\x0b\x45xportStock\x12 .omnistock.v1.ExportStockRequest\x1a!.omnistock.v1.ExportStockResponse\"\x0e\xda\x41\x0blocation_id0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.v1.feed_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FRESHNESSSTATE']._serialized_start=2367
-  _globals['_FRESHNESSSTATE']._serialized_end=2506
-  _globals['_STOCKUPDATE']._serialized_start=108
-  _globals['_STOCKUPDATE']._serialized_end=321
-  _globals['_APPLYSTOCKUPDATESREQUEST']._serialized_start=323
-  _globals['_APPLYSTOCKUPDATESREQUEST']._serialized_end=393
-  _globals['_APPLYSTOCKUPDATESRESPONSE']._serialized_start=395
-  _globals['_APPLYSTOCKUPDATESRESPONSE']._serialized_end=466
-  _globals['_SNAPSHOTHEADER']._serialized_start=468
-  _globals['_SNAPSHOTHEADER']._serialized_end=548
-  _globals['_SNAPSHOTRECORD']._serialized_start=550
-  _globals['_SNAPSHOTRECORD']._serialized_end=640
-  _globals['_IMPORTSNAPSHOTREQUEST']._serialized_start=643
-  _globals['_IMPORTSNAPSHOTREQUEST']._serialized_end=777
-  _globals['_IMPORTSNAPSHOTRESPONSE']._serialized_start=780
-  _globals['_IMPORTSNAPSHOTRESPONSE']._serialized_end=958
-  _globals['_DELTARECORD']._serialized_start=961
-  _globals['_DELTARECORD']._serialized_end=1208
-  _globals['_STREAMDELTASREQUEST']._serialized_start=1210
-  _globals['_STREAMDELTASREQUEST']._serialized_end=1293
-  _globals['_RECORDREJECT']._serialized_start=1295
-  _globals['_RECORDREJECT']._serialized_end=1376
-  _globals['_STREAMDELTASRESPONSE']._serialized_start=1379
-  _globals['_STREAMDELTASRESPONSE']._serialized_end=1532
-  _globals['_FEEDSTATUS']._serialized_start=1535
-  _globals['_FEEDSTATUS']._serialized_end=1975
-  _globals['_GETFEEDSTATUSREQUEST']._serialized_start=1977
-  _globals['_GETFEEDSTATUSREQUEST']._serialized_end=2020
-  _globals['_GETFEEDSTATUSRESPONSE']._serialized_start=2022
-  _globals['_GETFEEDSTATUSRESPONSE']._serialized_end=2087
-  _globals['_LISTFEEDSTATUSREQUEST']._serialized_start=2089
-  _globals['_LISTFEEDSTATUSREQUEST']._serialized_end=2151
-  _globals['_LISTFEEDSTATUSRESPONSE']._serialized_start=2153
-  _globals['_LISTFEEDSTATUSRESPONSE']._serialized_end=2246
-  _globals['_EXPORTSTOCKREQUEST']._serialized_start=2248
-  _globals['_EXPORTSTOCKREQUEST']._serialized_end=2289
-  _globals['_EXPORTSTOCKRESPONSE']._serialized_start=2291
-  _globals['_EXPORTSTOCKRESPONSE']._serialized_end=2364
-  _globals['_FEEDSERVICE']._serialized_start=2509
-  _globals['_FEEDSERVICE']._serialized_end=3079
+  _globals['_FEEDSERVICE'].methods_by_name['ApplyStockUpdates']._loaded_options = None
+  _globals['_FEEDSERVICE'].methods_by_name['ApplyStockUpdates']._serialized_options = b'\332A\007updates'
+  _globals['_FEEDSERVICE'].methods_by_name['ImportSnapshot']._loaded_options = None
+  _globals['_FEEDSERVICE'].methods_by_name['ImportSnapshot']._serialized_options = b'\332A\'header.location_id,header.as_of,records'
+  _globals['_FEEDSERVICE'].methods_by_name['GetFeedStatus']._loaded_options = None
+  _globals['_FEEDSERVICE'].methods_by_name['GetFeedStatus']._serialized_options = b'\332A\013location_id'
+  _globals['_FEEDSERVICE'].methods_by_name['ExportStock']._loaded_options = None
+  _globals['_FEEDSERVICE'].methods_by_name['ExportStock']._serialized_options = b'\332A\013location_id'
+  _globals['_FRESHNESSSTATE']._serialized_start=2392
+  _globals['_FRESHNESSSTATE']._serialized_end=2531
+  _globals['_STOCKUPDATE']._serialized_start=133
+  _globals['_STOCKUPDATE']._serialized_end=346
+  _globals['_APPLYSTOCKUPDATESREQUEST']._serialized_start=348
+  _globals['_APPLYSTOCKUPDATESREQUEST']._serialized_end=418
+  _globals['_APPLYSTOCKUPDATESRESPONSE']._serialized_start=420
+  _globals['_APPLYSTOCKUPDATESRESPONSE']._serialized_end=491
+  _globals['_SNAPSHOTHEADER']._serialized_start=493
+  _globals['_SNAPSHOTHEADER']._serialized_end=573
+  _globals['_SNAPSHOTRECORD']._serialized_start=575
+  _globals['_SNAPSHOTRECORD']._serialized_end=665
+  _globals['_IMPORTSNAPSHOTREQUEST']._serialized_start=668
+  _globals['_IMPORTSNAPSHOTREQUEST']._serialized_end=802
+  _globals['_IMPORTSNAPSHOTRESPONSE']._serialized_start=805
+  _globals['_IMPORTSNAPSHOTRESPONSE']._serialized_end=983
+  _globals['_DELTARECORD']._serialized_start=986
+  _globals['_DELTARECORD']._serialized_end=1233
+  _globals['_STREAMDELTASREQUEST']._serialized_start=1235
+  _globals['_STREAMDELTASREQUEST']._serialized_end=1318
+  _globals['_RECORDREJECT']._serialized_start=1320
+  _globals['_RECORDREJECT']._serialized_end=1401
+  _globals['_STREAMDELTASRESPONSE']._serialized_start=1404
+  _globals['_STREAMDELTASRESPONSE']._serialized_end=1557
+  _globals['_FEEDSTATUS']._serialized_start=1560
+  _globals['_FEEDSTATUS']._serialized_end=2000
+  _globals['_GETFEEDSTATUSREQUEST']._serialized_start=2002
+  _globals['_GETFEEDSTATUSREQUEST']._serialized_end=2045
+  _globals['_GETFEEDSTATUSRESPONSE']._serialized_start=2047
+  _globals['_GETFEEDSTATUSRESPONSE']._serialized_end=2112
+  _globals['_LISTFEEDSTATUSREQUEST']._serialized_start=2114
+  _globals['_LISTFEEDSTATUSREQUEST']._serialized_end=2176
+  _globals['_LISTFEEDSTATUSRESPONSE']._serialized_start=2178
+  _globals['_LISTFEEDSTATUSRESPONSE']._serialized_end=2271
+  _globals['_EXPORTSTOCKREQUEST']._serialized_start=2273
+  _globals['_EXPORTSTOCKREQUEST']._serialized_end=2314
+  _globals['_EXPORTSTOCKRESPONSE']._serialized_start=2316
+  _globals['_EXPORTSTOCKRESPONSE']._serialized_end=2389
+  _globals['_FEEDSERVICE']._serialized_start=2534
+  _globals['_FEEDSERVICE']._serialized_end=3193
 # @@protoc_insertion_point(module_scope)

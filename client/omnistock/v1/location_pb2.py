@@ -22,41 +22,46 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from omnistock.v1 import common_pb2 as omnistock_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bomnistock/v1/location.proto\x12\x0comnistock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19omnistock/v1/common.proto\"R\n\x0bWeeklyHours\x12$\n\x03\x64\x61y\x18\x01 \x01(\x0e\x32\x17.omnistock.v1.DayOfWeek\x12\r\n\x05opens\x18\x02 \x01(\t\x12\x0e\n\x06\x63loses\x18\x03 \x01(\t\"M\n\x0eHoursException\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12\r\n\x05opens\x18\x03 \x01(\t\x12\x0e\n\x06\x63loses\x18\x04 \x01(\t\"H\n\x0c\x43\x61pabilities\x12\x0e\n\x06pickup\x18\x01 \x01(\x08\x12\x11\n\tship_from\x18\x02 \x01(\x08\x12\x15\n\rship_to_store\x18\x03 \x01(\x08\"\x95\x04\n\x08Location\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.omnistock.v1.LocationKind\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x13\n\x0bpostal_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\x12&\n\x08position\x18\x07 \x01(\x0b\x32\x14.omnistock.v1.LatLng\x12\x11\n\ttime_zone\x18\x08 \x01(\t\x12/\n\x0cweekly_hours\x18\t \x03(\x0b\x32\x19.omnistock.v1.WeeklyHours\x12\x36\n\x10hours_exceptions\x18\n \x03(\x0b\x32\x1c.omnistock.v1.HoursException\x12\x30\n\x0c\x63\x61pabilities\x18\x0b \x01(\x0b\x32\x1a.omnistock.v1.Capabilities\x12 \n\x18pickup_lead_time_minutes\x18\x0c \x01(\x05\x12\x15\n\rshipping_days\x18\r \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x0e \x01(\x08\x12!\n\x14\x64\x65\x66\x61ult_safety_stock\x18\x0f \x01(\x03H\x00\x88\x01\x01\x12\x33\n\x10\x66reshness_budget\x18\x10 \x01(\x0b\x32\x19.google.protobuf.DurationB\x17\n\x15_default_safety_stock\"C\n\x16UpsertLocationsRequest\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.Location\"D\n\x17UpsertLocationsResponse\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.Location\")\n\x12GetLocationRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\"?\n\x13GetLocationResponse\x12(\n\x08location\x18\x01 \x01(\x0b\x32\x16.omnistock.v1.Location\"g\n\x14ListLocationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.omnistock.v1.LocationKind\"[\n\x15ListLocationsResponse\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.Location\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*c\n\x0cLocationKind\x12\x1d\n\x19LOCATION_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13LOCATION_KIND_STORE\x10\x01\x12\x1b\n\x17LOCATION_KIND_WAREHOUSE\x10\x02*\xd8\x01\n\tDayOfWeek\x12\x1b\n\x17\x44\x41Y_OF_WEEK_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44\x41Y_OF_WEEK_MONDAY\x10\x01\x12\x17\n\x13\x44\x41Y_OF_WEEK_TUESDAY\x10\x02\x12\x19\n\x15\x44\x41Y_OF_WEEK_WEDNESDAY\x10\x03\x12\x18\n\x14\x44\x41Y_OF_WEEK_THURSDAY\x10\x04\x12\x16\n\x12\x44\x41Y_OF_WEEK_FRIDAY\x10\x05\x12\x18\n\x14\x44\x41Y_OF_WEEK_SATURDAY\x10\x06\x12\x16\n\x12\x44\x41Y_OF_WEEK_SUNDAY\x10\x07\x32\x9f\x02\n\x0fLocationService\x12^\n\x0fUpsertLocations\x12$.omnistock.v1.UpsertLocationsRequest\x1a%.omnistock.v1.UpsertLocationsResponse\x12R\n\x0bGetLocation\x12 .omnistock.v1.GetLocationRequest\x1a!.omnistock.v1.GetLocationResponse\x12X\n\rListLocations\x12\".omnistock.v1.ListLocationsRequest\x1a#.omnistock.v1.ListLocationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bomnistock/v1/location.proto\x12\x0comnistock.v1\x1a\x17google/api/client.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x19omnistock/v1/common.proto\"R\n\x0bWeeklyHours\x12$\n\x03\x64\x61y\x18\x01 \x01(\x0e\x32\x17.omnistock.v1.DayOfWeek\x12\r\n\x05opens\x18\x02 \x01(\t\x12\x0e\n\x06\x63loses\x18\x03 \x01(\t\"M\n\x0eHoursException\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12\r\n\x05opens\x18\x03 \x01(\t\x12\x0e\n\x06\x63loses\x18\x04 \x01(\t\"H\n\x0c\x43\x61pabilities\x12\x0e\n\x06pickup\x18\x01 \x01(\x08\x12\x11\n\tship_from\x18\x02 \x01(\x08\x12\x15\n\rship_to_store\x18\x03 \x01(\x08\"\x95\x04\n\x08Location\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x04kind\x18\x02 \x01(\x0e\x32\x1a.omnistock.v1.LocationKind\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x13\n\x0bpostal_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\x12&\n\x08position\x18\x07 \x01(\x0b\x32\x14.omnistock.v1.LatLng\x12\x11\n\ttime_zone\x18\x08 \x01(\t\x12/\n\x0cweekly_hours\x18\t \x03(\x0b\x32\x19.omnistock.v1.WeeklyHours\x12\x36\n\x10hours_exceptions\x18\n \x03(\x0b\x32\x1c.omnistock.v1.HoursException\x12\x30\n\x0c\x63\x61pabilities\x18\x0b \x01(\x0b\x32\x1a.omnistock.v1.Capabilities\x12 \n\x18pickup_lead_time_minutes\x18\x0c \x01(\x05\x12\x15\n\rshipping_days\x18\r \x01(\x05\x12\x0e\n\x06\x61\x63tive\x18\x0e \x01(\x08\x12!\n\x14\x64\x65\x66\x61ult_safety_stock\x18\x0f \x01(\x03H\x00\x88\x01\x01\x12\x33\n\x10\x66reshness_budget\x18\x10 \x01(\x0b\x32\x19.google.protobuf.DurationB\x17\n\x15_default_safety_stock\"C\n\x16UpsertLocationsRequest\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.Location\"D\n\x17UpsertLocationsResponse\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.Location\")\n\x12GetLocationRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\"?\n\x13GetLocationResponse\x12(\n\x08location\x18\x01 \x01(\x0b\x32\x16.omnistock.v1.Location\"g\n\x14ListLocationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.omnistock.v1.LocationKind\"[\n\x15ListLocationsResponse\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.omnistock.v1.Location\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*c\n\x0cLocationKind\x12\x1d\n\x19LOCATION_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13LOCATION_KIND_STORE\x10\x01\x12\x1b\n\x17LOCATION_KIND_WAREHOUSE\x10\x02*\xd8\x01\n\tDayOfWeek\x12\x1b\n\x17\x44\x41Y_OF_WEEK_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44\x41Y_OF_WEEK_MONDAY\x10\x01\x12\x17\n\x13\x44\x41Y_OF_WEEK_TUESDAY\x10\x02\x12\x19\n\x15\x44\x41Y_OF_WEEK_WEDNESDAY\x10\x03\x12\x18\n\x14\x44\x41Y_OF_WEEK_THURSDAY\x10\x04\x12\x16\n\x12\x44\x41Y_OF_WEEK_FRIDAY\x10\x05\x12\x18\n\x14\x44\x41Y_OF_WEEK_SATURDAY\x10\x06\x12\x16\n\x12\x44\x41Y_OF_WEEK_SUNDAY\x10\x07\x32\xbd\x02\n\x0fLocationService\x12l\n\x0fUpsertLocations\x12$.omnistock.v1.UpsertLocationsRequest\x1a%.omnistock.v1.UpsertLocationsResponse\"\x0c\xda\x41\tlocations\x12\x62\n\x0bGetLocation\x12 .omnistock.v1.GetLocationRequest\x1a!.omnistock.v1.GetLocationResponse\"\x0e\xda\x41\x0blocation_id\x12X\n\rListLocations\x12\".omnistock.v1.ListLocationsRequest\x1a#.omnistock.v1.ListLocationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.v1.location_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOCATIONKIND']._serialized_start=1322
-  _globals['_LOCATIONKIND']._serialized_end=1421
-  _globals['_DAYOFWEEK']._serialized_start=1424
-  _globals['_DAYOFWEEK']._serialized_end=1640
-  _globals['_WEEKLYHOURS']._serialized_start=104
-  _globals['_WEEKLYHOURS']._serialized_end=186
-  _globals['_HOURSEXCEPTION']._serialized_start=188
-  _globals['_HOURSEXCEPTION']._serialized_end=265
-  _globals['_CAPABILITIES']._serialized_start=267
-  _globals['_CAPABILITIES']._serialized_end=339
-  _globals['_LOCATION']._serialized_start=342
-  _globals['_LOCATION']._serialized_end=875
-  _globals['_UPSERTLOCATIONSREQUEST']._serialized_start=877
-  _globals['_UPSERTLOCATIONSREQUEST']._serialized_end=944
-  _globals['_UPSERTLOCATIONSRESPONSE']._serialized_start=946
-  _globals['_UPSERTLOCATIONSRESPONSE']._serialized_end=1014
-  _globals['_GETLOCATIONREQUEST']._serialized_start=1016
-  _globals['_GETLOCATIONREQUEST']._serialized_end=1057
-  _globals['_GETLOCATIONRESPONSE']._serialized_start=1059
-  _globals['_GETLOCATIONRESPONSE']._serialized_end=1122
-  _globals['_LISTLOCATIONSREQUEST']._serialized_start=1124
-  _globals['_LISTLOCATIONSREQUEST']._serialized_end=1227
-  _globals['_LISTLOCATIONSRESPONSE']._serialized_start=1229
-  _globals['_LISTLOCATIONSRESPONSE']._serialized_end=1320
-  _globals['_LOCATIONSERVICE']._serialized_start=1643
-  _globals['_LOCATIONSERVICE']._serialized_end=1930
+  _globals['_LOCATIONSERVICE'].methods_by_name['UpsertLocations']._loaded_options = None
+  _globals['_LOCATIONSERVICE'].methods_by_name['UpsertLocations']._serialized_options = b'\332A\tlocations'
+  _globals['_LOCATIONSERVICE'].methods_by_name['GetLocation']._loaded_options = None
+  _globals['_LOCATIONSERVICE'].methods_by_name['GetLocation']._serialized_options = b'\332A\013location_id'
+  _globals['_LOCATIONKIND']._serialized_start=1347
+  _globals['_LOCATIONKIND']._serialized_end=1446
+  _globals['_DAYOFWEEK']._serialized_start=1449
+  _globals['_DAYOFWEEK']._serialized_end=1665
+  _globals['_WEEKLYHOURS']._serialized_start=129
+  _globals['_WEEKLYHOURS']._serialized_end=211
+  _globals['_HOURSEXCEPTION']._serialized_start=213
+  _globals['_HOURSEXCEPTION']._serialized_end=290
+  _globals['_CAPABILITIES']._serialized_start=292
+  _globals['_CAPABILITIES']._serialized_end=364
+  _globals['_LOCATION']._serialized_start=367
+  _globals['_LOCATION']._serialized_end=900
+  _globals['_UPSERTLOCATIONSREQUEST']._serialized_start=902
+  _globals['_UPSERTLOCATIONSREQUEST']._serialized_end=969
+  _globals['_UPSERTLOCATIONSRESPONSE']._serialized_start=971
+  _globals['_UPSERTLOCATIONSRESPONSE']._serialized_end=1039
+  _globals['_GETLOCATIONREQUEST']._serialized_start=1041
+  _globals['_GETLOCATIONREQUEST']._serialized_end=1082
+  _globals['_GETLOCATIONRESPONSE']._serialized_start=1084
+  _globals['_GETLOCATIONRESPONSE']._serialized_end=1147
+  _globals['_LISTLOCATIONSREQUEST']._serialized_start=1149
+  _globals['_LISTLOCATIONSREQUEST']._serialized_end=1252
+  _globals['_LISTLOCATIONSRESPONSE']._serialized_start=1254
+  _globals['_LISTLOCATIONSRESPONSE']._serialized_end=1345
+  _globals['_LOCATIONSERVICE']._serialized_start=1668
+  _globals['_LOCATIONSERVICE']._serialized_end=1985
 # @@protoc_insertion_point(module_scope)

@@ -22,53 +22,66 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnistock/v1/reservation.proto\x12\x0comnistock.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x0fReservationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\xd3\x03\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12/\n\x06method\x18\x04 \x01(\x0e\x32\x1f.omnistock.v1.ReservationMethod\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12\x1a\n\x12\x63ustomer_reference\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63ommit_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bholds_stock\x18\x0c \x01(\x08\"\xeb\x01\n\x18\x43reateReservationRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12,\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12/\n\x06method\x18\x03 \x01(\x0e\x32\x1f.omnistock.v1.ReservationMethod\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x1a\n\x12\x63ustomer_reference\x18\x06 \x01(\t\"K\n\x19\x43reateReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"\x84\x01\n\x17ListReservationsRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"d\n\x18ListReservationsResponse\x12/\n\x0creservations\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x18\x45xtendReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"K\n\x19\x45xtendReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"2\n\x18\x43ommitReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"K\n\x19\x43ommitReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"3\n\x19\x46ulfillReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"L\n\x1a\x46ulfillReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"3\n\x19ReleaseReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"L\n\x1aReleaseReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation*w\n\x11ReservationMethod\x12\"\n\x1eRESERVATION_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESERVATION_METHOD_PICKUP\x10\x01\x12\x1f\n\x1bRESERVATION_METHOD_CHECKOUT\x10\x02*\xb3\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x32\xd8\x05\n\x12ReservationService\x12\x64\n\x11\x43reateReservation\x12&.omnistock.v1.CreateReservationRequest\x1a\'.omnistock.v1.CreateReservationResponse\x12[\n\x0eGetReservation\x12#.omnistock.v1.GetReservationRequest\x1a$.omnistock.v1.GetReservationResponse\x12\x61\n\x10ListReservations\x12%.omnistock.v1.ListReservationsRequest\x1a&.omnistock.v1.ListReservationsResponse\x12\x64\n\x11\x45xtendReservation\x12&.omnistock.v1.ExtendReservationRequest\x1a\'.omnistock.v1.ExtendReservationResponse\x12\x64\n\x11\x43ommitReservation\x12&.omnistock.v1.CommitReservationRequest\x1a\'.omnistock.v1.CommitReservationResponse\x12g\n\x12\x46ulfillReservation\x12\'.omnistock.v1.FulfillReservationRequest\x1a(.omnistock.v1.FulfillReservationResponse\x12g\n\x12ReleaseReservation\x12\'.omnistock.v1.ReleaseReservationRequest\x1a(.omnistock.v1.ReleaseReservationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnistock/v1/reservation.proto\x12\x0comnistock.v1\x1a\x17google/api/client.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x0fReservationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\xd3\x03\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12/\n\x06method\x18\x04 \x01(\x0e\x32\x1f.omnistock.v1.ReservationMethod\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12\x1a\n\x12\x63ustomer_reference\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63ommit_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bholds_stock\x18\x0c \x01(\x08\"\xeb\x01\n\x18\x43reateReservationRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12,\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12/\n\x06method\x18\x03 \x01(\x0e\x32\x1f.omnistock.v1.ReservationMethod\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x1a\n\x12\x63ustomer_reference\x18\x06 \x01(\t\"K\n\x19\x43reateReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"\x84\x01\n\x17ListReservationsRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"d\n\x18ListReservationsResponse\x12/\n\x0creservations\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x18\x45xtendReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"K\n\x19\x45xtendReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"2\n\x18\x43ommitReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"K\n\x19\x43ommitReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"3\n\x19\x46ulfillReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"L\n\x1a\x46ulfillReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"3\n\x19ReleaseReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"L\n\x1aReleaseReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation*w\n\x11ReservationMethod\x12\"\n\x1eRESERVATION_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESERVATION_METHOD_PICKUP\x10\x01\x12\x1f\n\x1bRESERVATION_METHOD_CHECKOUT\x10\x02*\xb3\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x32\xd1\x06\n\x12ReservationService\x12z\n\x11\x43reateReservation\x12&.omnistock.v1.CreateReservationRequest\x1a\'.omnistock.v1.CreateReservationResponse\"\x14\xda\x41\x11location_id,lines\x12n\n\x0eGetReservation\x12#.omnistock.v1.GetReservationRequest\x1a$.omnistock.v1.GetReservationResponse\"\x11\xda\x41\x0ereservation_id\x12\x61\n\x10ListReservations\x12%.omnistock.v1.ListReservationsRequest\x1a&.omnistock.v1.ListReservationsResponse\x12{\n\x11\x45xtendReservation\x12&.omnistock.v1.ExtendReservationRequest\x1a\'.omnistock.v1.ExtendReservationResponse\"\x15\xda\x41\x12reservation_id,ttl\x12w\n\x11\x43ommitReservation\x12&.omnistock.v1.CommitReservationRequest\x1a\'.omnistock.v1.CommitReservationResponse\"\x11\xda\x41\x0ereservation_id\x12z\n\x12\x46ulfillReservation\x12\'.omnistock.v1.FulfillReservationRequest\x1a(.omnistock.v1.FulfillReservationResponse\"\x11\xda\x41\x0ereservation_id\x12z\n\x12ReleaseReservation\x12\'.omnistock.v1.ReleaseReservationRequest\x1a(.omnistock.v1.ReleaseReservationResponse\"\x11\xda\x41\x0ereservation_idb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.v1.reservation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVATIONMETHOD']._serialized_start=1868
-  _globals['_RESERVATIONMETHOD']._serialized_end=1987
-  _globals['_RESERVATIONSTATE']._serialized_start=1990
-  _globals['_RESERVATIONSTATE']._serialized_end=2169
-  _globals['_RESERVATIONLINE']._serialized_start=113
-  _globals['_RESERVATIONLINE']._serialized_end=161
-  _globals['_RESERVATION']._serialized_start=164
-  _globals['_RESERVATION']._serialized_end=631
-  _globals['_CREATERESERVATIONREQUEST']._serialized_start=634
-  _globals['_CREATERESERVATIONREQUEST']._serialized_end=869
-  _globals['_CREATERESERVATIONRESPONSE']._serialized_start=871
-  _globals['_CREATERESERVATIONRESPONSE']._serialized_end=946
-  _globals['_GETRESERVATIONREQUEST']._serialized_start=948
-  _globals['_GETRESERVATIONREQUEST']._serialized_end=995
-  _globals['_GETRESERVATIONRESPONSE']._serialized_start=997
-  _globals['_GETRESERVATIONRESPONSE']._serialized_end=1069
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=1072
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=1204
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=1206
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=1306
-  _globals['_EXTENDRESERVATIONREQUEST']._serialized_start=1308
-  _globals['_EXTENDRESERVATIONREQUEST']._serialized_end=1398
-  _globals['_EXTENDRESERVATIONRESPONSE']._serialized_start=1400
-  _globals['_EXTENDRESERVATIONRESPONSE']._serialized_end=1475
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=1477
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1527
-  _globals['_COMMITRESERVATIONRESPONSE']._serialized_start=1529
-  _globals['_COMMITRESERVATIONRESPONSE']._serialized_end=1604
-  _globals['_FULFILLRESERVATIONREQUEST']._serialized_start=1606
-  _globals['_FULFILLRESERVATIONREQUEST']._serialized_end=1657
-  _globals['_FULFILLRESERVATIONRESPONSE']._serialized_start=1659
-  _globals['_FULFILLRESERVATIONRESPONSE']._serialized_end=1735
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1737
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1788
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=1790
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=1866
-  _globals['_RESERVATIONSERVICE']._serialized_start=2172
-  _globals['_RESERVATIONSERVICE']._serialized_end=2900
+  _globals['_RESERVATIONSERVICE'].methods_by_name['CreateReservation']._loaded_options = None
+  _globals['_RESERVATIONSERVICE'].methods_by_name['CreateReservation']._serialized_options = b'\332A\021location_id,lines'
+  _globals['_RESERVATIONSERVICE'].methods_by_name['GetReservation']._loaded_options = None
+  _globals['_RESERVATIONSERVICE'].methods_by_name['GetReservation']._serialized_options = b'\332A\016reservation_id'
+  _globals['_RESERVATIONSERVICE'].methods_by_name['ExtendReservation']._loaded_options = None
+  _globals['_RESERVATIONSERVICE'].methods_by_name['ExtendReservation']._serialized_options = b'\332A\022reservation_id,ttl'
+  _globals['_RESERVATIONSERVICE'].methods_by_name['CommitReservation']._loaded_options = None
+  _globals['_RESERVATIONSERVICE'].methods_by_name['CommitReservation']._serialized_options = b'\332A\016reservation_id'
+  _globals['_RESERVATIONSERVICE'].methods_by_name['FulfillReservation']._loaded_options = None
+  _globals['_RESERVATIONSERVICE'].methods_by_name['FulfillReservation']._serialized_options = b'\332A\016reservation_id'
+  _globals['_RESERVATIONSERVICE'].methods_by_name['ReleaseReservation']._loaded_options = None
+  _globals['_RESERVATIONSERVICE'].methods_by_name['ReleaseReservation']._serialized_options = b'\332A\016reservation_id'
+  _globals['_RESERVATIONMETHOD']._serialized_start=1893
+  _globals['_RESERVATIONMETHOD']._serialized_end=2012
+  _globals['_RESERVATIONSTATE']._serialized_start=2015
+  _globals['_RESERVATIONSTATE']._serialized_end=2194
+  _globals['_RESERVATIONLINE']._serialized_start=138
+  _globals['_RESERVATIONLINE']._serialized_end=186
+  _globals['_RESERVATION']._serialized_start=189
+  _globals['_RESERVATION']._serialized_end=656
+  _globals['_CREATERESERVATIONREQUEST']._serialized_start=659
+  _globals['_CREATERESERVATIONREQUEST']._serialized_end=894
+  _globals['_CREATERESERVATIONRESPONSE']._serialized_start=896
+  _globals['_CREATERESERVATIONRESPONSE']._serialized_end=971
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=973
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=1020
+  _globals['_GETRESERVATIONRESPONSE']._serialized_start=1022
+  _globals['_GETRESERVATIONRESPONSE']._serialized_end=1094
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=1097
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=1229
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=1231
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=1331
+  _globals['_EXTENDRESERVATIONREQUEST']._serialized_start=1333
+  _globals['_EXTENDRESERVATIONREQUEST']._serialized_end=1423
+  _globals['_EXTENDRESERVATIONRESPONSE']._serialized_start=1425
+  _globals['_EXTENDRESERVATIONRESPONSE']._serialized_end=1500
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=1502
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1552
+  _globals['_COMMITRESERVATIONRESPONSE']._serialized_start=1554
+  _globals['_COMMITRESERVATIONRESPONSE']._serialized_end=1629
+  _globals['_FULFILLRESERVATIONREQUEST']._serialized_start=1631
+  _globals['_FULFILLRESERVATIONREQUEST']._serialized_end=1682
+  _globals['_FULFILLRESERVATIONRESPONSE']._serialized_start=1684
+  _globals['_FULFILLRESERVATIONRESPONSE']._serialized_end=1760
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1762
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1813
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=1815
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=1891
+  _globals['_RESERVATIONSERVICE']._serialized_start=2197
+  _globals['_RESERVATIONSERVICE']._serialized_end=3046
 # @@protoc_insertion_point(module_scope)
