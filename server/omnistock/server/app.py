@@ -90,7 +90,8 @@ class OmnistockServer:
             pool_size=config.db_threads,
             statement_timeout=config.db_timeout_seconds,
         )
-        migrate(self.engine)
+        if config.migrate:
+            migrate(self.engine)
         self.locations_repo = LocationRepository(self.engine)
         self.stock_repo = StockRepository(self.engine)
         self.feed_writer = FeedWriter(self.engine)
@@ -306,7 +307,8 @@ def serve_workers(config: ServerConfig) -> int:
     once, forwards SIGTERM and SIGINT, and exits when the workers have; if one worker
     fails, it stops the others."""
     engine = create_database_engine(config.database_url, pool_size=1)
-    migrate(engine)
+    if config.migrate:
+        migrate(engine)
     if config.demo:
         from omnistock.server.demo import seed_if_empty
 
