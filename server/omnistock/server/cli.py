@@ -21,7 +21,7 @@ from omnistock.server.cli_database import (
     open_command_database,
     prepare_server_database,
 )
-from omnistock.server.cli_errors import CommandError, environment_config, run_command
+from omnistock.server.cli_errors import environment_config, run_command
 from omnistock.server.config import (
     HOLD_TTL_SETTINGS,
     ServerConfig,

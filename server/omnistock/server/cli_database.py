@@ -8,10 +8,9 @@ import argparse
 import os
 import sys
 
+from omnistock.server.store.database import DEFAULT_DATABASE_URL
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-
-from omnistock.server.store.database import DEFAULT_DATABASE_URL
 
 DATABASE_URL_HELP = (
     "sqlite:///FILE or postgresql://USER@HOST:PORT/DATABASE"
@@ -43,7 +42,6 @@ def open_command_database(args: argparse.Namespace, *, must_exist: bool = False)
 
 def _migrate(args: argparse.Namespace) -> int:
     from alembic import command
-
     from omnistock.server.store.database import alembic_config, migrate
 
     action = args.migrate_command or "upgrade"

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from omnistock.server.store.database import create_database_engine, normalize_url
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-
-from omnistock.server.store.database import create_database_engine, normalize_url
 
 EXAMPLES = "sqlite:///omnistock.db or postgresql://USER@HOST:5432/DATABASE"
 
@@ -41,12 +40,12 @@ def check_database_url(url: str) -> URL:
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise DatabaseSetupError(
-            f"--database-url {_shown(parsed)!r}: {backend} is not supported: use {EXAMPLES}",
+            f"--database-url {_shown(url)!r}: {backend} is not supported: use {EXAMPLES}",
             usage=True,
         )
     if backend == "postgresql" and not parsed.database:
         raise DatabaseSetupError(
-            f"--database-url {_shown(parsed)!r} names no database: use {EXAMPLES}", usage=True
+            f"--database-url {_shown(url)!r} names no database: use {EXAMPLES}", usage=True
         )
     return parsed
 
@@ -68,7 +67,7 @@ def open_database(
     path = sqlite_file(parsed)
     if path is not None and not path.parent.is_dir():
         raise DatabaseSetupError(
-            f"--database-url {url!r}: the folder {str(path.parent)!r} does not exist:"
+            f"--database-url {_shown(url)!r}: the folder {str(path.parent)!r} does not exist:"
             " create it, or name a file in a folder that does",
             usage=False,
         )
@@ -83,7 +82,7 @@ def open_database(
         with engine.connect() as connection:
             if must_exist and not inspect(connection).has_table("alembic_version"):
                 raise DatabaseSetupError(
-                    f"{_shown(parsed)!r} holds no omnistock schema: give the server's"
+                    f"{_shown(url)!r} holds no omnistock schema: give the server's"
                     " --database-url, or run `omnistock migrate` first",
                     usage=False,
                 )
@@ -92,11 +91,11 @@ def open_database(
         raise
     except SQLAlchemyError as error:
         engine.dispose()
-        raise DatabaseSetupError(explain_connection_error(parsed, error), usage=False) from None
+        raise DatabaseSetupError(explain_connection_error(url, error), usage=False) from None
     return engine
 
 
-def explain_connection_error(url: URL, error: SQLAlchemyError) -> str:
+def explain_connection_error(url: str, error: SQLAlchemyError) -> str:
     """One line: what the driver said (its first line) and the likely fix."""
     original: Any = error.orig if isinstance(error, DBAPIError) else error
     said = " ".join(str(original).split("\n")[0].split())
@@ -105,7 +104,9 @@ def explain_connection_error(url: URL, error: SQLAlchemyError) -> str:
     if "connection refused" in lowered or "could not translate host" in lowered:
         fix = "is PostgreSQL running there, and are the host and port right?"
     elif "database" in lowered and "does not exist" in lowered:
-        fix = f"create it (createdb {url.database}) or name another database"
+        fix = (
+            f"create it (createdb {make_url(normalize_url(url)).database}) or name another database"
+        )
     elif "role" in lowered or "authentication failed" in lowered or "password" in lowered:
         fix = "check the user and password in the URL"
     elif "unable to open database file" in lowered:
@@ -115,5 +116,9 @@ def explain_connection_error(url: URL, error: SQLAlchemyError) -> str:
     return f"cannot open database {_shown(url)!r}: {said}: {fix}"
 
 
-def _shown(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+def _shown(url: str) -> str:
+    """The URL as given, its password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
