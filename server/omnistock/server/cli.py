@@ -263,7 +263,13 @@ def _batch_size(text: str) -> int:
     return int(text)
 
 
-_KEY_HELP = "a key with the feed role (export: and exact exposure) [$OMNISTOCK_API_KEY]"
+def _key_help(command: str) -> str:
+    from omnistock.server.cli_keys import key_recipe
+
+    return (
+        f"the API key, made with `omnistock keys create NAME {key_recipe(command + ' csv/jsonl')}`"
+        f" (google-local: {key_recipe(command + ' google-local')}) [$OMNISTOCK_API_KEY]"
+    )
 
 
 def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -298,7 +304,9 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         " [snapshots: the first line's source_updated_at, else now]",
     )
     imports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
-    imports.add_argument("--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_KEY_HELP)
+    imports.add_argument(
+        "--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_key_help("import")
+    )
     imports.add_argument(
         "--rejects", type=Path, metavar="PATH", help="the rejects file [FILE.rejects]"
     )
@@ -326,7 +334,9 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     exports.add_argument("--format", required=True, choices=["google-local", "csv", "jsonl"])
     exports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
-    exports.add_argument("--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_KEY_HELP)
+    exports.add_argument(
+        "--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_key_help("export")
+    )
     exports.add_argument("--output", required=True, type=Path, metavar="PATH")
     exports.add_argument("--location", type=_location_id, metavar="ID", help="one location only")
     exports.set_defaults(run=_export)
@@ -375,7 +385,17 @@ def _import_postcodes(args: argparse.Namespace) -> int:
 
 
 def _add_security_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    from omnistock.server.cli_keys import role_table
+
+    keys = commands.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        description="API keys, straight in the database: a key's roles decide its methods,"
+        " its locations (if given) bound what it may read and write, and it sees banded stock"
+        " unless created with --exposure exact. The roles each method needs:",
+        epilog=role_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_database_option(keys)
     actions = keys.add_subparsers(dest="keys_command", required=True)
     create = actions.add_parser("create", help="a new key for a principal")
@@ -400,7 +420,12 @@ def _add_security_commands(commands: argparse._SubParsersAction[argparse.Argumen
     for action in (create, listing, revoke):
         add_database_option(action)
     keys.set_defaults(run=_keys)
-    audit = commands.add_parser("audit", help="recent writes: who changed what, and when")
+    audit = commands.add_parser(
+        "audit",
+        help="recent writes: who changed what, and when",
+        description="The audit log's newest entries, newest first: each successful write"
+        " through an API key, with the key's name and id, the method and what it named.",
+    )
     add_database_option(audit)
     audit.add_argument("--limit", type=int, default=50)
     audit.set_defaults(run=_audit)
