@@ -11,6 +11,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,7 @@ from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.reservations import ReservationService
+from omnistock.server.service.retention import RetentionJob
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.database import create_database_engine, migrate
@@ -35,6 +37,7 @@ from omnistock.server.store.keys import AuditLog, KeyRepository
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reservations import ReservationStore
+from omnistock.server.store.retention import purge
 from omnistock.server.store.secrets import shared_secret
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.auth import Authenticator
@@ -197,6 +200,10 @@ class OmnistockServer:
             registrar,
         )
         self._sweeper: asyncio.Task[None] | None = None
+        self.retention = RetentionJob(
+            partial(purge, self.engine), self.runner.run, config.retention, clock
+        )
+        self._retention_task: asyncio.Task[None] | None = None
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (
@@ -227,6 +234,7 @@ class OmnistockServer:
         self.changes.start()
         await self.server.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self._retention_task = asyncio.get_running_loop().create_task(self.retention.run_forever())
         await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
         if self.config.insecure:
             log.warning(
@@ -248,10 +256,11 @@ class OmnistockServer:
         """Say NOT_SERVING, let in-flight calls finish within the grace period, then close."""
         await self._set_serving(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._retention_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.runner.shutdown()
         self.changes.close()
         self.audit.close()

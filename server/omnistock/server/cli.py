@@ -28,6 +28,7 @@ from omnistock.server.config import (
     parse_duration,
     parse_listen,
     parse_log_level,
+    parse_retention,
 )
 from omnistock.server.domain.reservations import TtlPolicy
 from omnistock.server.domain.security import Principal, Role
@@ -74,6 +75,11 @@ def _serve(args: argparse.Namespace) -> int:
             args.auth_failures_per_second, base.auth_failures_per_second
         ),
         migrate=base.migrate and not args.no_migrate,
+        retention=replace(
+            base.retention,
+            audit=_given(args.audit_retention, base.retention.audit),
+            reservations=_given(args.reservation_retention, base.retention.reservations),
+        ),
     )
     for flag, value in (
         ("--key-cache-seconds", config.key_cache_seconds),
@@ -119,7 +125,34 @@ def _version() -> str:
         return "unknown"
 
 
+_KEPT_FOR_EVER = object()
+
+
+def _retention(text: str) -> object:
+    try:
+        return parse_retention(text) or _KEPT_FOR_EVER
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error} (or never)") from None
+
+
+def _add_retention_options(serve: argparse.ArgumentParser) -> None:
+    for flag, variable, default, what in (
+        ("--audit-retention", "OMNISTOCK_AUDIT_RETENTION", "90d", "audit log entries"),
+        ("--reservation-retention", "OMNISTOCK_RESERVATION_RETENTION", "30d",
+         "finished reservations (released, expired, fulfilled)"),
+    ):  # fmt: skip
+        serve.add_argument(
+            flag,
+            type=_retention,
+            metavar="DURATION",
+            help=f"how long {what} are kept before a background job purges them, such as"
+            f" 30d, or never [${variable}, {default}]",
+        )
+
+
 def _given(flag: Any, default: Any) -> Any:
+    if flag is _KEPT_FOR_EVER:
+        return None
     return default if flag is None else flag
 
 
@@ -555,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
         " fulfilment options, holds) [$OMNISTOCK_BANDED_MAX_QUANTITY, 10]",
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
+    _add_retention_options(serve)
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
     _add_security_commands(commands)

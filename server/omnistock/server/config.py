@@ -10,10 +10,12 @@ from datetime import timedelta
 
 from omnistock.server.domain.reservations import TtlPolicy
 from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY
+from omnistock.server.service.retention import Retention
 from omnistock.server.service.stock_cache import DEFAULT_MAXSIZE, DEFAULT_TTL_SECONDS
 from omnistock.server.store.database import DEFAULT_DATABASE_URL
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+KEEP = Retention()
 
 
 def env_flag(name: str, default: bool = False) -> bool:
@@ -86,6 +88,8 @@ class ServerConfig:
 
     # Bring the schema up to date at start (off when a job runs `omnistock migrate`).
     migrate: bool = True
+    # How long audit entries and finished reservations are kept (None: for ever).
+    retention: Retention = field(default_factory=Retention)
 
     @classmethod
     def from_env(cls) -> ServerConfig:
@@ -114,6 +118,10 @@ class ServerConfig:
             auth_failure_burst=env_count("OMNISTOCK_AUTH_FAILURE_BURST", 30),
             auth_failures_per_second=env_seconds("OMNISTOCK_AUTH_FAILURES_PER_SECOND", 1),
             migrate=not env_flag("OMNISTOCK_NO_MIGRATE"),
+            retention=Retention(
+                audit=env_retention("OMNISTOCK_AUDIT_RETENTION", KEEP.audit),
+                reservations=env_retention("OMNISTOCK_RESERVATION_RETENTION", KEEP.reservations),
+            ),
         )
 
 
@@ -183,6 +191,25 @@ def hold_ttls_from(values: dict[str, str | None], *, prefix: str = "") -> TtlPol
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_retention(text: str) -> timedelta | None:
+    """A duration such as 30d, or 'never' (None: kept for ever).
+
+    >>> parse_retention("never") is None
+    True
+    """
+    return None if text.strip().lower() == "never" else parse_duration(text)
+
+
+def env_retention(name: str, default: timedelta | None) -> timedelta | None:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return parse_retention(value)
+    except ValueError as error:
+        raise ValueError(f"${name}: {error} (or never)") from None
 
 
 def parse_duration(text: str) -> timedelta:
