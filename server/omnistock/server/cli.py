@@ -22,6 +22,7 @@ from omnistock.server.cli_database import (
     prepare_server_database,
 )
 from omnistock.server.cli_errors import environment_config, run_command
+from omnistock.server.cli_health import add_health_command
 from omnistock.server.config import (
     HOLD_TTL_SETTINGS,
     ServerConfig,
@@ -593,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_files_commands(commands)
     _add_security_commands(commands)
     add_migrate_command(commands)
+    add_health_command(commands)
 
     postcodes = commands.add_parser(
         "import-postcodes",
