@@ -99,7 +99,8 @@ class ReservationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetReservation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns one reservation, its state as of now.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -48,6 +48,7 @@ class ReservationServiceStub:
     reservation; with a different request it is ALREADY_EXISTS.
     """
     GetReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.GetReservationRequest, _reservation_pb2.GetReservationResponse]
+    """Returns one reservation, its state as of now."""
     ListReservations: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.ListReservationsRequest, _reservation_pb2.ListReservationsResponse]
     """Reservations by location and state, oldest first."""
     ExtendReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.ExtendReservationRequest, _reservation_pb2.ExtendReservationResponse]
@@ -84,6 +85,7 @@ class ReservationServiceAsyncStub(ReservationServiceStub):
     reservation; with a different request it is ALREADY_EXISTS.
     """
     GetReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.GetReservationRequest, _reservation_pb2.GetReservationResponse]  # type: ignore[assignment]
+    """Returns one reservation, its state as of now."""
     ListReservations: _aio.UnaryUnaryMultiCallable[_reservation_pb2.ListReservationsRequest, _reservation_pb2.ListReservationsResponse]  # type: ignore[assignment]
     """Reservations by location and state, oldest first."""
     ExtendReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.ExtendReservationRequest, _reservation_pb2.ExtendReservationResponse]  # type: ignore[assignment]
@@ -128,7 +130,8 @@ class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _reservation_pb2.GetReservationRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_reservation_pb2.GetReservationResponse, _abc.Awaitable[_reservation_pb2.GetReservationResponse]]: ...
+    ) -> _typing.Union[_reservation_pb2.GetReservationResponse, _abc.Awaitable[_reservation_pb2.GetReservationResponse]]:
+        """Returns one reservation, its state as of now."""
 
     @_abc_1.abstractmethod
     def ListReservations(
