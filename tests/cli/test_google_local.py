@@ -77,7 +77,7 @@ def test_a_google_local_import_rejects_what_the_spec_does_not_allow(
         ],
     )
     code, out, err = import_feed(capsys, server, path)
-    assert code == 0, err
+    assert code == 1, err  # lines were rejected (--allow-rejects would make it 0)
     assert rejects_of(path) == [
         ("2", f"quantity -3 must be within [0, {MAX_QUANTITY:,}]"),
         ("3", "availability 'plenty' is not one of in_stock, limited_availability,"

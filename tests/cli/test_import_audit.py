@@ -59,7 +59,7 @@ def import_deltas(
 ) -> tuple[int, str, str]:
     code = main(
         ["import", str(path), "--format", "csv", "--mode", "delta", "--batch-size", "2",
-         "--target", server.target, "--api-key", api_key]
+         "--target", server.target, "--api-key", api_key, "--allow-rejects"]
     )  # fmt: skip
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -151,7 +151,7 @@ def test_a_google_local_import_with_a_key_that_cannot_read_exact_stock_rejects_i
     banded = key(secure, "feed-banded", Role.FEED, exposure=DomainExposure.BANDED)
     code = main(
         ["import", str(path), "--format", "google-local", "--mode", "delta",
-         "--target", secure.target, "--api-key", banded]
+         "--target", secure.target, "--api-key", banded, "--allow-rejects"]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0

@@ -98,7 +98,7 @@ def test_a_delta_csv_applies_adjustments_and_maps_rejects_to_lines(
     )
     code, out, err = run(
         capsys, "import", path, "--format", "csv", "--mode", "delta", "--batch-size", 2,
-        "--target", server.target,
+        "--target", server.target, "--allow-rejects",
     )  # fmt: skip
     assert code == 0, err
     assert on_hand(stores, "SKU-1", "NL-AMS-01") == 10 - 1 - 2
@@ -134,7 +134,8 @@ def test_delta_rejects_come_out_in_line_order_across_batches(
         capsys, "import", path, "--format", "csv", "--mode", "delta", "--batch-size", 2,
         "--target", server.target,
     )  # fmt: skip
-    assert code == 0, err
+    assert code == 1, err
+    assert "line(s) rejected" in err and "--allow-rejects exits 0" in err
     assert out == f"applied 3  stale 0  rejected 8 (see {path}.rejects)\n"
     rejects = rejects_of(path)
     assert [number for number, _, _ in rejects] == ["2", "3", "4", "6", "8", "10", "12", "13"]
@@ -160,7 +161,7 @@ def test_jsonl_lines_with_location_and_as_of_flags(
     )
     code, out, err = run(
         capsys, "import", path, "--format", "jsonl", "--mode", "delta",
-        "--location", "NL-AMS-01", "--as-of", "2026-11-23T11:58:00Z", "--target", server.target,
+        "--location", "NL-AMS-01", "--as-of", "2026-11-23T11:58:00Z", "--target", server.target, "--allow-rejects",
     )  # fmt: skip
     assert code == 0, err
     [answer] = stores.get_availability("SKU-1", ["NL-AMS-01"], exposure=Exposure.EXACT)
@@ -196,7 +197,8 @@ def test_google_local_feeds_tab_or_comma_separated(
         capsys, "import", path, "--format", "google-local", "--mode", "delta",
         "--as-of", AS_OF, "--target", server.target,
     )  # fmt: skip
-    assert code == 0, err
+    assert code == 1, err
+    assert "line(s) rejected" in err and "--allow-rejects exits 0" in err
     assert on_hand(stores, "SKU-1", "NL-AMS-01") == 5
     assert on_hand(stores, "SKU-2", "NL-AMS-01") == 0  # out_of_stock without a quantity
     assert on_hand(stores, "SKU-1", "NL-RTM-01") == 2
@@ -228,7 +230,8 @@ def test_a_bad_line_means_nothing_of_its_locations_snapshot_is_applied(
         capsys, "import", path, "--format", "csv", "--mode", "snapshot", "--as-of", AS_OF,
         "--batch-size", 2, "--target", server.target,
     )  # fmt: skip
-    assert code == 0, err
+    assert code == 1, err
+    assert "line(s) rejected" in err and "--allow-rejects exits 0" in err
     assert "Traceback" not in err
     assert not [r for r in caplog.records if r.name.startswith("grpc")]  # the abort is no news
     assert on_hand(stores, "SKU-1", "NL-AMS-01") == 4

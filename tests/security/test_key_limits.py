@@ -91,5 +91,7 @@ def test_keys_create_refuses_bad_limits_in_one_line(
     assert code == 2
     assert err.startswith(f"omnistock: {flag} must be ") and err.count("\n") == 1, err
     assert "Traceback" not in err and "osk_" not in out
-    assert main(["keys", *database, "list"]) == 0
-    assert capsys.readouterr().out == ""
+    # Nothing was made: not a key, not even the database (`keys list` says there is none).
+    assert not (tmp_path / "keys.db").exists()
+    assert main(["keys", *database, "list"]) == 1
+    assert "no database at" in capsys.readouterr().err

@@ -75,6 +75,7 @@ class AsyncClient(AsyncTransport):
         """Availability of one sku at the given locations, or at every active location.
 
         Args:
+            sku: 1-64 of [A-Za-z0-9._-].
             location_ids: Empty means every active location.
             exposure: Unspecified means BANDED.
 
@@ -154,6 +155,7 @@ class AsyncClient(AsyncTransport):
 
         Args:
             cart: 1 to 50 lines, each sku once.
+            origin: Where the shopper is; required.
             radius_km: Kilometres, above 0 and at most 500; unset means 25.
             limit: 1 to 100; unset means 10.
             open_now: Only locations open now.
@@ -195,6 +197,8 @@ class AsyncClient(AsyncTransport):
         """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store.
 
         Args:
+            cart: 1 to 50 lines, each sku once.
+            origin: Where the shopper is; required.
             radius_km: Kilometres to look for pickup stores, above 0 and at most 500; unset
                 means 25.
 
@@ -248,6 +252,8 @@ class AsyncClient(AsyncTransport):
         Args:
             pairs: 1 to 1,000 pairs; or skus with an origin.
             skus: 1 to 100 skus, watched at the stores nearest the origin.
+            origin: Where the shopper is, with skus; the nearest stores are chosen when the
+                stream starts.
             radius_km: Default 25, at most 500.
             limit: Stores near the origin; default 10, at most 50.
             exposure: Unspecified means BANDED.
@@ -278,6 +284,9 @@ class AsyncClient(AsyncTransport):
         retry: Retry | None = None,
     ) -> feed_pb2.ApplyStockUpdatesResponse:
         """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records).
+
+        Args:
+            updates: 1 to 10,000 records, applied all or nothing.
 
         Default deadline: 30 s. Retried: no.
         """
@@ -321,6 +330,7 @@ class AsyncClient(AsyncTransport):
         ``records`` is raised as it is: either way the call is cancelled and nothing is written.
 
         Args:
+            location_id: The location; it must exist.
             as_of: The time the snapshot reflects. Required.
             records: Up to 10,000 per message; any number of messages.
             batch_size: records per message.
@@ -381,6 +391,9 @@ class AsyncClient(AsyncTransport):
     ) -> feed_pb2.FeedStatus:
         """The feed status of one location.
 
+        Args:
+            location_id: The location; NOT_FOUND when there is none.
+
         Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
@@ -415,6 +428,7 @@ class AsyncClient(AsyncTransport):
 
         Args:
             page_size: At most 1,000; 0 means 100.
+            page_token: From a previous response's next_page_token.
 
         Default deadline: the client's timeout. Retried: yes.
         """
@@ -483,6 +497,9 @@ class AsyncClient(AsyncTransport):
     ) -> list[location_pb2.Location]:
         """Creates or replaces locations, all or nothing (at most 1,000 per call).
 
+        Args:
+            locations: Each replaces the location with its id, or creates it; at most 1,000.
+
         Default deadline: 30 s. Retried: no.
         """
         if request is None:
@@ -515,6 +532,9 @@ class AsyncClient(AsyncTransport):
         """Returns one location by id.
 
         Raises NotFoundError when there is none.
+
+        Args:
+            location_id: The location's id; NOT_FOUND when there is none.
 
         Default deadline: the client's timeout. Retried: yes.
         """
@@ -606,6 +626,8 @@ class AsyncClient(AsyncTransport):
         safe too.
 
         Args:
+            location_id: The location to hold stock at; it must exist and be in the key's
+                scope.
             lines: 1 to 100 lines, one per sku.
             method: Required.
             ttl: Unset means the method's default; above the method's maximum is refused.
@@ -642,7 +664,12 @@ class AsyncClient(AsyncTransport):
         metadata: Metadata = (),
         retry: Retry | None = None,
     ) -> reservation_pb2.Reservation:
-        """Returns one reservation; a lapsed active hold reads as EXPIRED.
+        """Returns one reservation, its state as of now: a lapsed active hold reads as EXPIRED.
+
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
 
         Default deadline: the client's timeout. Retried: yes.
         """
@@ -682,6 +709,7 @@ class AsyncClient(AsyncTransport):
             location_id: Unset lists every location's.
             state: Unset lists every state.
             page_size: 1 to 1,000; 100 when unset.
+            page_token: From a previous response's next_page_token.
 
         Default deadline: the client's timeout. Retried: yes.
         """
@@ -721,6 +749,9 @@ class AsyncClient(AsyncTransport):
         """Moves an active hold's expiry to now + ttl.
 
         Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
             ttl: The new TTL, counted from now; at most the method's maximum.
 
         Default deadline: 30 s. Retried: no.
@@ -754,6 +785,11 @@ class AsyncClient(AsyncTransport):
         """The order is placed. The hold stays counted until a feed update of the record newer than
         the commit arrives (the store's stock then shows the sale), or until FulfillReservation.
 
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
+
         Default deadline: 30 s. Retried: yes.
         """
         if request is None:
@@ -786,6 +822,11 @@ class AsyncClient(AsyncTransport):
         """The goods of a committed reservation have left the shelf: its hold stops counting at
         once.
 
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
+
         Default deadline: 30 s. Retried: yes.
         """
         if request is None:
@@ -816,6 +857,11 @@ class AsyncClient(AsyncTransport):
         retry: Retry | None = None,
     ) -> reservation_pb2.Reservation:
         """Gives an active hold back.
+
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
 
         Default deadline: 30 s. Retried: yes.
         """

@@ -76,6 +76,7 @@ class Client(Transport):
         """Availability of one sku at the given locations, or at every active location.
 
         Args:
+            sku: 1-64 of [A-Za-z0-9._-].
             location_ids: Empty means every active location.
             exposure: Unspecified means BANDED.
 
@@ -155,6 +156,7 @@ class Client(Transport):
 
         Args:
             cart: 1 to 50 lines, each sku once.
+            origin: Where the shopper is; required.
             radius_km: Kilometres, above 0 and at most 500; unset means 25.
             limit: 1 to 100; unset means 10.
             open_now: Only locations open now.
@@ -196,6 +198,8 @@ class Client(Transport):
         """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store.
 
         Args:
+            cart: 1 to 50 lines, each sku once.
+            origin: Where the shopper is; required.
             radius_km: Kilometres to look for pickup stores, above 0 and at most 500; unset
                 means 25.
 
@@ -249,6 +253,8 @@ class Client(Transport):
         Args:
             pairs: 1 to 1,000 pairs; or skus with an origin.
             skus: 1 to 100 skus, watched at the stores nearest the origin.
+            origin: Where the shopper is, with skus; the nearest stores are chosen when the
+                stream starts.
             radius_km: Default 25, at most 500.
             limit: Stores near the origin; default 10, at most 50.
             exposure: Unspecified means BANDED.
@@ -279,6 +285,9 @@ class Client(Transport):
         retry: Retry | None = None,
     ) -> feed_pb2.ApplyStockUpdatesResponse:
         """Applies a batch of absolute quantities, all or nothing (1 to 10,000 records).
+
+        Args:
+            updates: 1 to 10,000 records, applied all or nothing.
 
         Default deadline: 30 s. Retried: no.
         """
@@ -322,6 +331,7 @@ class Client(Transport):
         ``records`` is raised as it is: either way the call is cancelled and nothing is written.
 
         Args:
+            location_id: The location; it must exist.
             as_of: The time the snapshot reflects. Required.
             records: Up to 10,000 per message; any number of messages.
             batch_size: records per message.
@@ -381,6 +391,9 @@ class Client(Transport):
     ) -> feed_pb2.FeedStatus:
         """The feed status of one location.
 
+        Args:
+            location_id: The location; NOT_FOUND when there is none.
+
         Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
@@ -415,6 +428,7 @@ class Client(Transport):
 
         Args:
             page_size: At most 1,000; 0 means 100.
+            page_token: From a previous response's next_page_token.
 
         Default deadline: the client's timeout. Retried: yes.
         """
@@ -482,6 +496,9 @@ class Client(Transport):
     ) -> list[location_pb2.Location]:
         """Creates or replaces locations, all or nothing (at most 1,000 per call).
 
+        Args:
+            locations: Each replaces the location with its id, or creates it; at most 1,000.
+
         Default deadline: 30 s. Retried: no.
         """
         if request is None:
@@ -514,6 +531,9 @@ class Client(Transport):
         """Returns one location by id.
 
         Raises NotFoundError when there is none.
+
+        Args:
+            location_id: The location's id; NOT_FOUND when there is none.
 
         Default deadline: the client's timeout. Retried: yes.
         """
@@ -605,6 +625,8 @@ class Client(Transport):
         safe too.
 
         Args:
+            location_id: The location to hold stock at; it must exist and be in the key's
+                scope.
             lines: 1 to 100 lines, one per sku.
             method: Required.
             ttl: Unset means the method's default; above the method's maximum is refused.
@@ -641,7 +663,12 @@ class Client(Transport):
         metadata: Metadata = (),
         retry: Retry | None = None,
     ) -> reservation_pb2.Reservation:
-        """Returns one reservation; a lapsed active hold reads as EXPIRED.
+        """Returns one reservation, its state as of now: a lapsed active hold reads as EXPIRED.
+
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
 
         Default deadline: the client's timeout. Retried: yes.
         """
@@ -681,6 +708,7 @@ class Client(Transport):
             location_id: Unset lists every location's.
             state: Unset lists every state.
             page_size: 1 to 1,000; 100 when unset.
+            page_token: From a previous response's next_page_token.
 
         Default deadline: the client's timeout. Retried: yes.
         """
@@ -720,6 +748,9 @@ class Client(Transport):
         """Moves an active hold's expiry to now + ttl.
 
         Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
             ttl: The new TTL, counted from now; at most the method's maximum.
 
         Default deadline: 30 s. Retried: no.
@@ -753,6 +784,11 @@ class Client(Transport):
         """The order is placed. The hold stays counted until a feed update of the record newer than
         the commit arrives (the store's stock then shows the sale), or until FulfillReservation.
 
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
+
         Default deadline: 30 s. Retried: yes.
         """
         if request is None:
@@ -785,6 +821,11 @@ class Client(Transport):
         """The goods of a committed reservation have left the shelf: its hold stops counting at
         once.
 
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
+
         Default deadline: 30 s. Retried: yes.
         """
         if request is None:
@@ -815,6 +856,11 @@ class Client(Transport):
         retry: Retry | None = None,
     ) -> reservation_pb2.Reservation:
         """Gives an active hold back.
+
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time).
 
         Default deadline: 30 s. Retried: yes.
         """

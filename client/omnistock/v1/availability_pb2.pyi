@@ -28,6 +28,7 @@ class _FulfillmentMethod:
 class _FulfillmentMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FulfillmentMethod.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     FULFILLMENT_METHOD_UNSPECIFIED: _FulfillmentMethod.ValueType  # 0
+    """Not set: the request's default, where it has one."""
     FULFILLMENT_METHOD_PICKUP: _FulfillmentMethod.ValueType  # 1
     """Picked up at a store, from that store's own stock."""
     FULFILLMENT_METHOD_SHIP: _FulfillmentMethod.ValueType  # 2
@@ -37,9 +38,11 @@ class _FulfillmentMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Ful
     FULFILLMENT_METHOD_SPLIT: _FulfillmentMethod.ValueType  # 4
     """Some lines picked up at a store, the rest shipped."""
 
-class FulfillmentMethod(_FulfillmentMethod, metaclass=_FulfillmentMethodEnumTypeWrapper): ...
+class FulfillmentMethod(_FulfillmentMethod, metaclass=_FulfillmentMethodEnumTypeWrapper):
+    """How a shopper gets the goods."""
 
 FULFILLMENT_METHOD_UNSPECIFIED: FulfillmentMethod.ValueType  # 0
+"""Not set: the request's default, where it has one."""
 FULFILLMENT_METHOD_PICKUP: FulfillmentMethod.ValueType  # 1
 """Picked up at a store, from that store's own stock."""
 FULFILLMENT_METHOD_SHIP: FulfillmentMethod.ValueType  # 2
@@ -57,6 +60,7 @@ class _WatchEventKind:
 class _WatchEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WatchEventKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     WATCH_EVENT_KIND_UNSPECIFIED: _WatchEventKind.ValueType  # 0
+    """Never sent by the server."""
     WATCH_EVENT_KIND_SNAPSHOT: _WatchEventKind.ValueType  # 1
     """Every watched pair: the first message of a stream."""
     WATCH_EVENT_KIND_CHANGE: _WatchEventKind.ValueType  # 2
@@ -64,9 +68,11 @@ class _WatchEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WatchE
     WATCH_EVENT_KIND_HEARTBEAT: _WatchEventKind.ValueType  # 3
     """Nothing changed for heartbeat_seconds; no availabilities."""
 
-class WatchEventKind(_WatchEventKind, metaclass=_WatchEventKindEnumTypeWrapper): ...
+class WatchEventKind(_WatchEventKind, metaclass=_WatchEventKindEnumTypeWrapper):
+    """What a watch message is."""
 
 WATCH_EVENT_KIND_UNSPECIFIED: WatchEventKind.ValueType  # 0
+"""Never sent by the server."""
 WATCH_EVENT_KIND_SNAPSHOT: WatchEventKind.ValueType  # 1
 """Every watched pair: the first message of a stream."""
 WATCH_EVENT_KIND_CHANGE: WatchEventKind.ValueType  # 2
@@ -77,11 +83,14 @@ Global___WatchEventKind: _TypeAlias = WatchEventKind  # noqa: Y015
 
 @_typing.final
 class CartLine(_message.Message):
+    """One sku of a cart and how many of it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SKU_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
+    """1-64 of [A-Za-z0-9._-]."""
     quantity: _builtins.int
     """At least 1; with a key not granted EXACT, at most the server's banded cap (10 by
     default), since each answer says whether that many are there.
@@ -110,10 +119,16 @@ class Origin(_message.Message):
     POSTAL_CODE_FIELD_NUMBER: _builtins.int
     COUNTRY_FIELD_NUMBER: _builtins.int
     postal_code: _builtins.str
+    """A postal code, matched without spaces and in upper case: its centroid loaded with
+    `omnistock import-postcodes`, else the centroid of the locations the key may see
+    that have it; NOT_FOUND (POSTAL_CODE_NOT_FOUND) when neither knows it.
+    """
     country: _builtins.str
     """ISO 3166-1 alpha-2; narrows a postal code lookup. Optional."""
     @_builtins.property
-    def position(self) -> _common_pb2.LatLng: ...
+    def position(self) -> _common_pb2.LatLng:
+        """A point in WGS84 degrees."""
+
     def __init__(
         self,
         *,
@@ -144,9 +159,11 @@ class DayHours(_message.Message):
     date: _builtins.str
     """Local date "YYYY-MM-DD"."""
     closed: _builtins.bool
+    """Closed all that day; opens and closes are then empty."""
     opens: _builtins.str
     """Local times "HH:MM"."""
     closes: _builtins.str
+    """Closing time, after opens."""
     def __init__(
         self,
         *,
@@ -178,8 +195,11 @@ class LineAvailability(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
+    """The cart line's sku."""
     quantity: _builtins.int
+    """The cart line's quantity."""
     status: _common_pb2.StockStatus.ValueType
+    """The status band of the record."""
     available_to_sell: _builtins.int
     """EXACT only."""
     quantity_hint: _builtins.str
@@ -189,7 +209,9 @@ class LineAvailability(_message.Message):
     confidence: _builtins.float
     """As Availability.confidence."""
     @_builtins.property
-    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The source time this line reflects."""
+
     def __init__(
         self,
         *,
@@ -214,6 +236,8 @@ Global___LineAvailability: _TypeAlias = LineAvailability  # noqa: Y015
 
 @_typing.final
 class NearbyLocation(_message.Message):
+    """A store near the origin, with the cart's lines there."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
@@ -227,22 +251,31 @@ class NearbyLocation(_message.Message):
     OPEN_NOW_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The store's id."""
     name: _builtins.str
+    """The store's name."""
     distance_km: _builtins.float
+    """Great-circle distance from the origin."""
     has_all: _builtins.bool
     """Every line is fulfillable here."""
     ready_by_text: _builtins.str
     """ready_by in words, in the store's time zone: "today 17:30", "tomorrow 10:00"."""
     open_now: _builtins.bool
+    """Whether the store is open now."""
     time_zone: _builtins.str
+    """The store's IANA time zone."""
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineAvailability]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineAvailability]:
+        """One per cart line, in cart order."""
+
     @_builtins.property
     def ready_by(self) -> _timestamp_pb2.Timestamp:
         """When a pickup order placed now would be ready; unset if the store does not do pickup."""
 
     @_builtins.property
-    def today_hours(self) -> Global___DayHours: ...
+    def today_hours(self) -> Global___DayHours:
+        """Opening hours on the store's local date now."""
+
     def __init__(
         self,
         *,
@@ -267,6 +300,8 @@ Global___NearbyLocation: _TypeAlias = NearbyLocation  # noqa: Y015
 
 @_typing.final
 class ShipOption(_message.Message):
+    """The ship-from option for a cart: one location that ships."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
@@ -275,12 +310,17 @@ class ShipOption(_message.Message):
     DELIVERY_DATE_FIELD_NUMBER: _builtins.int
     SHIPPING_DAYS_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The shipping location's id."""
     has_all: _builtins.bool
+    """Every line is fulfillable from this location."""
     delivery_date: _builtins.str
     """The estimated delivery date, "YYYY-MM-DD", in the shipping location's time zone."""
     shipping_days: _builtins.int
+    """Days from shipping to delivery."""
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineAvailability]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineAvailability]:
+        """One per cart line, in cart order."""
+
     def __init__(
         self,
         *,
@@ -300,6 +340,8 @@ Global___ShipOption: _TypeAlias = ShipOption  # noqa: Y015
 
 @_typing.final
 class SearchNearbyRequest(_message.Message):
+    """Stores near an origin that have a cart's lines."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LINES_FIELD_NUMBER: _builtins.int
@@ -327,7 +369,9 @@ class SearchNearbyRequest(_message.Message):
         """1 to 50 lines, each sku once."""
 
     @_builtins.property
-    def origin(self) -> Global___Origin: ...
+    def origin(self) -> Global___Origin:
+        """Where the shopper is; required."""
+
     def __init__(
         self,
         *,
@@ -357,6 +401,8 @@ Global___SearchNearbyRequest: _TypeAlias = SearchNearbyRequest  # noqa: Y015
 
 @_typing.final
 class SearchNearbyResponse(_message.Message):
+    """The nearest stores, and the ship option."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATIONS_FIELD_NUMBER: _builtins.int
@@ -391,6 +437,8 @@ Global___SearchNearbyResponse: _TypeAlias = SearchNearbyResponse  # noqa: Y015
 
 @_typing.final
 class FulfillmentOption(_message.Message):
+    """One ranked way to get the whole cart."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     METHOD_FIELD_NUMBER: _builtins.int
@@ -404,18 +452,25 @@ class FulfillmentOption(_message.Message):
     DELIVERY_DATE_FIELD_NUMBER: _builtins.int
     COMPLETE_BY_FIELD_NUMBER: _builtins.int
     method: Global___FulfillmentMethod.ValueType
+    """Pickup, ship, ship to store, or split."""
     pickup_location_id: _builtins.str
     """The store for PICKUP, SHIP_TO_STORE and the pickup part of SPLIT."""
     ship_location_id: _builtins.str
     """The shipping location for SHIP, SHIP_TO_STORE and the shipped part of SPLIT."""
     distance_km: _builtins.float
+    """Distance from the origin to the pickup store; 0 when nothing is picked up."""
     ready_by_text: _builtins.str
+    """ready_by in words, in the store's time zone."""
     delivery_date: _builtins.str
     """When the shipped part arrives, "YYYY-MM-DD"."""
     @_builtins.property
-    def pickup_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]: ...
+    def pickup_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]:
+        """The lines picked up (PICKUP, SHIP_TO_STORE, and the pickup part of SPLIT)."""
+
     @_builtins.property
-    def ship_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]: ...
+    def ship_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]:
+        """The lines shipped (SHIP, and the shipped part of SPLIT)."""
+
     @_builtins.property
     def ready_by(self) -> _timestamp_pb2.Timestamp:
         """When the pickup part is ready."""
@@ -448,6 +503,8 @@ Global___FulfillmentOption: _TypeAlias = FulfillmentOption  # noqa: Y015
 
 @_typing.final
 class GetFulfillmentOptionsRequest(_message.Message):
+    """Ways to get a cart."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LINES_FIELD_NUMBER: _builtins.int
@@ -456,9 +513,13 @@ class GetFulfillmentOptionsRequest(_message.Message):
     radius_km: _builtins.float
     """Kilometres to look for pickup stores, above 0 and at most 500; unset means 25."""
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]:
+        """1 to 50 lines, each sku once."""
+
     @_builtins.property
-    def origin(self) -> Global___Origin: ...
+    def origin(self) -> Global___Origin:
+        """Where the shopper is; required."""
+
     def __init__(
         self,
         *,
@@ -478,6 +539,8 @@ Global___GetFulfillmentOptionsRequest: _TypeAlias = GetFulfillmentOptionsRequest
 
 @_typing.final
 class GetFulfillmentOptionsResponse(_message.Message):
+    """The ways, ranked."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPTIONS_FIELD_NUMBER: _builtins.int
@@ -489,7 +552,9 @@ class GetFulfillmentOptionsResponse(_message.Message):
         """
 
     @_builtins.property
-    def origin(self) -> _common_pb2.LatLng: ...
+    def origin(self) -> _common_pb2.LatLng:
+        """Where the search was centred."""
+
     def __init__(
         self,
         *,
@@ -523,8 +588,11 @@ class Availability(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     SOURCE_SEQUENCE_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The location's id."""
     sku: _builtins.str
+    """The sku."""
     status: _common_pb2.StockStatus.ValueType
+    """The status band (UNKNOWN when the record is stale)."""
     exposure: _common_pb2.Exposure.ValueType
     """The exposure this answer was given at."""
     available_to_sell: _builtins.int
@@ -592,12 +660,15 @@ Global___Availability: _TypeAlias = Availability  # noqa: Y015
 
 @_typing.final
 class GetAvailabilityRequest(_message.Message):
+    """One sku at some locations."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SKU_FIELD_NUMBER: _builtins.int
     LOCATION_IDS_FIELD_NUMBER: _builtins.int
     EXPOSURE_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
+    """1-64 of [A-Za-z0-9._-]."""
     exposure: _common_pb2.Exposure.ValueType
     """Unspecified means BANDED."""
     @_builtins.property
@@ -621,6 +692,8 @@ Global___GetAvailabilityRequest: _TypeAlias = GetAvailabilityRequest  # noqa: Y0
 
 @_typing.final
 class GetAvailabilityResponse(_message.Message):
+    """The availability of the sku at each location."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AVAILABILITIES_FIELD_NUMBER: _builtins.int
@@ -643,12 +716,16 @@ Global___GetAvailabilityResponse: _TypeAlias = GetAvailabilityResponse  # noqa: 
 
 @_typing.final
 class SkuLocation(_message.Message):
+    """One sku at one location."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SKU_FIELD_NUMBER: _builtins.int
     LOCATION_ID_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
+    """The sku."""
     location_id: _builtins.str
+    """The location's id."""
     def __init__(
         self,
         *,
@@ -665,6 +742,8 @@ Global___SkuLocation: _TypeAlias = SkuLocation  # noqa: Y015
 
 @_typing.final
 class BatchGetAvailabilityRequest(_message.Message):
+    """Many sku x location pairs."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ITEMS_FIELD_NUMBER: _builtins.int
@@ -691,6 +770,8 @@ Global___BatchGetAvailabilityRequest: _TypeAlias = BatchGetAvailabilityRequest  
 
 @_typing.final
 class BatchGetAvailabilityResponse(_message.Message):
+    """The answers, one per pair."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AVAILABILITIES_FIELD_NUMBER: _builtins.int
@@ -713,6 +794,8 @@ Global___BatchGetAvailabilityResponse: _TypeAlias = BatchGetAvailabilityResponse
 
 @_typing.final
 class WatchAvailabilityRequest(_message.Message):
+    """What to watch: pairs, or skus near an origin."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAIRS_FIELD_NUMBER: _builtins.int
@@ -742,7 +825,11 @@ class WatchAvailabilityRequest(_message.Message):
         """1 to 100 skus, watched at the stores nearest the origin."""
 
     @_builtins.property
-    def origin(self) -> Global___Origin: ...
+    def origin(self) -> Global___Origin:
+        """Where the shopper is, with skus; the nearest stores are chosen when the stream
+        starts.
+        """
+
     def __init__(
         self,
         *,
@@ -776,6 +863,8 @@ Global___WatchAvailabilityRequest: _TypeAlias = WatchAvailabilityRequest  # noqa
 
 @_typing.final
 class WatchAvailabilityResponse(_message.Message):
+    """One message of a watch stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KIND_FIELD_NUMBER: _builtins.int
@@ -783,12 +872,19 @@ class WatchAvailabilityResponse(_message.Message):
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     SEND_TIME_FIELD_NUMBER: _builtins.int
     kind: Global___WatchEventKind.ValueType
+    """SNAPSHOT, CHANGE or HEARTBEAT."""
     resume_token: _builtins.str
     """Send it in a new request to resume after a disconnect."""
     @_builtins.property
-    def availabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Availability]: ...
+    def availabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Availability]:
+        """SNAPSHOT: every watched pair; CHANGE: the pairs whose answer changed;
+        HEARTBEAT: none.
+        """
+
     @_builtins.property
-    def send_time(self) -> _timestamp_pb2.Timestamp: ...
+    def send_time(self) -> _timestamp_pb2.Timestamp:
+        """When the server sent the message."""
+
     def __init__(
         self,
         *,

@@ -24,6 +24,7 @@ class _Exposure:
 class _ExposureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Exposure.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXPOSURE_UNSPECIFIED: _Exposure.ValueType  # 0
+    """Not set: the method's default (BANDED where a method says so)."""
     EXPOSURE_EXACT: _Exposure.ValueType  # 1
     """Exact counts: on_hand, reserved, safety_stock and available_to_sell."""
     EXPOSURE_BANDED: _Exposure.ValueType  # 2
@@ -33,6 +34,7 @@ class Exposure(_Exposure, metaclass=_ExposureEnumTypeWrapper):
     """How exactly a caller may see stock quantities."""
 
 EXPOSURE_UNSPECIFIED: Exposure.ValueType  # 0
+"""Not set: the method's default (BANDED where a method says so)."""
 EXPOSURE_EXACT: Exposure.ValueType  # 1
 """Exact counts: on_hand, reserved, safety_stock and available_to_sell."""
 EXPOSURE_BANDED: Exposure.ValueType  # 2
@@ -46,6 +48,7 @@ class _StockStatus:
 class _StockStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StockStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     STOCK_STATUS_UNSPECIFIED: _StockStatus.ValueType  # 0
+    """Never sent by the server."""
     STOCK_STATUS_IN_STOCK: _StockStatus.ValueType  # 1
     """ATS >= the low threshold (default 3)."""
     STOCK_STATUS_LIMITED: _StockStatus.ValueType  # 2
@@ -59,6 +62,7 @@ class StockStatus(_StockStatus, metaclass=_StockStatusEnumTypeWrapper):
     """The status band of a stock record, derived from available to sell (ATS)."""
 
 STOCK_STATUS_UNSPECIFIED: StockStatus.ValueType  # 0
+"""Never sent by the server."""
 STOCK_STATUS_IN_STOCK: StockStatus.ValueType  # 1
 """ATS >= the low threshold (default 3)."""
 STOCK_STATUS_LIMITED: StockStatus.ValueType  # 2
@@ -78,7 +82,9 @@ class LatLng(_message.Message):
     LATITUDE_FIELD_NUMBER: _builtins.int
     LONGITUDE_FIELD_NUMBER: _builtins.int
     latitude: _builtins.float
+    """Degrees north, -90 to 90."""
     longitude: _builtins.float
+    """Degrees east, -180 to 180."""
     def __init__(
         self,
         *,

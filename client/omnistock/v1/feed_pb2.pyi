@@ -28,6 +28,7 @@ class _FreshnessState:
 class _FreshnessStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FreshnessState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     FRESHNESS_STATE_UNSPECIFIED: _FreshnessState.ValueType  # 0
+    """Never sent by the server."""
     FRESHNESS_STATE_FRESH: _FreshnessState.ValueType  # 1
     """The newest update is within the location's freshness budget."""
     FRESHNESS_STATE_STALE: _FreshnessState.ValueType  # 2
@@ -35,9 +36,11 @@ class _FreshnessStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Freshn
     FRESHNESS_STATE_NEVER_REPORTED: _FreshnessState.ValueType  # 3
     """No feed has reached this location yet."""
 
-class FreshnessState(_FreshnessState, metaclass=_FreshnessStateEnumTypeWrapper): ...
+class FreshnessState(_FreshnessState, metaclass=_FreshnessStateEnumTypeWrapper):
+    """Whether a location's feed is current."""
 
 FRESHNESS_STATE_UNSPECIFIED: FreshnessState.ValueType  # 0
+"""Never sent by the server."""
 FRESHNESS_STATE_FRESH: FreshnessState.ValueType  # 1
 """The newest update is within the location's freshness budget."""
 FRESHNESS_STATE_STALE: FreshnessState.ValueType  # 2
@@ -59,6 +62,7 @@ class StockUpdate(_message.Message):
     SOURCE_UPDATED_AT_FIELD_NUMBER: _builtins.int
     SOURCE_SEQUENCE_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The location the record is at; it must exist."""
     sku: _builtins.str
     """1-64 of [A-Za-z0-9._-]; created on first sight."""
     on_hand: _builtins.int
@@ -100,11 +104,15 @@ Global___StockUpdate: _TypeAlias = StockUpdate  # noqa: Y015
 
 @_typing.final
 class ApplyStockUpdatesRequest(_message.Message):
+    """A batch of absolute quantities."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     UPDATES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def updates(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockUpdate]: ...
+    def updates(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockUpdate]:
+        """1 to 10,000 records, applied all or nothing."""
+
     def __init__(
         self,
         *,
@@ -120,6 +128,8 @@ Global___ApplyStockUpdatesRequest: _TypeAlias = ApplyStockUpdatesRequest  # noqa
 
 @_typing.final
 class ApplyStockUpdatesResponse(_message.Message):
+    """What became of the batch."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     APPLIED_COUNT_FIELD_NUMBER: _builtins.int
@@ -144,11 +154,14 @@ Global___ApplyStockUpdatesResponse: _TypeAlias = ApplyStockUpdatesResponse  # no
 
 @_typing.final
 class SnapshotHeader(_message.Message):
+    """Which location a snapshot is for, and the time it reflects."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The location; it must exist."""
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """The time the snapshot reflects. Required."""
@@ -177,7 +190,9 @@ class SnapshotRecord(_message.Message):
     ON_HAND_FIELD_NUMBER: _builtins.int
     SAFETY_STOCK_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
+    """1-64 of [A-Za-z0-9._-]; created on first sight."""
     on_hand: _builtins.int
+    """Units on hand at as_of (may be negative)."""
     safety_stock: _builtins.int
     """Unset keeps the stored value (or the location's default)."""
     def __init__(
@@ -199,6 +214,8 @@ Global___SnapshotRecord: _TypeAlias = SnapshotRecord  # noqa: Y015
 
 @_typing.final
 class ImportSnapshotRequest(_message.Message):
+    """One message of a snapshot stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HEADER_FIELD_NUMBER: _builtins.int
@@ -235,6 +252,8 @@ Global___ImportSnapshotRequest: _TypeAlias = ImportSnapshotRequest  # noqa: Y015
 
 @_typing.final
 class ImportSnapshotResponse(_message.Message):
+    """What became of a snapshot."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
@@ -244,6 +263,7 @@ class ImportSnapshotResponse(_message.Message):
     STALE_COUNT_FIELD_NUMBER: _builtins.int
     ZEROED_COUNT_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The header's location."""
     received_count: _builtins.int
     """Records in the snapshot."""
     applied_count: _builtins.int
@@ -253,7 +273,9 @@ class ImportSnapshotResponse(_message.Message):
     zeroed_count: _builtins.int
     """Stored records missing from the snapshot that dropped to zero."""
     @_builtins.property
-    def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The header's as_of."""
+
     def __init__(
         self,
         *,
@@ -286,7 +308,9 @@ class DeltaRecord(_message.Message):
     SOURCE_UPDATED_AT_FIELD_NUMBER: _builtins.int
     SOURCE_SEQUENCE_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The location the record is at."""
     sku: _builtins.str
+    """1-64 of [A-Za-z0-9._-]; created on first sight."""
     on_hand: _builtins.int
     """The absolute quantity now on hand (may be negative)."""
     adjustment: _builtins.int
@@ -295,6 +319,7 @@ class DeltaRecord(_message.Message):
     rejected (QUANTITY_OUT_OF_RANGE).
     """
     safety_stock: _builtins.int
+    """Units to keep back from sale; unset keeps the stored value (or the location's default)."""
     source_sequence: _builtins.int
     """The source's own ordering, when it has one: orders updates of the same
     source time.
@@ -335,6 +360,8 @@ Global___DeltaRecord: _TypeAlias = DeltaRecord  # noqa: Y015
 
 @_typing.final
 class StreamDeltasRequest(_message.Message):
+    """One batch of a delta stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_ID_FIELD_NUMBER: _builtins.int
@@ -376,6 +403,7 @@ class RecordReject(_message.Message):
     reason: _builtins.str
     """A stable UPPER_SNAKE reason, for example INVALID_FIELD or LOCATION_NOT_FOUND."""
     description: _builtins.str
+    """The reason in words, for people."""
     def __init__(
         self,
         *,
@@ -394,6 +422,8 @@ Global___RecordReject: _TypeAlias = RecordReject  # noqa: Y015
 
 @_typing.final
 class StreamDeltasResponse(_message.Message):
+    """The ack of one batch, in the order the batches were sent."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BATCH_ID_FIELD_NUMBER: _builtins.int
@@ -402,11 +432,17 @@ class StreamDeltasResponse(_message.Message):
     REJECTED_COUNT_FIELD_NUMBER: _builtins.int
     REJECTS_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
+    """The request's batch_id."""
     applied_count: _builtins.int
+    """Records whose update set a field."""
     stale_count: _builtins.int
+    """Records older than (or the same as) what was stored, and so ignored."""
     rejected_count: _builtins.int
+    """Records not applied; each is in rejects."""
     @_builtins.property
-    def rejects(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordReject]: ...
+    def rejects(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordReject]:
+        """Why each rejected record was not applied."""
+
     def __init__(
         self,
         *,
@@ -426,6 +462,8 @@ Global___StreamDeltasResponse: _TypeAlias = StreamDeltasResponse  # noqa: Y015
 
 @_typing.final
 class FeedStatus(_message.Message):
+    """What the feeds of one location have done."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
@@ -440,7 +478,9 @@ class FeedStatus(_message.Message):
     RECORD_COUNT_FIELD_NUMBER: _builtins.int
     FRESHNESS_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The location."""
     snapshot_count: _builtins.int
+    """Snapshots applied."""
     delta_applied_count: _builtins.int
     """Records applied from deltas and batch updates."""
     stale_count: _builtins.int
@@ -450,18 +490,23 @@ class FeedStatus(_message.Message):
     record_count: _builtins.int
     """Stock records the location holds now."""
     freshness: Global___FreshnessState.ValueType
+    """Whether the newest update is within the freshness budget."""
     @_builtins.property
     def last_snapshot_as_of(self) -> _timestamp_pb2.Timestamp:
         """as_of of the newest applied snapshot."""
 
     @_builtins.property
-    def last_snapshot_received_at(self) -> _timestamp_pb2.Timestamp: ...
+    def last_snapshot_received_at(self) -> _timestamp_pb2.Timestamp:
+        """When the server stored that snapshot."""
+
     @_builtins.property
     def last_delta_source_at(self) -> _timestamp_pb2.Timestamp:
         """The newest source time among applied delta records."""
 
     @_builtins.property
-    def last_delta_received_at(self) -> _timestamp_pb2.Timestamp: ...
+    def last_delta_received_at(self) -> _timestamp_pb2.Timestamp:
+        """When the server stored the newest applied delta record."""
+
     def __init__(
         self,
         *,
@@ -487,10 +532,13 @@ Global___FeedStatus: _TypeAlias = FeedStatus  # noqa: Y015
 
 @_typing.final
 class GetFeedStatusRequest(_message.Message):
+    """Which location's feed status to return."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The location; NOT_FOUND when there is none."""
     def __init__(
         self,
         *,
@@ -506,11 +554,15 @@ Global___GetFeedStatusRequest: _TypeAlias = GetFeedStatusRequest  # noqa: Y015
 
 @_typing.final
 class GetFeedStatusResponse(_message.Message):
+    """One location's feed status."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def status(self) -> Global___FeedStatus: ...
+    def status(self) -> Global___FeedStatus:
+        """The location's feed status."""
+
     def __init__(
         self,
         *,
@@ -526,6 +578,8 @@ Global___GetFeedStatusResponse: _TypeAlias = GetFeedStatusResponse  # noqa: Y015
 
 @_typing.final
 class ListFeedStatusRequest(_message.Message):
+    """A page of feed statuses."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -533,6 +587,7 @@ class ListFeedStatusRequest(_message.Message):
     page_size: _builtins.int
     """At most 1,000; 0 means 100."""
     page_token: _builtins.str
+    """From a previous response's next_page_token."""
     def __init__(
         self,
         *,
@@ -549,13 +604,18 @@ Global___ListFeedStatusRequest: _TypeAlias = ListFeedStatusRequest  # noqa: Y015
 
 @_typing.final
 class ListFeedStatusResponse(_message.Message):
+    """A page of feed statuses, ordered by location id."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUSES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
-    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedStatus]: ...
+    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedStatus]:
+        """At most page_size statuses."""
+
     def __init__(
         self,
         *,
@@ -572,6 +632,8 @@ Global___ListFeedStatusResponse: _TypeAlias = ListFeedStatusResponse  # noqa: Y0
 
 @_typing.final
 class ExportStockRequest(_message.Message):
+    """What to export."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
@@ -592,6 +654,8 @@ Global___ExportStockRequest: _TypeAlias = ExportStockRequest  # noqa: Y015
 
 @_typing.final
 class ExportStockResponse(_message.Message):
+    """One message of an export stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AVAILABILITIES_FIELD_NUMBER: _builtins.int

@@ -28,14 +28,21 @@ class _LocationKind:
 class _LocationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LocationKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     LOCATION_KIND_UNSPECIFIED: _LocationKind.ValueType  # 0
+    """Not set: invalid in a Location; in a filter, every kind."""
     LOCATION_KIND_STORE: _LocationKind.ValueType  # 1
+    """A physical store: shoppers pick up here, and it may ship."""
     LOCATION_KIND_WAREHOUSE: _LocationKind.ValueType  # 2
+    """An e-commerce warehouse that ships."""
 
-class LocationKind(_LocationKind, metaclass=_LocationKindEnumTypeWrapper): ...
+class LocationKind(_LocationKind, metaclass=_LocationKindEnumTypeWrapper):
+    """What a location is."""
 
 LOCATION_KIND_UNSPECIFIED: LocationKind.ValueType  # 0
+"""Not set: invalid in a Location; in a filter, every kind."""
 LOCATION_KIND_STORE: LocationKind.ValueType  # 1
+"""A physical store: shoppers pick up here, and it may ship."""
 LOCATION_KIND_WAREHOUSE: LocationKind.ValueType  # 2
+"""An e-commerce warehouse that ships."""
 Global___LocationKind: _TypeAlias = LocationKind  # noqa: Y015
 
 class _DayOfWeek:
@@ -45,24 +52,41 @@ class _DayOfWeek:
 class _DayOfWeekEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DayOfWeek.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DAY_OF_WEEK_UNSPECIFIED: _DayOfWeek.ValueType  # 0
+    """Not set: invalid."""
     DAY_OF_WEEK_MONDAY: _DayOfWeek.ValueType  # 1
+    """Monday."""
     DAY_OF_WEEK_TUESDAY: _DayOfWeek.ValueType  # 2
+    """Tuesday."""
     DAY_OF_WEEK_WEDNESDAY: _DayOfWeek.ValueType  # 3
+    """Wednesday."""
     DAY_OF_WEEK_THURSDAY: _DayOfWeek.ValueType  # 4
+    """Thursday."""
     DAY_OF_WEEK_FRIDAY: _DayOfWeek.ValueType  # 5
+    """Friday."""
     DAY_OF_WEEK_SATURDAY: _DayOfWeek.ValueType  # 6
+    """Saturday."""
     DAY_OF_WEEK_SUNDAY: _DayOfWeek.ValueType  # 7
+    """Sunday."""
 
-class DayOfWeek(_DayOfWeek, metaclass=_DayOfWeekEnumTypeWrapper): ...
+class DayOfWeek(_DayOfWeek, metaclass=_DayOfWeekEnumTypeWrapper):
+    """A day of the week (ISO 8601 numbering: Monday is 1)."""
 
 DAY_OF_WEEK_UNSPECIFIED: DayOfWeek.ValueType  # 0
+"""Not set: invalid."""
 DAY_OF_WEEK_MONDAY: DayOfWeek.ValueType  # 1
+"""Monday."""
 DAY_OF_WEEK_TUESDAY: DayOfWeek.ValueType  # 2
+"""Tuesday."""
 DAY_OF_WEEK_WEDNESDAY: DayOfWeek.ValueType  # 3
+"""Wednesday."""
 DAY_OF_WEEK_THURSDAY: DayOfWeek.ValueType  # 4
+"""Thursday."""
 DAY_OF_WEEK_FRIDAY: DayOfWeek.ValueType  # 5
+"""Friday."""
 DAY_OF_WEEK_SATURDAY: DayOfWeek.ValueType  # 6
+"""Saturday."""
 DAY_OF_WEEK_SUNDAY: DayOfWeek.ValueType  # 7
+"""Sunday."""
 Global___DayOfWeek: _TypeAlias = DayOfWeek  # noqa: Y015
 
 @_typing.final
@@ -75,6 +99,7 @@ class WeeklyHours(_message.Message):
     OPENS_FIELD_NUMBER: _builtins.int
     CLOSES_FIELD_NUMBER: _builtins.int
     day: Global___DayOfWeek.ValueType
+    """The day these hours are for."""
     opens: _builtins.str
     """Local time "HH:MM"."""
     closes: _builtins.str
@@ -109,7 +134,9 @@ class HoursException(_message.Message):
     closed: _builtins.bool
     """Closed all day; opens and closes are then ignored."""
     opens: _builtins.str
+    """Local time "HH:MM" the location opens on that date."""
     closes: _builtins.str
+    """Local time "HH:MM" it closes, after opens."""
     def __init__(
         self,
         *,
@@ -128,6 +155,8 @@ Global___HoursException: _TypeAlias = HoursException  # noqa: Y015
 
 @_typing.final
 class Capabilities(_message.Message):
+    """What a location can do for a shopper."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PICKUP_FIELD_NUMBER: _builtins.int
@@ -156,6 +185,8 @@ Global___Capabilities: _TypeAlias = Capabilities  # noqa: Y015
 
 @_typing.final
 class Location(_message.Message):
+    """A store or warehouse that holds stock."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -177,9 +208,13 @@ class Location(_message.Message):
     id: _builtins.str
     """Stable id, the store code the POS uses: 1-64 of [A-Za-z0-9._-]."""
     kind: Global___LocationKind.ValueType
+    """Store or warehouse; required."""
     name: _builtins.str
+    """The name shoppers see, for example "Amsterdam Centraal"."""
     address: _builtins.str
+    """The street address, one line."""
     postal_code: _builtins.str
+    """The postal code as the country writes it."""
     country: _builtins.str
     """ISO 3166-1 alpha-2 country code, for example "NL"."""
     time_zone: _builtins.str
@@ -189,16 +224,27 @@ class Location(_message.Message):
     shipping_days: _builtins.int
     """For warehouses: days from shipping to delivery."""
     active: _builtins.bool
+    """An inactive location keeps its data, and GetLocation and ListLocations return it, but
+    it is left out of answers over every location (availability, searches, exports).
+    """
     default_safety_stock: _builtins.int
     """Safety stock for records that set none. Unset means the global default."""
     @_builtins.property
-    def position(self) -> _common_pb2.LatLng: ...
+    def position(self) -> _common_pb2.LatLng:
+        """Where it is, for distances and nearby searches."""
+
     @_builtins.property
-    def weekly_hours(self) -> _containers.RepeatedCompositeFieldContainer[Global___WeeklyHours]: ...
+    def weekly_hours(self) -> _containers.RepeatedCompositeFieldContainer[Global___WeeklyHours]:
+        """Regular opening hours; a day without an entry is closed."""
+
     @_builtins.property
-    def hours_exceptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___HoursException]: ...
+    def hours_exceptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___HoursException]:
+        """Dated exceptions (holidays, closures) that replace the weekly hours on their date."""
+
     @_builtins.property
-    def capabilities(self) -> Global___Capabilities: ...
+    def capabilities(self) -> Global___Capabilities:
+        """Pickup, ship-from and ship-to-store."""
+
     @_builtins.property
     def freshness_budget(self) -> _duration_pb2.Duration:
         """How old a record may be before it reads as UNKNOWN. Unset means the default
@@ -237,11 +283,15 @@ Global___Location: _TypeAlias = Location  # noqa: Y015
 
 @_typing.final
 class UpsertLocationsRequest(_message.Message):
+    """Locations to create or replace."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Location]: ...
+    def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Location]:
+        """Each replaces the location with its id, or creates it; at most 1,000."""
+
     def __init__(
         self,
         *,
@@ -257,11 +307,15 @@ Global___UpsertLocationsRequest: _TypeAlias = UpsertLocationsRequest  # noqa: Y0
 
 @_typing.final
 class UpsertLocationsResponse(_message.Message):
+    """The locations as stored."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Location]: ...
+    def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Location]:
+        """In the order of the request."""
+
     def __init__(
         self,
         *,
@@ -277,10 +331,13 @@ Global___UpsertLocationsResponse: _TypeAlias = UpsertLocationsResponse  # noqa: 
 
 @_typing.final
 class GetLocationRequest(_message.Message):
+    """Which location to return."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The location's id; NOT_FOUND when there is none."""
     def __init__(
         self,
         *,
@@ -296,11 +353,15 @@ Global___GetLocationRequest: _TypeAlias = GetLocationRequest  # noqa: Y015
 
 @_typing.final
 class GetLocationResponse(_message.Message):
+    """One location."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def location(self) -> Global___Location: ...
+    def location(self) -> Global___Location:
+        """The location."""
+
     def __init__(
         self,
         *,
@@ -316,6 +377,8 @@ Global___GetLocationResponse: _TypeAlias = GetLocationResponse  # noqa: Y015
 
 @_typing.final
 class ListLocationsRequest(_message.Message):
+    """A page of locations."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -344,6 +407,8 @@ Global___ListLocationsRequest: _TypeAlias = ListLocationsRequest  # noqa: Y015
 
 @_typing.final
 class ListLocationsResponse(_message.Message):
+    """A page of locations, ordered by id."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATIONS_FIELD_NUMBER: _builtins.int
@@ -351,7 +416,9 @@ class ListLocationsResponse(_message.Message):
     next_page_token: _builtins.str
     """Empty on the last page."""
     @_builtins.property
-    def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Location]: ...
+    def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Location]:
+        """At most page_size locations."""
+
     def __init__(
         self,
         *,

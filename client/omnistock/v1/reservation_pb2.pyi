@@ -28,14 +28,17 @@ class _ReservationMethod:
 class _ReservationMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReservationMethod.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     RESERVATION_METHOD_UNSPECIFIED: _ReservationMethod.ValueType  # 0
+    """Not set: invalid."""
     RESERVATION_METHOD_PICKUP: _ReservationMethod.ValueType  # 1
     """Reserve and collect at the store."""
     RESERVATION_METHOD_CHECKOUT: _ReservationMethod.ValueType  # 2
     """Held while a checkout takes payment."""
 
-class ReservationMethod(_ReservationMethod, metaclass=_ReservationMethodEnumTypeWrapper): ...
+class ReservationMethod(_ReservationMethod, metaclass=_ReservationMethodEnumTypeWrapper):
+    """What a hold is for; each method has its own default and longest TTL."""
 
 RESERVATION_METHOD_UNSPECIFIED: ReservationMethod.ValueType  # 0
+"""Not set: invalid."""
 RESERVATION_METHOD_PICKUP: ReservationMethod.ValueType  # 1
 """Reserve and collect at the store."""
 RESERVATION_METHOD_CHECKOUT: ReservationMethod.ValueType  # 2
@@ -49,20 +52,33 @@ class _ReservationState:
 class _ReservationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReservationState.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     RESERVATION_STATE_UNSPECIFIED: _ReservationState.ValueType  # 0
+    """Never sent by the server; in a filter, every state."""
     RESERVATION_STATE_ACTIVE: _ReservationState.ValueType  # 1
+    """Holding stock until expire_time, unless extended, committed or released."""
     RESERVATION_STATE_COMMITTED: _ReservationState.ValueType  # 2
+    """The order is placed; the hold counts until a newer feed update of the record or
+    FulfillReservation.
+    """
     RESERVATION_STATE_RELEASED: _ReservationState.ValueType  # 3
+    """Given back by ReleaseReservation; it no longer counts."""
     RESERVATION_STATE_EXPIRED: _ReservationState.ValueType  # 4
     """The TTL ran out. A hold reads as EXPIRED, and stops counting, from the
     moment its expire_time passes, before any sweep records it.
     """
 
-class ReservationState(_ReservationState, metaclass=_ReservationStateEnumTypeWrapper): ...
+class ReservationState(_ReservationState, metaclass=_ReservationStateEnumTypeWrapper):
+    """Where a reservation is in its life."""
 
 RESERVATION_STATE_UNSPECIFIED: ReservationState.ValueType  # 0
+"""Never sent by the server; in a filter, every state."""
 RESERVATION_STATE_ACTIVE: ReservationState.ValueType  # 1
+"""Holding stock until expire_time, unless extended, committed or released."""
 RESERVATION_STATE_COMMITTED: ReservationState.ValueType  # 2
+"""The order is placed; the hold counts until a newer feed update of the record or
+FulfillReservation.
+"""
 RESERVATION_STATE_RELEASED: ReservationState.ValueType  # 3
+"""Given back by ReleaseReservation; it no longer counts."""
 RESERVATION_STATE_EXPIRED: ReservationState.ValueType  # 4
 """The TTL ran out. A hold reads as EXPIRED, and stops counting, from the
 moment its expire_time passes, before any sweep records it.
@@ -71,6 +87,8 @@ Global___ReservationState: _TypeAlias = ReservationState  # noqa: Y015
 
 @_typing.final
 class ReservationLine(_message.Message):
+    """One sku and how many of it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SKU_FIELD_NUMBER: _builtins.int
@@ -97,6 +115,8 @@ Global___ReservationLine: _TypeAlias = ReservationLine  # noqa: Y015
 
 @_typing.final
 class Reservation(_message.Message):
+    """A hold of stock at one location."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
@@ -114,16 +134,25 @@ class Reservation(_message.Message):
     reservation_id: _builtins.str
     """Assigned by the server: "rsv_" and 26 characters, sortable by creation time."""
     location_id: _builtins.str
+    """Where the stock is held."""
     method: Global___ReservationMethod.ValueType
+    """Pickup or checkout."""
     state: Global___ReservationState.ValueType
+    """The state as of the answer."""
     customer_reference: _builtins.str
+    """The caller's own reference, as given."""
     idempotency_key: _builtins.str
+    """The idempotency key it was made with, as given."""
     holds_stock: _builtins.bool
     """Whether the hold counts against available-to-sell now."""
     @_builtins.property
-    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]: ...
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]:
+        """One line per sku."""
+
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When an active hold lapses."""
@@ -162,6 +191,8 @@ Global___Reservation: _TypeAlias = Reservation  # noqa: Y015
 
 @_typing.final
 class CreateReservationRequest(_message.Message):
+    """A hold to make."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
@@ -171,6 +202,7 @@ class CreateReservationRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CUSTOMER_REFERENCE_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
+    """The location to hold stock at; it must exist and be in the key's scope."""
     method: Global___ReservationMethod.ValueType
     """Required."""
     idempotency_key: _builtins.str
@@ -207,11 +239,15 @@ Global___CreateReservationRequest: _TypeAlias = CreateReservationRequest  # noqa
 
 @_typing.final
 class CreateReservationResponse(_message.Message):
+    """The reservation made (or the one an earlier call with the same idempotency key made)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reservation(self) -> Global___Reservation: ...
+    def reservation(self) -> Global___Reservation:
+        """The reservation."""
+
     def __init__(
         self,
         *,
@@ -227,10 +263,15 @@ Global___CreateReservationResponse: _TypeAlias = CreateReservationResponse  # no
 
 @_typing.final
 class GetReservationRequest(_message.Message):
+    """Which reservation to return."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
+    """The reservation's id; NOT_FOUND when there is none (or it is at a location outside
+    the key's scope, or it finished and was purged after the server's retention time).
+    """
     def __init__(
         self,
         *,
@@ -246,11 +287,15 @@ Global___GetReservationRequest: _TypeAlias = GetReservationRequest  # noqa: Y015
 
 @_typing.final
 class GetReservationResponse(_message.Message):
+    """One reservation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reservation(self) -> Global___Reservation: ...
+    def reservation(self) -> Global___Reservation:
+        """The reservation."""
+
     def __init__(
         self,
         *,
@@ -266,6 +311,8 @@ Global___GetReservationResponse: _TypeAlias = GetReservationResponse  # noqa: Y0
 
 @_typing.final
 class ListReservationsRequest(_message.Message):
+    """A page of reservations."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOCATION_ID_FIELD_NUMBER: _builtins.int
@@ -279,6 +326,7 @@ class ListReservationsRequest(_message.Message):
     page_size: _builtins.int
     """1 to 1,000; 100 when unset."""
     page_token: _builtins.str
+    """From a previous response's next_page_token."""
     def __init__(
         self,
         *,
@@ -297,13 +345,18 @@ Global___ListReservationsRequest: _TypeAlias = ListReservationsRequest  # noqa: 
 
 @_typing.final
 class ListReservationsResponse(_message.Message):
+    """A page of reservations, oldest first."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    """Empty on the last page."""
     @_builtins.property
-    def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reservation]: ...
+    def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reservation]:
+        """At most page_size reservations."""
+
     def __init__(
         self,
         *,
@@ -320,11 +373,16 @@ Global___ListReservationsResponse: _TypeAlias = ListReservationsResponse  # noqa
 
 @_typing.final
 class ExtendReservationRequest(_message.Message):
+    """Which active hold to extend, and for how long."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
+    """The reservation's id; NOT_FOUND when there is none (or it is at a location outside
+    the key's scope, or it finished and was purged after the server's retention time).
+    """
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
         """The new TTL, counted from now; at most the method's maximum."""
@@ -345,11 +403,15 @@ Global___ExtendReservationRequest: _TypeAlias = ExtendReservationRequest  # noqa
 
 @_typing.final
 class ExtendReservationResponse(_message.Message):
+    """The reservation with its new expire_time."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reservation(self) -> Global___Reservation: ...
+    def reservation(self) -> Global___Reservation:
+        """The reservation."""
+
     def __init__(
         self,
         *,
@@ -365,10 +427,15 @@ Global___ExtendReservationResponse: _TypeAlias = ExtendReservationResponse  # no
 
 @_typing.final
 class CommitReservationRequest(_message.Message):
+    """Which active hold to commit."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
+    """The reservation's id; NOT_FOUND when there is none (or it is at a location outside
+    the key's scope, or it finished and was purged after the server's retention time).
+    """
     def __init__(
         self,
         *,
@@ -384,11 +451,15 @@ Global___CommitReservationRequest: _TypeAlias = CommitReservationRequest  # noqa
 
 @_typing.final
 class CommitReservationResponse(_message.Message):
+    """The committed reservation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reservation(self) -> Global___Reservation: ...
+    def reservation(self) -> Global___Reservation:
+        """The reservation."""
+
     def __init__(
         self,
         *,
@@ -404,10 +475,15 @@ Global___CommitReservationResponse: _TypeAlias = CommitReservationResponse  # no
 
 @_typing.final
 class FulfillReservationRequest(_message.Message):
+    """Which committed reservation to fulfil."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
+    """The reservation's id; NOT_FOUND when there is none (or it is at a location outside
+    the key's scope, or it finished and was purged after the server's retention time).
+    """
     def __init__(
         self,
         *,
@@ -423,11 +499,15 @@ Global___FulfillReservationRequest: _TypeAlias = FulfillReservationRequest  # no
 
 @_typing.final
 class FulfillReservationResponse(_message.Message):
+    """The fulfilled reservation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reservation(self) -> Global___Reservation: ...
+    def reservation(self) -> Global___Reservation:
+        """The reservation."""
+
     def __init__(
         self,
         *,
@@ -443,10 +523,15 @@ Global___FulfillReservationResponse: _TypeAlias = FulfillReservationResponse  # 
 
 @_typing.final
 class ReleaseReservationRequest(_message.Message):
+    """Which active hold to release."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
+    """The reservation's id; NOT_FOUND when there is none (or it is at a location outside
+    the key's scope, or it finished and was purged after the server's retention time).
+    """
     def __init__(
         self,
         *,
@@ -462,11 +547,15 @@ Global___ReleaseReservationRequest: _TypeAlias = ReleaseReservationRequest  # no
 
 @_typing.final
 class ReleaseReservationResponse(_message.Message):
+    """The released reservation."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def reservation(self) -> Global___Reservation: ...
+    def reservation(self) -> Global___Reservation:
+        """The reservation."""
+
     def __init__(
         self,
         *,

@@ -99,7 +99,8 @@ class ReservationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetReservation(self, request, context):
-        """Returns one reservation; a lapsed active hold reads as EXPIRED.
+        """Returns one reservation, its state as of now: a lapsed active hold reads as
+        EXPIRED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,7 +48,9 @@ class ReservationServiceStub:
     reservation; with a different request it is ALREADY_EXISTS.
     """
     GetReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.GetReservationRequest, _reservation_pb2.GetReservationResponse]
-    """Returns one reservation; a lapsed active hold reads as EXPIRED."""
+    """Returns one reservation, its state as of now: a lapsed active hold reads as
+    EXPIRED.
+    """
     ListReservations: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.ListReservationsRequest, _reservation_pb2.ListReservationsResponse]
     """Reservations by location and state, oldest first."""
     ExtendReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.ExtendReservationRequest, _reservation_pb2.ExtendReservationResponse]
@@ -85,7 +87,9 @@ class ReservationServiceAsyncStub(ReservationServiceStub):
     reservation; with a different request it is ALREADY_EXISTS.
     """
     GetReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.GetReservationRequest, _reservation_pb2.GetReservationResponse]  # type: ignore[assignment]
-    """Returns one reservation; a lapsed active hold reads as EXPIRED."""
+    """Returns one reservation, its state as of now: a lapsed active hold reads as
+    EXPIRED.
+    """
     ListReservations: _aio.UnaryUnaryMultiCallable[_reservation_pb2.ListReservationsRequest, _reservation_pb2.ListReservationsResponse]  # type: ignore[assignment]
     """Reservations by location and state, oldest first."""
     ExtendReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.ExtendReservationRequest, _reservation_pb2.ExtendReservationResponse]  # type: ignore[assignment]
@@ -131,7 +135,9 @@ class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reservation_pb2.GetReservationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reservation_pb2.GetReservationResponse, _abc.Awaitable[_reservation_pb2.GetReservationResponse]]:
-        """Returns one reservation; a lapsed active hold reads as EXPIRED."""
+        """Returns one reservation, its state as of now: a lapsed active hold reads as
+        EXPIRED.
+        """
 
     @_abc_1.abstractmethod
     def ListReservations(

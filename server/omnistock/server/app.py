@@ -11,6 +11,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -28,6 +29,7 @@ from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.reservations import ReservationService
+from omnistock.server.service.retention import RetentionJob
 from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.change_bus import change_channel
@@ -38,6 +40,7 @@ from omnistock.server.store.keys import AuditRepository, KeyRepository
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reservations import ReservationStore
+from omnistock.server.store.retention import purge
 from omnistock.server.store.secrets import shared_secret
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.auth import Authenticator
@@ -93,7 +96,8 @@ class OmnistockServer:
             pool_size=config.db_threads,
             statement_timeout=config.db_timeout_seconds,
         )
-        migrate(self.engine)
+        if config.migrate:
+            migrate(self.engine)
         self.locations_repo = LocationRepository(self.engine)
         self.stock_repo = StockRepository(self.engine)
         self.feed_writer = FeedWriter(self.engine)
@@ -201,6 +205,10 @@ class OmnistockServer:
             registrar,
         )
         self._sweeper: asyncio.Task[None] | None = None
+        self.retention = RetentionJob(
+            partial(purge, self.engine), self.runner.run, config.retention, clock
+        )
+        self._retention_task: asyncio.Task[None] | None = None
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (
@@ -231,6 +239,7 @@ class OmnistockServer:
         self.changes.start()
         await self.server.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self._retention_task = asyncio.get_running_loop().create_task(self.retention.run_forever())
         await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
         if self.config.insecure:
             log.warning(
@@ -252,10 +261,11 @@ class OmnistockServer:
         """Say NOT_SERVING, let in-flight calls finish within the grace period, then close."""
         await self._set_serving(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._retention_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.runner.shutdown()
         self.changes.close()
         self.audit.close()
@@ -311,7 +321,8 @@ def serve_workers(config: ServerConfig) -> int:
     once, forwards SIGTERM and SIGINT, and exits when the workers have; if one worker
     fails, it stops the others."""
     engine = create_database_engine(config.database_url, pool_size=1)
-    migrate(engine)
+    if config.migrate:
+        migrate(engine)
     if config.demo:
         from omnistock.server.demo import seed_if_empty
 

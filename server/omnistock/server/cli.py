@@ -14,7 +14,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from omnistock.server.config import HOLD_TTL_SETTINGS, ServerConfig, parse_duration
+from omnistock.server.cli_database import (
+    add_database_option,
+    add_migrate_command,
+    database_url,
+    open_command_database,
+    prepare_server_database,
+)
+from omnistock.server.cli_errors import environment_config, run_command
+from omnistock.server.cli_health import add_health_command
+from omnistock.server.config import (
+    HOLD_TTL_SETTINGS,
+    ServerConfig,
+    parse_duration,
+    parse_listen,
+    parse_log_level,
+    parse_retention,
+)
 from omnistock.server.domain.reservations import TtlPolicy
 from omnistock.server.domain.security import Principal, Role
 
@@ -22,16 +38,18 @@ from omnistock.server.domain.security import Principal, Role
 def _serve(args: argparse.Namespace) -> int:
     try:
         base = ServerConfig.from_env()
+        listen = parse_listen(args.listen) if args.listen else base.listen
+        log_level = parse_log_level(args.log_level) if args.log_level else base.log_level
     except ValueError as error:
         print(f"omnistock: {error}", file=sys.stderr)
         return 2
     config = ServerConfig(
-        listen=args.listen or base.listen,
-        database_url=args.database_url or base.database_url,
+        listen=listen,
+        database_url=database_url(args),
         demo=args.demo or base.demo,
         db_threads=args.db_threads or base.db_threads,
         grace_seconds=base.grace_seconds if args.grace is None else args.grace,
-        log_level=args.log_level or base.log_level,
+        log_level=log_level,
         read_cache_size=base.read_cache_size
         if args.read_cache_size is None
         else args.read_cache_size,
@@ -57,6 +75,12 @@ def _serve(args: argparse.Namespace) -> int:
         auth_failures_per_second=_given(
             args.auth_failures_per_second, base.auth_failures_per_second
         ),
+        migrate=base.migrate and not args.no_migrate,
+        retention=replace(
+            base.retention,
+            audit=_given(args.audit_retention, base.retention.audit),
+            reservations=_given(args.reservation_retention, base.retention.reservations),
+        ),
     )
     for flag, value in (
         ("--key-cache-seconds", config.key_cache_seconds),
@@ -77,6 +101,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     from omnistock.server.app import ListenError, serve, serve_workers
 
+    # The schema is brought up to date (or checked) once, here, before any server starts.
+    prepare_server_database(config.database_url, run_migrations=config.migrate)
+    config = replace(config, migrate=False)
     if config.workers > 1:
         if config.listen.endswith(":0"):
             print("omnistock: --workers needs a fixed port to share", file=sys.stderr)
@@ -90,7 +117,43 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("omnistock")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree not installed
+        return "unknown"
+
+
+_KEPT_FOR_EVER = object()
+
+
+def _retention(text: str) -> object:
+    try:
+        return parse_retention(text) or _KEPT_FOR_EVER
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error} (or never)") from None
+
+
+def _add_retention_options(serve: argparse.ArgumentParser) -> None:
+    for flag, variable, default, what in (
+        ("--audit-retention", "OMNISTOCK_AUDIT_RETENTION", "90d", "audit log entries"),
+        ("--reservation-retention", "OMNISTOCK_RESERVATION_RETENTION", "30d",
+         "finished reservations (released, expired, fulfilled)"),
+    ):  # fmt: skip
+        serve.add_argument(
+            flag,
+            type=_retention,
+            metavar="DURATION",
+            help=f"how long {what} are kept before a background job purges them, such as"
+            f" 30d, or never [${variable}, {default}]",
+        )
+
+
 def _given(flag: Any, default: Any) -> Any:
+    if flag is _KEPT_FOR_EVER:
+        return None
     return default if flag is None else flag
 
 
@@ -100,7 +163,7 @@ def _keys(args: argparse.Namespace) -> int:
 
     from omnistock.server.domain.security import Role, rate_limit_violations
     from omnistock.server.domain.stock import Exposure
-    from omnistock.server.store.database import create_database_engine, migrate
+    from omnistock.server.store.database import migrate
     from omnistock.server.store.keys import KeyRepository
 
     if args.keys_command == "create":
@@ -108,8 +171,8 @@ def _keys(args: argparse.Namespace) -> int:
         for problem in rate_limit_violations(args.rate, args.burst):
             print(f"omnistock: --{problem.field} {problem.description}", file=sys.stderr)
             return 2
-    config = ServerConfig.from_env()
-    engine = create_database_engine(args.database_url or config.database_url)
+    config = environment_config()
+    engine = open_command_database(args, must_exist=args.keys_command != "create")
     migrate(engine)
     repository = KeyRepository(engine)
     now = datetime.now(UTC)
@@ -155,10 +218,9 @@ def _describe(who: Principal) -> str:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from omnistock.server.store.database import create_database_engine
     from omnistock.server.store.keys import AuditRepository
 
-    engine = create_database_engine(args.database_url or ServerConfig.from_env().database_url)
+    engine = open_command_database(args, must_exist=True)
     try:
         for entry in AuditRepository(engine).recent(args.limit):
             detail = ", ".join(f"{k}={v}" for k, v in sorted(entry.detail.items()))
@@ -188,6 +250,7 @@ def _import(args: argparse.Namespace) -> int:
         rejects=args.rejects,
         batch_size=args.batch_size,
         api_key=args.api_key,
+        allow_rejects=args.allow_rejects,
     )
     return run_import(options, out=sys.stdout, err=sys.stderr)
 
@@ -232,7 +295,13 @@ def _batch_size(text: str) -> int:
     return int(text)
 
 
-_KEY_HELP = "a key with the feed role (export: and exact exposure) [$OMNISTOCK_API_KEY]"
+def _key_help(command: str) -> str:
+    from omnistock.server.cli_keys import key_recipe
+
+    return (
+        f"the API key, made with `omnistock keys create NAME {key_recipe(command + ' csv/jsonl')}`"
+        f" (google-local: {key_recipe(command + ' google-local')}) [$OMNISTOCK_API_KEY]"
+    )
 
 
 def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -241,7 +310,8 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="send a stock file (csv, jsonl, google-local) to a server",
         description="Send a stock file to a server, a line at a time. Lines that cannot be"
         " imported go to the rejects file (FILE.rejects), with the reason. Exit status: 0 when"
-        " the file was gone through (even with rejects), 1 on an error, 2 on a usage error.",
+        " every line was applied (or was stale), 1 when a line was rejected (unless"
+        " --allow-rejects) or on an error, 2 on a usage error.",
     )
     imports.add_argument("file", type=Path, metavar="FILE")
     imports.add_argument("--format", required=True, choices=["csv", "jsonl", "google-local"])
@@ -266,9 +336,16 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         " [snapshots: the first line's source_updated_at, else now]",
     )
     imports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
-    imports.add_argument("--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_KEY_HELP)
+    imports.add_argument(
+        "--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_key_help("import")
+    )
     imports.add_argument(
         "--rejects", type=Path, metavar="PATH", help="the rejects file [FILE.rejects]"
+    )
+    imports.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="exit 0 even when lines were rejected (they still go to the rejects file)",
     )
     imports.add_argument(
         "--batch-size",
@@ -289,7 +366,9 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     exports.add_argument("--format", required=True, choices=["google-local", "csv", "jsonl"])
     exports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
-    exports.add_argument("--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_KEY_HELP)
+    exports.add_argument(
+        "--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_key_help("export")
+    )
     exports.add_argument("--output", required=True, type=Path, metavar="PATH")
     exports.add_argument("--location", type=_location_id, metavar="ID", help="one location only")
     exports.set_defaults(run=_export)
@@ -298,7 +377,7 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 def _import_postcodes(args: argparse.Namespace) -> int:
     import csv
 
-    from omnistock.server.store.database import create_database_engine, migrate
+    from omnistock.server.store.database import migrate
     from omnistock.server.store.postcodes import PostcodeRepository
 
     if not args.file.is_file():
@@ -318,7 +397,7 @@ def _import_postcodes(args: argparse.Namespace) -> int:
                 continue
             yield (row.get("country") or args.country).strip(), code, lat, lon
 
-    engine = create_database_engine(args.database_url or ServerConfig.from_env().database_url)
+    engine = open_command_database(args)
     migrate(engine)
     with args.file.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -338,8 +417,18 @@ def _import_postcodes(args: argparse.Namespace) -> int:
 
 
 def _add_security_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
-    keys.add_argument("--database-url", help="[$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]")
+    from omnistock.server.cli_keys import role_table
+
+    keys = commands.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        description="API keys, straight in the database: a key's roles decide its methods,"
+        " its locations (if given) bound what it may read and write, and it sees banded stock"
+        " unless created with --exposure exact. The roles each method needs:",
+        epilog=role_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_database_option(keys)
     actions = keys.add_subparsers(dest="keys_command", required=True)
     create = actions.add_parser("create", help="a new key for a principal")
     create.add_argument("name", help="who holds it: a store system, a partner, an app")
@@ -357,29 +446,49 @@ def _add_security_commands(commands: argparse._SubParsersAction[argparse.Argumen
     )  # fmt: skip
     create.add_argument("--rate", type=float, default=100.0, help="calls a second [100]")
     create.add_argument("--burst", type=int, default=200, help="calls at once [200]")
-    actions.add_parser("list", help="every key, without secrets")
+    listing = actions.add_parser("list", help="every key, without secrets")
     revoke = actions.add_parser("revoke", help="stop a key working")
     revoke.add_argument("key_id")
+    for action in (create, listing, revoke):
+        add_database_option(action)
     keys.set_defaults(run=_keys)
-    audit = commands.add_parser("audit", help="recent writes: who changed what, and when")
-    audit.add_argument("--database-url", help="[$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]")
+    audit = commands.add_parser(
+        "audit",
+        help="recent writes: who changed what, and when",
+        description="The audit log's newest entries, newest first: each successful write"
+        " through an API key, with the key's name and id, the method and what it named.",
+    )
+    add_database_option(audit)
     audit.add_argument("--limit", type=int, default=50)
     audit.set_defaults(run=_audit)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="omnistock", description="Channel availability and inventory lookup service."
+        prog="omnistock",
+        description="Channel availability and inventory lookup service. Exit status: 0 done,"
+        " 1 on an error, 2 on a usage error.",
     )
+    parser.add_argument("--version", action="version", version=f"omnistock {_version()}")
+    add_database_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the gRPC server")
+    serve = commands.add_parser(
+        "serve",
+        help="run the gRPC server",
+        description="Serve the gRPC API on --listen. The schema is brought up to date at start"
+        " (unless --no-migrate); a database that cannot be reached ends it with one line and"
+        " exit status 1, a bad flag or variable with exit status 2.",
+    )
     serve.add_argument(
         "--listen", help="HOST:PORT to listen on [$OMNISTOCK_LISTEN, 127.0.0.1:50051]"
     )
+    add_database_option(serve)
     serve.add_argument(
-        "--database-url",
-        help="sqlite:///FILE or postgresql+psycopg://... [$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]",
+        "--no-migrate",
+        action="store_true",
+        help="do not change the schema at start, only check it is current (a job runs"
+        " `omnistock migrate`) [$OMNISTOCK_NO_MIGRATE]",
     )
     serve.add_argument(
         "--demo",
@@ -478,9 +587,12 @@ def build_parser() -> argparse.ArgumentParser:
         " fulfilment options, holds) [$OMNISTOCK_BANDED_MAX_QUANTITY, 10]",
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
+    _add_retention_options(serve)
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
     _add_security_commands(commands)
+    add_migrate_command(commands)
+    add_health_command(commands)
 
     postcodes = commands.add_parser(
         "import-postcodes",
@@ -489,18 +601,17 @@ def build_parser() -> argparse.ArgumentParser:
         " country (default NL) into the database. Codes are matched without spaces, in upper case.",
     )
     postcodes.add_argument("file", type=Path, metavar="FILE")
-    postcodes.add_argument(
-        "--database-url",
-        help="the server's database [$OMNISTOCK_DATABASE_URL, sqlite:///omnistock.db]",
-    )
+    add_database_option(postcodes)
     postcodes.add_argument("--country", default="NL", help="country for rows without one [NL]")
     postcodes.set_defaults(run=_import_postcodes)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command: exit 0 when done, 1 on an error, 2 on a usage error, each error
+    one line on stderr (never a traceback)."""
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    return run_command(args.run, args)
 
 
 if __name__ == "__main__":

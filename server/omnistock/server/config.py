@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -9,30 +10,36 @@ from datetime import timedelta
 
 from omnistock.server.domain.reservations import TtlPolicy
 from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY
+from omnistock.server.service.retention import Retention
 from omnistock.server.service.stock_cache import DEFAULT_MAXSIZE, DEFAULT_TTL_SECONDS
 from omnistock.server.store.database import DEFAULT_DATABASE_URL
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+KEEP = Retention()
 
 
 def env_flag(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"${name} must be 1/true/yes/on or 0/false/no/off, got {value!r}")
 
 
-def env_count(name: str, default: int) -> int:
-    """A whole number of at least 1 from the environment, else ``default``."""
+def env_count(name: str, default: int, *, least: int = 1) -> int:
+    """A whole number of at least ``least`` from the environment, else ``default``."""
     value = os.environ.get(name)
     if value is None:
         return default
     try:
         count = int(value)
     except ValueError:
-        count = 0
-    if count < 1:
-        raise ValueError(f"${name} must be a whole number of at least 1, got {value!r}")
+        count = least - 1
+    if count < least:
+        raise ValueError(f"${name} must be a whole number of at least {least}, got {value!r}")
     return count
 
 
@@ -79,34 +86,86 @@ class ServerConfig:
     auth_failure_burst: int = 30
     auth_failures_per_second: float = 1.0
 
+    # Bring the schema up to date at start (off when a job runs `omnistock migrate`).
+    migrate: bool = True
+    # How long audit entries and finished reservations are kept (None: for ever).
+    retention: Retention = field(default_factory=Retention)
+
     @classmethod
     def from_env(cls) -> ServerConfig:
+        """The configuration the environment gives; ValueError names a bad variable."""
         return cls(
-            listen=os.environ.get("OMNISTOCK_LISTEN", DEFAULT_LISTEN),
-            database_url=os.environ.get("OMNISTOCK_DATABASE_URL", DEFAULT_DATABASE_URL),
+            listen=parse_listen(_env("OMNISTOCK_LISTEN", DEFAULT_LISTEN), "$OMNISTOCK_LISTEN"),
+            database_url=_env("OMNISTOCK_DATABASE_URL", DEFAULT_DATABASE_URL),
             demo=env_flag("OMNISTOCK_DEMO"),
-            db_threads=int(os.environ.get("OMNISTOCK_DB_THREADS", "8")),
-            grace_seconds=float(os.environ.get("OMNISTOCK_GRACE_SECONDS", "10")),
-            log_level=os.environ.get("OMNISTOCK_LOG_LEVEL", "INFO"),
-            read_cache_size=int(os.environ.get("OMNISTOCK_READ_CACHE_SIZE", DEFAULT_MAXSIZE)),
-            read_cache_ttl=float(os.environ.get("OMNISTOCK_READ_CACHE_TTL", DEFAULT_TTL_SECONDS)),
+            db_threads=env_count("OMNISTOCK_DB_THREADS", 8),
+            grace_seconds=env_seconds("OMNISTOCK_GRACE_SECONDS", 10),
+            log_level=parse_log_level(_env("OMNISTOCK_LOG_LEVEL", "INFO"), "$OMNISTOCK_LOG_LEVEL"),
+            read_cache_size=env_count("OMNISTOCK_READ_CACHE_SIZE", DEFAULT_MAXSIZE, least=0),
+            read_cache_ttl=env_seconds("OMNISTOCK_READ_CACHE_TTL", DEFAULT_TTL_SECONDS),
             hold_ttls=hold_ttls_from(dict(os.environ), prefix="OMNISTOCK_"),
-            sweep_seconds=float(os.environ.get("OMNISTOCK_SWEEP_SECONDS", "5")),
-            workers=int(os.environ.get("OMNISTOCK_WORKERS", "1")),
+            sweep_seconds=env_seconds("OMNISTOCK_SWEEP_SECONDS", 5),
+            workers=env_count("OMNISTOCK_WORKERS", 1),
             insecure=env_flag("OMNISTOCK_INSECURE"),
-            tls_cert=os.environ.get("OMNISTOCK_TLS_CERT", ""),
-            tls_key=os.environ.get("OMNISTOCK_TLS_KEY", ""),
-            tls_client_ca=os.environ.get("OMNISTOCK_TLS_CLIENT_CA", ""),
-            db_timeout_seconds=float(os.environ.get("OMNISTOCK_DB_TIMEOUT_SECONDS", "30")),
+            tls_cert=_env("OMNISTOCK_TLS_CERT", ""),
+            tls_key=_env("OMNISTOCK_TLS_KEY", ""),
+            tls_client_ca=_env("OMNISTOCK_TLS_CLIENT_CA", ""),
+            db_timeout_seconds=env_seconds("OMNISTOCK_DB_TIMEOUT_SECONDS", 30),
             banded_max_quantity=env_count(
                 "OMNISTOCK_BANDED_MAX_QUANTITY", DEFAULT_BANDED_MAX_QUANTITY
             ),
-            key_cache_seconds=float(os.environ.get("OMNISTOCK_KEY_CACHE_SECONDS", "5")),
-            auth_failure_burst=int(os.environ.get("OMNISTOCK_AUTH_FAILURE_BURST", "30")),
-            auth_failures_per_second=float(
-                os.environ.get("OMNISTOCK_AUTH_FAILURES_PER_SECOND", "1")
+            key_cache_seconds=env_seconds("OMNISTOCK_KEY_CACHE_SECONDS", 5),
+            auth_failure_burst=env_count("OMNISTOCK_AUTH_FAILURE_BURST", 30),
+            auth_failures_per_second=env_seconds("OMNISTOCK_AUTH_FAILURES_PER_SECOND", 1),
+            migrate=not env_flag("OMNISTOCK_NO_MIGRATE"),
+            retention=Retention(
+                audit=env_retention("OMNISTOCK_AUDIT_RETENTION", KEEP.audit),
+                reservations=env_retention("OMNISTOCK_RESERVATION_RETENTION", KEEP.reservations),
             ),
         )
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A finite number of at least 0 from the environment, else ``default``."""
+    value = os.environ.get(name)
+    if value is None:
+        return float(default)
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"${name} must be a number of at least 0, got {value!r}")
+    return number
+
+
+def parse_listen(text: str, name: str = "--listen") -> str:
+    """HOST:PORT with a port from 0 to 65535 (0: any free port); IPv6 hosts in brackets.
+
+    >>> parse_listen("[::]:50051")
+    '[::]:50051'
+    """
+    host, colon, port = text.strip().rpartition(":")
+    fix = "give HOST:PORT, such as 127.0.0.1:50051 or 0.0.0.0:50051"
+    if not colon or not host or (":" in host and not host.startswith("[")):
+        raise ValueError(f"{name} {text!r} has no port: {fix}")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{name} {text!r}: the port must be a number from 0 to 65535: {fix}")
+    return f"{host}:{int(port)}"
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_level(text: str, name: str = "--log-level") -> str:
+    """One of LOG_LEVELS, in any case."""
+    if text.strip().upper() not in LOG_LEVELS:
+        raise ValueError(f"{name} {text!r} is not a log level: use one of {', '.join(LOG_LEVELS)}")
+    return text.strip().upper()
 
 
 HOLD_TTL_SETTINGS = {
@@ -120,16 +179,37 @@ HOLD_TTL_SETTINGS = {
 def hold_ttls_from(values: dict[str, str | None], *, prefix: str = "") -> TtlPolicy:
     """A TtlPolicy from settings named as HOLD_TTL_SETTINGS (with ``prefix``); unset or
     None values keep the default."""
-    chosen = {
-        attribute: parse_duration(value)
-        for name, attribute in HOLD_TTL_SETTINGS.items()
-        if (value := values.get(prefix + name)) is not None
-    }
+    chosen = {}
+    for name, attribute in HOLD_TTL_SETTINGS.items():
+        if (value := values.get(prefix + name)) is not None:
+            try:
+                chosen[attribute] = parse_duration(value)
+            except ValueError as error:
+                raise ValueError(f"${prefix}{name}: {error}") from None
     return TtlPolicy(**chosen)
 
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_retention(text: str) -> timedelta | None:
+    """A duration such as 30d, or 'never' (None: kept for ever).
+
+    >>> parse_retention("never") is None
+    True
+    """
+    return None if text.strip().lower() == "never" else parse_duration(text)
+
+
+def env_retention(name: str, default: timedelta | None) -> timedelta | None:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return parse_retention(value)
+    except ValueError as error:
+        raise ValueError(f"${name}: {error} (or never)") from None
 
 
 def parse_duration(text: str) -> timedelta:

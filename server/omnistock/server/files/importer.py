@@ -1,8 +1,9 @@
 """``omnistock import``: send a stock file to a server, then print what became of it.
 
-Exit codes: 0 when the file was gone through (even with rejected lines), 1 on
-an error (the server refused a snapshot, could not be reached, ...), 2 when the
-command cannot start (no such file, a header without the needed columns).
+Exit codes: 0 when every line was applied (or stale), 1 when a line was rejected
+(0 with --allow-rejects) or on an error (the server refused a snapshot, could not be
+reached, ...), 2 when the command cannot start (no such file, a header without the
+needed columns).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class ImportOptions:
     rejects: Path | None = None  # default: the file's path + ".rejects"
     batch_size: int | None = None
     api_key: str | None = None  # for a server that checks keys
+    # Exit 0 although lines were rejected (they are in the rejects file all the same).
+    allow_rejects: bool = False
 
 
 def rejects_path(options: ImportOptions) -> Path:
@@ -129,6 +132,13 @@ def run_import(options: ImportOptions, *, out: TextIO, err: TextIO) -> int:
         for result in refused:
             print(f"omnistock: {result.location_id}: {result.problem}", file=err)
         code = 1 if refused else 0
+    if code == 0 and rejects.count and not options.allow_rejects:
+        print(
+            f"omnistock import: {rejects.count:,} line(s) rejected, listed in {shown}"
+            " (--allow-rejects exits 0 all the same)",
+            file=err,
+        )
+        code = 1
     return code
 
 

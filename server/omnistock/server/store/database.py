@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -72,14 +75,45 @@ def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("write") else "BEGIN")
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest Alembic revision (idempotent)."""
-    config = Config()
+# pg_advisory_xact_lock's key: any fixed number that no other lock of the database uses
+# ("omnistck" in ASCII).
+MIGRATION_LOCK = 0x6F6D6E6973746B
+
+
+def alembic_config(stdout: TextIO | None = None) -> Config:
+    config = Config(stdout=stdout or sys.stdout)
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema up to the newest Alembic revision (idempotent).
+
+    Safe to run from any number of processes at once: on PostgreSQL the upgrade holds an
+    advisory lock for its transaction (DDL is transactional there), so the others wait,
+    then find the schema current; on SQLite the transaction takes the write lock at BEGIN.
+    """
+    config = alembic_config()
+    with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            # The wait for the lock and a long migration are not ordinary statements.
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     log.info("database schema is up to date")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision, None before the first migration."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
 
 
 @contextmanager
