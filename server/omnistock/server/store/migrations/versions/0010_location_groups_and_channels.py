@@ -1,6 +1,6 @@
 """Location groups, channels and incoming supply (domain/channels.py).
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from omnistock.server.domain.feed_order import MAX_QUANTITY
 
-revision = "0011"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
