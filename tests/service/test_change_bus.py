@@ -11,6 +11,8 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from omnistock.server.readmodel.directory import LocationDirectory
+from omnistock.server.readmodel.stock import StockCache
 from omnistock.server.service.changes import (
     MAX_PAYLOAD_BYTES,
     RESYNC,
@@ -20,8 +22,6 @@ from omnistock.server.service.changes import (
     decode,
     encode,
 )
-from omnistock.server.service.directory import LocationDirectory
-from omnistock.server.service.stock_cache import StockCache
 from test_stock_cache import at, fill, rec
 
 ids = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", min_size=1, max_size=64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from omnistock.server.domain.stock import StockRecord
-from omnistock.server.service.stock_cache import ABSENT, StockCache
+from omnistock.server.readmodel.stock import ABSENT, StockCache
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
 

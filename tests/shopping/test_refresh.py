@@ -13,8 +13,8 @@ from factories import store
 from omnistock.client import Client, LatLng
 from omnistock.server.domain.fulfillment import CartLine, Method
 from omnistock.server.domain.stock import Exposure
+from omnistock.server.readmodel.stock import StockCache
 from omnistock.server.service.nearby import Origin, ShoppingService
-from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reads import StockReader
 from omnistock.server.testing import InProcessServer

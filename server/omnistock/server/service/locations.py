@@ -7,8 +7,8 @@ from datetime import datetime
 
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.locations import Location, LocationKind
+from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.service.changes import ChangeBus, Changes
-from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.store.locations import LocationRepository
 
 

@@ -7,14 +7,14 @@ stock key is sku first, so that is one range scan), cached per sku.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import logging
 import operator
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from omnistock.server.domain.errors import NotFound
@@ -29,6 +29,7 @@ from omnistock.server.domain.fulfillment import (
 )
 from omnistock.server.domain.geo import (
     GridIndex,
+    Work,
     block_key,
     nearest_in_any,
     nearest_in_block,
@@ -45,9 +46,9 @@ from omnistock.server.domain.stock import (
     view_missing,
     view_record,
 )
-from omnistock.server.service.directory import LocationDirectory
-from omnistock.server.service.minute_cache import MinuteCache
-from omnistock.server.service.stock_cache import StockCache
+from omnistock.server.readmodel.directory import LocationDirectory
+from omnistock.server.readmodel.minute import MinuteCache
+from omnistock.server.readmodel.stock import StockCache
 from omnistock.server.store.postcodes import PostcodeRepository, normalize_postal_code
 from omnistock.server.store.stock import StockRepository
 
@@ -85,6 +86,15 @@ class Presentation:
     today: DayHours
     open_now: bool
     ready_by: datetime | None
+    # Until when it holds: the next minute, or the instant it was made for (see
+    # ShoppingService.presentation).
+    valid_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptPresentation:
+    directory_generation: int
+    presentation: Presentation
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +216,8 @@ class _Want:
     now: datetime
 
 
-class _NeedsDatabase(Exception):
-    """A memory-only search met something it would have to read from the database."""
+# The longest a search's walk holds the event loop before it lets other calls run.
+WALK_SLICE_SECONDS = 0.002
 
 
 class ShoppingService:
@@ -219,17 +229,10 @@ class ShoppingService:
         *,
         clock: Callable[[], datetime],
         cache: StockCache | None = None,
-        background: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._stock = stock
-        # Runs a refresh off the event loop (a database thread); with it, a search from
-        # memory goes on with cached records whose TTL has passed while they are read
-        # again, instead of sending the search to the database. Writes in this process
-        # and the change bus drop cached records at once; the TTL only bounds how long
-        # a lost change notice could go unseen.
-        self._background = background
-        self._refreshing: set[object] = set()
-        self._refresh_lock = threading.Lock()
+        # What the last walk read (cells, candidates), for the work ceiling's tests.
+        self.last_walk = Work()
         self._directory = directory
         self._postcodes = postcodes
         self._clock = clock
@@ -244,7 +247,7 @@ class ShoppingService:
         ] = MinuteCache(max_entries=10_000)
         # Both kept with the Location they were built from: a location changed in the
         # directory (a new object) is presented and answered afresh within the minute.
-        self._presentations: MinuteCache[str, tuple[Location, Presentation]] = MinuteCache()
+        self._presentations: MinuteCache[str, _KeptPresentation] = MinuteCache()
         self._line_answers: MinuteCache[
             tuple[str, str, int, Exposure],
             tuple[StockRecord | None, bool, int, LineAnswer, Location],
@@ -324,64 +327,23 @@ class ShoppingService:
             sum(loc.longitude for loc in matches) / len(matches),
         )
 
-    def _records(
-        self,
-        skus: Sequence[str],
-        *,
-        memory_only: bool = False,
-        visible: frozenset[str] | None = None,
+    def records(
+        self, skus: Sequence[str], *, visible: frozenset[str] | None = None
     ) -> dict[str, dict[str, StockRecord]]:
-        """Every record of each sku, by location id; NOT_FOUND for a sku no location
-        ``visible`` (a caller's scope; None: all) has reported."""
-        result: dict[str, dict[str, StockRecord]] = {}
+        """Every record of each sku, by location id, read when not cached; NOT_FOUND for
+        a sku no location ``visible`` (a caller's scope; None: all) has reported."""
+        result = {}
         for sku in skus:
-            if memory_only:
-                cached, due = self._cache.peek_sku(sku)
-                if cached is None or (due and self._background is None):
-                    raise _NeedsDatabase
-                if due:
-                    self._later(("sku", sku), functools.partial(self._read_sku, sku))
-            else:
-                cached = self._cache.get_sku(sku)
-                if cached is None:
-                    cached = self._read_sku(sku)
-            result[sku] = cached
-        unknown = [
-            sku
-            for sku, records in result.items()
-            if not records or (visible is not None and visible.isdisjoint(records))
-        ]
-        if unknown:
-            raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
+            cached = self._cache.get_sku(sku)
+            result[sku] = self.read_sku(sku) if cached is None else cached
+        self.check_reported(result, visible)
         return result
 
-    def _read_sku(self, sku: str) -> dict[str, StockRecord]:
+    def read_sku(self, sku: str) -> dict[str, StockRecord]:
+        """Every record of ``sku`` from the database, kept in the cache."""
         token = self._cache.sku_token(sku)
         read = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
         return self._cache.fill_sku(sku, read, token=token)
-
-    def _later(self, key: object, refresh: Callable[[], object]) -> None:
-        """Run ``refresh`` in the background unless a refresh of ``key`` is under way."""
-        assert self._background is not None
-        with self._refresh_lock:
-            if key in self._refreshing:
-                return
-            self._refreshing.add(key)
-
-        def run() -> None:
-            try:
-                refresh()
-            except Exception:
-                log.exception("refreshing %s in the background failed", key)
-            finally:
-                with self._refresh_lock:
-                    self._refreshing.discard(key)
-
-        try:
-            self._background(run)
-        except RuntimeError:  # the pool has shut down: the server is stopping
-            with self._refresh_lock:
-                self._refreshing.discard(key)
 
     def _lines(
         self,
@@ -458,26 +420,23 @@ class ShoppingService:
 
     # -- SearchNearby
 
-    def cached_search_nearby(
-        self, lines: Sequence[CartLine], origin: Origin, **options: Any
-    ) -> SearchResult | None:
-        """search_nearby from memory alone, so the event loop may run it; None when it
-        would need the database (a postal code, a sku not cached, a directory refresh)."""
-        if origin.latitude is None:
-            return None
-        if not self._directory.is_fresh():
-            if self._background is None or self._directory.generation == 0:
-                return None
-            self._later("directory", self._directory.all)
-        try:
-            return self.search_nearby(lines, origin, memory_only=True, **options)
-        except _NeedsDatabase:
-            return None
+    def check_reported(
+        self, records: dict[str, dict[str, StockRecord]], visible: frozenset[str] | None
+    ) -> None:
+        """NOT_FOUND for a sku that no location ``visible`` (None: all) has reported."""
+        unknown = [
+            sku
+            for sku, of_sku in records.items()
+            if not of_sku or (visible is not None and visible.isdisjoint(of_sku))
+        ]
+        if unknown:
+            raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
 
-    def search_nearby(
+    async def search_nearby(
         self,
         lines: Sequence[CartLine],
-        origin: Origin,
+        point: tuple[float, float],
+        records: dict[str, dict[str, StockRecord]],
         *,
         radius_km: float,
         limit: int,
@@ -486,19 +445,15 @@ class ShoppingService:
         require_all: bool,
         exposure: Exposure,
         visible: frozenset[str] | None = None,
-        memory_only: bool = False,
     ) -> SearchResult:
-        """The ``limit`` nearest stores within ``radius_km`` that serve ``method`` and
-        have at least one line (``require_all``: every line), nearest first; ``visible``:
-        only those locations (a caller's scope), None for all."""
-        if not memory_only:
-            # Renews the directory when its check is due (the memory-only path waits
-            # for that), even when every grid and answer this search needs is cached.
-            self._directory.all()
-        point = self.resolve(origin, visible)
-        records = self._records(
-            [line.sku for line in lines], memory_only=memory_only, visible=visible
-        )
+        """The ``limit`` nearest stores to ``point`` within ``radius_km`` that serve
+        ``method`` and have at least one line (``require_all``: every line), nearest
+        first, from ``records`` (every record of each line's sku, by location id);
+        ``visible``: only those locations (a caller's scope), None for all.
+
+        Memory only: the read model loads what it needs first. A long walk gives the
+        event loop its turn every WALK_SLICE_SECONDS (see _walk)."""
+        self.check_reported(records, visible)
         now = self._clock()
         minute = now.replace(second=0, microsecond=0)
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
@@ -531,7 +486,7 @@ class ShoppingService:
         if visible is None:
             found = self._from_block(kept, want)
         if found is None:
-            found = self._walk(kept, want, visible)
+            found = await self._walk(kept, want, visible)
         if visible is None:
             ship = self._cached_ship_answer(lines, records, now, cart)
         else:
@@ -577,17 +532,27 @@ class ShoppingService:
                     vectors.append(vector)
         return until, stores, vectors
 
-    def _walk(
+    async def _walk(
         self, kept: _CartAnswers, want: _Want, visible: frozenset[str] | None
     ) -> list[NearbyAnswer]:
         """The answer from a walk over the holders, nearest first (each sku's holders
-        have a grid index of their own, so the walk only meets holders)."""
+        have a grid index of their own, so the walk only meets holders).
+
+        A walk over many holders that do not qualify (a wide radius, a rare cart) could
+        hold the event loop for seconds, so it pauses every WALK_SLICE_SECONDS and lets
+        other calls run: the grids and record maps it walks are never changed in place,
+        so a write meanwhile cannot tear it. ``self.work`` counts what it read."""
         found: list[NearbyAnswer] = []
+        slice_ends = time.perf_counter() + WALK_SLICE_SECONDS
         listed: set[str] = set()  # as in the block: a store once, whatever its objects
         grids = self._holder_grids_of(kept)
         keep = None if visible is None else (lambda location: location.id in visible)
         lat, lon = want.point
-        for near in nearest_in_any(grids, lat, lon, want.radius_km, keep=keep):
+        work = Work()
+        for near in nearest_in_any(grids, lat, lon, want.radius_km, keep=keep, work=work):
+            if time.perf_counter() >= slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = time.perf_counter() + WALK_SLICE_SECONDS
             location = near.item
             answered = self._qualifying(kept, want, location)
             if answered is None or answered[1] is None or location.id in listed:
@@ -596,6 +561,7 @@ class ShoppingService:
             found.append(NearbyAnswer(answered[1], near.distance_km))
             if len(found) == want.limit:
                 break
+        self.last_walk = work
         return found
 
     def _qualifying(
@@ -632,7 +598,7 @@ class ShoppingService:
             tuple(self._lines(location, lines, held, now, exposure)),
             self.presentation(location, now),
         )
-        entry = (_valid_until(held, location, now), answer)
+        entry = (min(_valid_until(held, location, now), answer.presentation.valid_until), answer)
         if len(kept.answers) < _STORES_A_CART:
             kept.answers[location.id] = entry
         return entry
@@ -680,21 +646,38 @@ class ShoppingService:
     def presentation(self, location: Location, now: datetime) -> Presentation:
         """Today's hours, open now and ready-by for ``location``, computed once a minute.
 
-        Open now is as of the start of the minute; ready-by is computed from the start of
-        the next minute, so it never promises earlier than ready_by(now) would.
+        Open now is as of the start of the minute. Ready-by is computed from the start of
+        the next minute, so it never promises earlier than ready_by(now) would at any
+        moment of the minute. A search at the very start of a minute gets ready_by(now)
+        exactly, valid for that instant only: kept for the minute, it would promise
+        "today 21:00" at 19:00:30 when the cutoff passed at 19:00:10.
         """
         minute = now.replace(second=0, microsecond=0)
+        # The directory's generation grows whenever a location may have changed.
+        generation = self._directory.generation
         cached = self._presentations.get(minute, location.id)
-        if cached is not None and cached[0] is location:
-            return cached[1]
-        later = minute if minute == now else minute + timedelta(minutes=1)
+        if cached is not None and cached.directory_generation == generation:
+            return cached.presentation
+        today = hours_on(location, minute.astimezone(ZoneInfo(location.time_zone)).date())
+        pickup = location.capabilities.pickup
+        if now == minute:
+            return Presentation(
+                minute,
+                today,
+                is_open(location, minute),
+                ready_by(location, now) if pickup else None,
+                valid_until=now + _MICROSECOND,
+            )
+        next_minute = minute + timedelta(minutes=1)
         presentation = Presentation(
             minute,
-            hours_on(location, minute.astimezone(ZoneInfo(location.time_zone)).date()),
+            today,
             is_open(location, minute),
-            ready_by(location, later) if location.capabilities.pickup else None,
+            ready_by(location, next_minute) if pickup else None,
+            valid_until=next_minute,
         )
-        self._presentations.put(minute, location.id, (location, presentation))
+        kept = _KeptPresentation(generation, presentation)
+        self._presentations.put(minute, location.id, kept)
         return presentation
 
     # -- GetFulfillmentOptions
@@ -710,7 +693,7 @@ class ShoppingService:
         """The ranked ways to get the cart, from the stores within ``radius_km`` and the
         shipping locations (of those ``visible``, None for all)."""
         point = self.resolve(origin, visible)
-        records = self._records([line.sku for line in lines], visible=visible)
+        records = self.records([line.sku for line in lines], visible=visible)
         now = self._clock()
         nearby = [
             (

@@ -30,8 +30,8 @@ from omnistock.server.domain.stock import (
     is_stale,
     reserved_at,
 )
+from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.service.changes import ChangeBus, Changes
-from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.store.reservations import HoldTerms, ReservationStore, ShortLines
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.store.timeutil import to_micros

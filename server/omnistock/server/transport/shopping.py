@@ -10,8 +10,8 @@ from omnistock.server.domain.fulfillment import CartLine, Method, Option
 from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.stock import Exposure, check_quantity_asked
+from omnistock.server.readmodel.minute import MinuteCache
 from omnistock.server.service.limits import MAX_QUANTITY
-from omnistock.server.service.minute_cache import MinuteCache
 from omnistock.server.service.nearby import (
     LineAnswer,
     NearbyAnswer,

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.locations import Location
+from omnistock.server.readmodel.single_flight import SingleFlight
 from omnistock.server.service.changes import Changes
-from omnistock.server.service.single_flight import SingleFlight
 from omnistock.server.store.locations import LocationRepository
 
 DEFAULT_MAX_AGE_SECONDS = 5.0
