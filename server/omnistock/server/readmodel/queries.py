@@ -22,9 +22,9 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from omnistock.server.domain.fulfillment import CartLine, Option
-from omnistock.server.domain.stock import AvailabilityView, Exposure, StockRecord
+from omnistock.server.domain.stock import AvailabilityView, Exposure
 from omnistock.server.readmodel.directory import LocationDirectory
-from omnistock.server.readmodel.stock import StockCache
+from omnistock.server.readmodel.stock import SkuRecords, StockCache
 from omnistock.server.service.availability import AvailabilityService, Pair
 from omnistock.server.service.changes import Changes
 from omnistock.server.service.nearby import Origin, SearchResult, ShoppingService
@@ -168,7 +168,7 @@ class ReadModel:
         else:
             self._later("directory", self._directory.all)
 
-    async def _records_of(self, sku: str) -> dict[str, StockRecord]:
+    async def _records_of(self, sku: str) -> SkuRecords:
         cached, due = self._cache.peek_sku(sku)
         if cached is None or (due and self._background is None):
             return await self._run(self._shopping.read_sku, sku)

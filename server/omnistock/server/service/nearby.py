@@ -8,8 +8,8 @@ stock key is sku first, so that is one range scan), cached per sku.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import operator
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,11 +48,14 @@ from omnistock.server.domain.stock import (
 )
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.minute import MinuteCache
-from omnistock.server.readmodel.stock import StockCache
+from omnistock.server.readmodel.stock import SkuRecords, StockCache
 from omnistock.server.store.postcodes import PostcodeRepository, normalize_postal_code
 from omnistock.server.store.stock import StockRepository
 
 log = logging.getLogger("omnistock.nearby")
+
+# Serials of store and ship answers (StoreAnswer.serial); next() on a count is atomic.
+_SERIALS = itertools.count(1)
 
 # The most carts whose store answers are kept each minute, and stores for each cart.
 _CARTS = 500
@@ -92,6 +95,37 @@ class Presentation:
 
 
 @dataclass(frozen=True, slots=True)
+class _KeptShip:
+    """A cart's ship answer for the minute, and until when it stands with time alone."""
+
+    answer: ShipAnswer | None
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptLine:
+    """A line's answer at a store for the minute, and what it was built from: it stands
+    while the record is equal, still fresh (or stale), holds as much, and the directory's
+    generation (the location) is the same."""
+
+    record: StockRecord | None
+    stale: bool
+    holding: int
+    directory_generation: int
+    answer: LineAnswer
+
+
+@dataclass(slots=True)
+class _HolderGrid:
+    """A grid index of one sku's holders, built on a version of its records and a
+    generation of the directory."""
+
+    records_version: int
+    directory_generation: int
+    grid: GridIndex[Location]
+
+
+@dataclass(frozen=True, slots=True)
 class _KeptPresentation:
     directory_generation: int
     presentation: Presentation
@@ -100,15 +134,19 @@ class _KeptPresentation:
 @dataclass(frozen=True, slots=True)
 class StoreAnswer:
     """What a nearby answer says of one store for one cart: each line's answer, and the
-    store's presentation. Reused within the minute while the store's records stand."""
+    store's presentation. Reused within the minute while the store's records stand.
+    ``serial`` names this answer: drawn once, never reused, so a copy made from it (its
+    encoded entry) stands while the serial it was made from is the one handed back."""
 
     location: Location
     lines: tuple[LineAnswer, ...]
     presentation: Presentation
     fulfillable: int = field(init=False)
+    serial: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fulfillable", sum(a.fulfillable for a in self.lines))
+        object.__setattr__(self, "serial", next(_SERIALS))
 
     @property
     def has_all(self) -> bool:
@@ -154,6 +192,10 @@ class ShipAnswer:
     location: Location
     lines: list[LineAnswer]
     delivery: datetime
+    serial: int = field(init=False)  # as StoreAnswer.serial
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "serial", next(_SERIALS))
 
     @property
     def has_all(self) -> bool:
@@ -176,12 +218,14 @@ _Block = tuple[datetime, list[StoreAnswer], list[tuple[float, float, float]]]
 
 @dataclass(slots=True)
 class _CartAnswers:
-    """A cart's store answers of one minute, built on ``maps`` (each line's records by
-    location id) and the directory's ``generation``: by location id, until when each
+    """A cart's store answers of one minute, built on ``records`` (each line's records, of
+    the versions ``versions``) and the directory's ``generation``: by location id, until when each
     stands and the answer (at most _STORES_A_CART); and by block of cells and filter,
     the qualifying stores of the block (see ShoppingService._from_block)."""
 
-    maps: tuple[dict[str, StockRecord], ...]
+    skus: tuple[str, ...]
+    records: tuple[SkuRecords, ...]
+    versions: tuple[int, ...]
     generation: int
     answers: dict[str, tuple[datetime, StoreAnswer]] = field(default_factory=dict)
     blocks: dict[_BlockKey, _Block] = field(default_factory=dict)
@@ -238,20 +282,16 @@ class ShoppingService:
         self._clock = clock
         self._cache = cache or StockCache(maxsize=0)
         self._index_lock = threading.Lock()
-        # Keyed by the identity of a cached records map; the map itself is kept in the
-        # value so that its id cannot be reused while the entry lives. A plain dict, read
-        # without the lock (searches read it on the event loop), emptied when full.
-        self._holder_grids: dict[int, tuple[dict[str, StockRecord], int, GridIndex[Location]]] = {}
-        self._ship_answers: MinuteCache[
-            tuple[tuple[str, Exposure], int, int], tuple[ShipAnswer | None, datetime]
-        ] = MinuteCache(max_entries=10_000)
-        # Both kept with the Location they were built from: a location changed in the
-        # directory (a new object) is presented and answered afresh within the minute.
+        # By sku: a plain dict, read without the lock (searches read it on the event
+        # loop), emptied when full.
+        self._holder_grids: dict[str, _HolderGrid] = {}
+        self._ship_answers: MinuteCache[tuple[tuple[str, Exposure], int, int], _KeptShip] = (
+            MinuteCache(max_entries=10_000)
+        )
+        # Both kept with the directory generation they were built on: a location changed
+        # in the directory is presented and answered afresh within the minute.
         self._presentations: MinuteCache[str, _KeptPresentation] = MinuteCache()
-        self._line_answers: MinuteCache[
-            tuple[str, str, int, Exposure],
-            tuple[StockRecord | None, bool, int, LineAnswer, Location],
-        ] = MinuteCache()
+        self._line_answers: MinuteCache[tuple[str, str, int, Exposure], _KeptLine] = MinuteCache()
         # The carts' store answers of the minute (see _CartAnswers), at most _CARTS.
         self._store_answers: MinuteCache[tuple[str, Exposure], _CartAnswers] = MinuteCache(
             max_entries=_CARTS
@@ -335,11 +375,11 @@ class ShoppingService:
         result = {}
         for sku in skus:
             cached = self._cache.get_sku(sku)
-            result[sku] = self.read_sku(sku) if cached is None else cached
+            result[sku] = (self.read_sku(sku) if cached is None else cached).records
         self.check_reported(result, visible)
         return result
 
-    def read_sku(self, sku: str) -> dict[str, StockRecord]:
+    def read_sku(self, sku: str) -> SkuRecords:
         """Every record of ``sku`` from the database, kept in the cache."""
         token = self._cache.sku_token(sku)
         read = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
@@ -357,6 +397,7 @@ class ShoppingService:
         each line's sku (None where it has none)."""
         policy = location.stock_policy
         minute = now.replace(second=0, microsecond=0)
+        generation = self._directory.generation
         answers = []
         for line, record in zip(lines, held, strict=True):
             # Within a minute the same record, quantity and exposure give the same answer
@@ -370,12 +411,12 @@ class ShoppingService:
             cached = self._line_answers.get(minute, key)
             if (
                 cached is not None
-                and cached[0] is record
-                and cached[1] == stale
-                and cached[2] == holding
-                and cached[4] is location
+                and cached.stale == stale
+                and cached.holding == holding
+                and cached.directory_generation == generation
+                and cached.record == record
             ):
-                answers.append(cached[3])
+                answers.append(cached.answer)
                 continue
             if record is None:
                 view = view_missing(location.id, line.sku, policy, exposure=exposure)
@@ -388,7 +429,8 @@ class ShoppingService:
                     policy.safety_stock_for(record.safety_stock),
                 )
             answer = LineAnswer(line, view, can_supply(view, line.quantity, ats))
-            self._line_answers.put(minute, key, (record, stale, holding, answer, location))
+            kept = _KeptLine(record, stale, holding, generation, answer)
+            self._line_answers.put(minute, key, kept)
             answers.append(answer)
         return answers
 
@@ -436,7 +478,7 @@ class ShoppingService:
         self,
         lines: Sequence[CartLine],
         point: tuple[float, float],
-        records: dict[str, dict[str, StockRecord]],
+        records: dict[str, SkuRecords],
         *,
         radius_km: float,
         limit: int,
@@ -453,23 +495,22 @@ class ShoppingService:
 
         Memory only: the read model loads what it needs first. A long walk gives the
         event loop its turn every WALK_SLICE_SECONDS (see _walk)."""
-        self.check_reported(records, visible)
+        maps = {sku: of_sku.records for sku, of_sku in records.items()}
+        self.check_reported(maps, visible)
         now = self._clock()
         minute = now.replace(second=0, microsecond=0)
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
-        # This cart's store answers for the minute, while the sku record maps and the
-        # locations they were built on stand: a map is replaced whenever one of its
-        # records changes, and kept (the same object) while none does (see
-        # StockCache.fill_sku); the directory's generation grows when a location changes.
-        maps = tuple([records[line.sku] for line in lines])
+        # This cart's store answers for the minute, while the records and locations they
+        # were built on stand: a sku's records get a new version whenever one of them
+        # changes (StockCache.fill_sku); the directory's generation grows when a location
+        # may have changed.
+        skus = tuple([line.sku for line in lines])
+        of_skus = tuple([records[sku] for sku in skus])
+        versions = tuple([of_sku.version for of_sku in of_skus])
         generation = self._directory.generation
         kept = self._store_answers.get(minute, cart)
-        if (
-            kept is None
-            or kept.generation != generation
-            or not all(map(operator.is_, kept.maps, maps))
-        ):
-            kept = _CartAnswers(maps, generation)
+        if kept is None or kept.generation != generation or kept.versions != versions:
+            kept = _CartAnswers(skus, of_skus, versions, generation)
             self._store_answers.put(minute, cart, kept)
         want = _Want(
             lines,
@@ -488,9 +529,9 @@ class ShoppingService:
         if found is None:
             found = await self._walk(kept, want, visible)
         if visible is None:
-            ship = self._cached_ship_answer(lines, records, now, cart)
+            ship = self._cached_ship_answer(lines, maps, now, cart)
         else:
-            ship = self._ship_answer(lines, records, now, exposure, visible)[0]
+            ship = self._ship_answer(lines, maps, now, exposure, visible)[0]
         return SearchResult(point, found, ship)
 
     def _from_block(self, kept: _CartAnswers, want: _Want) -> list[NearbyAnswer] | None:
@@ -592,7 +633,7 @@ class ShoppingService:
     ) -> tuple[datetime, StoreAnswer]:
         """One store's answer for a cart and until when it stands (one of its records
         going stale or losing a hold), kept in the cart's answers of the minute."""
-        held = [of_sku.get(location.id) for of_sku in kept.maps]
+        held = [of_sku.records.get(location.id) for of_sku in kept.records]
         answer = StoreAnswer(
             location,
             tuple(self._lines(location, lines, held, now, exposure)),
@@ -616,31 +657,37 @@ class ShoppingService:
         minute = now.replace(second=0, microsecond=0)
         key = (cart, self._cache.generation, self._directory.generation)
         cached = self._ship_answers.get(minute, key)
-        if cached is not None and now < cached[1]:
-            return cached[0]
+        if cached is not None and now < cached.until:
+            return cached.answer
         answer, until = self._ship_answer(lines, records, now, cart[1])
-        self._ship_answers.put(minute, key, (answer, until))
+        self._ship_answers.put(minute, key, _KeptShip(answer, until))
         return answer
 
     def _holder_grids_of(self, kept: _CartAnswers) -> list[GridIndex[Location]]:
         """The grid index of each cart line's holders."""
-        return [self._holders(by_location) for by_location in kept.maps]
+        return [
+            self._holders(sku, of_sku) for sku, of_sku in zip(kept.skus, kept.records, strict=True)
+        ]
 
-    def _holders(self, by_location: dict[str, StockRecord]) -> GridIndex[Location]:
+    def _holders(self, sku: str, of_sku: SkuRecords) -> GridIndex[Location]:
         """A grid index of the active locations in one sku's records."""
         generation = self._directory.generation
-        cached = self._holder_grids.get(id(by_location))
-        if cached is not None and cached[0] is by_location and cached[1] == generation:
-            return cached[2]
+        cached = self._holder_grids.get(sku)
+        if (
+            cached is not None
+            and cached.records_version == of_sku.version
+            and cached.directory_generation == generation
+        ):
+            return cached.grid
         by_id = self._directory.by_id(renew=False)
-        holders = (by_id.get(location_id) for location_id in by_location)
+        holders = (by_id.get(location_id) for location_id in of_sku.records)
         grid = GridIndex(
             (loc, loc.latitude, loc.longitude) for loc in holders if loc is not None and loc.active
         )
         with self._index_lock:
             if len(self._holder_grids) >= _HOLDER_GRIDS:
                 self._holder_grids = {}
-            self._holder_grids[id(by_location)] = (by_location, generation, grid)
+            self._holder_grids[sku] = _HolderGrid(of_sku.version, generation, grid)
         return grid
 
     def presentation(self, location: Location, now: datetime) -> Presentation:
