@@ -22,11 +22,13 @@ from omnistock.server.domain.fulfillment import (
     CartLine,
     Method,
     Option,
+    ShipSupply,
+    StoreSupply,
     can_supply,
     delivered_by,
     delivery_date,
-    rank,
 )
+from omnistock.server.domain.fulfillment import fulfillment_options as build_options
 from omnistock.server.domain.geo import (
     GridIndex,
     Work,
@@ -752,75 +754,17 @@ class ShoppingService:
             for near in self._grid().within(point[0], point[1], radius_km)
             if near.item.kind is LocationKind.STORE and (visible is None or near.item.id in visible)
         ]
-        options: list[Option] = []
-        # Pick everything up at one store: of those that have all of it, the one
-        # that has it ready first, then the nearest.
-        whole = [
-            (ready, near.distance_km, near.item.id, near.item)
-            for near, answers in nearby
-            if near.item.capabilities.pickup
-            and all(a.fulfillable for a in answers)
-            and (ready := ready_by(near.item, now)) is not None
-        ]
-        if whole:
-            ready, distance, _, location = min(whole, key=lambda w: w[:3])
-            options.append(
-                Option(Method.PICKUP, ready, pickup=location, pickup_lines=tuple(lines),
-                       distance_km=distance, ready_by=ready)
-            )  # fmt: skip
         ship = self._ship_answer(lines, records, now, Exposure.EXACT, visible)[0]
-        if ship is not None and ship.has_all:
-            day = ship.delivery.date()
-            options.append(
-                Option(
-                    Method.SHIP,
-                    ship.delivery,
-                    ship_from=ship.location,
-                    ship_lines=tuple(lines),
-                    delivery=day,
-                )
-            )
-            # Ship to a store that receives parcels: the earliest ready, then the nearest.
-            arrival = max(
-                datetime.combine(day, datetime.min.time(), tzinfo=ship.delivery.tzinfo), now
-            )
-            receiving = [
-                (ready, near.distance_km, near.item)
-                for near, _ in nearby
-                if near.item.capabilities.ship_to_store
-                and (ready := ready_by(near.item, arrival)) is not None
-            ]
-            if receiving:
-                ready, distance, store = min(receiving, key=lambda r: (r[0], r[1], r[2].id))
-                options.append(
-                    Option(Method.SHIP_TO_STORE, ready, pickup=store, ship_from=ship.location,
-                           ship_lines=tuple(lines), distance_km=distance, ready_by=ready, delivery=day)
-                )  # fmt: skip
-        # Split: pick up what a store near has, ship the rest. Of the stores that have
-        # some but not all, the one with most lines, then ready first, then nearest.
-        if ship is not None:
-            shippable = {a.line.sku for a in ship.lines if a.fulfillable}
-            partial = []
-            for near, answers in nearby:
-                here = [a.line for a in answers if a.fulfillable]
-                rest = [a.line for a in answers if not a.fulfillable]
-                if not (here and rest and near.item.capabilities.pickup):
-                    continue
-                if not all(line.sku in shippable for line in rest):
-                    continue
-                ready = ready_by(near.item, now)
-                if ready is not None:
-                    partial.append(
-                        (-len(here), ready, near.distance_km, near.item.id, near.item, here, rest)
-                    )
-            if partial:
-                _, ready, distance, _, location, here, rest = min(partial, key=lambda p: p[:4])
-                options.append(
-                    Option(Method.SPLIT, max(ready, ship.delivery), pickup=location,
-                           ship_from=ship.location, pickup_lines=tuple(here), ship_lines=tuple(rest),
-                           distance_km=distance, ready_by=ready, delivery=ship.delivery.date())
-                )  # fmt: skip
-        return point, rank(options)
+        stores = [
+            StoreSupply(near.item, near.distance_km, tuple(a.fulfillable for a in answers))
+            for near, answers in nearby
+        ]
+        shipping = (
+            None
+            if ship is None
+            else ShipSupply(ship.location, tuple(a.fulfillable for a in ship.lines), ship.delivery)
+        )
+        return point, build_options(lines, stores, shipping, now)
 
 
 _FOREVER = datetime.max.replace(tzinfo=UTC)
