@@ -10,7 +10,7 @@ from omnistock.server.domain.fulfillment import CartLine
 from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.locations import Capabilities, Location, LocationKind
 from omnistock.server.domain.stock import Exposure, StockRecord, view_missing, view_record
-from omnistock.server.service.nearby import (
+from omnistock.server.service.answers import (
     LineAnswer,
     NearbyAnswer,
     Presentation,

@@ -16,7 +16,8 @@ from omnistock.server.domain.fulfillment import CartLine, Method
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.readmodel.queries import ReadModel
 from omnistock.server.readmodel.stock import StockCache
-from omnistock.server.service.nearby import Origin, ShoppingService
+from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.origins import Origin
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reads import StockReader
 from omnistock.server.testing import InProcessServer

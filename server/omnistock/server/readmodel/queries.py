@@ -25,9 +25,11 @@ from omnistock.server.domain.fulfillment import CartLine, Option
 from omnistock.server.domain.stock import AvailabilityView, Exposure
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.stock import SkuRecords, StockCache
+from omnistock.server.service.answers import SearchResult
 from omnistock.server.service.availability import AvailabilityService, Pair
 from omnistock.server.service.changes import Changes
-from omnistock.server.service.nearby import Origin, SearchResult, ShoppingService
+from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.origins import Origin
 
 log = logging.getLogger("omnistock.readmodel")
 

@@ -11,14 +11,9 @@ from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.stock import Exposure, check_quantity_asked
 from omnistock.server.readmodel.minute import MinuteCache
+from omnistock.server.service.answers import LineAnswer, NearbyAnswer, SearchResult, ShipAnswer
 from omnistock.server.service.limits import MAX_QUANTITY
-from omnistock.server.service.nearby import (
-    LineAnswer,
-    NearbyAnswer,
-    Origin,
-    SearchResult,
-    ShipAnswer,
-)
+from omnistock.server.service.origins import Origin
 from omnistock.server.transport.convert import STATUS_TO_PROTO, datetime_to_timestamp
 from omnistock.v1 import availability_pb2, common_pb2
 
