@@ -161,7 +161,9 @@ class OmnistockServer:
             background=self.runner.submit,
         )
         self.changes.subscribe(self.reads.apply)
-        self.watches = WatchHub(self.availability, self.runner.run, present=view_to_proto)
+        self.watches = WatchHub(
+            self.availability, self.runner.run, present=view_to_proto, read=self.reads.pair_views
+        )
         self.changes.subscribe(self.watches.on_changes)
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
             AvailabilityServicer(

@@ -111,15 +111,8 @@ class ReadModel:
         visible: frozenset[str] | None = None,
     ) -> list[AvailabilityView]:
         """Each (sku, location_id) pair in request order, BATCH_SLICE pairs at a time."""
-        views: list[AvailabilityView] = []
-        for start in range(0, len(pairs), BATCH_SLICE):
-            if start:
-                await asyncio.sleep(0)
-            part = self._availability.from_memory(pairs[start : start + BATCH_SLICE], exposure)
-            if part is None:
-                break
-            views += part
-        else:
+        views = await self._sliced(pairs, self._availability.from_memory, exposure)
+        if views is not None:
             return views
         return await self._run(
             self._availability.batch_get_availability,
@@ -127,6 +120,36 @@ class ReadModel:
             exposure=exposure,
             visible=visible,
         )
+
+    async def pair_views(
+        self, pairs: Sequence[Pair], *, exposure: Exposure
+    ) -> list[AvailabilityView]:
+        """Each pair's answer, for watches: a sku need not exist yet (it reads as never
+        reported), but every location must."""
+        views = await self._sliced(
+            pairs, lambda part, e: self._availability.cached_pairs(part, exposure=e), exposure
+        )
+        if views is not None:
+            return views
+        return await self._run(self._availability.views_of_pairs, list(pairs), exposure=exposure)
+
+    async def _sliced(
+        self,
+        pairs: Sequence[Pair],
+        from_memory: Callable[[Sequence[Pair], Exposure], list[AvailabilityView] | None],
+        exposure: Exposure,
+    ) -> list[AvailabilityView] | None:
+        """The answers from memory, BATCH_SLICE pairs at a time with the event loop free
+        between slices; None as soon as a slice needs the database."""
+        views: list[AvailabilityView] = []
+        for start in range(0, len(pairs), BATCH_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            part = from_memory(pairs[start : start + BATCH_SLICE], exposure)
+            if part is None:
+                return None
+            views += part
+        return views
 
     # -- SearchNearby, GetFulfillmentOptions
 
