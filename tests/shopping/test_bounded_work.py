@@ -140,6 +140,7 @@ def test_a_wide_search_with_one_qualifying_store_is_bounded_and_lets_others_run(
     far = load_holders(client, lat, lon, seed=int(lat))
     app = server.server
     assert app is not None
+    app.shopping.measure_walks()
     # The first search reads the sku on the pool; the second answers from memory.
     on_loop(server, lambda: search(server, lat, lon, 500.0))
     result, longest, wakeups, served = on_loop(server, lambda: search(server, lat, lon, 500.0))
@@ -164,10 +165,17 @@ def test_a_batch_of_1000_pairs_builds_its_answers_in_slices(
     def batch() -> Awaitable[Any]:
         return app.reads.batch_availability(pairs, exposure=Exposure.EXACT)
 
+    async def batches() -> Any:
+        # Ten in a row, so that the other caller's call has time to come back (one
+        # batch from memory takes a few milliseconds).
+        for _ in range(10):
+            views = await batch()
+        return views
+
     on_loop(server, batch)  # read into the cache on the pool
-    views, longest, wakeups, served = on_loop(server, batch)  # from memory, on the loop
+    views, longest, wakeups, served = on_loop(server, batches)  # from memory, on the loop
     assert [(v.sku, v.location_id) for v in views] == pairs
     # Built in slices: the loop ran other tasks between them.
-    assert wakeups >= len(pairs) // BATCH_SLICE
+    assert wakeups >= 10 * (len(pairs) // BATCH_SLICE)
     assert longest < MAX_HOLD_SECONDS, f"the event loop was held {longest * 1e3:.1f} ms"
     assert served > 0

@@ -30,6 +30,7 @@ from omnistock.server.domain.stock import (
 )
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.minute import MinuteCache
+from omnistock.server.readmodel.stock import SkuRecords
 
 # Serials of store and ship answers (StoreAnswer.serial); next() on a count is atomic.
 _SERIALS = itertools.count(1)
@@ -144,10 +145,11 @@ class _KeptShip:
 @dataclass(frozen=True, slots=True)
 class _KeptLine:
     """A line's answer at a store for the minute, and what it was built from: it stands
-    while the record is equal, still fresh (or stale), holds as much, and the directory's
-    generation (the location) is the same."""
+    while the sku's records have the same version (so the record is the same), it is
+    still fresh (or stale), holds as much, and the directory's generation (the location)
+    is the same."""
 
-    record: StockRecord | None
+    records_version: int
     stale: bool
     holding: int
     directory_generation: int
@@ -180,16 +182,17 @@ class AnswerMemo:
         location: Location,
         lines: Sequence[CartLine],
         held: Sequence[StockRecord | None],
+        versions: Sequence[int],
         now: datetime,
         exposure: Exposure,
     ) -> list[LineAnswer]:
         """Each line's answer at ``location``, from ``held``: the location's record of
-        each line's sku (None where it has none)."""
+        each line's sku (None where it has none), of the sku's records of ``versions``."""
         policy = location.stock_policy
         minute = now.replace(second=0, microsecond=0)
         generation = self._directory.generation
         answers = []
-        for line, record in zip(lines, held, strict=True):
+        for line, record, version in zip(lines, held, versions, strict=True):
             # Within a minute the same record, quantity and exposure give the same answer
             # (confidence moves slowly), unless the record has gone stale meanwhile.
             stale = record is not None and is_stale(
@@ -204,7 +207,7 @@ class AnswerMemo:
                 and cached.stale == stale
                 and cached.holding == holding
                 and cached.directory_generation == generation
-                and cached.record == record
+                and cached.records_version == version
             ):
                 answers.append(cached.answer)
                 continue
@@ -219,7 +222,7 @@ class AnswerMemo:
                     policy.safety_stock_for(record.safety_stock),
                 )
             answer = LineAnswer(line, view, can_supply(view, line.quantity, ats))
-            kept = _KeptLine(record, stale, holding, generation, answer)
+            kept = _KeptLine(version, stale, holding, generation, answer)
             self._line_answers.put(minute, key, kept)
             answers.append(answer)
         return answers
@@ -227,7 +230,7 @@ class AnswerMemo:
     def ship_answer(
         self,
         lines: Sequence[CartLine],
-        records: dict[str, dict[str, StockRecord]],
+        records: dict[str, SkuRecords],
         now: datetime,
         exposure: Exposure,
         visible: frozenset[str] | None = None,
@@ -237,12 +240,13 @@ class AnswerMemo:
         until when that stands with time alone (a record going stale, a hold lapsing)."""
         best: tuple[tuple[object, ...], ShipAnswer] | None = None
         until = FOREVER
+        versions = versions_of(records, lines)
         for location in self._directory.shippers(renew=False):
             if visible is not None and location.id not in visible:
                 continue
             held = records_at(records, lines, location)
             until = min(until, valid_until(held, location, now))
-            answers = self.lines(location, lines, held, now, exposure)
+            answers = self.lines(location, lines, held, versions, now, exposure)
             delivery = delivered_by(location, delivery_date(location, now))
             answer = ShipAnswer(location, answers, delivery)
             key = (-sum(a.fulfillable for a in answers), delivery, location.id)
@@ -253,7 +257,7 @@ class AnswerMemo:
     def cached_ship_answer(
         self,
         lines: Sequence[CartLine],
-        records: dict[str, dict[str, StockRecord]],
+        records: dict[str, SkuRecords],
         now: datetime,
         cart: tuple[str, Exposure],
     ) -> ShipAnswer | None:
@@ -312,10 +316,15 @@ MICROSECOND = timedelta(microseconds=1)
 
 
 def records_at(
-    records: dict[str, dict[str, StockRecord]], lines: Sequence[CartLine], location: Location
+    records: dict[str, SkuRecords], lines: Sequence[CartLine], location: Location
 ) -> list[StockRecord | None]:
     """The location's record of each line's sku, None where it has none."""
-    return [records[line.sku].get(location.id) for line in lines]
+    return [records[line.sku].records.get(location.id) for line in lines]
+
+
+def versions_of(records: dict[str, SkuRecords], lines: Sequence[CartLine]) -> list[int]:
+    """The version of each line's sku records."""
+    return [records[line.sku].version for line in lines]
 
 
 def valid_until(

@@ -28,10 +28,16 @@ from omnistock.server.domain.fulfillment import (
 from omnistock.server.domain.fulfillment import fulfillment_options as build_options
 from omnistock.server.domain.geo import Work
 from omnistock.server.domain.locations import Location, LocationKind
-from omnistock.server.domain.stock import Exposure, StockRecord
+from omnistock.server.domain.stock import Exposure
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.stock import SkuRecords, StockCache
-from omnistock.server.service.answers import AnswerMemo, Presentation, SearchResult, records_at
+from omnistock.server.service.answers import (
+    AnswerMemo,
+    Presentation,
+    SearchResult,
+    records_at,
+    versions_of,
+)
 from omnistock.server.service.origins import Origin, OriginResolver
 from omnistock.server.service.search import NearbySearch
 from omnistock.server.service.spatial import SpatialIndex
@@ -66,9 +72,13 @@ class ShoppingService:
     def now(self) -> datetime:
         return self._clock()
 
+    def measure_walks(self) -> None:
+        """Count what each search's walk reads from now on (see ``last_walk``)."""
+        self._search.measure_work = True
+
     @property
     def last_walk(self) -> Work:
-        """What the last search's walk read (cells, candidates)."""
+        """What the last search's walk read (cells, candidates), once measure_walks."""
         return self._search.last_walk
 
     def require_locations(self, location_ids: Sequence[str]) -> None:
@@ -102,13 +112,13 @@ class ShoppingService:
 
     def records(
         self, skus: Sequence[str], *, visible: frozenset[str] | None = None
-    ) -> dict[str, dict[str, StockRecord]]:
-        """Every record of each sku, by location id, read when not cached; NOT_FOUND for
-        a sku no location ``visible`` (a caller's scope; None: all) has reported."""
+    ) -> dict[str, SkuRecords]:
+        """Every record of each sku, read when not cached; NOT_FOUND for a sku no location
+        ``visible`` (a caller's scope; None: all) has reported."""
         result = {}
         for sku in skus:
             cached = self._cache.get_sku(sku)
-            result[sku] = (self.read_sku(sku) if cached is None else cached).records
+            result[sku] = self.read_sku(sku) if cached is None else cached
         self.check_reported(result, visible)
         return result
 
@@ -119,13 +129,13 @@ class ShoppingService:
         return self._cache.fill_sku(sku, read, token=token)
 
     def check_reported(
-        self, records: dict[str, dict[str, StockRecord]], visible: frozenset[str] | None
+        self, records: dict[str, SkuRecords], visible: frozenset[str] | None
     ) -> None:
         """NOT_FOUND for a sku that no location ``visible`` (None: all) has reported."""
         unknown = [
             sku
             for sku, of_sku in records.items()
-            if not of_sku or (visible is not None and visible.isdisjoint(of_sku))
+            if not of_sku.records or (visible is not None and visible.isdisjoint(of_sku.records))
         ]
         if unknown:
             raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
@@ -154,7 +164,7 @@ class ShoppingService:
         ``method`` and have at least one line (``require_all``: every line), nearest
         first, from ``records`` (every record of each line's sku); ``visible``: only those
         locations (a caller's scope), None for all. Memory only (see NearbySearch)."""
-        self.check_reported({sku: r.records for sku, r in records.items()}, visible)
+        self.check_reported(records, visible)
         return await self._search.search_nearby(
             lines,
             point,
@@ -184,6 +194,7 @@ class ShoppingService:
         point = self.resolve(origin, visible)
         records = self.records([line.sku for line in lines], visible=visible)
         now = self._clock()
+        versions = versions_of(records, lines)
         stores = [
             StoreSupply(
                 near.item,
@@ -191,7 +202,12 @@ class ShoppingService:
                 tuple(
                     answer.fulfillable
                     for answer in self._answers.lines(
-                        near.item, lines, records_at(records, lines, near.item), now, Exposure.EXACT
+                        near.item,
+                        lines,
+                        records_at(records, lines, near.item),
+                        versions,
+                        now,
+                        Exposure.EXACT,
                     )
                 ),
             )

@@ -105,7 +105,10 @@ class NearbySearch:
         self._answers = answers
         self._clock = clock
         self._directory_generation = directory_generation
-        # What the last walk read (cells, candidates), for the work ceiling's tests.
+        # What the last walk read (cells, candidates) when ``measure_work`` is on: the
+        # count costs about a tenth of a walk, so it is off unless asked for (tests of the
+        # work ceiling, diagnostics).
+        self.measure_work = False
         self.last_walk = Work()
         # The carts' store answers of the minute (see _CartAnswers), at most _CARTS.
         self._store_answers: MinuteCache[tuple[str, Exposure], _CartAnswers] = MinuteCache(
@@ -133,7 +136,6 @@ class NearbySearch:
 
         Memory only: the read model loads what it needs first (and checks the skus are
         known). A long walk gives the event loop its turn every WALK_SLICE_SECONDS."""
-        maps = {sku: of_sku.records for sku, of_sku in records.items()}
         now = self._clock()
         minute = now.replace(second=0, microsecond=0)
         cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
@@ -166,9 +168,9 @@ class NearbySearch:
         if found is None:
             found = await self._walk(kept, want, visible)
         if visible is None:
-            ship = self._answers.cached_ship_answer(lines, maps, now, cart)
+            ship = self._answers.cached_ship_answer(lines, records, now, cart)
         else:
-            ship = self._answers.ship_answer(lines, maps, now, exposure, visible)[0]
+            ship = self._answers.ship_answer(lines, records, now, exposure, visible)[0]
         return SearchResult(point, found, ship)
 
     def _from_block(self, kept: _CartAnswers, want: _Want) -> list[NearbyAnswer] | None:
@@ -226,7 +228,7 @@ class NearbySearch:
         grids = self._holder_grids_of(kept)
         keep = None if visible is None else (lambda location: location.id in visible)
         lat, lon = want.point
-        work = Work()
+        work = Work() if self.measure_work else None
         for near in nearest_in_any(grids, lat, lon, want.radius_km, keep=keep, work=work):
             if time.perf_counter() >= slice_ends:
                 await asyncio.sleep(0)
@@ -239,7 +241,8 @@ class NearbySearch:
             found.append(NearbyAnswer(answered[1], near.distance_km))
             if len(found) == want.limit:
                 break
-        self.last_walk = work
+        if work is not None:
+            self.last_walk = work
         return found
 
     def _qualifying(
@@ -273,7 +276,7 @@ class NearbySearch:
         held = [of_sku.records.get(location.id) for of_sku in kept.records]
         answer = StoreAnswer(
             location,
-            tuple(self._answers.lines(location, lines, held, now, exposure)),
+            tuple(self._answers.lines(location, lines, held, kept.versions, now, exposure)),
             self._answers.presentation(location, now),
         )
         entry = (min(valid_until(held, location, now), answer.presentation.valid_until), answer)
