@@ -165,16 +165,16 @@ class OmnistockServer:
             self.availability, self.runner.run, present=view_to_proto, read=self.reads.pair_views
         )
         self.changes.subscribe(self.watches.on_changes)
+        self.availability_servicer = AvailabilityServicer(
+            self.availability,
+            self.reads,
+            self.shopping,
+            self.runner,
+            self.watches,
+            banded_max_quantity=config.banded_max_quantity,
+        )
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
-            AvailabilityServicer(
-                self.availability,
-                self.reads,
-                self.shopping,
-                self.runner,
-                self.watches,
-                banded_max_quantity=config.banded_max_quantity,
-            ),
-            registrar,
+            self.availability_servicer, registrar
         )
         feed_pb2_grpc.add_FeedServiceServicer_to_server(
             FeedServicer(
