@@ -92,7 +92,7 @@ class ReadModel:
         """One sku at the given locations, in order, or at every active location by id
         (``visible``: the caller's scope, None for all)."""
         if location_ids:
-            views = self._availability.from_memory([(sku, i) for i in location_ids], exposure)
+            views = self._availability.sku_from_memory(sku, location_ids, exposure)
             if views is not None:
                 return views
         return await self._run(

@@ -44,6 +44,19 @@ class AvailabilityService:
 
     # -- GetAvailability
 
+    def sku_from_memory(
+        self, sku: str, location_ids: Sequence[str], exposure: Exposure
+    ) -> list[AvailabilityView] | None:
+        """One sku's answers at the named locations from memory alone, or None (as for
+        ``from_memory``; the hot product-page read, so without building pairs first)."""
+        locations = self._directory.cached(location_ids)
+        if locations is None:
+            return None
+        records = self._cached_records((sku, loc.id) for loc in locations)
+        if records is None or not any(records.values()):
+            return None  # a miss, or a sku that may not exist: ask the database
+        return self._views([(sku, loc) for loc in locations], records, exposure)
+
     def from_memory(
         self, pairs: Sequence[Pair], exposure: Exposure
     ) -> list[AvailabilityView] | None:
