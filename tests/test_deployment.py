@@ -125,8 +125,9 @@ def test_the_image_builds_where_a_docker_engine_runs() -> None:
 
 
 def test_the_health_probe_exits_0_on_a_serving_server_and_1_otherwise(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the in-process server's default database
     with InProcessServer() as server:
         assert main(["health", "--target", server.target]) == 0
         assert capsys.readouterr().out.strip().endswith("server: SERVING")

@@ -65,6 +65,9 @@ RULES = (
     Rule(f"{SERVER}.transport", SQL, "SQL is the store's"),
     Rule(f"{SERVER}.service", _s("transport", *ASSEMBLY), "service imports nothing from transport"),
     Rule(f"{SERVER}.service", GRPC + SQL, "gRPC is transport's and SQL the store's"),
+    # The read model sits with the services: it reads through the store and is read by both.
+    Rule(f"{SERVER}.readmodel", _s("transport", *ASSEMBLY), "the read model imports no transport"),
+    Rule(f"{SERVER}.readmodel", GRPC + SQL, "gRPC is transport's and SQL the store's"),
     Rule(
         f"{SERVER}.store",
         (SERVER,),

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from conftest import NOW, FixedClock
@@ -267,7 +268,7 @@ def test_the_cap_is_a_server_option(database_url: str, clock: FixedClock) -> Non
 
 
 def test_the_serve_command_takes_the_cap(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from omnistock.server import app
     from omnistock.server.cli import main
@@ -278,6 +279,7 @@ def test_the_serve_command_takes_the_cap(
         seen.append(config)
 
     monkeypatch.setattr(app, "serve", serve)
+    monkeypatch.chdir(tmp_path)  # the default database, made by serve's migrations
     assert main(["serve", "--banded-max-quantity", "25"]) == 0
     monkeypatch.setenv("OMNISTOCK_BANDED_MAX_QUANTITY", "6")
     assert main(["serve"]) == 0

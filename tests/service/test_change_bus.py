@@ -14,6 +14,8 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from omnistock.server.readmodel.directory import LocationDirectory
+from omnistock.server.readmodel.stock import StockCache
 from omnistock.server.service.changes import (
     RESYNC,
     ChangeBus,
@@ -23,8 +25,6 @@ from omnistock.server.service.changes import (
     decode,
     encode,
 )
-from omnistock.server.service.directory import LocationDirectory
-from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.store.change_bus import MAX_PAYLOAD_BYTES
 from omnistock.server.store.change_bus_sqlite import SqliteChangeLog
 from test_stock_cache import at, fill, rec

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from omnistock.server.domain.stock import Exposure
+from omnistock.server.readmodel.single_flight import SingleFlight
 from omnistock.server.service.availability import AvailabilityService
-from omnistock.server.service.single_flight import SingleFlight
 from omnistock.server.testing import InProcessServer
 
 

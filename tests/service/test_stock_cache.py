@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from omnistock.server.domain.stock import StockRecord
-from omnistock.server.service.stock_cache import ABSENT, StockCache
+from omnistock.server.readmodel.stock import ABSENT, SkuRecords, StockCache
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -46,9 +46,14 @@ def at(location: str, on_hand: int) -> StockRecord:
     return StockRecord(location, "S1", on_hand, 0, None, AT)
 
 
-def fill(cache: StockCache, sku: str, records: dict[str, StockRecord]) -> dict[str, StockRecord]:
+def fill(cache: StockCache, sku: str, records: dict[str, StockRecord]) -> SkuRecords:
     """Fill as a read that nothing raced with."""
     return cache.fill_sku(sku, records, token=cache.sku_token(sku))
+
+
+def records_of(cache: StockCache, sku: str) -> dict[str, StockRecord] | None:
+    entry = cache.get_sku(sku)
+    return None if entry is None else entry.records
 
 
 class Clock:
@@ -65,35 +70,40 @@ def test_a_sku_map_lives_for_its_ttl_and_until_a_write_touches_the_sku() -> None
     records = {"L1": at("L1", 5)}
     fill(cache, "S1", records)
     clock.now = 4.9
-    assert cache.get_sku("S1") is records
+    assert records_of(cache, "S1") == records
     clock.now = 5.0
     assert cache.get_sku("S1") is None
     fill(cache, "S1", {"L1": at("L1", 5)})
-    assert cache.get_sku("S1") == records
+    assert records_of(cache, "S1") == records
     cache.invalidate([("S1", "L1")])
     assert cache.get_sku("S1") is None
 
 
-def test_a_refill_keeps_the_records_and_the_map_that_did_not_change() -> None:
+def test_a_refill_keeps_the_version_while_no_record_changed() -> None:
     clock = Clock()
     cache = StockCache(ttl=1, timer=clock)
-    first = {"L1": at("L1", 5), "L2": at("L2", 3)}
-    assert fill(cache, "S1", first) is first
+    first = fill(cache, "S1", {"L1": at("L1", 5), "L2": at("L2", 3)})
     clock.now = 2.0
-    # The same values read again: the same map, so identity-keyed caches stay valid.
+    # The same values read again: the same version, so what was built on it stands.
     same = fill(cache, "S1", {"L1": at("L1", 5), "L2": at("L2", 3)})
-    assert same is first
-    # One record changed (after a write): a new map; the unchanged record is the old object.
+    assert same.version == first.version
+    # After a write, equal values read again still keep the version.
+    cache.invalidate([("S1", "L2")])
+    assert fill(cache, "S1", {"L1": at("L1", 5), "L2": at("L2", 3)}).version == first.version
+    # One record changed: a new version.
     cache.invalidate([("S1", "L2")])
     changed = fill(cache, "S1", {"L1": at("L1", 5), "L2": at("L2", 9)})
-    assert changed is not first
-    assert changed["L1"] is first["L1"]
-    assert changed["L2"] == at("L2", 9)
-    assert cache.get_sku("S1") is changed
+    assert changed.version != first.version
+    assert changed.records == {"L1": at("L1", 5), "L2": at("L2", 9)}
+    got = cache.get_sku("S1")
+    assert got is not None and got.version == changed.version
     # A record gone or added is a change too.
     cache.clear()
     fewer = fill(cache, "S1", {"L1": at("L1", 5)})
-    assert fewer == {"L1": at("L1", 5)} and fewer is not changed
+    assert fewer.records == {"L1": at("L1", 5)} and fewer.version not in {
+        first.version,
+        changed.version,
+    }
 
 
 def test_sku_maps_are_bounded_by_their_records_in_all() -> None:
@@ -116,8 +126,8 @@ def test_a_refill_is_dropped_after_a_write_to_its_sku_but_not_to_another() -> No
     clock.now = 2.0
     began = cache.sku_token("S1")  # a refill starts reading ...
     cache.invalidate([("S2", "L1")])  # ... another sku is written meanwhile
-    refreshed = cache.fill_sku("S1", {"L1": at("L1", 6)}, token=began)
-    assert cache.get_sku("S1") is refreshed
+    cache.fill_sku("S1", {"L1": at("L1", 6)}, token=began)
+    assert records_of(cache, "S1") == {"L1": at("L1", 6)}
     began = cache.sku_token("S1")  # a refill starts reading 6 ...
     cache.invalidate([("S1", "L1")])  # ... a writer commits 7 and invalidates ...
     cache.fill_sku("S1", {"L1": at("L1", 6)}, token=began)  # ... the 6 is not kept
@@ -128,8 +138,7 @@ def test_a_refill_is_dropped_after_a_write_to_its_sku_but_not_to_another() -> No
 def test_records_past_their_ttl_are_offered_for_one_more_ttl_at_most() -> None:
     clock = Clock()
     cache = StockCache(ttl=1, timer=clock)
-    records = {"L1": at("L1", 5)}
-    fill(cache, "S1", records)
+    records = fill(cache, "S1", {"L1": at("L1", 5)})
     clock.now = 0.5
     assert cache.peek_sku("S1") == (records, False)
     clock.now = 1.5  # due: used while read again

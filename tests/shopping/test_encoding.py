@@ -10,7 +10,7 @@ from omnistock.server.domain.fulfillment import CartLine
 from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.locations import Capabilities, Location, LocationKind
 from omnistock.server.domain.stock import Exposure, StockRecord, view_missing, view_record
-from omnistock.server.service.nearby import (
+from omnistock.server.service.answers import (
     LineAnswer,
     NearbyAnswer,
     Presentation,
@@ -99,6 +99,7 @@ def test_encoded_response_parses_to_the_message_built_field_by_field(
             open_day if i % 3 else DayHours(NOW.date(), None, None),
             bool(i % 2),
             NOW.replace(hour=12, minute=30) if i % 4 else None,
+            valid_until=MINUTE + timedelta(minutes=1),
         )
         on_hand = [[5, 0, None], [None, None, None], [1, 2, 3]][i % 3]
         found.append(
@@ -127,7 +128,9 @@ def test_a_changed_line_answer_is_encoded_afresh() -> None:
     presenter = NearbyPresenter()
     loc = location(1)
     lines = [CartLine("PHONE", 1)]
-    presentation = Presentation(MINUTE, DayHours(NOW.date(), None, None), True, None)
+    presentation = Presentation(
+        MINUTE, DayHours(NOW.date(), None, None), True, None, valid_until=MINUTE
+    )
 
     def search(on_hand: int) -> availability_pb2.SearchNearbyResponse:
         answer = NearbyAnswer(StoreAnswer(loc, answers(loc, lines, [on_hand]), presentation), 1.0)

@@ -4,6 +4,7 @@ notice from another process) still sends the next search to the database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -13,8 +14,10 @@ from factories import store
 from omnistock.client import Client, LatLng
 from omnistock.server.domain.fulfillment import CartLine, Method
 from omnistock.server.domain.stock import Exposure
-from omnistock.server.service.nearby import Origin, ShoppingService
-from omnistock.server.service.stock_cache import StockCache
+from omnistock.server.readmodel.queries import ReadModel
+from omnistock.server.readmodel.stock import StockCache
+from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.origins import Origin
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reads import StockReader
 from omnistock.server.testing import InProcessServer
@@ -47,9 +50,20 @@ class CountingReads:
         return self._stock.records_for_sku(sku, location_ids)
 
 
-def shopping_over(
+class Pool:
+    """The read model's database pool, run inline, counting the calls sent to it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return fn(*args, **kwargs)
+
+
+def reads_over(
     server: InProcessServer, background: Callable[[Callable[[], None]], object] | None
-) -> tuple[ShoppingService, CountingReads, StockCache, Timer]:
+) -> tuple[ReadModel, CountingReads, StockCache, Timer, Pool]:
     app = server.server
     assert app is not None
     timer = Timer()
@@ -61,9 +75,21 @@ def shopping_over(
         PostcodeRepository(app.engine),
         clock=FixedClock(),
         cache=cache,
+    )
+    pool = Pool()
+    model = ReadModel(
+        availability=app.availability,
+        shopping=shopping,
+        directory=app.directory,
+        cache=cache,
+        run=pool,
         background=background,
     )
-    return shopping, reads, cache, timer
+    return model, reads, cache, timer, pool
+
+
+def search(model: ReadModel) -> Any:
+    return asyncio.run(model.search_nearby(CART, DAM, **OPTIONS))
 
 
 def load(client: Client) -> None:
@@ -84,43 +110,47 @@ def test_expired_records_serve_while_one_refresh_reads_them_again(
 ) -> None:
     load(client)
     submitted: list[Callable[[], None]] = []
-    shopping, reads, cache, timer = shopping_over(server, submitted.append)
-    first = shopping.search_nearby(CART, DAM, **OPTIONS)
-    assert ids(first) == ["AMS-1", "AMS-2"] and reads.reads == 2
+    model, reads, cache, timer, pool = reads_over(server, submitted.append)
+    first = search(model)
+    assert ids(first) == ["AMS-1", "AMS-2"] and reads.reads == 2 and pool.calls == 2
 
     timer.now = 1.5  # past the TTL
-    again = shopping.cached_search_nearby(CART, DAM, **OPTIONS)
-    assert again is not None and ids(again) == ids(first)
+    again = search(model)
+    assert ids(again) == ids(first) and pool.calls == 2  # answered from memory
     assert reads.reads == 2 and len(submitted) == 2  # one refresh a sku, none run yet
-    shopping.cached_search_nearby(CART, DAM, **OPTIONS)
+    search(model)
     assert len(submitted) == 2  # refreshes under way are not asked for again
 
     before = cache.peek_sku("PHONE")[0]
     timer.now = 2.0  # twice the TTL, and the refreshes not back: no longer used
-    assert shopping.cached_search_nearby(CART, DAM, **OPTIONS) is None
+    assert ids(search(model)) == ids(first)
+    assert pool.calls == 4 and reads.reads == 4  # read again, on the pool
     for refresh in submitted:
         refresh()
-    assert reads.reads == 4
-    # Nothing changed: the same records map, so every answer built on it stands.
+    assert reads.reads == 6
+    # Nothing changed: the same version, so every answer built on the records stands.
     after, due = cache.peek_sku("PHONE")
-    assert after is before and not due
+    assert before is not None and after is not None and not due
+    assert after.version == before.version and after.records == before.records
 
     # A write drops the records: the next search must read them.
     cache.invalidate([("PHONE", "AMS-1")])
-    assert shopping.cached_search_nearby(CART, DAM, **OPTIONS) is None
+    search(model)
+    assert pool.calls == 5
 
 
 def test_without_a_background_runner_expired_records_send_the_search_to_the_database(
     server: InProcessServer, client: Client
 ) -> None:
     load(client)
-    shopping, reads, _, timer = shopping_over(server, None)
-    shopping.search_nearby(CART, DAM, **OPTIONS)
-    assert shopping.cached_search_nearby(CART, DAM, **OPTIONS) is not None
+    model, reads, _, timer, pool = reads_over(server, None)
+    search(model)
+    assert pool.calls == 2
+    search(model)
+    assert pool.calls == 2  # from memory
     timer.now = 1.5
-    assert shopping.cached_search_nearby(CART, DAM, **OPTIONS) is None
-    assert ids(shopping.search_nearby(CART, DAM, **OPTIONS)) == ["AMS-1", "AMS-2"]
-    assert reads.reads == 4
+    assert ids(search(model)) == ["AMS-1", "AMS-2"]
+    assert pool.calls == 4 and reads.reads == 4
 
 
 def test_a_sku_read_again_keeps_the_records_that_did_not_change(

@@ -20,17 +20,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from omnistock.server import redaction
 from omnistock.server.config import ServerConfig
+from omnistock.server.readmodel.directory import LocationDirectory
+from omnistock.server.readmodel.queries import ReadModel
+from omnistock.server.readmodel.stock import StockCache
 from omnistock.server.service.audit import AuditLog
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.changes import ChangeBus, ChannelTransport
-from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.retention import RetentionJob
-from omnistock.server.service.stock_cache import StockCache
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.change_bus import change_channel
 from omnistock.server.store.database import create_database_engine, migrate
@@ -114,8 +115,6 @@ class OmnistockServer:
         self.changes = ChangeBus(
             ChannelTransport(change_channel(self.engine, poll_seconds=config.change_poll_seconds))
         )
-        self.changes.subscribe(self.stock_cache.apply)
-        self.changes.subscribe(self.directory.apply)
         self.audit = AuditLog(AuditRepository(self.engine))
         self.layer = InterceptorLayer(
             auth=Authenticator(
@@ -154,24 +153,37 @@ class OmnistockServer:
         self.availability = AvailabilityService(
             self.stock_repo, self.directory, clock=clock, cache=self.stock_cache
         )
-        self.watches = WatchHub(self.availability, self.runner.run, present=view_to_proto)
+        self.shopping = ShoppingService(
+            self.stock_repo,
+            self.directory,
+            PostcodeRepository(self.engine),
+            clock=clock,
+            cache=self.stock_cache,
+        )
+        # The read model: every cached copy, invalidated by the change bus alone.
+        self.reads = ReadModel(
+            availability=self.availability,
+            shopping=self.shopping,
+            directory=self.directory,
+            cache=self.stock_cache,
+            run=self.runner.run,
+            background=self.runner.submit,
+        )
+        self.changes.subscribe(self.reads.apply)
+        self.watches = WatchHub(
+            self.availability, self.runner.run, present=view_to_proto, read=self.reads.pair_views
+        )
         self.changes.subscribe(self.watches.on_changes)
+        self.availability_servicer = AvailabilityServicer(
+            self.availability,
+            self.reads,
+            self.shopping,
+            self.runner,
+            self.watches,
+            banded_max_quantity=config.banded_max_quantity,
+        )
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
-            AvailabilityServicer(
-                self.availability,
-                ShoppingService(
-                    self.stock_repo,
-                    self.directory,
-                    PostcodeRepository(self.engine),
-                    clock=clock,
-                    cache=self.stock_cache,
-                    background=self.runner.submit,
-                ),
-                self.runner,
-                self.watches,
-                banded_max_quantity=config.banded_max_quantity,
-            ),
-            registrar,
+            self.availability_servicer, registrar
         )
         feed_pb2_grpc.add_FeedServiceServicer_to_server(
             FeedServicer(

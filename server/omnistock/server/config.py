@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from omnistock.server.domain.reservations import TtlPolicy
 from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY
+from omnistock.server.readmodel.stock import DEFAULT_MAXSIZE, DEFAULT_TTL_SECONDS
 from omnistock.server.service.retention import Retention
-from omnistock.server.service.stock_cache import DEFAULT_MAXSIZE, DEFAULT_TTL_SECONDS
 from omnistock.server.store.database import DEFAULT_DATABASE_URL
 
 DEFAULT_LISTEN = "127.0.0.1:50051"

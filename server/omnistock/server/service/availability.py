@@ -1,12 +1,8 @@
 """Availability reads: stored records through the stock rules, at the caller's exposure.
 
-Each read has two entry points:
-
-- ``cached_*`` answers from memory only, so it may run on the event loop; it
-  returns None when anything it needs is not cached;
-- the plain method may touch the database, so it runs on a database thread.
-
-Both build their answers with the same code (``_views``).
+``from_memory`` answers from the read model's copies alone (the event loop may call it);
+the other reads load what they need, so they run on a database thread. The read model
+(readmodel.queries) chooses between them; both build answers with the same code (``_views``).
 """
 
 from __future__ import annotations
@@ -23,9 +19,9 @@ from omnistock.server.domain.stock import (
     view_missing,
     view_record,
 )
-from omnistock.server.service.directory import LocationDirectory
-from omnistock.server.service.single_flight import SingleFlight
-from omnistock.server.service.stock_cache import ABSENT, StockCache
+from omnistock.server.readmodel.directory import LocationDirectory
+from omnistock.server.readmodel.single_flight import SingleFlight
+from omnistock.server.readmodel.stock import ABSENT, StockCache
 from omnistock.server.store.stock import StockRepository
 
 Pair = tuple[str, str]  # (sku, location_id)
@@ -48,12 +44,11 @@ class AvailabilityService:
 
     # -- GetAvailability
 
-    def cached_availability(
-        self, sku: str, location_ids: Sequence[str], *, exposure: Exposure
+    def sku_from_memory(
+        self, sku: str, location_ids: Sequence[str], exposure: Exposure
     ) -> list[AvailabilityView] | None:
-        """The answer from memory alone, or None. For a list of locations only."""
-        if not location_ids:
-            return None
+        """One sku's answers at the named locations from memory alone, or None (as for
+        ``from_memory``; the hot product-page read, so without building pairs first)."""
         locations = self._directory.cached(location_ids)
         if locations is None:
             return None
@@ -61,6 +56,21 @@ class AvailabilityService:
         if records is None or not any(records.values()):
             return None  # a miss, or a sku that may not exist: ask the database
         return self._views([(sku, loc) for loc in locations], records, exposure)
+
+    def from_memory(
+        self, pairs: Sequence[Pair], exposure: Exposure
+    ) -> list[AvailabilityView] | None:
+        """Each pair's answer from memory alone, or None when a location or a record is not
+        cached, or a sku of ``pairs`` has no cached record (it may not exist: the database
+        says). Never touches the database."""
+        found = self._cached_pairs(pairs)
+        if found is None:
+            return None
+        records, by_id = found
+        reported = {sku for (sku, _), record in records.items() if record is not None}
+        if any(sku not in reported for sku, _ in pairs):
+            return None
+        return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
 
     def get_availability(
         self,
@@ -106,18 +116,6 @@ class AvailabilityService:
         return {i for i in location_ids if i in active}
 
     # -- BatchGetAvailability
-
-    def cached_batch(
-        self, pairs: Sequence[Pair], *, exposure: Exposure
-    ) -> list[AvailabilityView] | None:
-        found = self._cached_pairs(pairs)
-        if found is None:
-            return None
-        records, by_id = found
-        reported = {sku for (sku, _), record in records.items() if record is not None}
-        if any(sku not in reported for sku, _ in pairs):
-            return None  # some sku may not exist: ask the database
-        return self._views([(sku, by_id[loc]) for sku, loc in pairs], records, exposure)
 
     def _cached_pairs(
         self, pairs: Sequence[Pair]

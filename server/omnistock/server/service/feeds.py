@@ -21,8 +21,8 @@ from omnistock.server.domain.feed_order import MAX_QUANTITY, DeltaRow
 from omnistock.server.domain.locations import Location
 from omnistock.server.domain.stock import AvailabilityView, Exposure, is_stale, view_record
 from omnistock.server.domain.timeutil import from_micros, to_micros
+from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.service.changes import ChangeBus, Changes
-from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.store.feed_status import FeedStatusRecord, FeedStatusRepository
 from omnistock.server.store.feeds import (
     DeltaOutcome,

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.locations import Location, LocationKind
+from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.service.changes import ChangeBus, Changes
-from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.store.locations import LocationRepository
 
 
@@ -33,11 +33,14 @@ class LocationService:
         return list(locations)
 
     def get_location(self, location_id: str) -> Location:
-        self._directory.refresh()
-        location = self._directory.get(location_id)
-        if location is None:
+        """The location as stored now: one row read, not a reload of the directory (which
+        held the GIL for milliseconds with thousands of locations)."""
+        found = self._repository.get_page(
+            after_id="", limit=1, kind=None, ids=frozenset([location_id])
+        )
+        if not found:
             raise NotFound("location", [location_id], reason="LOCATION_NOT_FOUND")
-        return location
+        return found[0]
 
     def list_locations(
         self,

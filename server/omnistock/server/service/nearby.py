@@ -1,213 +1,48 @@
 """Shoppers' answers: nearby stores for a cart, and ranked ways to get it.
 
-Locations come from a grid index over the location directory (rebuilt when the
-directory changes); stock comes from one read per sku of all its records (the
-stock key is sku first, so that is one range scan), cached per sku.
+Split by concept:
+
+- origins.py: where a search starts (a position, a postal code);
+- spatial.py: the grid index of every location and of each sku's holders;
+- search.py: SearchNearby's walk over them, from the memory of the minute;
+- answers.py: what an answer says of a store, a line and a shipment, and its memo;
+- domain.fulfillment: which options a cart has, and how they rank (a pure rule).
+
+Stock comes from one read per sku of all its records (the stock key is sku first, so
+that is one range scan), kept in the read model's stock cache.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import operator
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.fulfillment import (
     CartLine,
     Method,
     Option,
-    can_supply,
-    delivered_by,
-    delivery_date,
-    rank,
+    ShipSupply,
+    StoreSupply,
 )
-from omnistock.server.domain.geo import (
-    GridIndex,
-    block_key,
-    nearest_in_any,
-    nearest_in_block,
-)
-from omnistock.server.domain.hours import DayHours, hours_on, is_open, ready_by
+from omnistock.server.domain.fulfillment import fulfillment_options as build_options
+from omnistock.server.domain.geo import Work
 from omnistock.server.domain.locations import Location, LocationKind
-from omnistock.server.domain.stock import (
-    AvailabilityView,
-    Exposure,
-    StockRecord,
-    available_to_sell,
-    is_stale,
-    reserved_at,
-    view_missing,
-    view_record,
+from omnistock.server.domain.stock import Exposure
+from omnistock.server.readmodel.directory import LocationDirectory
+from omnistock.server.readmodel.stock import SkuRecords, StockCache
+from omnistock.server.service.answers import (
+    AnswerMemo,
+    Presentation,
+    SearchResult,
+    records_at,
+    versions_of,
 )
-from omnistock.server.service.directory import LocationDirectory
-from omnistock.server.service.minute_cache import MinuteCache
-from omnistock.server.service.stock_cache import StockCache
-from omnistock.server.store.postcodes import PostcodeRepository, normalize_postal_code
+from omnistock.server.service.origins import Origin, OriginResolver
+from omnistock.server.service.search import NearbySearch
+from omnistock.server.service.spatial import SpatialIndex
+from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.stock import StockRepository
-
-log = logging.getLogger("omnistock.nearby")
-
-# The most carts whose store answers are kept each minute, and stores for each cart.
-_CARTS = 500
-_STORES_A_CART = 200
-# The most stores listed in the blocks of cells kept for each cart, each minute.
-_BLOCK_STORES_A_CART = 2_000
-# The most skus whose holders' grids are kept.
-_HOLDER_GRIDS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    latitude: float | None = None
-    longitude: float | None = None
-    postal_code: str = ""
-    country: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class LineAnswer:
-    line: CartLine
-    view: AvailabilityView
-    fulfillable: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Presentation:
-    """What a nearby answer says of a location besides its stock, for one minute."""
-
-    minute: datetime
-    today: DayHours
-    open_now: bool
-    ready_by: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreAnswer:
-    """What a nearby answer says of one store for one cart: each line's answer, and the
-    store's presentation. Reused within the minute while the store's records stand."""
-
-    location: Location
-    lines: tuple[LineAnswer, ...]
-    presentation: Presentation
-    fulfillable: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fulfillable", sum(a.fulfillable for a in self.lines))
-
-    @property
-    def has_all(self) -> bool:
-        return self.fulfillable == len(self.lines)
-
-
-@dataclass(slots=True)  # not frozen: made for every store listed, and frozen costs 2x
-class NearbyAnswer:
-    store: StoreAnswer
-    distance_km: float
-
-    @property
-    def location(self) -> Location:
-        return self.store.location
-
-    @property
-    def lines(self) -> tuple[LineAnswer, ...]:
-        return self.store.lines
-
-    @property
-    def presentation(self) -> Presentation:
-        return self.store.presentation
-
-    @property
-    def ready_by(self) -> datetime | None:
-        return self.store.presentation.ready_by
-
-    @property
-    def today(self) -> DayHours:
-        return self.store.presentation.today
-
-    @property
-    def open_now(self) -> bool:
-        return self.store.presentation.open_now
-
-    @property
-    def has_all(self) -> bool:
-        return self.store.has_all
-
-
-@dataclass(frozen=True, slots=True)
-class ShipAnswer:
-    location: Location
-    lines: list[LineAnswer]
-    delivery: datetime
-
-    @property
-    def has_all(self) -> bool:
-        return all(line.fulfillable for line in self.lines)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    origin: tuple[float, float]
-    locations: list[NearbyAnswer]
-    ship: ShipAnswer | None
-
-
-# A block of cells around an origin's cell, and a search's filter: pickup, lines needed,
-# open now.
-_BlockKey = tuple[tuple[int, int], bool, int, bool]
-# Until when a block's answer stands, and its qualifying stores with their unit vectors.
-_Block = tuple[datetime, list[StoreAnswer], list[tuple[float, float, float]]]
-
-
-@dataclass(slots=True)
-class _CartAnswers:
-    """A cart's store answers of one minute, built on ``maps`` (each line's records by
-    location id) and the directory's ``generation``: by location id, until when each
-    stands and the answer (at most _STORES_A_CART); and by block of cells and filter,
-    the qualifying stores of the block (see ShoppingService._from_block)."""
-
-    maps: tuple[dict[str, StockRecord], ...]
-    generation: int
-    answers: dict[str, tuple[datetime, StoreAnswer]] = field(default_factory=dict)
-    blocks: dict[_BlockKey, _Block] = field(default_factory=dict)
-    # The stores listed in ``blocks``, at most _BLOCK_STORES_A_CART.
-    block_stores: int = 0
-
-    def keep_block(self, key: _BlockKey, block: _Block) -> None:
-        replaced = self.blocks.pop(key, None)
-        if replaced is not None:
-            self.block_stores -= len(replaced[1])
-        if self.block_stores + len(block[1]) > _BLOCK_STORES_A_CART:
-            self.blocks.clear()  # origins all over the map: start over rather than grow
-            self.block_stores = 0
-        self.blocks[key] = block
-        self.block_stores += len(block[1])
-
-
-@dataclass(slots=True)  # not frozen: made for every search, and frozen costs 2x
-class _Want:
-    """One search: what it asks of a store (the cart, pickup (else ship to store), how
-    many lines it must have, whether it must be open now), the exposure, where it
-    searches from and how far, how many stores, and its moment."""
-
-    lines: Sequence[CartLine]
-    pickup: bool
-    needed: int
-    open_now: bool
-    exposure: Exposure
-    point: tuple[float, float]
-    radius_km: float
-    limit: int
-    now: datetime
-
-
-class _NeedsDatabase(Exception):
-    """A memory-only search met something it would have to read from the database."""
 
 
 class ShoppingService:
@@ -219,60 +54,32 @@ class ShoppingService:
         *,
         clock: Callable[[], datetime],
         cache: StockCache | None = None,
-        background: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._stock = stock
-        # Runs a refresh off the event loop (a database thread); with it, a search from
-        # memory goes on with cached records whose TTL has passed while they are read
-        # again, instead of sending the search to the database. Writes in this process
-        # and the change bus drop cached records at once; the TTL only bounds how long
-        # a lost change notice could go unseen.
-        self._background = background
-        self._refreshing: set[object] = set()
-        self._refresh_lock = threading.Lock()
         self._directory = directory
-        self._postcodes = postcodes
         self._clock = clock
         self._cache = cache or StockCache(maxsize=0)
-        self._index_lock = threading.Lock()
-        # Keyed by the identity of a cached records map; the map itself is kept in the
-        # value so that its id cannot be reused while the entry lives. A plain dict, read
-        # without the lock (searches read it on the event loop), emptied when full.
-        self._holder_grids: dict[int, tuple[dict[str, StockRecord], int, GridIndex[Location]]] = {}
-        self._ship_answers: MinuteCache[
-            tuple[tuple[str, Exposure], int, int], tuple[ShipAnswer | None, datetime]
-        ] = MinuteCache(max_entries=10_000)
-        # Both kept with the Location they were built from: a location changed in the
-        # directory (a new object) is presented and answered afresh within the minute.
-        self._presentations: MinuteCache[str, tuple[Location, Presentation]] = MinuteCache()
-        self._line_answers: MinuteCache[
-            tuple[str, str, int, Exposure],
-            tuple[StockRecord | None, bool, int, LineAnswer, Location],
-        ] = MinuteCache()
-        # The carts' store answers of the minute (see _CartAnswers), at most _CARTS.
-        self._store_answers: MinuteCache[tuple[str, Exposure], _CartAnswers] = MinuteCache(
-            max_entries=_CARTS
+        self._origins = OriginResolver(directory, postcodes)
+        self._spatial = SpatialIndex(directory)
+        self._answers = AnswerMemo(directory, lambda: self._cache.generation)
+        self._search = NearbySearch(
+            self._spatial,
+            self._answers,
+            clock=clock,
+            directory_generation=lambda: directory.generation,
         )
-        self._index: tuple[int, GridIndex[Location]] | None = None
 
     def now(self) -> datetime:
         return self._clock()
 
-    # -- building blocks
+    def measure_walks(self) -> None:
+        """Count what each search's walk reads from now on (see ``last_walk``)."""
+        self._search.measure_work = True
 
-    def _grid(self) -> GridIndex[Location]:
-        self._directory.all()  # refreshes the directory when due
-        generation = self._directory.generation
-        index = self._index
-        if index is None or index[0] != generation:
-            with self._index_lock:
-                locations = [loc for loc in self._directory.all() if loc.active]
-                index = (
-                    generation,
-                    GridIndex((loc, loc.latitude, loc.longitude) for loc in locations),
-                )
-                self._index = index
-        return index[1]
+    @property
+    def last_walk(self) -> Work:
+        """What the last search's walk read (cells, candidates), once measure_walks."""
+        return self._search.last_walk
 
     def require_locations(self, location_ids: Sequence[str]) -> None:
         """NOT_FOUND unless every id names a location."""
@@ -290,7 +97,7 @@ class ShoppingService:
         those ``visible`` (None: all): the scope applies before the limit."""
         point = self.resolve(origin, visible)
         stores = []
-        for near in self._grid().nearest_first(point[0], point[1], radius_km):
+        for near in self._spatial.locations().nearest_first(point[0], point[1], radius_km):
             if near.item.kind is LocationKind.STORE and (
                 visible is None or near.item.id in visible
             ):
@@ -300,184 +107,50 @@ class ShoppingService:
         return stores
 
     def resolve(self, origin: Origin, visible: frozenset[str] | None = None) -> tuple[float, float]:
-        """A point for the origin: its position, else its postal code's centroid, else the
-        centroid of the locations ``visible`` (a caller's scope; None: all) with that
-        postal code. NOT_FOUND when none knows it: a code that only a location outside
-        the scope has reads as unknown, so its answer never gives that location away."""
-        if origin.latitude is not None and origin.longitude is not None:
-            return origin.latitude, origin.longitude
-        found = self._postcodes.lookup(origin.postal_code, origin.country)
-        if found is not None:
-            return found
-        wanted = normalize_postal_code(origin.postal_code)
-        matches = [
-            loc
-            for loc in self._directory.all()
-            if (visible is None or loc.id in visible)
-            and normalize_postal_code(loc.postal_code) == wanted
-            and (not origin.country or loc.country == origin.country.upper())
-        ]
-        if not matches:
-            raise NotFound("postal_code", [origin.postal_code], reason="POSTAL_CODE_NOT_FOUND")
-        return (
-            sum(loc.latitude for loc in matches) / len(matches),
-            sum(loc.longitude for loc in matches) / len(matches),
-        )
+        """A point for the origin (see OriginResolver.resolve); may read the database."""
+        return self._origins.resolve(origin, visible)
 
-    def _records(
-        self,
-        skus: Sequence[str],
-        *,
-        memory_only: bool = False,
-        visible: frozenset[str] | None = None,
-    ) -> dict[str, dict[str, StockRecord]]:
-        """Every record of each sku, by location id; NOT_FOUND for a sku no location
+    def records(
+        self, skus: Sequence[str], *, visible: frozenset[str] | None = None
+    ) -> dict[str, SkuRecords]:
+        """Every record of each sku, read when not cached; NOT_FOUND for a sku no location
         ``visible`` (a caller's scope; None: all) has reported."""
-        result: dict[str, dict[str, StockRecord]] = {}
+        result = {}
         for sku in skus:
-            if memory_only:
-                cached, due = self._cache.peek_sku(sku)
-                if cached is None or (due and self._background is None):
-                    raise _NeedsDatabase
-                if due:
-                    self._later(("sku", sku), functools.partial(self._read_sku, sku))
-            else:
-                cached = self._cache.get_sku(sku)
-                if cached is None:
-                    cached = self._read_sku(sku)
-            result[sku] = cached
-        unknown = [
-            sku
-            for sku, records in result.items()
-            if not records or (visible is not None and visible.isdisjoint(records))
-        ]
-        if unknown:
-            raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
+            cached = self._cache.get_sku(sku)
+            result[sku] = self.read_sku(sku) if cached is None else cached
+        self.check_reported(result, visible)
         return result
 
-    def _read_sku(self, sku: str) -> dict[str, StockRecord]:
+    def read_sku(self, sku: str) -> SkuRecords:
+        """Every record of ``sku`` from the database, kept in the cache."""
         token = self._cache.sku_token(sku)
         read = {r.location_id: r for r in self._stock.records_for_sku(sku, None)}
         return self._cache.fill_sku(sku, read, token=token)
 
-    def _later(self, key: object, refresh: Callable[[], object]) -> None:
-        """Run ``refresh`` in the background unless a refresh of ``key`` is under way."""
-        assert self._background is not None
-        with self._refresh_lock:
-            if key in self._refreshing:
-                return
-            self._refreshing.add(key)
+    def check_reported(
+        self, records: dict[str, SkuRecords], visible: frozenset[str] | None
+    ) -> None:
+        """NOT_FOUND for a sku that no location ``visible`` (None: all) has reported."""
+        unknown = [
+            sku
+            for sku, of_sku in records.items()
+            if not of_sku.records or (visible is not None and visible.isdisjoint(of_sku.records))
+        ]
+        if unknown:
+            raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
 
-        def run() -> None:
-            try:
-                refresh()
-            except Exception:
-                log.exception("refreshing %s in the background failed", key)
-            finally:
-                with self._refresh_lock:
-                    self._refreshing.discard(key)
-
-        try:
-            self._background(run)
-        except RuntimeError:  # the pool has shut down: the server is stopping
-            with self._refresh_lock:
-                self._refreshing.discard(key)
-
-    def _lines(
-        self,
-        location: Location,
-        lines: Sequence[CartLine],
-        held: Sequence[StockRecord | None],
-        now: datetime,
-        exposure: Exposure,
-    ) -> list[LineAnswer]:
-        """Each line's answer at ``location``, from ``held``: the location's record of
-        each line's sku (None where it has none)."""
-        policy = location.stock_policy
-        minute = now.replace(second=0, microsecond=0)
-        answers = []
-        for line, record in zip(lines, held, strict=True):
-            # Within a minute the same record, quantity and exposure give the same answer
-            # (confidence moves slowly), unless the record has gone stale meanwhile.
-            stale = record is not None and is_stale(
-                now - record.source_updated_at, policy.freshness_budget
-            )
-            # A hold that lapses within the minute changes the answer at once.
-            holding = reserved_at(record, now) if record is not None and record.holds else 0
-            key = (location.id, line.sku, line.quantity, exposure)
-            cached = self._line_answers.get(minute, key)
-            if (
-                cached is not None
-                and cached[0] is record
-                and cached[1] == stale
-                and cached[2] == holding
-                and cached[4] is location
-            ):
-                answers.append(cached[3])
-                continue
-            if record is None:
-                view = view_missing(location.id, line.sku, policy, exposure=exposure)
-                ats = 0
-            else:
-                view = view_record(record, policy, now=now, exposure=exposure)
-                ats = available_to_sell(
-                    record.on_hand,
-                    reserved_at(record, now),
-                    policy.safety_stock_for(record.safety_stock),
-                )
-            answer = LineAnswer(line, view, can_supply(view, line.quantity, ats))
-            self._line_answers.put(minute, key, (record, stale, holding, answer, location))
-            answers.append(answer)
-        return answers
-
-    def _ship_answer(
-        self,
-        lines: Sequence[CartLine],
-        records: dict[str, dict[str, StockRecord]],
-        now: datetime,
-        exposure: Exposure,
-        visible: frozenset[str] | None = None,
-    ) -> tuple[ShipAnswer | None, datetime]:
-        """The best shipping location (of those ``visible``, None for all): has every
-        line, then earliest delivery, then id; failing that, the one with most lines. And
-        until when that stands with time alone (a record going stale, a hold lapsing)."""
-        best: tuple[tuple[object, ...], ShipAnswer] | None = None
-        until = _FOREVER
-        for location in self._directory.shippers(renew=False):
-            if visible is not None and location.id not in visible:
-                continue
-            held = _held(records, lines, location)
-            until = min(until, _valid_until(held, location, now))
-            answers = self._lines(location, lines, held, now, exposure)
-            delivery = delivered_by(location, delivery_date(location, now))
-            answer = ShipAnswer(location, answers, delivery)
-            key = (-sum(a.fulfillable for a in answers), delivery, location.id)
-            if best is None or key < best[0]:
-                best = (key, answer)
-        return (None if best is None else best[1]), until
+    def presentation(self, location: Location, now: datetime) -> Presentation:
+        """Today's hours, open now and ready-by (see AnswerMemo.presentation)."""
+        return self._answers.presentation(location, now)
 
     # -- SearchNearby
 
-    def cached_search_nearby(
-        self, lines: Sequence[CartLine], origin: Origin, **options: Any
-    ) -> SearchResult | None:
-        """search_nearby from memory alone, so the event loop may run it; None when it
-        would need the database (a postal code, a sku not cached, a directory refresh)."""
-        if origin.latitude is None:
-            return None
-        if not self._directory.is_fresh():
-            if self._background is None or self._directory.generation == 0:
-                return None
-            self._later("directory", self._directory.all)
-        try:
-            return self.search_nearby(lines, origin, memory_only=True, **options)
-        except _NeedsDatabase:
-            return None
-
-    def search_nearby(
+    async def search_nearby(
         self,
         lines: Sequence[CartLine],
-        origin: Origin,
+        point: tuple[float, float],
+        records: dict[str, SkuRecords],
         *,
         radius_km: float,
         limit: int,
@@ -486,216 +159,24 @@ class ShoppingService:
         require_all: bool,
         exposure: Exposure,
         visible: frozenset[str] | None = None,
-        memory_only: bool = False,
     ) -> SearchResult:
-        """The ``limit`` nearest stores within ``radius_km`` that serve ``method`` and
-        have at least one line (``require_all``: every line), nearest first; ``visible``:
-        only those locations (a caller's scope), None for all."""
-        if not memory_only:
-            # Renews the directory when its check is due (the memory-only path waits
-            # for that), even when every grid and answer this search needs is cached.
-            self._directory.all()
-        point = self.resolve(origin, visible)
-        records = self._records(
-            [line.sku for line in lines], memory_only=memory_only, visible=visible
-        )
-        now = self._clock()
-        minute = now.replace(second=0, microsecond=0)
-        cart = ("\x1f".join(f"{line.sku}={line.quantity}" for line in lines), exposure)
-        # This cart's store answers for the minute, while the sku record maps and the
-        # locations they were built on stand: a map is replaced whenever one of its
-        # records changes, and kept (the same object) while none does (see
-        # StockCache.fill_sku); the directory's generation grows when a location changes.
-        maps = tuple([records[line.sku] for line in lines])
-        generation = self._directory.generation
-        kept = self._store_answers.get(minute, cart)
-        if (
-            kept is None
-            or kept.generation != generation
-            or not all(map(operator.is_, kept.maps, maps))
-        ):
-            kept = _CartAnswers(maps, generation)
-            self._store_answers.put(minute, cart, kept)
-        want = _Want(
+        """The ``limit`` nearest stores to ``point`` within ``radius_km`` that serve
+        ``method`` and have at least one line (``require_all``: every line), nearest
+        first, from ``records`` (every record of each line's sku); ``visible``: only those
+        locations (a caller's scope), None for all. Memory only (see NearbySearch)."""
+        self.check_reported(records, visible)
+        return await self._search.search_nearby(
             lines,
-            method is not Method.SHIP_TO_STORE,
-            len(lines) if require_all else 1,
-            open_now,
-            exposure,
             point,
-            radius_km,
-            limit,
-            now,
+            records,
+            radius_km=radius_km,
+            limit=limit,
+            open_now=open_now,
+            method=method,
+            require_all=require_all,
+            exposure=exposure,
+            visible=visible,
         )
-        found = None
-        if visible is None:
-            found = self._from_block(kept, want)
-        if found is None:
-            found = self._walk(kept, want, visible)
-        if visible is None:
-            ship = self._cached_ship_answer(lines, records, now, cart)
-        else:
-            ship = self._ship_answer(lines, records, now, exposure, visible)[0]
-        return SearchResult(point, found, ship)
-
-    def _from_block(self, kept: _CartAnswers, want: _Want) -> list[NearbyAnswer] | None:
-        """The answer from the stores that qualify in the block of cells around the
-        origin's cell (kept per cart, block and filter while their answers stand), or
-        None when stores beyond the block could belong in it."""
-        lat, lon = want.point
-        wanted = (block_key(lat, lon), want.pickup, want.needed, want.open_now)
-        block = kept.blocks.get(wanted)
-        if block is None or want.now >= block[0]:
-            block = self._qualifying_in_block(kept, want, wanted[0])
-            kept.keep_block(wanted, block)
-        picked, complete = nearest_in_block(block[2], lat, lon, want.radius_km, want.limit)
-        if not complete:
-            return None
-        stores = block[1]
-        return [NearbyAnswer(stores[i], km) for i, km in picked]
-
-    def _qualifying_in_block(self, kept: _CartAnswers, want: _Want, key: tuple[int, int]) -> _Block:
-        """The stores of the block around ``key`` that qualify, with their unit vectors,
-        and until when that stands (the first of the block's answers to change)."""
-        until = _FOREVER
-        stores: list[StoreAnswer] = []
-        vectors: list[tuple[float, float, float]] = []
-        # By id: a grid built just before a directory refresh holds the older objects.
-        seen: set[str] = set()
-        for grid in self._holder_grids_of(kept):
-            items, block_vectors = grid.block(key)
-            for location, vector in zip(items, block_vectors, strict=True):
-                if location.id in seen:
-                    continue
-                seen.add(location.id)
-                answered = self._qualifying(kept, want, location)
-                if answered is None:
-                    continue
-                until = min(until, answered[0])
-                if answered[1] is not None:
-                    stores.append(answered[1])
-                    vectors.append(vector)
-        return until, stores, vectors
-
-    def _walk(
-        self, kept: _CartAnswers, want: _Want, visible: frozenset[str] | None
-    ) -> list[NearbyAnswer]:
-        """The answer from a walk over the holders, nearest first (each sku's holders
-        have a grid index of their own, so the walk only meets holders)."""
-        found: list[NearbyAnswer] = []
-        listed: set[str] = set()  # as in the block: a store once, whatever its objects
-        grids = self._holder_grids_of(kept)
-        keep = None if visible is None else (lambda location: location.id in visible)
-        lat, lon = want.point
-        for near in nearest_in_any(grids, lat, lon, want.radius_km, keep=keep):
-            location = near.item
-            answered = self._qualifying(kept, want, location)
-            if answered is None or answered[1] is None or location.id in listed:
-                continue
-            listed.add(location.id)
-            found.append(NearbyAnswer(answered[1], near.distance_km))
-            if len(found) == want.limit:
-                break
-        return found
-
-    def _qualifying(
-        self, kept: _CartAnswers, want: _Want, location: Location
-    ) -> tuple[datetime, StoreAnswer | None] | None:
-        """None for a location that does not serve the method; else until when its
-        answer stands, and the answer if it qualifies (enough lines, open if asked)."""
-        capabilities = location.capabilities
-        if location.kind is not LocationKind.STORE or not (
-            capabilities.pickup if want.pickup else capabilities.ship_to_store
-        ):
-            return None
-        entry = kept.answers.get(location.id)
-        if entry is None or want.now >= entry[0]:
-            entry = self._store_answer(location, want.lines, kept, want.now, want.exposure)
-        store = entry[1]
-        if store.fulfillable < want.needed or (want.open_now and not store.presentation.open_now):
-            return entry[0], None
-        return entry
-
-    def _store_answer(
-        self,
-        location: Location,
-        lines: Sequence[CartLine],
-        kept: _CartAnswers,
-        now: datetime,
-        exposure: Exposure,
-    ) -> tuple[datetime, StoreAnswer]:
-        """One store's answer for a cart and until when it stands (one of its records
-        going stale or losing a hold), kept in the cart's answers of the minute."""
-        held = [of_sku.get(location.id) for of_sku in kept.maps]
-        answer = StoreAnswer(
-            location,
-            tuple(self._lines(location, lines, held, now, exposure)),
-            self.presentation(location, now),
-        )
-        entry = (_valid_until(held, location, now), answer)
-        if len(kept.answers) < _STORES_A_CART:
-            kept.answers[location.id] = entry
-        return entry
-
-    def _cached_ship_answer(
-        self,
-        lines: Sequence[CartLine],
-        records: dict[str, dict[str, StockRecord]],
-        now: datetime,
-        cart: tuple[str, Exposure],
-    ) -> ShipAnswer | None:
-        """The ship answer for a cart (its lines as text, and the exposure), reused within
-        the minute until a write lands, a location changes, or one of the shippers'
-        records goes stale or loses a hold."""
-        minute = now.replace(second=0, microsecond=0)
-        key = (cart, self._cache.generation, self._directory.generation)
-        cached = self._ship_answers.get(minute, key)
-        if cached is not None and now < cached[1]:
-            return cached[0]
-        answer, until = self._ship_answer(lines, records, now, cart[1])
-        self._ship_answers.put(minute, key, (answer, until))
-        return answer
-
-    def _holder_grids_of(self, kept: _CartAnswers) -> list[GridIndex[Location]]:
-        """The grid index of each cart line's holders."""
-        return [self._holders(by_location) for by_location in kept.maps]
-
-    def _holders(self, by_location: dict[str, StockRecord]) -> GridIndex[Location]:
-        """A grid index of the active locations in one sku's records."""
-        generation = self._directory.generation
-        cached = self._holder_grids.get(id(by_location))
-        if cached is not None and cached[0] is by_location and cached[1] == generation:
-            return cached[2]
-        by_id = self._directory.by_id(renew=False)
-        holders = (by_id.get(location_id) for location_id in by_location)
-        grid = GridIndex(
-            (loc, loc.latitude, loc.longitude) for loc in holders if loc is not None and loc.active
-        )
-        with self._index_lock:
-            if len(self._holder_grids) >= _HOLDER_GRIDS:
-                self._holder_grids = {}
-            self._holder_grids[id(by_location)] = (by_location, generation, grid)
-        return grid
-
-    def presentation(self, location: Location, now: datetime) -> Presentation:
-        """Today's hours, open now and ready-by for ``location``, computed once a minute.
-
-        Open now is as of the start of the minute; ready-by is computed from the start of
-        the next minute, so it never promises earlier than ready_by(now) would.
-        """
-        minute = now.replace(second=0, microsecond=0)
-        cached = self._presentations.get(minute, location.id)
-        if cached is not None and cached[0] is location:
-            return cached[1]
-        later = minute if minute == now else minute + timedelta(minutes=1)
-        presentation = Presentation(
-            minute,
-            hours_on(location, minute.astimezone(ZoneInfo(location.time_zone)).date()),
-            is_open(location, minute),
-            ready_by(location, later) if location.capabilities.pickup else None,
-        )
-        self._presentations.put(minute, location.id, (location, presentation))
-        return presentation
 
     # -- GetFulfillmentOptions
 
@@ -707,118 +188,36 @@ class ShoppingService:
         radius_km: float,
         visible: frozenset[str] | None = None,
     ) -> tuple[tuple[float, float], list[Option]]:
-        """The ranked ways to get the cart, from the stores within ``radius_km`` and the
-        shipping locations (of those ``visible``, None for all)."""
+        """The ranked ways to get the cart (domain.fulfillment.fulfillment_options), from
+        the stores within ``radius_km`` and the shipping locations (of those ``visible``,
+        None for all). Reads the database: runs on a database thread."""
         point = self.resolve(origin, visible)
-        records = self._records([line.sku for line in lines], visible=visible)
+        records = self.records([line.sku for line in lines], visible=visible)
         now = self._clock()
-        nearby = [
-            (
-                near,
-                self._lines(
-                    near.item, lines, _held(records, lines, near.item), now, Exposure.EXACT
+        versions = versions_of(records, lines)
+        stores = [
+            StoreSupply(
+                near.item,
+                near.distance_km,
+                tuple(
+                    answer.fulfillable
+                    for answer in self._answers.lines(
+                        near.item,
+                        lines,
+                        records_at(records, lines, near.item),
+                        versions,
+                        now,
+                        Exposure.EXACT,
+                    )
                 ),
             )
-            for near in self._grid().within(point[0], point[1], radius_km)
+            for near in self._spatial.locations().within(point[0], point[1], radius_km)
             if near.item.kind is LocationKind.STORE and (visible is None or near.item.id in visible)
         ]
-        options: list[Option] = []
-        # Pick everything up at one store: of those that have all of it, the one
-        # that has it ready first, then the nearest.
-        whole = [
-            (ready, near.distance_km, near.item.id, near.item)
-            for near, answers in nearby
-            if near.item.capabilities.pickup
-            and all(a.fulfillable for a in answers)
-            and (ready := ready_by(near.item, now)) is not None
-        ]
-        if whole:
-            ready, distance, _, location = min(whole, key=lambda w: w[:3])
-            options.append(
-                Option(Method.PICKUP, ready, pickup=location, pickup_lines=tuple(lines),
-                       distance_km=distance, ready_by=ready)
-            )  # fmt: skip
-        ship = self._ship_answer(lines, records, now, Exposure.EXACT, visible)[0]
-        if ship is not None and ship.has_all:
-            day = ship.delivery.date()
-            options.append(
-                Option(
-                    Method.SHIP,
-                    ship.delivery,
-                    ship_from=ship.location,
-                    ship_lines=tuple(lines),
-                    delivery=day,
-                )
-            )
-            # Ship to a store that receives parcels: the earliest ready, then the nearest.
-            arrival = max(
-                datetime.combine(day, datetime.min.time(), tzinfo=ship.delivery.tzinfo), now
-            )
-            receiving = [
-                (ready, near.distance_km, near.item)
-                for near, _ in nearby
-                if near.item.capabilities.ship_to_store
-                and (ready := ready_by(near.item, arrival)) is not None
-            ]
-            if receiving:
-                ready, distance, store = min(receiving, key=lambda r: (r[0], r[1], r[2].id))
-                options.append(
-                    Option(Method.SHIP_TO_STORE, ready, pickup=store, ship_from=ship.location,
-                           ship_lines=tuple(lines), distance_km=distance, ready_by=ready, delivery=day)
-                )  # fmt: skip
-        # Split: pick up what a store near has, ship the rest. Of the stores that have
-        # some but not all, the one with most lines, then ready first, then nearest.
-        if ship is not None:
-            shippable = {a.line.sku for a in ship.lines if a.fulfillable}
-            partial = []
-            for near, answers in nearby:
-                here = [a.line for a in answers if a.fulfillable]
-                rest = [a.line for a in answers if not a.fulfillable]
-                if not (here and rest and near.item.capabilities.pickup):
-                    continue
-                if not all(line.sku in shippable for line in rest):
-                    continue
-                ready = ready_by(near.item, now)
-                if ready is not None:
-                    partial.append(
-                        (-len(here), ready, near.distance_km, near.item.id, near.item, here, rest)
-                    )
-            if partial:
-                _, ready, distance, _, location, here, rest = min(partial, key=lambda p: p[:4])
-                options.append(
-                    Option(Method.SPLIT, max(ready, ship.delivery), pickup=location,
-                           ship_from=ship.location, pickup_lines=tuple(here), ship_lines=tuple(rest),
-                           distance_km=distance, ready_by=ready, delivery=ship.delivery.date())
-                )  # fmt: skip
-        return point, rank(options)
-
-
-_FOREVER = datetime.max.replace(tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _held(
-    records: dict[str, dict[str, StockRecord]], lines: Sequence[CartLine], location: Location
-) -> list[StockRecord | None]:
-    """The location's record of each line's sku, None where it has none."""
-    return [records[line.sku].get(location.id) for line in lines]
-
-
-def _valid_until(
-    records: Sequence[StockRecord | None], location: Location, now: datetime
-) -> datetime:
-    """When answers built from ``records`` at ``now`` may change with time alone: a fresh
-    record going stale, or a hold lapsing."""
-    budget = location.stock_policy.freshness_budget
-    until = _FOREVER
-    for record in records:
-        if record is None:
-            continue
-        # The first moment the record is stale: its age is then above the budget.
-        stale_at = record.source_updated_at + budget + _MICROSECOND
-        if now < stale_at < until:
-            until = stale_at
-        for _, expires in record.holds:
-            if now < expires < until:
-                until = expires
-    return until
+        ship = self._answers.ship_answer(lines, records, now, Exposure.EXACT, visible)[0]
+        shipping = (
+            None
+            if ship is None
+            else ShipSupply(ship.location, tuple(a.fulfillable for a in ship.lines), ship.delivery)
+        )
+        return point, build_options(lines, stores, shipping, now)

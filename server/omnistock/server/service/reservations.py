@@ -31,8 +31,8 @@ from omnistock.server.domain.stock import (
     reserved_at,
 )
 from omnistock.server.domain.timeutil import to_micros
+from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.service.changes import ChangeBus, Changes
-from omnistock.server.service.directory import LocationDirectory
 from omnistock.server.store.reservations import HoldTerms, ReservationStore, ShortLines
 from omnistock.server.store.stock import StockRepository
 

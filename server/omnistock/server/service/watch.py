@@ -20,7 +20,7 @@ import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from omnistock.server.domain.stock import AvailabilityView, Exposure
 from omnistock.server.service.availability import AvailabilityService, Pair
@@ -29,6 +29,12 @@ from omnistock.server.service.changes import Changes
 log = logging.getLogger("omnistock.watch")
 
 RunBlocking = Callable[..., Awaitable[Any]]
+
+
+class ReadViews(Protocol):
+    def __call__(
+        self, pairs: Sequence[Pair], *, exposure: Exposure
+    ) -> Awaitable[list[AvailabilityView]]: ...
 
 
 def signature(view: AvailabilityView) -> tuple[int, int]:
@@ -135,9 +141,13 @@ class WatchHub:
         availability: AvailabilityService,
         run_blocking: RunBlocking,
         present: Callable[[AvailabilityView], Any] | None = None,
+        *,
+        read: ReadViews,
     ) -> None:
         self._availability = availability
         self._run = run_blocking
+        # The read model's query for pairs' answers (ReadModel.pair_views).
+        self._read = read
         # The transport's view -> message conversion, so one change makes one message per
         # pair and exposure, shared by every watch of it.
         self._present = present
@@ -226,11 +236,5 @@ class WatchHub:
         }
 
     async def views(self, watch: Watch, pairs: Sequence[Pair]) -> list[AvailabilityView]:
-        """The current answers for ``pairs``, from the cache when it has them."""
-        cached = self._availability.cached_pairs(pairs, exposure=watch.exposure)
-        if cached is not None:
-            return cached
-        result: list[AvailabilityView] = await self._run(
-            self._availability.views_of_pairs, list(pairs), exposure=watch.exposure
-        )
-        return result
+        """The current answers for ``pairs``, from the read model."""
+        return await self._read(list(pairs), exposure=watch.exposure)

@@ -27,8 +27,9 @@ so a crash or a dropped stream leaves the previous state whole. On SQLite that
 transaction holds the database's write lock for the length of the import
 (other writers wait, readers do not); on PostgreSQL the records go to a
 temporary table through COPY and are merged at the end. On PostgreSQL, writers of
-one location's stock take a transaction-scoped advisory lock on it, so two feeds
-writing the same location queue instead of racing on rows that do not exist yet.
+one location's stock take a transaction-scoped advisory lock on it while they write
+(a delta batch; a snapshot's merge, not its stream), so two feeds writing the same
+location queue instead of racing on rows that do not exist yet.
 """
 
 from __future__ import annotations
@@ -501,8 +502,6 @@ class _PostgresSnapshot(SnapshotImport):
             f"CREATE TEMPORARY TABLE {self._table} (position bigserial, sku text NOT NULL,"
             " on_hand bigint NOT NULL, safety_stock bigint) ON COMMIT DROP"
         )
-        with self._connection.cursor() as cursor:
-            self._lock_and_check_late(cursor)
 
     def add(self, records: Sequence[tuple[str, int, int | None]]) -> None:
         with (
@@ -515,6 +514,9 @@ class _PostgresSnapshot(SnapshotImport):
 
     def _apply(self) -> SnapshotResult:
         with self._connection.cursor() as cursor:
+            # The location's lock is taken here, for the merge only, not while the records
+            # stream in: a stream that stalls or is cut then holds up no other writer.
+            self._lock_and_check_late(cursor)
             # Each record's key, packed in SQL as domain.feed_order.update_key packs it.
             record_key = pack_key_sql(
                 "%(as_of)s::bigint",

@@ -26,8 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from omnistock.server.domain.stock import StockRecord
+from omnistock.server.domain.timeutil import from_micros
 from omnistock.server.store.tables import stock_table as t
-from omnistock.server.store.timeutil import from_micros
 from sqlalchemy import Engine, select
 
 _COLUMNS = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.locations import Location
 from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY, Exposure
+from omnistock.server.readmodel.queries import ReadModel
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.limits import (
     MAX_AVAILABILITY_LOCATIONS,
@@ -39,6 +41,9 @@ from omnistock.v1 import (
     location_pb2,
     location_pb2_grpc,
 )
+
+# The most answers turned into messages before the event loop gets its turn.
+PROTO_SLICE = 200
 
 
 def check_count(v: Violations, count: int, field_path: str, maximum: int) -> None:
@@ -127,6 +132,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
     def __init__(
         self,
         service: AvailabilityService,
+        reads: ReadModel,
         shopping: ShoppingService,
         runner: BlockingRunner,
         hub: WatchHub,
@@ -136,7 +142,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         self._service = service
         # The most units a line may ask for, for a key not granted EXACT.
         self._banded_max_quantity = banded_max_quantity
-        self._shopping = shopping
+        self._reads = reads
         self._presenter = shopping_transport.NearbyPresenter()
         self._runner = runner
         self._watcher = Watcher(hub, shopping, runner)
@@ -180,10 +186,8 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             # nearest that it may see.
             "visible": who.locations,
         }
-        result = self._shopping.cached_search_nearby(cart, origin, **options)
-        if result is None:
-            result = await self._runner.run(self._shopping.search_nearby, cart, origin, **options)
-        return self._presenter.encode(result, self._shopping.now())
+        result = await self._reads.search_nearby(cart, origin, **options)
+        return self._presenter.encode(result, self._reads.now())
 
     async def GetFulfillmentOptions(
         self,
@@ -201,14 +205,13 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         )
         v.raise_if_any()
         # A scoped caller's options come from the locations it may see.
-        point, options = await self._runner.run(
-            self._shopping.fulfillment_options,
+        point, options = await self._reads.fulfillment_options(
             cart,
             origin,
             radius_km=radius,
             visible=who.locations,
         )
-        now = self._shopping.now()
+        now = self._reads.now()
         return availability_pb2.GetFulfillmentOptionsResponse(
             options=[shopping_transport.option_to_proto(option, now) for option in options],
             origin=shopping_transport.latlng(point),
@@ -237,15 +240,9 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             if who.locations is not None and not location_ids:
                 # "Every location" means every location the caller may see.
                 location_ids = sorted(self._service.known_locations(who.locations))
-        views = self._service.cached_availability(request.sku, location_ids, exposure=exposure)
-        if views is None:
-            views = await self._runner.run(
-                self._service.get_availability,
-                request.sku,
-                location_ids,
-                exposure=exposure,
-                visible=who.locations,
-            )
+        views = await self._reads.availability(
+            request.sku, location_ids, exposure=exposure, visible=who.locations
+        )
         return availability_pb2.GetAvailabilityResponse(
             availabilities=[view_to_proto(view) for view in views]
         )
@@ -282,14 +279,14 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         v.raise_if_any()
         who = principal()
         who.require_exposure(exposure)
-        views = self._service.cached_batch(pairs, exposure=exposure)
-        if views is None:
-            views = await self._runner.run(
-                self._service.batch_get_availability,
-                pairs,
-                exposure=exposure,
-                visible=who.locations,
-            )
-        return availability_pb2.BatchGetAvailabilityResponse(
-            availabilities=[view_to_proto(view) for view in views]
+        views = await self._reads.batch_availability(
+            pairs, exposure=exposure, visible=who.locations
         )
+        response = availability_pb2.BatchGetAvailabilityResponse()
+        # Built in slices, as the read model builds the views: 1,000 messages in one go
+        # would hold the event loop for several milliseconds.
+        for start in range(0, len(views), PROTO_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            response.availabilities.extend(map(view_to_proto, views[start : start + PROTO_SLICE]))
+        return response

@@ -10,16 +10,10 @@ from omnistock.server.domain.fulfillment import CartLine, Method, Option
 from omnistock.server.domain.hours import DayHours, describe
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.stock import Exposure, check_quantity_asked
+from omnistock.server.readmodel.minute import MinuteCache
+from omnistock.server.service.answers import LineAnswer, NearbyAnswer, SearchResult, ShipAnswer
 from omnistock.server.service.limits import MAX_QUANTITY
-from omnistock.server.service.minute_cache import MinuteCache
-from omnistock.server.service.nearby import (
-    LineAnswer,
-    NearbyAnswer,
-    Origin,
-    SearchResult,
-    ShipAnswer,
-    StoreAnswer,
-)
+from omnistock.server.service.origins import Origin
 from omnistock.server.transport.convert import STATUS_TO_PROTO, datetime_to_timestamp
 from omnistock.v1 import availability_pb2, common_pb2
 
@@ -153,14 +147,15 @@ class NearbyPresenter:
     """
 
     def __init__(self) -> None:
-        self._blocks: MinuteCache[int, tuple[StoreAnswer, bytes]] = MinuteCache()
-        self._ships: MinuteCache[int, tuple[ShipAnswer, bytes]] = MinuteCache(max_entries=10_000)
+        # By the serial of the answer encoded (StoreAnswer.serial, ShipAnswer.serial).
+        self._blocks: MinuteCache[int, bytes] = MinuteCache()
+        self._ships: MinuteCache[int, bytes] = MinuteCache(max_entries=10_000)
 
     def _entry(self, answer: NearbyAnswer) -> bytes:
         """A store's entry in the response's locations but the distance's eight bytes:
         the field's tag and length, the NearbyLocation fields but the distance, and the
-        distance's tag. Kept with the StoreAnswer it encodes, which the service hands back
-        while it stands (for the minute at most)."""
+        distance's tag. Kept by the serial of the StoreAnswer it encodes, which the service
+        hands back while it stands (for the minute at most)."""
         store = answer.store
         minute = store.presentation.minute
         p = answer.presentation
@@ -177,16 +172,16 @@ class NearbyPresenter:
         )
         block = message.SerializeToString() + _DISTANCE
         entry = _tag_and_length(_LOCATIONS, len(block) + 8) + block
-        self._blocks.put(minute, id(store), (store, entry))
+        self._blocks.put(minute, store.serial, entry)
         return entry
 
     def _ship(self, answer: ShipAnswer, minute: datetime) -> bytes:
         # The service reuses a cart's ship answer within the minute: encode it once.
-        cached = self._ships.get(minute, id(answer))
-        if cached is not None and cached[0] is answer:
-            return cached[1]
+        cached = self._ships.get(minute, answer.serial)
+        if cached is not None:
+            return cached
         encoded = _field(_SHIP, ship_to_proto(answer).SerializeToString())
-        self._ships.put(minute, id(answer), (answer, encoded))
+        self._ships.put(minute, answer.serial, encoded)
         return encoded
 
     def encode(self, result: SearchResult, now: datetime) -> bytes:
@@ -195,8 +190,7 @@ class NearbyPresenter:
         encoded = self._blocks.of(minute)
         parts = []
         for answer in result.locations:
-            cached = encoded.get(id(answer.store))
-            entry = cached[1] if cached is not None and cached[0] is answer.store else None
+            entry = encoded.get(answer.store.serial)
             parts.append((entry or self._entry(answer)) + _double(round(answer.distance_km, 3)))
         if result.ship is not None:
             parts.append(self._ship(result.ship, minute))

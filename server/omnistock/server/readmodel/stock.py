@@ -4,10 +4,10 @@ Two maps: by (sku, location_id), a StockRecord or ABSENT when the location
 never reported the sku; and by sku, every record of that sku (for searches,
 which look at one sku across many locations). Entries live ``ttl`` seconds at most.
 
-A refill keeps what did not change: a by-sku map read again after its TTL hands back
-the same record objects for the records that are equal, and the same map when all are,
-so caches keyed on their identity (a search's holder grids and store answers) stay
-valid across refills.
+Each sku's map carries a version (SkuRecords.version) that changes when, and only when,
+its records do: a map read again after its TTL with every record equal keeps its version,
+so what readers built on it (a search's holder grids and store answers, which compare the
+version) stays valid across refills.
 
 Coherence: every write in this process invalidates the keys it touched, before
 the writer returns. A read that started before a write must not put its older
@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Final
 
 from cachetools import TTLCache
@@ -58,12 +59,15 @@ class StockCache:
         self._entries: TTLCache[Key, StockRecord | _Absent] = TTLCache(
             maxsize=max(1, maxsize), ttl=max(ttl, 1e-9), timer=timer
         )
-        # sku -> (loaded at, records by location id), at most ``maxsize`` records in all.
+        # sku -> its records, at most ``maxsize`` records in all.
         # An expired or invalidated map stays until it is evicted or refilled, so that
         # the refill can keep what did not change. A plain dict, read without the lock
         # (searches read it on the event loop); the maps filled longest ago go first, and
         # a hot sku's map is filled again every TTL.
-        self._by_sku: dict[str, tuple[float, dict[str, StockRecord]]] = {}
+        self._by_sku: dict[str, SkuRecords] = {}
+        # Versions and stamps of sku maps, each drawn once (see SkuRecords).
+        self._versions = 0
+        self._stamps = 0
         self._by_sku_size = 0
         self._by_sku_max = max(1, maxsize)
         self._lock = threading.Lock()
@@ -99,16 +103,16 @@ class StockCache:
             for key, value in values:
                 self._entries[key] = value
 
-    def get_sku(self, sku: str) -> dict[str, StockRecord] | None:
+    def get_sku(self, sku: str) -> SkuRecords | None:
         """Every record of ``sku`` by location id, or None when not cached."""
         if not self.enabled:
             return None
         entry = self._by_sku.get(sku)
-        if entry is None or self._timer() - entry[0] >= self._ttl:
+        if entry is None or self._timer() - entry.loaded_at >= self._ttl:
             return None
-        return entry[1]
+        return entry
 
-    def peek_sku(self, sku: str) -> tuple[dict[str, StockRecord] | None, bool]:
+    def peek_sku(self, sku: str) -> tuple[SkuRecords | None, bool]:
         """The records of ``sku`` unless a write has touched them since they were read or
         they are twice the TTL old (None then, or when not cached), and whether their TTL
         has passed: a caller that must not wait may use them while it has them read again."""
@@ -117,48 +121,53 @@ class StockCache:
         entry = self._by_sku.get(sku)
         if entry is None:
             return None, False
-        age = self._timer() - entry[0]
+        age = self._timer() - entry.loaded_at
         if age >= 2 * self._ttl:  # also an invalidated entry (loaded at -inf)
             return None, False
-        return entry[1], age >= self._ttl
+        return entry, age >= self._ttl
 
-    def sku_token(self, sku: str) -> tuple[object, int]:
+    def sku_token(self, sku: str) -> SkuToken:
         """Take before reading the records of ``sku``; give to fill_sku."""
-        return self._by_sku.get(sku), self._generation
+        entry = self._by_sku.get(sku)
+        return SkuToken(None if entry is None else entry.stamp, self._generation)
 
-    def fill_sku(
-        self, sku: str, records: dict[str, StockRecord], *, token: tuple[object, int]
-    ) -> dict[str, StockRecord]:
+    def fill_sku(self, sku: str, records: dict[str, StockRecord], *, token: SkuToken) -> SkuRecords:
         """Store the records of ``sku`` read since ``token`` (sku_token) unless a write to
         the sku has happened since (when the sku was not cached: any write), and return
-        the map to use: ``records``, with each record equal to the one it replaces swapped
-        for that one, or the previous map itself when nothing changed."""
-        if not self.enabled:
-            return records
+        them with their version: the cached one's when every record is equal to it."""
         previous = self._by_sku.get(sku)
-        if previous is not None:
-            records = _keep_unchanged(previous[1], records)
-        size = max(1, len(records))
-        entry_then, generation_then = token
         with self._lock:
-            # A write to the sku replaces its entry (invalidate marks it expired), so an
-            # entry that is still the one seen before the read means no write came between.
+            if previous is not None and previous.records == records:
+                version = previous.version
+                records = previous.records
+            else:
+                self._versions += 1
+                version = self._versions
+            self._stamps += 1
+            entry = SkuRecords(records, version, self._stamps, self._timer())
+            if not self.enabled:
+                return entry
+            # A write to the sku gives its entry a new stamp (invalidate marks it expired),
+            # so an entry whose stamp is still the one seen before the read means no write
+            # came between.
+            current = self._by_sku.get(sku)
             unchanged = (
-                self._by_sku.get(sku) is entry_then
-                if entry_then is not None
-                else generation_then == self._generation
+                current is not None and current.stamp == token.stamp
+                if token.stamp is not None
+                else token.generation == self._generation
             )
+            size = max(1, len(records))
             if not unchanged or size > self._by_sku_max:
-                return records
+                return entry
             replaced = self._by_sku.pop(sku, None)
             if replaced is not None:
-                self._by_sku_size -= max(1, len(replaced[1]))
+                self._by_sku_size -= max(1, len(replaced.records))
             while self._by_sku and self._by_sku_size + size > self._by_sku_max:
                 oldest = next(iter(self._by_sku))
-                self._by_sku_size -= max(1, len(self._by_sku.pop(oldest)[1]))
-            self._by_sku[sku] = (self._timer(), records)
+                self._by_sku_size -= max(1, len(self._by_sku.pop(oldest).records))
+            self._by_sku[sku] = entry
             self._by_sku_size += size
-        return records
+        return entry
 
     def invalidate(self, keys: Iterable[Key]) -> None:
         with self._lock:
@@ -167,7 +176,7 @@ class StockCache:
                 self._entries.pop(key, None)
                 entry = self._by_sku.get(key[0])
                 if entry is not None:
-                    self._by_sku[key[0]] = (_EXPIRED, entry[1])
+                    self._by_sku[key[0]] = self._expired(entry)
 
     def apply(self, changes: Changes) -> None:
         """A change bus subscriber: forget what ``changes`` touched."""
@@ -180,22 +189,33 @@ class StockCache:
         with self._lock:
             self._generation += 1
             self._entries.clear()
-            for sku, (_, records) in list(self._by_sku.items()):
-                self._by_sku[sku] = (_EXPIRED, records)
+            for sku, entry in list(self._by_sku.items()):
+                self._by_sku[sku] = self._expired(entry)
+
+    def _expired(self, entry: SkuRecords) -> SkuRecords:
+        """``entry`` marked written: never offered again, kept so that a refill can keep
+        its version when nothing changed. Under the lock."""
+        self._stamps += 1
+        return replace(entry, stamp=self._stamps, loaded_at=_EXPIRED)
 
 
 _EXPIRED = float("-inf")
 
 
-def _keep_unchanged(
-    old: dict[str, StockRecord], new: dict[str, StockRecord]
-) -> dict[str, StockRecord]:
-    # Identity first: a record read again unchanged is usually the same object (the
-    # reader reuses them), and comparing a dataclass field by field costs far more.
-    kept = {
-        key: (was if (was := old.get(key)) is record or was == record else record)
-        for key, record in new.items()
-    }
-    if kept.keys() == old.keys() and all(kept[key] is old[key] for key in kept):
-        return old
-    return kept
+@dataclass(frozen=True, slots=True)
+class SkuRecords:
+    """Every cached record of one sku by location id, and its version: equal versions
+    mean equal records. ``stamp`` changes with every fill and every write to the sku."""
+
+    records: dict[str, StockRecord]
+    version: int
+    stamp: int
+    loaded_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SkuToken:
+    """What a fill of a sku's records compares to learn that no write came between."""
+
+    stamp: int | None
+    generation: int

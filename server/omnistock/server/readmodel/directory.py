@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 from omnistock.server.domain.errors import NotFound
 from omnistock.server.domain.locations import Location
+from omnistock.server.readmodel.single_flight import SingleFlight
 from omnistock.server.service.changes import Changes
-from omnistock.server.service.single_flight import SingleFlight
 from omnistock.server.store.locations import LocationRepository
 
 DEFAULT_MAX_AGE_SECONDS = 5.0
@@ -49,13 +49,15 @@ class LocationDirectory:
             self._version = version
             self._by_id = {location.id: location for location in locations}
             self._active = [location for location in locations if location.active]
+            changed = locations != self._all
             self._all = list(locations)
             self._shippers = [loc for loc in locations if loc.active and loc.capabilities.ship_from]
             self._loaded_at = time.monotonic()
-            # Grows whenever the set of locations may have changed; indexes rebuild on it.
+            # Grows whenever the locations changed; indexes and kept answers rebuild on it.
             # Last: a reader that sees the new generation sees the new locations (one that
             # sees new locations under the old generation only builds an index again).
-            self.generation += 1
+            if changed or not self.generation:
+                self.generation += 1
 
     def apply(self, changes: Changes) -> None:
         """A change bus subscriber: locations changed elsewhere, so reload at next use; or
