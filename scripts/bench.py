@@ -154,7 +154,7 @@ def start_server(
     if secure:
         made = subprocess.run(
             [omnistock, "keys", "--database-url", database_url, "create", "bench", "--role", "admin",
-             "--exposure", "exact", "--rate", "1e12", "--burst", "1000000000"],
+             "--exposure", "exact", "--rate", "1e9", "--burst", "1000000000"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         API_KEY = made.stdout.strip().splitlines()[-1]
