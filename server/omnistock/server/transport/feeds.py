@@ -12,6 +12,7 @@ from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.domain.timeutil import from_micros, to_micros
 from omnistock.server.service.feeds import (
+    DeltaResult,
     FeedService,
     FeedStatus,
     Freshness,
@@ -172,8 +173,13 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                     rows.append(row)
         v.raise_if_any()
         locations = sorted({row.location_id for row in rows})
-        applied, stale = await self._runner.run(self._service.apply_stock_updates, rows)
-        audit_note(locations=locations, applied=applied, stale=stale)
+        applied, stale = await self._runner.write(
+            self._service.apply_stock_updates,
+            rows,
+            noted=lambda counts: audit_note(
+                locations=locations, applied=counts[0], stale=counts[1]
+            ),
+        )
         return feed_pb2.ApplyStockUpdatesResponse(applied_count=applied, stale_count=stale)
 
     async def StreamDeltas(
@@ -205,13 +211,20 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                         record.location_id,
                     )
                 )
-            result = await self._runner.run(self._service.apply_deltas, rows, rejects)
-            touched.update(row.location_id for _, row in rows)
-            totals["batches"] += 1
-            totals["applied"] += result.applied
-            totals["stale"] += result.stale
-            totals["rejected"] += len(result.rejects)
-            audit_note(locations=sorted(touched), **totals)
+
+            batch_locations = {row.location_id for _, row in rows}
+
+            def tally(result: DeltaResult, batch_locations: set[str] = batch_locations) -> None:
+                touched.update(batch_locations)
+                totals["batches"] += 1
+                totals["applied"] += result.applied
+                totals["stale"] += result.stale
+                totals["rejected"] += len(result.rejects)
+                audit_note(locations=sorted(touched), **totals)
+
+            result = await self._runner.write(
+                self._service.apply_deltas, rows, rejects, noted=tally
+            )
             yield feed_pb2.StreamDeltasResponse(
                 batch_id=request.batch_id,
                 applied_count=result.applied,
@@ -289,9 +302,15 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                     [FieldViolation("complete", "the stream ended before a message set it")],
                     reason="SNAPSHOT_INCOMPLETE",
                 )
-            result = await self._runner.run(session.commit)
-            committed = True
-            audit_note(location_id=header.location_id, received=result.received)
+
+            def note_commit(received: int) -> None:
+                nonlocal committed
+                committed = True
+                audit_note(location_id=header.location_id, received=received)
+
+            result = await self._runner.write(
+                session.commit, noted=lambda result: note_commit(result.received)
+            )
             return feed_pb2.ImportSnapshotResponse(
                 location_id=header.location_id,
                 as_of=header.as_of,

@@ -152,8 +152,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             idempotency_key=request.idempotency_key,
             customer_reference=request.customer_reference,
         )
-        reservation, _ = await self._runner.run(self._service.create, new, exposure=who.exposure)
-        audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
+        reservation, _ = await self._runner.write(
+            self._service.create, new, exposure=who.exposure, noted=lambda made: _note(made[0])
+        )
         return reservation_pb2.CreateReservationResponse(
             reservation=reservation_to_proto(reservation)
         )
@@ -212,10 +213,13 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             v.add("ttl", "is required")
         v.raise_if_any()
         assert ttl is not None
-        reservation = await self._runner.run(
-            self._service.extend, request.reservation_id, ttl, visible=principal().locations
+        reservation = await self._runner.write(
+            self._service.extend,
+            request.reservation_id,
+            ttl,
+            visible=principal().locations,
+            noted=_note,
         )
-        audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
         return reservation_pb2.ExtendReservationResponse(
             reservation=reservation_to_proto(reservation)
         )
@@ -254,6 +258,11 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         v = Violations()
         check_reservation_id(v, reservation_id)
         v.raise_if_any()
-        reservation = await self._runner.run(call, reservation_id, visible=principal().locations)
-        audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
-        return reservation
+        return await self._runner.write(
+            call, reservation_id, visible=principal().locations, noted=_note
+        )
+
+
+def _note(reservation: Reservation) -> None:
+    """Note a written reservation for the audit log."""
+    audit_note(reservation_id=reservation.id, location_id=reservation.location_id)

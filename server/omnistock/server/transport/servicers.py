@@ -84,10 +84,11 @@ class LocationServicer(location_pb2_grpc.LocationServiceServicer):
                 for i, msg in enumerate(request.locations)
             ]
         v.raise_if_any()
-        saved = await self._runner.run(
-            self._service.upsert_locations, [loc for loc in parsed if loc is not None]
+        saved = await self._runner.write(
+            self._service.upsert_locations,
+            [loc for loc in parsed if loc is not None],
+            noted=lambda saved: audit_note(locations=[loc.id for loc in saved]),
         )
-        audit_note(locations=[loc.id for loc in saved])
         return location_pb2.UpsertLocationsResponse(
             locations=[location_to_proto(loc) for loc in saved]
         )
