@@ -116,6 +116,12 @@ class ChangeBus:
             except Exception:  # one broken subscriber must not stop the others
                 log.exception("change subscriber failed")
 
+    @property
+    def lag_seconds(self) -> float | None:
+        """Seconds between another process sending the last change this one received and
+        its arrival (None before any)."""
+        return getattr(self._transport, "lag_seconds", None)
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
@@ -125,7 +131,11 @@ def encode(origin: str, changes: Changes) -> list[str]:
     """JSON payloads of at most MAX_PAYLOAD_BYTES each, together saying ``changes``
     (``everything`` is never sent: it is for the process that missed changes)."""
     payloads: list[str] = []
-    body: dict[str, Any] = {"o": origin, "d": 1} if changes.directory else {"o": origin}
+    # "t": when it was sent, for the receiver's lag figure.
+    sent = round(time.time(), 3)
+    body: dict[str, Any] = (
+        {"o": origin, "t": sent, "d": 1} if changes.directory else {"o": origin, "t": sent}
+    )
     room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20  # the lists' brackets and keys
 
     def add(field: str, item: Any) -> None:
@@ -133,7 +143,7 @@ def encode(origin: str, changes: Changes) -> list[str]:
         length = len(json.dumps(item, separators=(",", ":"))) + 1
         if length > room and ("l" in body or "p" in body):  # full: start the next payload
             payloads.append(json.dumps(body, separators=(",", ":")))
-            body = {"o": origin}
+            body = {"o": origin, "t": sent}
             room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20
         body.setdefault(field, []).append(item)
         room -= length
@@ -142,9 +152,15 @@ def encode(origin: str, changes: Changes) -> list[str]:
         add("l", location)
     for sku, location in sorted(changes.pairs):
         add("p", [sku, location])
-    if len(body) > 1:
+    if "l" in body or "p" in body or "d" in body:
         payloads.append(json.dumps(body, separators=(",", ":")))
     return payloads
+
+
+def sent_at(payload: str) -> float | None:
+    """When a payload was sent (None for one from before the time was sent)."""
+    sent = json.loads(payload).get("t")
+    return float(sent) if isinstance(sent, int | float) else None
 
 
 def decode(payload: str) -> tuple[str, Changes]:
@@ -233,6 +249,7 @@ class PostgresNotify:
         self._sender: psycopg.Connection[Any] | None = None
         self._stopping = threading.Event()
         self._listener: threading.Thread | None = None
+        self.lag_seconds: float | None = None
 
     def start(self, deliver: Callable[[Changes], None]) -> None:
         ready = threading.Event()
@@ -284,6 +301,7 @@ class PostgresNotify:
                                 continue
                             if origin != self.origin:
                                 deliver(changes)
+                                self.lag_seconds = _lag(notice.payload)
             except Exception:
                 ready.set()
                 if not self._stopping.is_set():
@@ -314,6 +332,7 @@ class SqliteChangeLog:
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
         self._pruned = 0.0
+        self.lag_seconds: float | None = None
 
     def _connect(self) -> Any:
         return self._engine.raw_connection()
@@ -380,6 +399,7 @@ class SqliteChangeLog:
                     after = seq
                     if origin != self.origin:
                         deliver(decode(payload)[1])
+                        self.lag_seconds = _lag(payload)
         finally:
             pooled.close()
 
@@ -388,6 +408,11 @@ class SqliteChangeLog:
         self._batcher.close()
         if self._poller is not None:
             self._poller.join(timeout=5)
+
+
+def _lag(payload: str) -> float | None:
+    sent = sent_at(payload)
+    return None if sent is None else max(0.0, time.time() - sent)
 
 
 def change_transport(engine: Engine, poll_seconds: float = 0.02) -> Transport:
