@@ -80,8 +80,9 @@ class RpcMetrics:
 
 @dataclass(frozen=True, slots=True)
 class FeedAge:
-    """A location's feed: seconds since the last one arrived (None: never), and whether
-    that is past the location's freshness budget (or it never sent one)."""
+    """A location's feed: the age of the newest source time its feeds carried (None: it
+    never sent one), and whether that is past the location's freshness budget (or it
+    never sent one): the freshness rule of its records, for the location as a whole."""
 
     location_id: str
     age_seconds: float | None
@@ -143,6 +144,11 @@ class Gauges(Collector):
             self._cached = (now, figures)
             return figures
 
+    def describe(self) -> list[Any]:
+        # Without this the registry collects at registration to learn the names: a
+        # database read at start-up, kept for min_interval.
+        return []
+
     def collect(self) -> Iterator[Any]:
         process = self._process()
         yield CounterMetricFamily(
@@ -197,13 +203,14 @@ class Gauges(Collector):
         )
         yield GaugeMetricFamily(
             "omnistock_locations_stale_feeds",
-            "Active locations whose last feed is older than their freshness budget, or that"
-            " never sent one.",
+            "Active locations whose newest fed source time is older than their freshness"
+            " budget, or that never sent a feed.",
             value=sum(1 for feed in figures.feeds if feed.stale),
         )
         ages = GaugeMetricFamily(
             "omnistock_feed_age_seconds",
-            "Seconds since each active location's last feed (snapshot or delta) arrived.",
+            "Age in seconds of the newest source time each active location's feeds"
+            " (snapshots and deltas) carried.",
             labels=["location_id"],
         )
         for feed in figures.feeds:

@@ -25,7 +25,8 @@ _US = 1_000_000
 @dataclass(frozen=True, slots=True)
 class LocationFeed:
     location_id: str
-    # Microseconds since the epoch when its last snapshot or delta arrived; None: never.
+    # The newest source time its snapshots and deltas carried (microseconds since the
+    # epoch): what its stock reflects. None: it never sent one.
     last_feed_us: int | None
     freshness_budget_us: int
 
@@ -51,8 +52,8 @@ class OperationsReads:
                 loc.c.id,
                 loc.c.kind,
                 loc.c.freshness_budget_seconds,
-                fs.c.last_snapshot_received_us,
-                fs.c.last_delta_received_us,
+                fs.c.last_snapshot_as_of_us,
+                fs.c.last_delta_source_us,
             )
             .select_from(loc.outerjoin(fs, fs.c.location_id == loc.c.id))
             .where(loc.c.active.is_(True))
