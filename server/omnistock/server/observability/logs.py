@@ -38,7 +38,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        request_id = getattr(record, "request_id", "")
+        request_id = redaction.redact(getattr(record, "request_id", ""))
         if request_id and not getattr(record, "access", None):
             first, newline, rest = line.partition("\n")
             line = f"{first} request_id={request_id}{newline}{rest}"
@@ -57,8 +57,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         request_id = getattr(record, "request_id", "")
-        if request_id:
-            entry["request_id"] = request_id
+        if request_id:  # the caller's to choose: a key pasted there is masked too
+            entry["request_id"] = redaction.redact(request_id)
         access = getattr(record, "access", None)
         if isinstance(access, dict):  # the secret filter saw the message, not these
             entry.update(
