@@ -82,9 +82,11 @@ def test_json_access_log_has_a_line_per_call_with_request_id_and_no_secret(
             wait_serving(target)
             with Client(target, api_key=key, metadata=[("x-request-id", "page-1")]) as client:
                 assert list(client.list_locations()) == []
-            with Client(target, api_key=key[:-3] + "xyz") as client:
-                with pytest.raises(UnauthenticatedError):
-                    list(client.list_locations())
+            with (
+                Client(target, api_key=key[:-3] + "xyz") as client,
+                pytest.raises(UnauthenticatedError),
+            ):
+                list(client.list_locations())
             # A caller that puts its key where the request id goes gets it masked.
             with Client(target, api_key=key, metadata=[("x-request-id", key)]) as client:
                 list(client.list_locations())
@@ -108,7 +110,10 @@ def test_json_access_log_has_a_line_per_call_with_request_id_and_no_secret(
 
 
 def test_access_log_is_off_unless_asked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with InProcessServer(database_url=f"sqlite:///{tmp_path / 'x.db'}") as server:
-        with caplog.at_level("INFO", logger="omnistock.access"), Client(server.target) as client:
-            list(client.list_locations())
+    with (
+        InProcessServer(database_url=f"sqlite:///{tmp_path / 'x.db'}") as server,
+        caplog.at_level("INFO", logger="omnistock.access"),
+        Client(server.target) as client,
+    ):
+        list(client.list_locations())
     assert not [r for r in caplog.records if r.name == "omnistock.access"]

@@ -21,7 +21,7 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.spans: list[Any] = []
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (the proto's name)
+    def Export(self, request: Any, context: Any) -> Any:
         for resource in request.resource_spans:
             for scope in resource.scope_spans:
                 self.spans.extend(scope.spans)
