@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from omnistock.client import Client, UnauthenticatedError
+from omnistock.client import Client, NotFoundError, UnauthenticatedError
 from omnistock.server.testing import InProcessServer
 from omnistock.v1 import location_pb2, location_pb2_grpc
 from processes import clean_env, free_port, wait_serving
@@ -87,6 +87,11 @@ def test_json_access_log_has_a_line_per_call_with_request_id_and_no_secret(
                 pytest.raises(UnauthenticatedError),
             ):
                 list(client.list_locations())
+            with (
+                Client(target, api_key=key, metadata=[("x-request-id", "lookup-9")]) as client,
+                pytest.raises(NotFoundError),
+            ):
+                client.get_location("NL-NONE-01")
             # A caller that puts its key where the request id goes gets it masked.
             with Client(target, api_key=key, metadata=[("x-request-id", key)]) as client:
                 list(client.list_locations())
@@ -96,8 +101,13 @@ def test_json_access_log_has_a_line_per_call_with_request_id_and_no_secret(
     text = log_path.read_text()
     lines = [json.loads(line) for line in text.splitlines()]  # every line is JSON
     access = [line for line in lines if line["logger"] == "omnistock.access"]
-    assert len(access) == 3
-    ok, refused, masked = access
+    assert len(access) == 4
+    ok, refused, not_found, masked = access
+    assert not_found["status"] == "NOT_FOUND" and not_found["request_id"] == "lookup-9"
+    # Other lines made during a call carry its request id too.
+    assert any(
+        line["logger"] == "omnistock.rpc" and line["request_id"] == "lookup-9" for line in lines
+    )
     assert ok["method"] == "/omnistock.v1.LocationService/ListLocations"
     assert ok["principal"] == "kiosk Amsterdam" and ok["status"] == "OK"
     assert ok["request_id"] == "page-1" and ok["latency_ms"] >= 0
