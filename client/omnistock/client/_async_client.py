@@ -37,6 +37,7 @@ from omnistock.client._streams import (
     RequestStream,
     start,
 )
+from omnistock.client._tracing import trace_metadata
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
@@ -141,7 +142,11 @@ class AsyncClient:
         attempt = 1
         while True:
             try:
-                return await method(request, timeout=timeout, metadata=(*self.metadata, *metadata))
+                return await method(
+                    request,
+                    timeout=timeout,
+                    metadata=(*self.metadata, *metadata, *trace_metadata()),
+                )
             except grpc.RpcError as error:
                 failure = from_rpc_error(error)
                 if attempt >= attempts or failure.code not in RETRYABLE_CODES:
@@ -275,7 +280,7 @@ class AsyncClient:
         return AsyncAvailabilityWatch(
             self._availability.WatchAvailability,
             request,
-            metadata=(*self.metadata, *metadata),
+            metadata=(*self.metadata, *metadata, *trace_metadata()),
             reconnect=reconnect,
         )
 
@@ -297,7 +302,7 @@ class AsyncClient:
             self._feeds.ImportSnapshot,
             stream,
             timeout=timeout,
-            metadata=(*self.metadata, *metadata),
+            metadata=(*self.metadata, *metadata, *trace_metadata()),
         )
         try:
             return await call  # type: ignore[no-any-return]
@@ -317,7 +322,10 @@ class AsyncClient:
         requests = (build.delta_batch(number, batch) for number, batch in enumerate(batches))
         stream = RequestStream(requests, on_error=OnError.CLOSE, note=DELTAS_NOTE)
         call = start(
-            self._feeds.StreamDeltas, stream, timeout=timeout, metadata=(*self.metadata, *metadata)
+            self._feeds.StreamDeltas,
+            stream,
+            timeout=timeout,
+            metadata=(*self.metadata, *metadata, *trace_metadata()),
         )
         failure: BaseException | None
         try:
@@ -366,7 +374,7 @@ class AsyncClient:
     ) -> AsyncIterator[Availability]:
         request = feed_pb2.ExportStockRequest(location_id=location_id)
         call = self._feeds.ExportStock(
-            request, timeout=timeout, metadata=(*self.metadata, *metadata)
+            request, timeout=timeout, metadata=(*self.metadata, *metadata, *trace_metadata())
         )
         async for page in self._stream(call):
             for availability in page.availabilities:

@@ -32,6 +32,7 @@ from omnistock.client._streams import (
     RequestStream,
     start,
 )
+from omnistock.client._tracing import trace_metadata
 from omnistock.client._types import (
     ApplyStockUpdatesResponse,
     Availability,
@@ -153,7 +154,11 @@ class Client:
         attempt = 1
         while True:
             try:
-                return method(request, timeout=timeout, metadata=(*self.metadata, *metadata))
+                return method(
+                    request,
+                    timeout=timeout,
+                    metadata=(*self.metadata, *metadata, *trace_metadata()),
+                )
             except grpc.RpcError as error:
                 failure = from_rpc_error(error)
                 if attempt >= attempts or failure.code not in RETRYABLE_CODES:
@@ -304,7 +309,7 @@ class Client:
             self._feeds.ImportSnapshot.future,
             stream,
             timeout=timeout,
-            metadata=(*self.metadata, *metadata),
+            metadata=(*self.metadata, *metadata, *trace_metadata()),
         )
         try:
             response: ImportSnapshotResponse = call.result()
@@ -339,7 +344,10 @@ class Client:
         requests = (build.delta_batch(number, batch) for number, batch in enumerate(batches))
         stream = RequestStream(requests, on_error=OnError.CLOSE, note=DELTAS_NOTE)
         call = start(
-            self._feeds.StreamDeltas, stream, timeout=timeout, metadata=(*self.metadata, *metadata)
+            self._feeds.StreamDeltas,
+            stream,
+            timeout=timeout,
+            metadata=(*self.metadata, *metadata, *trace_metadata()),
         )
         failure: BaseException | None
         try:
@@ -429,7 +437,7 @@ class Client:
         return AvailabilityWatch(
             self._availability.WatchAvailability,
             request,
-            metadata=(*self.metadata, *metadata),
+            metadata=(*self.metadata, *metadata, *trace_metadata()),
             reconnect=reconnect,
         )
 
