@@ -6,9 +6,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from omnistock.client import Client, Exposure, NotFoundError
 from omnistock.server.config import ServerConfig
+from omnistock.server.observability.metrics import RpcMetrics, new_registry
 from omnistock.server.testing import InProcessServer
 from processes import free_port
 from prometheus_client.parser import text_string_to_metric_families
@@ -88,3 +90,24 @@ def test_no_metrics_endpoint_unless_asked(tmp_path: Path) -> None:
         assert server.server is not None
         assert server.server.metrics_endpoint is None
         assert server.server.layer.observer.metrics is None
+
+
+def test_latency_buckets_follow_prometheus_le_rule() -> None:
+    registry = new_registry()
+    record = RpcMetrics(registry).recorder("/omnistock.v1.LocationService/GetLocation", "unary")
+    for seconds in (0.001, 0.0011, 100.0):  # on a bound, just past it, past every bound
+        record(grpc.StatusCode.OK, seconds)
+    record(grpc.StatusCode.NOT_FOUND, 0.0002)
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+    }
+    ok = {"grpc_code": "OK"}
+    assert value(samples, "grpc_server_handling_seconds_bucket", le="0.001", **ok) == 1
+    assert value(samples, "grpc_server_handling_seconds_bucket", le="0.0025", **ok) == 2
+    assert value(samples, "grpc_server_handling_seconds_bucket", le="30.0", **ok) == 2
+    assert value(samples, "grpc_server_handling_seconds_bucket", le="+Inf", **ok) == 3
+    assert value(samples, "grpc_server_handling_seconds_sum", **ok) == pytest.approx(100.0021)
+    assert value(samples, "grpc_server_handled_total", **ok) == 3
+    assert value(samples, "grpc_server_handled_total", grpc_code="NOT_FOUND") == 1

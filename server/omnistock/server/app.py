@@ -251,6 +251,17 @@ class OmnistockServer:
             raise ListenError(
                 f"cannot listen on {config.listen}: address in use or not valid"
             ) from error
+        if self.metrics_registry is not None:
+            self.metrics_registry.register(self._gauges())
+            try:
+                self.metrics_endpoint = MetricsEndpoint(
+                    self.metrics_registry, config.metrics_listen
+                )
+            except (OSError, ValueError) as error:
+                raise ListenError(
+                    f"cannot serve metrics on {config.metrics_listen}: {error}"
+                ) from error
+            log.info("metrics on http://%s/metrics", config.metrics_listen)
 
     async def _existing_locations(self, location_ids: list[str]) -> set[str]:
         return await self.runner.run(self.directory.known, location_ids)
@@ -264,12 +275,6 @@ class OmnistockServer:
         await self.server.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         await self.health_states.start()
-        if self.metrics_registry is not None:
-            self.metrics_registry.register(self._gauges())
-            self.metrics_endpoint = MetricsEndpoint(
-                self.metrics_registry, self.config.metrics_listen
-            )
-            log.info("metrics on http://%s/metrics", self.config.metrics_listen)
         if self.config.insecure:
             log.warning(
                 "INSECURE MODE: no API keys are checked and every caller is an admin who sees "

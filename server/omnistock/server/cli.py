@@ -69,6 +69,14 @@ def _serve(args: argparse.Namespace) -> int:
         if not (math.isfinite(value) and value > 0):
             print(f"omnistock: {flag} must be a number above 0, not {value}", file=sys.stderr)
             return 2
+    if config.metrics_listen:
+        from omnistock.server.observability.metrics import parse_listen
+
+        try:
+            parse_listen(config.metrics_listen)
+        except ValueError as error:
+            print(f"omnistock: {error}", file=sys.stderr)
+            return 2
     if not (math.isfinite(config.drain_seconds) and config.drain_seconds >= 0):
         print(f"omnistock: --drain-seconds must be 0 or more, not {config.drain_seconds}", file=sys.stderr)  # fmt: skip
         return 2

@@ -6,7 +6,7 @@ Call figures (the names grpc-ecosystem's go-grpc-prometheus uses, so stock dashb
 - ``grpc_server_handling_seconds{grpc_service, grpc_method, grpc_type, grpc_code}``, a
   histogram (health checks and reflection are not counted).
 
-They are recorded on the call's path: one dict lookup, a counter and a histogram bucket.
+They are recorded on the call's path: a dict lookup, a sum and a bucket (``RpcMetrics``).
 Everything else (``Gauges``) is computed when Prometheus scrapes, never on a call's path:
 gauges that need the database read it at most once every ``min_interval`` seconds, with
 a connection of their own, and a bounded number of rows.
@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("omnistock.metrics")
@@ -39,43 +40,67 @@ LATENCY_BUCKETS = (
 _LABELS = ("grpc_service", "grpc_method", "grpc_type", "grpc_code")
 
 
-class RpcMetrics:
-    """The call figures, on ``registry``."""
+class RpcMetrics(Collector):
+    """The call figures, registered on ``registry``.
+
+    A call adds to plain Python counters (a sum and a bucket count, one ``bisect``), and
+    the scrape turns them into Prometheus' families. prometheus-client's own Counter and
+    Histogram take a lock for each of their four updates a call: 5 us a call against
+    under 0.5 us here (a loop of 200,000 calls on the 2-core test machine), where 5 us
+    would be several percent of the server's CPU at GetAvailability's peak. What it costs: the
+    updates are not atomic together, so a scrape made in the middle of one may see its
+    bucket count without its seconds; every count is read from the buckets, so counts
+    and buckets always agree. Calls record on the event loop's thread only.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._handled = Counter(
-            "grpc_server_handled_total",
-            "Calls completed on the server, by method and status code.",
-            _LABELS,
-            registry=registry,
-        )
-        self._seconds = Histogram(
-            "grpc_server_handling_seconds",
-            "Seconds from a call's start to its end (a stream: its whole life), by method and"
-            " status code.",
-            _LABELS,
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self._children: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
+        # (service, method, type) -> status code -> [seconds in all, count per bucket...]
+        self._series: dict[tuple[str, str, str], dict[grpc.StatusCode, list[float]]] = {}
+        registry.register(self)
 
     def recorder(self, method: str, kind: str) -> Callable[[grpc.StatusCode, float], None]:
         """What one method's calls report to: ``record(code, seconds)``."""
         service, _, name = method.strip("/").partition("/")
-        children = self._children
+        by_code = self._series.setdefault((service, name, kind), {})
+        bounds = LATENCY_BUCKETS
+        width = len(bounds) + 2  # the sum, each bucket, +Inf
 
         def record(code: grpc.StatusCode, seconds: float) -> None:
-            pair = children.get((method, code))
-            if pair is None:
-                labels = (service, name, kind, code.name)
-                pair = children[(method, code)] = (
-                    self._handled.labels(*labels),
-                    self._seconds.labels(*labels),
-                )
-            pair[0].inc()
-            pair[1].observe(seconds)
+            figures = by_code.get(code)
+            if figures is None:
+                figures = by_code[code] = [0.0] * width
+            figures[0] += seconds
+            figures[1 + bisect_left(bounds, seconds)] += 1
 
         return record
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        handled = CounterMetricFamily(
+            "grpc_server_handled_total",
+            "Calls completed on the server, by method and status code.",
+            labels=_LABELS,
+        )
+        seconds = HistogramMetricFamily(
+            "grpc_server_handling_seconds",
+            "Seconds from a call's start to its end (a stream: its whole life), by method and"
+            " status code.",
+            labels=_LABELS,
+        )
+        for (service, name, kind), by_code in list(self._series.items()):
+            for code, live in list(by_code.items()):
+                figures = list(live)  # one copy, then consistent counts
+                labels = [service, name, kind, code.name]
+                cumulative, buckets = 0.0, []
+                for bound, count in zip((*LATENCY_BUCKETS, "+Inf"), figures[1:], strict=True):
+                    cumulative += count
+                    buckets.append((str(bound), cumulative))
+                handled.add_metric(labels, cumulative)
+                seconds.add_metric(labels, buckets, sum_value=figures[0])
+        yield handled
+        yield seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,14 +244,27 @@ class Gauges(Collector):
         yield ages
 
 
+def parse_listen(listen: str) -> tuple[str, int]:
+    """HOST:PORT (HOST may be empty: every address; [::] for IPv6) as (host, port).
+
+    >>> parse_listen("127.0.0.1:9464")
+    ('127.0.0.1', 9464)
+    """
+    host, colon, port = listen.rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"--metrics-listen must be HOST:PORT, such as 0.0.0.0:9464, not {listen!r}"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class MetricsEndpoint:
-    """``/metrics`` over HTTP on ``listen`` (HOST:PORT; port 0 picks one)."""
+    """``/metrics`` over HTTP on ``listen`` (HOST:PORT; port 0 picks one). Raises OSError
+    when it cannot listen there."""
 
     def __init__(self, registry: CollectorRegistry, listen: str) -> None:
-        host, _, port = listen.rpartition(":")
-        self._server, self._thread = start_http_server(
-            int(port), addr=host.strip("[]") or "0.0.0.0", registry=registry
-        )
+        host, port = parse_listen(listen)
+        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
         self.port: int = self._server.server_port
 
     def close(self) -> None:
