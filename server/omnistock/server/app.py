@@ -8,7 +8,6 @@ import gc
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -101,6 +100,7 @@ class OmnistockServer:
 
     def __init__(self, config: ServerConfig, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.config = config
+        self._clock = clock
         self.engine = create_database_engine(
             config.database_url,
             pool_size=config.db_threads,
@@ -299,7 +299,9 @@ class OmnistockServer:
                 pool_checked_out=pool.checkedout() if hasattr(pool, "checkedout") else 0,
             )
 
-        return Gauges(process=process, database=partial(database_figures, self.operations))
+        return Gauges(
+            process=process, database=partial(database_figures, self.operations, self._clock)
+        )
 
     async def stop(self, grace: float | None = None, *, drain: float = 0.0) -> None:
         """Say NOT_SERVING; keep serving for ``drain`` seconds, so load balancers see it
@@ -350,9 +352,11 @@ def worker_metrics(config: ServerConfig, index: int) -> ServerConfig:
     return replace(config, metrics_listen=f"{host}:{int(port) + index}")
 
 
-def database_figures(operations: OperationsReads) -> DatabaseFigures:
+def database_figures(
+    operations: OperationsReads, clock: Callable[[], datetime] = utc_now
+) -> DatabaseFigures:
     """The business gauges that need the database: two bounded queries."""
-    now_us = int(time.time() * 1_000_000)
+    now_us = int(clock().timestamp() * 1_000_000)
     feeds = [
         FeedAge(
             feed.location_id,
