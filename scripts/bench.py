@@ -2,6 +2,13 @@
 
     .venv/bin/python scripts/bench.py availability [--stores 1000 --skus 10000] [--duration 10] [--read-cache-size N]
 
+    .venv/bin/python scripts/bench.py observability [--duration 10] [--rounds 3]
+
+observability
+    GetAvailability on three servers of one database: observability off, metrics on
+    (access log off), metrics and access log on; measured in alternation. Reports the
+    cost of metrics (against off) and of the access log (against metrics on).
+
 availability
     Baseline: an empty grpc.aio unary handler (no deserialisation, empty reply),
     in its own process. Then `omnistock serve` on a SQLite file with STORES x SKUS
@@ -495,6 +502,66 @@ def with_before(
             m.path, m.body, m.response_size, m.paced_at_half_baseline, target=target
         )
     return process
+
+
+def observability(args: argparse.Namespace) -> None:
+    """GetAvailability's peak with observability off, with metrics on (access log off),
+    and with metrics and the access log on: three servers on one database, measured in
+    alternation, round by round, so drift in the machine hits each alike. The figures:
+    metrics' cost (on / off) and the access log's own (both / metrics)."""
+    from omnistock.client import Client, Exposure
+    from omnistock.v1 import availability_pb2
+
+    db = prepare(
+        f"availability-{args.stores}x{args.skus}",
+        lambda path: build_availability_db(path, args.stores, args.skus),
+    )
+    rng = random.Random(2)
+    sku = f"SKU-{rng.randrange(args.skus):06d}"
+    store = f"S{rng.randrange(args.stores):05d}"
+    body = availability_pb2.GetAvailabilityRequest(
+        sku=sku, location_ids=[store], exposure=1
+    ).SerializeToString()
+    variants = {
+        "off": [],
+        "metrics": ["--metrics-listen", f"127.0.0.1:{free_port()}"],
+        "metrics + access log": [
+            "--metrics-listen", f"127.0.0.1:{free_port()}", "--access-log", "--log-level", "INFO",
+        ],
+    }  # fmt: skip
+    servers = {
+        name: start_server(f"sqlite:///{db}", *extra, secure=True)
+        for name, extra in variants.items()
+    }
+    load = {"duration": args.duration, "clients": args.clients, "streams": args.streams}
+    peaks: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        path = "/omnistock.v1.AvailabilityService/GetAvailability"
+        for _, target in servers.values():
+            with Client(target, api_key=API_KEY) as client:  # real answers, not errors
+                assert client.get_availability(sku, [store], exposure=Exposure.EXACT)
+            h2load(f"http://{target}{path}", body, **{**load, "duration": 2})
+        for round_number in range(1, args.rounds + 1):
+            line = []
+            for name, (_, target) in servers.items():
+                qps = h2load(f"http://{target}{path}", body, **load).qps
+                peaks[name].append(qps)
+                line.append(f"{name} {qps:,.0f} QPS")
+            print(f"  round {round_number}: " + "; ".join(line))
+    finally:
+        for process, _ in servers.values():
+            stop(process)
+    off, metrics, logged = (median(peaks[name]) for name in variants)
+    print()
+    print(f"GetAvailability peak, median of {args.rounds} rounds")
+    print("| server | peak QPS | cost |")
+    print("|---|---|---|")
+    print(f"| observability off | {off:,.0f} | |")
+    print(f"| metrics on, access log off | {metrics:,.0f} | {1 - metrics / off:.1%} of off |")
+    print(
+        f"| metrics and access log on | {logged:,.0f} | access log: {1 - logged / metrics:.1%}"
+        " of metrics on |"
+    )
 
 
 @dataclass
@@ -1799,6 +1866,17 @@ def main() -> None:
         default=None,
         help="pass to the server; 0 measures every read on the database",
     )
+    observe = commands.add_parser(
+        "observability",
+        help="GetAvailability with metrics off and on (access log off), then the access log's"
+        " own cost, in one run",
+    )
+    observe.add_argument("--stores", type=int, default=1000)
+    observe.add_argument("--skus", type=int, default=10000)
+    observe.add_argument("--duration", type=float, default=10)
+    observe.add_argument("--rounds", type=int, default=3)
+    observe.add_argument("--clients", type=int, default=4)
+    observe.add_argument("--streams", type=int, default=16)
     near = commands.add_parser("search", help="SearchNearby vs baseline on 10,000 stores")
     near.add_argument("--before", help="also measure the server of this checkout, alternating")
     near.add_argument("--stores", type=int, default=10_000)
@@ -1862,6 +1940,8 @@ def main() -> None:
         asyncio.run(serve_empty(args.listen))
     elif args.command == "availability":
         availability(args)
+    elif args.command == "observability":
+        observability(args)
 
 
 if __name__ == "__main__":

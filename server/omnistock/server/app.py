@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -20,6 +21,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from omnistock.server import redaction
 from omnistock.server.config import ServerConfig
+from omnistock.server.observability.calls import CallObserver
+from omnistock.server.observability.health import HealthStates
+from omnistock.server.observability.metrics import (
+    DatabaseFigures,
+    FeedAge,
+    Gauges,
+    MetricsEndpoint,
+    ProcessFigures,
+    RpcMetrics,
+    new_registry,
+)
+from omnistock.server.observability.tracing import Tracing
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.queries import ReadModel
 from omnistock.server.readmodel.stock import StockCache
@@ -39,6 +52,7 @@ from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
 from omnistock.server.store.keys import AuditRepository, KeyRepository
 from omnistock.server.store.locations import LocationRepository
+from omnistock.server.store.operations import OperationsReads
 from omnistock.server.store.postcodes import PostcodeRepository
 from omnistock.server.store.reservations import ReservationStore
 from omnistock.server.store.retention import purge
@@ -92,6 +106,7 @@ class OmnistockServer:
 
     def __init__(self, config: ServerConfig, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.config = config
+        self._clock = clock
         self.engine = create_database_engine(
             config.database_url,
             pool_size=config.db_threads,
@@ -108,7 +123,15 @@ class OmnistockServer:
             seed_if_empty(self.locations_repo, self.feed_writer, now=clock())
         self.directory = LocationDirectory(self.locations_repo)
         self.directory.refresh()
-        self.runner = BlockingRunner(config.db_threads)
+        # Operations: traces (off without an OTLP endpoint), metrics (off without an
+        # endpoint to serve them on), the access log, and the reads behind readiness and
+        # the business gauges, on connections of their own.
+        self.tracing = Tracing.otlp(config.otlp_endpoint) if config.otlp_endpoint else None
+        tracer = self.tracing.tracer if self.tracing is not None else None
+        self.metrics_registry = new_registry() if config.metrics_listen else None
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self.operations = OperationsReads(config.database_url)
+        self.runner = BlockingRunner(config.db_threads, tracer=tracer)
         self.stock_cache = StockCache(maxsize=config.read_cache_size, ttl=config.read_cache_ttl)
         # Every write publishes what it changed; the caches (and watches) listen, here and,
         # through the store's change channel, in every other process on the database.
@@ -117,6 +140,13 @@ class OmnistockServer:
         )
         self.audit = AuditLog(AuditRepository(self.engine))
         self.layer = InterceptorLayer(
+            CallObserver(
+                metrics=None
+                if self.metrics_registry is None
+                else RpcMetrics(self.metrics_registry),
+                tracer=tracer,
+                access_log=config.access_log,
+            ),
             auth=Authenticator(
                 KeyService(KeyRepository(self.engine)),
                 self.runner.run,
@@ -132,6 +162,12 @@ class OmnistockServer:
         # Every process on the database signs page tokens with the same key.
         pages = PageTokens(shared_secret(self.engine, PAGE_TOKEN_SECRET))
         self.health = health.aio.HealthServicer()
+        self.health_states = HealthStates(
+            self.health,
+            SERVICE_NAMES,
+            ping=self.operations.ping,
+            interval=config.ready_check_seconds,
+        )
         self.server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -239,6 +275,17 @@ class OmnistockServer:
             raise ListenError(
                 f"cannot listen on {config.listen}: address in use or not valid"
             ) from error
+        if self.metrics_registry is not None:
+            self.metrics_registry.register(self._gauges())
+            try:
+                self.metrics_endpoint = MetricsEndpoint(
+                    self.metrics_registry, config.metrics_listen
+                )
+            except (OSError, ValueError) as error:
+                raise ListenError(
+                    f"cannot serve metrics on {config.metrics_listen}: {error}"
+                ) from error
+            log.info("metrics on http://%s/metrics", config.metrics_listen)
 
     async def _existing_locations(self, location_ids: list[str]) -> set[str]:
         return await self.runner.run(self.directory.known, location_ids)
@@ -252,7 +299,7 @@ class OmnistockServer:
         await self.server.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         self._retention_task = asyncio.get_running_loop().create_task(self.retention.run_forever())
-        await self._set_serving(health_pb2.HealthCheckResponse.SERVING)
+        await self.health_states.start()
         if self.config.insecure:
             log.warning(
                 "INSECURE MODE: no API keys are checked and every caller is an admin who sees "
@@ -265,13 +312,29 @@ class OmnistockServer:
         )
         return self.port
 
-    async def _set_serving(self, status: int) -> None:
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, status)
+    def _gauges(self) -> Gauges:
+        def process() -> ProcessFigures:
+            pool: Any = self.engine.pool
+            return ProcessFigures(
+                read_cache_hits=self.stock_cache.hits,
+                read_cache_misses=self.stock_cache.misses,
+                change_bus_lag_seconds=self.changes.lag_seconds,
+                open_watch_streams=self.watches.open_streams,
+                pool_size=pool.size() if hasattr(pool, "size") else 0,
+                pool_checked_out=pool.checkedout() if hasattr(pool, "checkedout") else 0,
+            )
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Say NOT_SERVING, let in-flight calls finish within the grace period, then close."""
-        await self._set_serving(health_pb2.HealthCheckResponse.NOT_SERVING)
+        return Gauges(
+            process=process, database=partial(database_figures, self.operations, self._clock)
+        )
+
+    async def stop(self, grace: float | None = None, *, drain: float = 0.0) -> None:
+        """Say NOT_SERVING; keep serving for ``drain`` seconds, so load balancers see it
+        and send no more; let in-flight calls finish within the grace period; close."""
+        await self.health_states.stop_serving()
+        if drain > 0:
+            log.info("draining: NOT_SERVING, still serving calls for %gs", drain)
+            await asyncio.sleep(drain)
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
         for task in (self._sweeper, self._retention_task):
             if task is not None:
@@ -283,6 +346,11 @@ class OmnistockServer:
         self.audit.close()
         self.stock_repo.close()
         self.engine.dispose()
+        self.operations.close()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
+        if self.tracing is not None:
+            self.tracing.close()
         log.info("omnistock stopped")
 
     async def _sweep(self) -> None:
@@ -300,6 +368,30 @@ class OmnistockServer:
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
+
+
+def worker_metrics(config: ServerConfig, index: int) -> ServerConfig:
+    """Worker ``index`` (from 0) serves its /metrics on the configured port plus ``index``."""
+    if not config.metrics_listen:
+        return config
+    host, _, port = config.metrics_listen.rpartition(":")
+    return replace(config, metrics_listen=f"{host}:{int(port) + index}")
+
+
+def database_figures(
+    operations: OperationsReads, clock: Callable[[], datetime] = utc_now
+) -> DatabaseFigures:
+    """The business gauges that need the database: two bounded queries."""
+    now_us = int(clock().timestamp() * 1_000_000)
+    feeds = [
+        FeedAge(
+            feed.location_id,
+            None if feed.last_feed_us is None else (now_us - feed.last_feed_us) / 1_000_000,
+            feed.last_feed_us is None or now_us - feed.last_feed_us > feed.freshness_budget_us,
+        )
+        for feed in operations.location_feeds()
+    ]
+    return DatabaseFigures(feeds=feeds, active_holds=operations.active_holds(now_us))
 
 
 def server_credentials(config: ServerConfig) -> grpc.ServerCredentials:
@@ -322,8 +414,12 @@ async def serve(config: ServerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
-    log.info("shutting down: finishing in-flight calls (grace %.0fs)", config.grace_seconds)
-    await server.stop()
+    log.info(
+        "shutting down: NOT_SERVING, drain %gs, then in-flight calls finish (grace %gs)",
+        config.drain_seconds,
+        config.grace_seconds,
+    )
+    await server.stop(drain=config.drain_seconds)
 
 
 def serve_workers(config: ServerConfig) -> int:
@@ -342,12 +438,12 @@ def serve_workers(config: ServerConfig) -> int:
     engine.dispose()
     worker_config = replace(config, demo=False)
     children: list[int] = []
-    for _ in range(config.workers):
+    for index in range(config.workers):
         pid = os.fork()
         if pid == 0:  # a worker
             code = 0
             try:
-                asyncio.run(serve(worker_config))
+                asyncio.run(serve(worker_metrics(worker_config, index)))
             except BaseException:
                 log.exception("worker failed")
                 code = 1

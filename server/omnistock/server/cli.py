@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import math
 import os
 import sys
@@ -33,6 +32,8 @@ from omnistock.server.config import (
 )
 from omnistock.server.domain.reservations import TtlPolicy
 from omnistock.server.domain.security import Principal, Role
+from omnistock.server.observability.logs import LOG_FORMATS
+from omnistock.server.observability.logs import configure as configure_logging
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -82,7 +83,9 @@ def _serve(args: argparse.Namespace) -> int:
             reservations=_given(args.reservation_retention, base.retention.reservations),
         ),
     )
+    config = _with_operations(config, base, args)
     for flag, value in (
+        ("--ready-check-seconds", config.ready_check_seconds),
         ("--key-cache-seconds", config.key_cache_seconds),
         ("--auth-failure-burst", config.auth_failure_burst),
         ("--auth-failures-per-second", config.auth_failures_per_second),
@@ -90,15 +93,27 @@ def _serve(args: argparse.Namespace) -> int:
         if not (math.isfinite(value) and value > 0):
             print(f"omnistock: {flag} must be a number above 0, not {value}", file=sys.stderr)
             return 2
+    if config.metrics_listen:
+        from omnistock.server.observability.metrics import parse_listen as parse_metrics_listen
+
+        try:
+            parse_metrics_listen(config.metrics_listen)
+        except ValueError as error:
+            print(f"omnistock: {error}", file=sys.stderr)
+            return 2
+    if not (math.isfinite(config.drain_seconds) and config.drain_seconds >= 0):
+        print(f"omnistock: --drain-seconds must be 0 or more, not {config.drain_seconds}", file=sys.stderr)  # fmt: skip
+        return 2
     if config.banded_max_quantity < 1:
         print("omnistock: --banded-max-quantity must be at least 1", file=sys.stderr)
         return 2
     if config.tls_cert and not config.tls_key:
         print("omnistock: --tls-cert needs --tls-key", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if config.log_format not in LOG_FORMATS:
+        print(f"omnistock: --log-format must be text or json, not {config.log_format!r}", file=sys.stderr)  # fmt: skip
+        return 2
+    configure_logging(config.log_level, config.log_format)
     from omnistock.server.app import ListenError, serve, serve_workers
 
     # The schema is brought up to date (or checked) once, here, before any server starts.
@@ -149,6 +164,59 @@ def _add_retention_options(serve: argparse.ArgumentParser) -> None:
             help=f"how long {what} are kept before a background job purges them, such as"
             f" 30d, or never [${variable}, {default}]",
         )
+
+
+def _with_operations(
+    config: ServerConfig, base: ServerConfig, args: argparse.Namespace
+) -> ServerConfig:
+    """The operations flags (metrics, traces, logs, drain) over their variables."""
+    return replace(
+        config,
+        metrics_listen=args.metrics_listen or base.metrics_listen,
+        otlp_endpoint=args.otlp_endpoint or base.otlp_endpoint,
+        access_log=args.access_log or base.access_log,
+        log_format=args.log_format or base.log_format,
+        drain_seconds=_given(args.drain_seconds, base.drain_seconds),
+        ready_check_seconds=_given(args.ready_check_seconds, base.ready_check_seconds),
+    )
+
+
+def _add_operations_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (with --workers N, worker i"
+        " on PORT+i) [$OMNISTOCK_METRICS_LISTEN, off]",
+    )
+    serve.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send traces over OTLP/gRPC to this collector, such as http://127.0.0.1:4317"
+        " [$OMNISTOCK_OTLP_ENDPOINT, $OTEL_EXPORTER_OTLP_ENDPOINT, off]",
+    )
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log a line per call: method, principal, status, latency, request id"
+        " [$OMNISTOCK_ACCESS_LOG, off]",
+    )
+    serve.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="text or json [$OMNISTOCK_LOG_FORMAT, text]"
+    )
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="at SIGTERM, how long health says NOT_SERVING while calls are still served, before"
+        " the grace period [$OMNISTOCK_DRAIN_SECONDS, 0]",
+    )
+    serve.add_argument(
+        "--ready-check-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="how often readiness (health service omnistock.ready) checks the database"
+        " [$OMNISTOCK_READY_CHECK_SECONDS, 2]",
+    )
 
 
 def _given(flag: Any, default: Any) -> Any:
@@ -588,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     _add_retention_options(serve)
+    _add_operations_flags(serve)
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
     _add_security_commands(commands)

@@ -85,6 +85,16 @@ class ServerConfig:
     key_cache_seconds: float = 5.0
     auth_failure_burst: int = 30
     auth_failures_per_second: float = 1.0
+    # Operations (docs/operations.md): Prometheus /metrics on this HOST:PORT ("" for none);
+    # traces over OTLP/gRPC to this endpoint ("" for none); a log line per call; text or
+    # JSON log lines; at SIGTERM, seconds of NOT_SERVING before the grace period begins;
+    # how often readiness (omnistock.ready) checks the database.
+    metrics_listen: str = ""
+    otlp_endpoint: str = ""
+    access_log: bool = False
+    log_format: str = "text"
+    drain_seconds: float = 0.0
+    ready_check_seconds: float = 2.0
 
     # Bring the schema up to date at start (off when a job runs `omnistock migrate`).
     migrate: bool = True
@@ -122,6 +132,14 @@ class ServerConfig:
                 audit=env_retention("OMNISTOCK_AUDIT_RETENTION", KEEP.audit),
                 reservations=env_retention("OMNISTOCK_RESERVATION_RETENTION", KEEP.reservations),
             ),
+            metrics_listen=os.environ.get("OMNISTOCK_METRICS_LISTEN", ""),
+            otlp_endpoint=os.environ.get(
+                "OMNISTOCK_OTLP_ENDPOINT", os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+            ),
+            access_log=env_flag("OMNISTOCK_ACCESS_LOG"),
+            log_format=os.environ.get("OMNISTOCK_LOG_FORMAT", "text"),
+            drain_seconds=float(os.environ.get("OMNISTOCK_DRAIN_SECONDS", "0")),
+            ready_check_seconds=float(os.environ.get("OMNISTOCK_READY_CHECK_SECONDS", "2")),
         )
 
 

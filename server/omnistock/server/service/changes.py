@@ -111,6 +111,12 @@ class ChangeBus:
             except Exception:  # one broken subscriber must not stop the others
                 log.exception("change subscriber failed")
 
+    @property
+    def lag_seconds(self) -> float | None:
+        """Seconds between another process sending the last change this one received and
+        its arrival (None before any)."""
+        return getattr(self._transport, "lag_seconds", None)
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
@@ -120,7 +126,11 @@ def encode(origin: str, changes: Changes) -> list[str]:
     """JSON payloads of at most MAX_PAYLOAD_BYTES each, together saying ``changes``
     (``everything`` is never sent: it is for the process that missed changes)."""
     payloads: list[str] = []
-    body: dict[str, Any] = {"o": origin, "d": 1} if changes.directory else {"o": origin}
+    # "t": when it was sent, for the receiver's lag figure.
+    sent = round(time.time(), 3)
+    body: dict[str, Any] = (
+        {"o": origin, "t": sent, "d": 1} if changes.directory else {"o": origin, "t": sent}
+    )
     room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20  # the lists' brackets and keys
 
     def add(field: str, item: Any) -> None:
@@ -128,7 +138,7 @@ def encode(origin: str, changes: Changes) -> list[str]:
         length = len(json.dumps(item, separators=(",", ":"))) + 1
         if length > room and ("l" in body or "p" in body):  # full: start the next payload
             payloads.append(json.dumps(body, separators=(",", ":")))
-            body = {"o": origin}
+            body = {"o": origin, "t": sent}
             room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20
         body.setdefault(field, []).append(item)
         room -= length
@@ -137,9 +147,15 @@ def encode(origin: str, changes: Changes) -> list[str]:
         add("l", location)
     for sku, location in sorted(changes.pairs):
         add("p", [sku, location])
-    if len(body) > 1:
+    if "l" in body or "p" in body or "d" in body:
         payloads.append(json.dumps(body, separators=(",", ":")))
     return payloads
+
+
+def sent_at(payload: str) -> float | None:
+    """When a payload was sent (None for one from before the time was sent)."""
+    sent = json.loads(payload).get("t")
+    return float(sent) if isinstance(sent, int | float) else None
 
 
 def decode(payload: str) -> tuple[str, Changes]:
@@ -227,6 +243,8 @@ class ChannelTransport:
         self._channel = channel
         self.origin = channel.origin
         self._batcher = _Batcher(self._send)
+        # Seconds from another process sending the last change received to its arrival.
+        self.lag_seconds: float | None = None
 
     def start(self, deliver: Callable[[Changes], None]) -> None:
         def receive(payload: str) -> None:
@@ -237,6 +255,9 @@ class ChannelTransport:
                 return
             if origin != self.origin:
                 deliver(changes)
+                sent = sent_at(payload)
+                if sent is not None:
+                    self.lag_seconds = max(0.0, time.time() - sent)
 
         self._channel.start(receive, lambda: deliver(RESYNC))
         self._batcher.start()

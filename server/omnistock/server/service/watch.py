@@ -156,17 +156,20 @@ class WatchHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[Watch, set[Pair]] = {}
         self._refreshing: asyncio.Task[None] | None = None
+        self.open_streams = 0  # watches added and not yet removed (a metric)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
     def add(self, watch: Watch) -> None:
+        self.open_streams += 1
         for pair in watch.pairs:
             self._by_pair[pair].add(watch)
         for location in watch.locations:
             self._by_location[location].add(watch)
 
     def remove(self, watch: Watch) -> None:
+        self.open_streams -= 1
         for pair in watch.pairs:
             watchers = self._by_pair.get(pair)
             if watchers is not None:

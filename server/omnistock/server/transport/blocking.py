@@ -8,19 +8,28 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from omnistock.server.observability.tracing import database_span
+from opentelemetry.trace import Tracer
+
 T = TypeVar("T")
 
 
 class BlockingRunner:
-    def __init__(self, max_workers: int) -> None:
+    """``tracer``: each run is a span (``db`` and the function's name), under the call's."""
+
+    def __init__(self, max_workers: int, *, tracer: Tracer | None = None) -> None:
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="omnistock-db"
         )
+        self.tracer = tracer
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
-        return await loop.run_in_executor(self._executor, call)
+        if self.tracer is None:
+            return await loop.run_in_executor(self._executor, call)
+        with database_span(self.tracer, "db " + getattr(fn, "__qualname__", "call")):
+            return await loop.run_in_executor(self._executor, call)
 
     async def write(
         self, fn: Callable[..., T], /, *args: Any, noted: Callable[[T], object], **kwargs: Any

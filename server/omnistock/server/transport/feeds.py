@@ -245,6 +245,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
         context: aio.ServicerContext[Any, Any],
     ) -> feed_pb2.ImportSnapshotResponse:
         session: SnapshotSession | None = None
+        opened: list[SnapshotSession] = []
         committed = False
         try:
             received = 0
@@ -269,8 +270,13 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                     )
                     v.raise_if_any()
                     as_of = timestamp_to_datetime(header.as_of)
-                    session = await self._runner.run(
-                        self._service.begin_snapshot, header.location_id, as_of
+                    # Run to its end even if the call is cancelled meanwhile, so that the
+                    # session it opens (a transaction) is always known, and aborted below.
+                    session = await self._runner.write(
+                        self._service.begin_snapshot,
+                        header.location_id,
+                        as_of,
+                        noted=opened.append,
                     )
                     first = False
                 elif request.HasField("header"):
@@ -320,9 +326,11 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                 zeroed_count=result.zeroed,
             )
         finally:
-            if session is not None and not committed:
-                # A bad record, a dropped stream or a cancelled call: nothing is applied.
-                await self._runner.run(session.abort)
+            if opened and not committed:
+                # A bad record, a dropped stream or a cancelled call (even one cancelled
+                # while the session was being opened): nothing is applied. Aborting twice
+                # is harmless.
+                await self._runner.run(opened[0].abort)
 
     async def GetFeedStatus(
         self, request: feed_pb2.GetFeedStatusRequest, context: aio.ServicerContext[Any, Any]

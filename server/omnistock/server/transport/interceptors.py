@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,6 +21,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 from omnistock.server.domain.errors import DomainError, FieldViolation, InvalidArgument
 from omnistock.server.domain.security import AuditEntry, PermissionDenied, Principal
+from omnistock.server.observability.calls import CallObserver
 from omnistock.server.service.audit import AuditLog
 from omnistock.server.transport.auth import AUDIT, CURRENT, Authenticator, OpenKey
 from omnistock.server.transport.errors import internal_status, status_for
@@ -34,51 +33,29 @@ log = logging.getLogger("omnistock.rpc")
 _OPEN_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 
 
-class Metrics:
-    """Per-method call counts by status code and total latency, in process."""
-
-    def __init__(self) -> None:
-        # OK calls are counted apart, by method name alone: the hot path stays cheap.
-        self._ok: Counter[str] = Counter()
-        self._failed: Counter[tuple[str, grpc.StatusCode]] = Counter()
-        self.seconds: defaultdict[str, float] = defaultdict(float)
-
-    def record(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        if code is grpc.StatusCode.OK:
-            self._ok[method] += 1
-        else:
-            self._failed[(method, code)] += 1
-        self.seconds[method] += seconds
-
-    @property
-    def calls(self) -> Counter[tuple[str, str]]:
-        """Call counts keyed by (method, status code name)."""
-        calls: Counter[tuple[str, str]] = Counter({(m, "OK"): n for m, n in self._ok.items()})
-        calls.update({(m, code.name): n for (m, code), n in self._failed.items()})
-        return calls
-
-
 class InterceptorLayer:
     """For every call but health and reflection: authenticates the caller and checks the
     method's role, the caller's rate limit and the method's scope rule (transport.scope;
     every message of a streamed request); parses the request (bytes that are not a
     message are INVALID_ARGUMENT, not gRPC's bare INTERNAL); turns DomainError into its
     status with details and any other exception into a bare INTERNAL (the traceback goes
-    to the log); counts every call; and writes each successful write to the audit log.
+    to the log); has every call observed (request id, metrics, span, access log:
+    observability.calls); and writes each successful write to the audit log.
 
     Register servicers through it: ``add_FooServicer_to_server(servicer, layer.register(server))``.
     """
 
     def __init__(
         self,
-        metrics: Metrics | None = None,
+        observer: CallObserver | None = None,
         *,
         auth: Authenticator | None = None,
         audit: AuditLog | None = None,
         clock: Callable[[], datetime] | None = None,
         scopes: ScopeGuard | None = None,
     ) -> None:
-        self.metrics = metrics or Metrics()
+        # Request ids, metrics, traces and the access log (observability.calls).
+        self.observer = observer or CallObserver()
         self.auth = auth or Authenticator(None, _never, insecure=True)
         self.audit = audit
         self.scopes = scopes or ScopeGuard()
@@ -180,17 +157,18 @@ class InterceptorLayer:
         *,
         streaming_request: bool,
     ) -> Callable[..., Any]:
-        metrics, auth, scopes = self.metrics, self.auth, self.scopes
+        auth, scopes = self.auth, self.scopes
+        observe = self.observer.method(method, "client_stream" if streaming_request else "unary")
         scope = METHOD_SCOPES.get(method, UNLISTED)
 
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
+            metadata = context.invocation_metadata()
+            call = observe.begin(context, metadata)
             code = grpc.StatusCode.OK
             who: Principal | None = None
             note: dict[str, object] | None = None
             try:
                 # Who is calling: a key checked lately is known without a wait.
-                metadata = context.invocation_metadata()
                 who = auth.known(metadata) or await auth.authenticate(metadata, context.peer())
                 if not streaming_request or auth.insecure:
                     request, note = self._admit(scope, who, request, parse, streaming_request)
@@ -208,14 +186,14 @@ class InterceptorLayer:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as error:
-                status = self._status(method, error)
+                status = call.status(self._status(method, error))
                 code = status.code
                 await context.abort_with_status(status)
             finally:
                 if who is not None and note:  # it wrote something, then stopped
                     stopped = grpc.StatusCode.CANCELLED if code is grpc.StatusCode.OK else code
                     self._done(method, who, note, stopped=stopped.name)
-                metrics.record(method, code, time.perf_counter() - started)
+                call.end(code, who)
 
         return wrapper
 
@@ -227,17 +205,20 @@ class InterceptorLayer:
         *,
         streaming_request: bool,
     ) -> Callable[..., Any]:
-        metrics, auth, scopes = self.metrics, self.auth, self.scopes
+        auth, scopes = self.auth, self.scopes
+        observe = self.observer.method(
+            method, "bidi_stream" if streaming_request else "server_stream"
+        )
         scope = METHOD_SCOPES.get(method, UNLISTED)
 
         async def wrapper(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
+            metadata = context.invocation_metadata()
+            call = observe.begin(context, metadata)
             code = grpc.StatusCode.OK
             who: Principal | None = None
             note: dict[str, object] | None = None
             try:
                 # Who is calling: a key checked lately is known without a wait.
-                metadata = context.invocation_metadata()
                 who = auth.known(metadata) or await auth.authenticate(metadata, context.peer())
                 key = None if auth.insecure else OpenKey(auth, metadata, who)
                 request, note = self._admit(scope, who, request, parse, streaming_request, key)
@@ -254,14 +235,14 @@ class InterceptorLayer:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as error:
-                status = self._status(method, error)
+                status = call.status(self._status(method, error))
                 code = status.code
                 await context.abort_with_status(status)
             finally:
                 if who is not None and note:  # it wrote something, then stopped
                     stopped = grpc.StatusCode.CANCELLED if code is grpc.StatusCode.OK else code
                     self._done(method, who, note, stopped=stopped.name)
-                metrics.record(method, code, time.perf_counter() - started)
+                call.end(code, who)
 
         return wrapper
 

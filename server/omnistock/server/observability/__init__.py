@@ -1,0 +1,1 @@
+"""Operations: request ids, metrics, traces, logs and health (docs/operations.md)."""
