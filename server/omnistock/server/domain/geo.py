@@ -64,7 +64,7 @@ LEVEL_SCALES = (1, 5, 25, 125, 750)  # 0.02, 0.1, 0.5, 2.5 and 15 degrees
 # The most cells one ring of a search reads. Rings double from 4 km, so a search of the
 # largest radius (500 km) has 8 and reads at most 8 * MAX_CELLS cells, whatever its
 # latitude (DESIGN.md, "Bounded work").
-MAX_CELLS = 2_048
+MAX_CELLS = 1_024
 
 
 @dataclass(slots=True)
@@ -372,7 +372,33 @@ def nearest_in_any(
     work: Work | None = None,
 ) -> Iterator[Nearby[T]]:
     """The points of several grids (of one cell size) within ``radius_km``, each once,
-    nearest first.
+    nearest first (see nearest_in_any_pausing)."""
+    for near in nearest_in_any_pausing(
+        grids, lat, lon, radius_km, first_ring_km=first_ring_km, keep=keep, work=work
+    ):
+        if near is not None:
+            yield near
+
+
+# A walk that yields nothing for this many cells read yields None, so that an async
+# caller can let others run (a wide search through rings of cells that hold nothing
+# yet held the event loop 6 ms).
+PAUSE_CELLS = 128
+
+
+def nearest_in_any_pausing(
+    grids: Sequence[GridIndex[T]],
+    lat: float,
+    lon: float,
+    radius_km: float,
+    *,
+    first_ring_km: float = 4.0,
+    keep: Callable[[T], bool] | None = None,
+    work: Work | None = None,
+) -> Iterator[Nearby[T] | None]:
+    """The points of several grids (of one cell size) within ``radius_km``, each once,
+    nearest first, with None between them after each ring's cells are listed and every
+    PAUSE_CELLS cells read: a moment where an async caller may pause.
 
     Best first: the cells of a box around the origin are read in order of how near they
     could hold a point, and a point is yielded once no unread cell could hold a nearer
@@ -421,10 +447,17 @@ def nearest_in_any(
         # A wide ring reads a coarser level, so that no ring reads more than MAX_CELLS.
         level = query.level_for(ring, cell)
         cells = [grid.cells_at(level) for grid in grids]
-        for bound, key in sorted(query.cells(ring, cell * LEVEL_SCALES[level])):
+        listed = sorted(query.cells(ring, cell * LEVEL_SCALES[level]))
+        yield None
+        since_pause = 0
+        for bound, key in listed:
             if (level, *key) in read:
                 continue
             read.add((level, *key))
+            since_pause += 1
+            if since_pause == PAUSE_CELLS:
+                since_pause = 0
+                yield None
             if work is not None:
                 work.cells_read += 1
                 work.candidates += sum(len(c.get(key, _EMPTY)) for c in cells)

@@ -44,7 +44,7 @@ class Run(Protocol):
 
 # The most pairs whose answers a batch builds before it lets other calls run: about
 # 1.5 ms of work (a 1,000-pair batch built in one go held the loop about 10 ms).
-BATCH_SLICE = 100
+BATCH_SLICE = 50
 
 
 class ReadModel:

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from omnistock.server.domain.fulfillment import CartLine, Method
-from omnistock.server.domain.geo import GridIndex, Work, block_key, nearest_in_any, nearest_in_block
+from omnistock.server.domain.geo import (
+    GridIndex,
+    Work,
+    block_key,
+    nearest_in_any_pausing,
+    nearest_in_block,
+)
 from omnistock.server.domain.locations import Location, LocationKind
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.readmodel.minute import MinuteCache
@@ -38,7 +44,7 @@ _STORES_A_CART = 200
 # The most stores listed in the blocks of cells kept for each cart, each minute.
 _BLOCK_STORES_A_CART = 2_000
 # The longest a search's walk holds the event loop before it lets other calls run.
-WALK_SLICE_SECONDS = 0.002
+WALK_SLICE_SECONDS = 0.001
 
 
 # A block of cells around an origin's cell, and a search's filter: pickup, lines needed,
@@ -229,10 +235,13 @@ class NearbySearch:
         keep = None if visible is None else (lambda location: location.id in visible)
         lat, lon = want.point
         work = Work() if self.measure_work else None
-        for near in nearest_in_any(grids, lat, lon, want.radius_km, keep=keep, work=work):
+        walk = nearest_in_any_pausing(grids, lat, lon, want.radius_km, keep=keep, work=work)
+        for near in walk:
             if time.perf_counter() >= slice_ends:
                 await asyncio.sleep(0)
                 slice_ends = time.perf_counter() + WALK_SLICE_SECONDS
+            if near is None:  # the walk read cells and found nothing yet
+                continue
             location = near.item
             answered = self._qualifying(kept, want, location)
             if answered is None or answered[1] is None or location.id in listed:

@@ -17,6 +17,9 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
+# Alembic's own INFO lines ("Context impl SQLiteImpl.") say nothing an operator needs, and
+# would break the CLI's one-line errors: only its warnings go through.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 DEFAULT_DATABASE_URL = "sqlite:///omnistock.db"
 MIGRATIONS = Path(__file__).parent / "migrations"

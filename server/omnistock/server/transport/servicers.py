@@ -43,7 +43,7 @@ from omnistock.v1 import (
 )
 
 # The most answers turned into messages before the event loop gets its turn.
-PROTO_SLICE = 200
+PROTO_SLICE = 100
 
 
 def check_count(v: Violations, count: int, field_path: str, maximum: int) -> None:
