@@ -1,4 +1,4 @@
-"""The stock repository: reads for availability. Feed writes are in store/feeds.py."""
+"""The stock repository: reads for availability. Feed writes are in store/feeds.py (deltas) and store/snapshots.py."""
 
 from __future__ import annotations
 
