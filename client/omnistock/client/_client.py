@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 
 import grpc
+from google.protobuf import timestamp_pb2
 from omnistock.client import _requests as build
 from omnistock.client._config import Retry
 from omnistock.client._pagers import Pager
@@ -31,6 +32,8 @@ from omnistock.client._watch import AvailabilityWatch
 from omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
+    channel_pb2,
+    channel_pb2_grpc,
     feed_pb2,
     feed_pb2_grpc,
     location_pb2,
@@ -55,10 +58,243 @@ class Client(Transport):
     """
 
     def _bind(self, channel: grpc.Channel) -> None:
+        self._channel_service = channel_pb2_grpc.ChannelServiceStub(channel)
         self._availability_service = availability_pb2_grpc.AvailabilityServiceStub(channel)
         self._feed_service = feed_pb2_grpc.FeedServiceStub(channel)
         self._location_service = location_pb2_grpc.LocationServiceStub(channel)
         self._reservation_service = reservation_pb2_grpc.ReservationServiceStub(channel)
+
+    # ChannelService
+
+    def upsert_location_groups(
+        self,
+        groups: Iterable[channel_pb2.LocationGroup] | None = None,
+        *,
+        request: channel_pb2.UpsertLocationGroupsRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> channel_pb2.UpsertLocationGroupsResponse:
+        """Creates or replaces up to 100 groups, all or nothing. An unknown location, an unknown
+        member group, or a group that contains itself (directly or through its member groups) is
+        INVALID_ARGUMENT.
+
+        Args:
+            groups: 1 to 100 groups; a group named twice is INVALID_ARGUMENT.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            if groups is None:
+                raise TypeError("upsert_location_groups() needs groups, or request=")
+            request = channel_pb2.UpsertLocationGroupsRequest()
+            request.groups.extend(groups)
+        elif groups is not None:
+            raise ValueError("upsert_location_groups(): pass request= or its fields, not both")
+        response: channel_pb2.UpsertLocationGroupsResponse = self._unary(
+            self._channel_service.UpsertLocationGroups,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
+    def get_location_group(
+        self,
+        group_id: str | None = None,
+        *,
+        request: channel_pb2.GetLocationGroupRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> channel_pb2.GetLocationGroupResponse:
+        """One group; NOT_FOUND when there is none.
+
+        Args:
+            group_id: The group's id.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            if group_id is None:
+                raise TypeError("get_location_group() needs group_id, or request=")
+            request = channel_pb2.GetLocationGroupRequest()
+            request.group_id = group_id
+        elif group_id is not None:
+            raise ValueError("get_location_group(): pass request= or its fields, not both")
+        response: channel_pb2.GetLocationGroupResponse = self._unary(
+            self._channel_service.GetLocationGroup,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
+    def list_location_groups(
+        self,
+        *,
+        request: channel_pb2.ListLocationGroupsRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> channel_pb2.ListLocationGroupsResponse:
+        """Groups in id order, a page at a time.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            request = channel_pb2.ListLocationGroupsRequest()
+        response: channel_pb2.ListLocationGroupsResponse = self._unary(
+            self._channel_service.ListLocationGroups,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
+    def update_location_group_members(
+        self,
+        group_id: str | None = None,
+        add_location_ids: Iterable[str] | None = None,
+        remove_location_ids: Iterable[str] | None = None,
+        *,
+        request: channel_pb2.UpdateLocationGroupMembersRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> channel_pb2.UpdateLocationGroupMembersResponse:
+        """Adds and removes members of one group, all or nothing.
+
+        Args:
+            group_id: The group; NOT_FOUND when there is none.
+            add_location_ids: Locations to add; each must exist.
+            remove_location_ids: Locations to remove; one that is not a member is ignored.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            if group_id is None or add_location_ids is None or remove_location_ids is None:
+                raise TypeError("update_location_group_members() needs group_id, add_location_ids, remove_location_ids, or request=")
+            request = channel_pb2.UpdateLocationGroupMembersRequest()
+            request.group_id = group_id
+            request.add_location_ids.extend(add_location_ids)
+            request.remove_location_ids.extend(remove_location_ids)
+        elif group_id is not None or add_location_ids is not None or remove_location_ids is not None:
+            raise ValueError("update_location_group_members(): pass request= or its fields, not both")
+        response: channel_pb2.UpdateLocationGroupMembersResponse = self._unary(
+            self._channel_service.UpdateLocationGroupMembers,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
+    def upsert_channels(
+        self,
+        channels: Iterable[channel_pb2.Channel] | None = None,
+        *,
+        request: channel_pb2.UpsertChannelsRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> channel_pb2.UpsertChannelsResponse:
+        """Creates or replaces up to 100 channels, all or nothing. An unknown group, or a
+        protection at a location outside the channel's group, is INVALID_ARGUMENT. A protection
+        above a location's stock is not an error: that location adds 0.
+
+        Args:
+            channels: 1 to 100 channels; a channel named twice is INVALID_ARGUMENT.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            if channels is None:
+                raise TypeError("upsert_channels() needs channels, or request=")
+            request = channel_pb2.UpsertChannelsRequest()
+            request.channels.extend(channels)
+        elif channels is not None:
+            raise ValueError("upsert_channels(): pass request= or its fields, not both")
+        response: channel_pb2.UpsertChannelsResponse = self._unary(
+            self._channel_service.UpsertChannels,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
+    def get_channel(
+        self,
+        channel_id: str | None = None,
+        *,
+        request: channel_pb2.GetChannelRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> channel_pb2.GetChannelResponse:
+        """One channel; NOT_FOUND when there is none.
+
+        Args:
+            channel_id: The channel's id.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            if channel_id is None:
+                raise TypeError("get_channel() needs channel_id, or request=")
+            request = channel_pb2.GetChannelRequest()
+            request.channel_id = channel_id
+        elif channel_id is not None:
+            raise ValueError("get_channel(): pass request= or its fields, not both")
+        response: channel_pb2.GetChannelResponse = self._unary(
+            self._channel_service.GetChannel,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
+    def list_channels(
+        self,
+        *,
+        request: channel_pb2.ListChannelsRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> channel_pb2.ListChannelsResponse:
+        """Channels in id order, a page at a time.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            request = channel_pb2.ListChannelsRequest()
+        response: channel_pb2.ListChannelsResponse = self._unary(
+            self._channel_service.ListChannels,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
 
     # AvailabilityService
 
@@ -73,11 +309,13 @@ class Client(Transport):
         metadata: Metadata = (),
         retry: Retry | None = None,
     ) -> list[availability_pb2.Availability]:
-        """Availability of one sku at the given locations, or at every active location.
+        """Availability of one sku at the given locations, or at every active location; or, with a
+        channel in place of locations, the channel's answer for the sku.
 
         Args:
             sku: 1-64 of [A-Za-z0-9._-].
-            location_ids: Empty means every active location.
+            location_ids: Empty means every active location (or, with a channel, none: not
+                both).
             exposure: Unspecified means BANDED.
 
         Default deadline: the client's timeout. Retried: yes.
@@ -109,10 +347,11 @@ class Client(Transport):
         metadata: Metadata = (),
         retry: Retry | None = None,
     ) -> list[availability_pb2.Availability]:
-        """Availability of up to 1,000 sku x location pairs, in request order (listing pages).
+        """Availability of up to 1,000 sku x location and sku x channel pairs, each list in request
+        order (listing pages).
 
         Args:
-            pairs: 1 to 1,000 pairs.
+            pairs: Sku x location pairs; with channel_items, 1 to 1,000 pairs in all.
             exposure: Unspecified means BANDED.
 
         Default deadline: the client's timeout. Retried: yes.
@@ -238,12 +477,13 @@ class Client(Transport):
         metadata: Metadata = (),
     ) -> AvailabilityWatch:
         """Streams the availability of sku x location pairs (or of skus at the stores nearest an
-        origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a CHANGE
-        whenever a pair's answer changes (its band for BANDED callers, its quantity for EXACT
-        ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds. Every message
-        carries a resume token: a new stream that sends it starts with a CHANGE of only what
-        differs from what the token's stream last said. A slow reader skips to the latest state;
-        it never gets a backlog.
+        origin, chosen when the stream starts), and of sku x channel pairs: first a SNAPSHOT of
+        every pair, then a CHANGE whenever a pair's answer changes (its band for BANDED callers,
+        its quantity for EXACT ones; for a channel, also when time alone changes it: a record
+        goes stale, a hold lapses, an incoming date passes), and a HEARTBEAT when nothing has
+        changed for heartbeat_seconds. Every message carries a resume token: a new stream that
+        sends it starts with a CHANGE of only what differs from what the token's stream last
+        said. A slow reader skips to the latest state; it never gets a backlog.
 
         Iterate it for WatchAvailabilityResponse messages. When the connection drops, it reconnects
         (backing off to about 5 s between tries) with the last resume token, so the next message is
@@ -483,6 +723,111 @@ class Client(Transport):
         ):
             yield from response.availabilities
 
+    def apply_incoming_updates(
+        self,
+        updates: Iterable[feed_pb2.IncomingUpdate] | None = None,
+        *,
+        request: feed_pb2.ApplyIncomingUpdatesRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> feed_pb2.ApplyIncomingUpdatesResponse:
+        """Applies up to 10,000 incoming supply line updates (purchase orders to a warehouse,
+        transfers to a store), with the same ordering and replay rules as stock: each line keeps
+        the newest update by (source time, source sequence, content). Invalid lines are rejected
+        one by one; the rest apply.
+
+        Args:
+            updates: 1 to 10,000 lines.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            if updates is None:
+                raise TypeError("apply_incoming_updates() needs updates, or request=")
+            request = feed_pb2.ApplyIncomingUpdatesRequest()
+            request.updates.extend(updates)
+        elif updates is not None:
+            raise ValueError("apply_incoming_updates(): pass request= or its fields, not both")
+        response: feed_pb2.ApplyIncomingUpdatesResponse = self._unary(
+            self._feed_service.ApplyIncomingUpdates,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
+    def import_incoming_snapshot(
+        self,
+        location_id: str | None = None,
+        as_of: timestamp_pb2.Timestamp | None = None,
+        lines: Iterable[feed_pb2.IncomingLine] | None = None,
+        *,
+        request: feed_pb2.ImportIncomingSnapshotRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> feed_pb2.ImportIncomingSnapshotResponse:
+        """Replaces a location's whole incoming supply as of a time, all or nothing: lines it
+        leaves out drop to 0 unless a newer update set them.
+
+        Args:
+            location_id: The location; it must exist.
+            as_of: The time the snapshot reflects. Required.
+            lines: 0 to 10,000 lines; (sku, line_id) at most once. Any invalid line refuses the
+                whole snapshot (INVALID_ARGUMENT with a violation per line).
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            if location_id is None or as_of is None or lines is None:
+                raise TypeError("import_incoming_snapshot() needs location_id, as_of, lines, or request=")
+            request = feed_pb2.ImportIncomingSnapshotRequest()
+            request.location_id = location_id
+            request.as_of.CopyFrom(as_of)
+            request.lines.extend(lines)
+        elif location_id is not None or as_of is not None or lines is not None:
+            raise ValueError("import_incoming_snapshot(): pass request= or its fields, not both")
+        response: feed_pb2.ImportIncomingSnapshotResponse = self._unary(
+            self._feed_service.ImportIncomingSnapshot,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
+    def list_incoming_supply(
+        self,
+        *,
+        request: feed_pb2.ListIncomingSupplyRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> feed_pb2.ListIncomingSupplyResponse:
+        """The open incoming lines (quantity above 0) of a sku, or of a location, by location, sku
+        and line id. Lines whose date has passed are listed too, marked as no longer counting.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            request = feed_pb2.ListIncomingSupplyRequest()
+        response: feed_pb2.ListIncomingSupplyResponse = self._unary(
+            self._feed_service.ListIncomingSupply,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
+
     # LocationService
 
     def upsert_locations(
@@ -618,7 +963,11 @@ class Client(Transport):
         PreconditionFailure violation per short line: "requested 9, available 7" to a key
         granted EXACT, "requested 9, not available" to any other. The same idempotency key with
         the same request returns the same reservation; with a different request it is
-        ALREADY_EXISTS.
+        ALREADY_EXISTS.  A network hold names a channel in place of a location: it is placed at
+        one location of the channel's group that can cover every line from its channel ATS (the
+        nearest to the origin; with none, the one with the most, warehouses first for SHIP). In
+        a channel that sells incoming, a line may also take incoming supply not yet held (a pre-
+        order or back-order). No such location is FAILED_PRECONDITION.
 
         ``lines`` is {sku: quantity}. Without an ``idempotency_key`` the client makes one, so a
         retry of this call can never hold twice; pass your own to make retries across processes
@@ -626,7 +975,7 @@ class Client(Transport):
 
         Args:
             location_id: The location to hold stock at; it must exist and be in the key's
-                scope.
+                scope. Exactly one of location_id and channel_id.
             lines: 1 to 100 lines, one per sku.
             method: Required.
             ttl: Unset means the method's default; above the method's maximum is refused.
@@ -845,6 +1194,48 @@ class Client(Transport):
             idempotent=True,
         )
         return response.reservation
+
+    def move_reservation(
+        self,
+        reservation_id: str | None = None,
+        location_id: str | None = None,
+        *,
+        request: reservation_pb2.MoveReservationRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> reservation_pb2.MoveReservationResponse:
+        """Moves an active network hold to another location of its channel, all or nothing: the new
+        location must cover every line from its channel ATS, or the hold stays where it was
+        (FAILED_PRECONDITION).
+
+        Args:
+            reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
+                location outside the key's scope, or it finished and was purged after the
+                server's retention time). It must be an active network hold.
+            location_id: A location of the hold's channel group that serves its method. Empty:
+                the server chooses, by the placement rule, among the other locations.
+
+        Default deadline: the client's timeout. Retried: no.
+        """
+        if request is None:
+            if reservation_id is None or location_id is None:
+                raise TypeError("move_reservation() needs reservation_id, location_id, or request=")
+            request = reservation_pb2.MoveReservationRequest()
+            request.reservation_id = reservation_id
+            request.location_id = location_id
+        elif reservation_id is not None or location_id is not None:
+            raise ValueError("move_reservation(): pass request= or its fields, not both")
+        response: reservation_pb2.MoveReservationResponse = self._unary(
+            self._reservation_service.MoveReservation,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=False,
+        )
+        return response
 
     def release_reservation(
         self,

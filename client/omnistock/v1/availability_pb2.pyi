@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from omnistock.v1 import channel_pb2 as _channel_pb2
 from omnistock.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -194,6 +195,8 @@ class LineAvailability(_message.Message):
     FULFILLABLE_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FROM_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FROM_TEXT_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     """The cart line's sku."""
     quantity: _builtins.int
@@ -208,6 +211,13 @@ class LineAvailability(_message.Message):
     """The location can supply the whole quantity (and its stock is not stale)."""
     confidence: _builtins.float
     """As Availability.confidence."""
+    available_from: _builtins.str
+    """With a channel that sells incoming, for a line not fulfillable here now: the
+    earliest date, "YYYY-MM-DD", it can be had from incoming supply due here. Empty
+    otherwise.
+    """
+    available_from_text: _builtins.str
+    """available_from in words: "available from 12 Dec"."""
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """The source time this line reflects."""
@@ -223,10 +233,12 @@ class LineAvailability(_message.Message):
         fulfillable: _builtins.bool = ...,
         confidence: _builtins.float = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
+        available_from: _builtins.str = ...,
+        available_from_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "as_of", b"as_of", "available_to_sell", b"available_to_sell"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "as_of", b"as_of", "available_to_sell", b"available_to_sell", "confidence", b"confidence", "fulfillable", b"fulfillable", "quantity", b"quantity", "quantity_hint", b"quantity_hint", "sku", b"sku", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell", "as_of", b"as_of", "available_from", b"available_from", "available_from_text", b"available_from_text", "available_to_sell", b"available_to_sell", "confidence", b"confidence", "fulfillable", b"fulfillable", "quantity", b"quantity", "quantity_hint", b"quantity_hint", "sku", b"sku", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__available_to_sell: _TypeAlias = _typing.Literal["available_to_sell"]  # noqa: Y015
     _WhichOneofArgType__available_to_sell: _TypeAlias = _typing.Literal["_available_to_sell", b"_available_to_sell"]  # noqa: Y015
@@ -352,6 +364,7 @@ class SearchNearbyRequest(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     REQUIRE_ALL_FIELD_NUMBER: _builtins.int
     EXPOSURE_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
     radius_km: _builtins.float
     """Kilometres, above 0 and at most 500; unset means 25."""
     limit: _builtins.int
@@ -364,6 +377,12 @@ class SearchNearbyRequest(_message.Message):
     """Only locations that have every line."""
     exposure: _common_pb2.Exposure.ValueType
     """Unspecified means BANDED."""
+    channel_id: _builtins.str
+    """Optional: search as this channel sells. Only the channel group's stores that do
+    pickup are listed, each line counts the channel's ATS there (after protection), and
+    the ship option comes from the group's locations that ship. NOT_FOUND
+    (CHANNEL_NOT_FOUND) when there is no such channel.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]:
         """1 to 50 lines, each sku once."""
@@ -383,10 +402,11 @@ class SearchNearbyRequest(_message.Message):
         method: Global___FulfillmentMethod.ValueType = ...,
         require_all: _builtins.bool = ...,
         exposure: _common_pb2.Exposure.ValueType = ...,
+        channel_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_radius_km", b"_radius_km", "limit", b"limit", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_radius_km", b"_radius_km", "exposure", b"exposure", "limit", b"limit", "lines", b"lines", "method", b"method", "open_now", b"open_now", "origin", b"origin", "radius_km", b"radius_km", "require_all", b"require_all"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "_radius_km", b"_radius_km", "channel_id", b"channel_id", "exposure", b"exposure", "limit", b"limit", "lines", b"lines", "method", b"method", "open_now", b"open_now", "origin", b"origin", "radius_km", b"radius_km", "require_all", b"require_all"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
     _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
@@ -510,8 +530,15 @@ class GetFulfillmentOptionsRequest(_message.Message):
     LINES_FIELD_NUMBER: _builtins.int
     ORIGIN_FIELD_NUMBER: _builtins.int
     RADIUS_KM_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
     radius_km: _builtins.float
     """Kilometres to look for pickup stores, above 0 and at most 500; unset means 25."""
+    channel_id: _builtins.str
+    """Optional: the ways this channel sells. Pickup stores and shipping locations come
+    from the channel's group, quantities are its channel ATS (after protection), and
+    ship-to-store may be ready when an incoming transfer to the store lands. NOT_FOUND
+    (CHANNEL_NOT_FOUND) when there is no such channel.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CartLine]:
         """1 to 50 lines, each sku once."""
@@ -526,10 +553,11 @@ class GetFulfillmentOptionsRequest(_message.Message):
         lines: _abc.Iterable[Global___CartLine] | None = ...,
         origin: Global___Origin | None = ...,
         radius_km: _builtins.float | None = ...,
+        channel_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km", "lines", b"lines", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km", "channel_id", b"channel_id", "lines", b"lines", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__radius_km: _TypeAlias = _typing.Literal["radius_km"]  # noqa: Y015
     _WhichOneofArgType__radius_km: _TypeAlias = _typing.Literal["_radius_km", b"_radius_km"]  # noqa: Y015
@@ -660,20 +688,29 @@ Global___Availability: _TypeAlias = Availability  # noqa: Y015
 
 @_typing.final
 class GetAvailabilityRequest(_message.Message):
-    """One sku at some locations."""
+    """One sku at some locations, or through a channel."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SKU_FIELD_NUMBER: _builtins.int
     LOCATION_IDS_FIELD_NUMBER: _builtins.int
     EXPOSURE_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     """1-64 of [A-Za-z0-9._-]."""
     exposure: _common_pb2.Exposure.ValueType
     """Unspecified means BANDED."""
+    channel_id: _builtins.str
+    """A channel in place of locations: the answer is channel_availability."""
+    method: _channel_pb2.ChannelMethod.ValueType
+    """With a channel: SHIP (the default) or PICKUP."""
+    quantity: _builtins.int
+    """With a channel: the quantity "available from" is for; 0 means 1."""
     @_builtins.property
     def location_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Empty means every active location."""
+        """Empty means every active location (or, with a channel, none: not both)."""
 
     def __init__(
         self,
@@ -681,10 +718,13 @@ class GetAvailabilityRequest(_message.Message):
         sku: _builtins.str = ...,
         location_ids: _abc.Iterable[_builtins.str] | None = ...,
         exposure: _common_pb2.Exposure.ValueType = ...,
+        channel_id: _builtins.str = ...,
+        method: _channel_pb2.ChannelMethod.ValueType = ...,
+        quantity: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exposure", b"exposure", "location_ids", b"location_ids", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "exposure", b"exposure", "location_ids", b"location_ids", "method", b"method", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -692,23 +732,31 @@ Global___GetAvailabilityRequest: _TypeAlias = GetAvailabilityRequest  # noqa: Y0
 
 @_typing.final
 class GetAvailabilityResponse(_message.Message):
-    """The availability of the sku at each location."""
+    """The availability of the sku at each location, or through the channel."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     AVAILABILITIES_FIELD_NUMBER: _builtins.int
+    CHANNEL_AVAILABILITY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def availabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Availability]:
-        """One entry per location, ordered as requested (by location id for all)."""
+        """One entry per location, ordered as requested (by location id for all); empty when
+        a channel was asked.
+        """
+
+    @_builtins.property
+    def channel_availability(self) -> _channel_pb2.ChannelAvailability:
+        """The channel's answer, when a channel was asked."""
 
     def __init__(
         self,
         *,
         availabilities: _abc.Iterable[Global___Availability] | None = ...,
+        channel_availability: _channel_pb2.ChannelAvailability | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_availability", b"channel_availability"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availabilities", b"availabilities"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availabilities", b"availabilities", "channel_availability", b"channel_availability"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -742,27 +790,33 @@ Global___SkuLocation: _TypeAlias = SkuLocation  # noqa: Y015
 
 @_typing.final
 class BatchGetAvailabilityRequest(_message.Message):
-    """Many sku x location pairs."""
+    """Many sku x location and sku x channel pairs."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ITEMS_FIELD_NUMBER: _builtins.int
     EXPOSURE_FIELD_NUMBER: _builtins.int
+    CHANNEL_ITEMS_FIELD_NUMBER: _builtins.int
     exposure: _common_pb2.Exposure.ValueType
     """Unspecified means BANDED."""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkuLocation]:
-        """1 to 1,000 pairs."""
+        """Sku x location pairs; with channel_items, 1 to 1,000 pairs in all."""
+
+    @_builtins.property
+    def channel_items(self) -> _containers.RepeatedCompositeFieldContainer[_channel_pb2.SkuChannel]:
+        """Sku x channel pairs, each with its method and quantity."""
 
     def __init__(
         self,
         *,
         items: _abc.Iterable[Global___SkuLocation] | None = ...,
         exposure: _common_pb2.Exposure.ValueType = ...,
+        channel_items: _abc.Iterable[_channel_pb2.SkuChannel] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exposure", b"exposure", "items", b"items"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_items", b"channel_items", "exposure", b"exposure", "items", b"items"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -775,18 +829,24 @@ class BatchGetAvailabilityResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AVAILABILITIES_FIELD_NUMBER: _builtins.int
+    CHANNEL_AVAILABILITIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def availabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Availability]:
-        """One entry per requested pair, in request order."""
+        """One entry per requested sku x location pair, in request order."""
+
+    @_builtins.property
+    def channel_availabilities(self) -> _containers.RepeatedCompositeFieldContainer[_channel_pb2.ChannelAvailability]:
+        """One entry per requested sku x channel pair, in request order."""
 
     def __init__(
         self,
         *,
         availabilities: _abc.Iterable[Global___Availability] | None = ...,
+        channel_availabilities: _abc.Iterable[_channel_pb2.ChannelAvailability] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availabilities", b"availabilities"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availabilities", b"availabilities", "channel_availabilities", b"channel_availabilities"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -806,6 +866,7 @@ class WatchAvailabilityRequest(_message.Message):
     EXPOSURE_FIELD_NUMBER: _builtins.int
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     HEARTBEAT_SECONDS_FIELD_NUMBER: _builtins.int
+    CHANNEL_PAIRS_FIELD_NUMBER: _builtins.int
     radius_km: _builtins.float
     """Default 25, at most 500."""
     limit: _builtins.int
@@ -830,6 +891,10 @@ class WatchAvailabilityRequest(_message.Message):
         starts.
         """
 
+    @_builtins.property
+    def channel_pairs(self) -> _containers.RepeatedCompositeFieldContainer[_channel_pb2.SkuChannel]:
+        """Sku x channel pairs to watch; with pairs, 1 to 1,000 pairs in all."""
+
     def __init__(
         self,
         *,
@@ -841,10 +906,11 @@ class WatchAvailabilityRequest(_message.Message):
         exposure: _common_pb2.Exposure.ValueType = ...,
         resume_token: _builtins.str = ...,
         heartbeat_seconds: _builtins.int | None = ...,
+        channel_pairs: _abc.Iterable[_channel_pb2.SkuChannel] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_heartbeat_seconds", b"_heartbeat_seconds", "_limit", b"_limit", "_radius_km", b"_radius_km", "heartbeat_seconds", b"heartbeat_seconds", "limit", b"limit", "origin", b"origin", "radius_km", b"radius_km"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_heartbeat_seconds", b"_heartbeat_seconds", "_limit", b"_limit", "_radius_km", b"_radius_km", "exposure", b"exposure", "heartbeat_seconds", b"heartbeat_seconds", "limit", b"limit", "origin", b"origin", "pairs", b"pairs", "radius_km", b"radius_km", "resume_token", b"resume_token", "skus", b"skus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_heartbeat_seconds", b"_heartbeat_seconds", "_limit", b"_limit", "_radius_km", b"_radius_km", "channel_pairs", b"channel_pairs", "exposure", b"exposure", "heartbeat_seconds", b"heartbeat_seconds", "limit", b"limit", "origin", b"origin", "pairs", b"pairs", "radius_km", b"radius_km", "resume_token", b"resume_token", "skus", b"skus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__heartbeat_seconds: _TypeAlias = _typing.Literal["heartbeat_seconds"]  # noqa: Y015
     _WhichOneofArgType__heartbeat_seconds: _TypeAlias = _typing.Literal["_heartbeat_seconds", b"_heartbeat_seconds"]  # noqa: Y015
@@ -871,6 +937,7 @@ class WatchAvailabilityResponse(_message.Message):
     AVAILABILITIES_FIELD_NUMBER: _builtins.int
     RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     SEND_TIME_FIELD_NUMBER: _builtins.int
+    CHANNEL_AVAILABILITIES_FIELD_NUMBER: _builtins.int
     kind: Global___WatchEventKind.ValueType
     """SNAPSHOT, CHANGE or HEARTBEAT."""
     resume_token: _builtins.str
@@ -885,6 +952,10 @@ class WatchAvailabilityResponse(_message.Message):
     def send_time(self) -> _timestamp_pb2.Timestamp:
         """When the server sent the message."""
 
+    @_builtins.property
+    def channel_availabilities(self) -> _containers.RepeatedCompositeFieldContainer[_channel_pb2.ChannelAvailability]:
+        """SNAPSHOT: every watched sku x channel pair; CHANGE: those whose answer changed."""
+
     def __init__(
         self,
         *,
@@ -892,10 +963,11 @@ class WatchAvailabilityResponse(_message.Message):
         availabilities: _abc.Iterable[Global___Availability] | None = ...,
         resume_token: _builtins.str = ...,
         send_time: _timestamp_pb2.Timestamp | None = ...,
+        channel_availabilities: _abc.Iterable[_channel_pb2.ChannelAvailability] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["send_time", b"send_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availabilities", b"availabilities", "kind", b"kind", "resume_token", b"resume_token", "send_time", b"send_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availabilities", b"availabilities", "channel_availabilities", b"channel_availabilities", "kind", b"kind", "resume_token", b"resume_token", "send_time", b"send_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -67,14 +67,16 @@ class AvailabilityServiceServicer:
     """
 
     def GetAvailability(self, request, context):
-        """Availability of one sku at the given locations, or at every active location.
+        """Availability of one sku at the given locations, or at every active location; or,
+        with a channel in place of locations, the channel's answer for the sku.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BatchGetAvailability(self, request, context):
-        """Availability of up to 1,000 sku x location pairs, in request order (listing pages).
+        """Availability of up to 1,000 sku x location and sku x channel pairs, each list in
+        request order (listing pages).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,9 +98,10 @@ class AvailabilityServiceServicer:
 
     def WatchAvailability(self, request, context):
         """Streams the availability of sku x location pairs (or of skus at the stores nearest
-        an origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a
-        CHANGE whenever a pair's answer changes (its band for BANDED callers, its quantity
-        for EXACT ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
+        an origin, chosen when the stream starts), and of sku x channel pairs: first a
+        SNAPSHOT of every pair, then a CHANGE whenever a pair's answer changes (its band for
+        BANDED callers, its quantity for EXACT ones; for a channel, also when time alone
+        changes it: a record goes stale, a hold lapses, an incoming date passes), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
         Every message carries a resume token: a new stream that sends it starts with a
         CHANGE of only what differs from what the token's stream last said. A slow reader
         skips to the latest state; it never gets a backlog.

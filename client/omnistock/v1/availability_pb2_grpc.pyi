@@ -34,18 +34,23 @@ class AvailabilityServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AvailabilityServiceAsyncStub: ...
     GetAvailability: _grpc.UnaryUnaryMultiCallable[_availability_pb2.GetAvailabilityRequest, _availability_pb2.GetAvailabilityResponse]
-    """Availability of one sku at the given locations, or at every active location."""
+    """Availability of one sku at the given locations, or at every active location; or,
+    with a channel in place of locations, the channel's answer for the sku.
+    """
     BatchGetAvailability: _grpc.UnaryUnaryMultiCallable[_availability_pb2.BatchGetAvailabilityRequest, _availability_pb2.BatchGetAvailabilityResponse]
-    """Availability of up to 1,000 sku x location pairs, in request order (listing pages)."""
+    """Availability of up to 1,000 sku x location and sku x channel pairs, each list in
+    request order (listing pages).
+    """
     SearchNearby: _grpc.UnaryUnaryMultiCallable[_availability_pb2.SearchNearbyRequest, _availability_pb2.SearchNearbyResponse]
     """The nearest stores to an origin with a cart's lines, and the ship-from-warehouse option."""
     GetFulfillmentOptions: _grpc.UnaryUnaryMultiCallable[_availability_pb2.GetFulfillmentOptionsRequest, _availability_pb2.GetFulfillmentOptionsResponse]
     """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store."""
     WatchAvailability: _grpc.UnaryStreamMultiCallable[_availability_pb2.WatchAvailabilityRequest, _availability_pb2.WatchAvailabilityResponse]
     """Streams the availability of sku x location pairs (or of skus at the stores nearest
-    an origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a
-    CHANGE whenever a pair's answer changes (its band for BANDED callers, its quantity
-    for EXACT ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
+    an origin, chosen when the stream starts), and of sku x channel pairs: first a
+    SNAPSHOT of every pair, then a CHANGE whenever a pair's answer changes (its band for
+    BANDED callers, its quantity for EXACT ones; for a channel, also when time alone
+    changes it: a record goes stale, a hold lapses, an incoming date passes), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
     Every message carries a resume token: a new stream that sends it starts with a
     CHANGE of only what differs from what the token's stream last said. A slow reader
     skips to the latest state; it never gets a backlog.
@@ -57,18 +62,23 @@ class AvailabilityServiceAsyncStub(AvailabilityServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetAvailability: _aio.UnaryUnaryMultiCallable[_availability_pb2.GetAvailabilityRequest, _availability_pb2.GetAvailabilityResponse]  # type: ignore[assignment]
-    """Availability of one sku at the given locations, or at every active location."""
+    """Availability of one sku at the given locations, or at every active location; or,
+    with a channel in place of locations, the channel's answer for the sku.
+    """
     BatchGetAvailability: _aio.UnaryUnaryMultiCallable[_availability_pb2.BatchGetAvailabilityRequest, _availability_pb2.BatchGetAvailabilityResponse]  # type: ignore[assignment]
-    """Availability of up to 1,000 sku x location pairs, in request order (listing pages)."""
+    """Availability of up to 1,000 sku x location and sku x channel pairs, each list in
+    request order (listing pages).
+    """
     SearchNearby: _aio.UnaryUnaryMultiCallable[_availability_pb2.SearchNearbyRequest, _availability_pb2.SearchNearbyResponse]  # type: ignore[assignment]
     """The nearest stores to an origin with a cart's lines, and the ship-from-warehouse option."""
     GetFulfillmentOptions: _aio.UnaryUnaryMultiCallable[_availability_pb2.GetFulfillmentOptionsRequest, _availability_pb2.GetFulfillmentOptionsResponse]  # type: ignore[assignment]
     """Ranked ways to get a whole cart: pick up, ship, split, or ship to a store."""
     WatchAvailability: _aio.UnaryStreamMultiCallable[_availability_pb2.WatchAvailabilityRequest, _availability_pb2.WatchAvailabilityResponse]  # type: ignore[assignment]
     """Streams the availability of sku x location pairs (or of skus at the stores nearest
-    an origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a
-    CHANGE whenever a pair's answer changes (its band for BANDED callers, its quantity
-    for EXACT ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
+    an origin, chosen when the stream starts), and of sku x channel pairs: first a
+    SNAPSHOT of every pair, then a CHANGE whenever a pair's answer changes (its band for
+    BANDED callers, its quantity for EXACT ones; for a channel, also when time alone
+    changes it: a record goes stale, a hold lapses, an incoming date passes), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
     Every message carries a resume token: a new stream that sends it starts with a
     CHANGE of only what differs from what the token's stream last said. A slow reader
     skips to the latest state; it never gets a backlog.
@@ -83,7 +93,9 @@ class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _availability_pb2.GetAvailabilityRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_availability_pb2.GetAvailabilityResponse, _abc.Awaitable[_availability_pb2.GetAvailabilityResponse]]:
-        """Availability of one sku at the given locations, or at every active location."""
+        """Availability of one sku at the given locations, or at every active location; or,
+        with a channel in place of locations, the channel's answer for the sku.
+        """
 
     @_abc_1.abstractmethod
     def BatchGetAvailability(
@@ -91,7 +103,9 @@ class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _availability_pb2.BatchGetAvailabilityRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_availability_pb2.BatchGetAvailabilityResponse, _abc.Awaitable[_availability_pb2.BatchGetAvailabilityResponse]]:
-        """Availability of up to 1,000 sku x location pairs, in request order (listing pages)."""
+        """Availability of up to 1,000 sku x location and sku x channel pairs, each list in
+        request order (listing pages).
+        """
 
     @_abc_1.abstractmethod
     def SearchNearby(
@@ -116,9 +130,10 @@ class AvailabilityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_availability_pb2.WatchAvailabilityResponse], _abc.AsyncIterator[_availability_pb2.WatchAvailabilityResponse]]:
         """Streams the availability of sku x location pairs (or of skus at the stores nearest
-        an origin, chosen when the stream starts): first a SNAPSHOT of every pair, then a
-        CHANGE whenever a pair's answer changes (its band for BANDED callers, its quantity
-        for EXACT ones), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
+        an origin, chosen when the stream starts), and of sku x channel pairs: first a
+        SNAPSHOT of every pair, then a CHANGE whenever a pair's answer changes (its band for
+        BANDED callers, its quantity for EXACT ones; for a channel, also when time alone
+        changes it: a record goes stale, a hold lapses, an incoming date passes), and a HEARTBEAT when nothing has changed for heartbeat_seconds.
         Every message carries a resume token: a new stream that sends it starts with a
         CHANGE of only what differs from what the token's stream last said. A slow reader
         skips to the latest state; it never gets a backlog.

@@ -675,3 +675,323 @@ class ExportStockResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportStockResponse: _TypeAlias = ExportStockResponse  # noqa: Y015
+
+@_typing.final
+class IncomingUpdate(_message.Message):
+    """One expected stock line as its source states it now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    LINE_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    EXPECTED_DATE_FIELD_NUMBER: _builtins.int
+    SOURCE_UPDATED_AT_FIELD_NUMBER: _builtins.int
+    SOURCE_SEQUENCE_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The location the supply is due at; it must exist."""
+    sku: _builtins.str
+    """1-64 of [A-Za-z0-9._-]."""
+    line_id: _builtins.str
+    """The source's line id (a purchase order or transfer line), 1-64 of
+    [A-Za-z0-9._-]. Lines of the same (location, sku) add up.
+    """
+    quantity: _builtins.int
+    """Units expected, 0 to 10^12; 0 closes the line."""
+    expected_date: _builtins.str
+    """"YYYY-MM-DD": the calendar date at the location the supply is due. The line counts
+    as incoming through that date and stops counting the day after.
+    """
+    source_sequence: _builtins.int
+    """The source's own ordering, when it has one."""
+    @_builtins.property
+    def source_updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the source recorded this line. Required."""
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        line_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        expected_date: _builtins.str = ...,
+        source_updated_at: _timestamp_pb2.Timestamp | None = ...,
+        source_sequence: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_source_sequence", b"_source_sequence", "source_sequence", b"source_sequence", "source_updated_at", b"source_updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_source_sequence", b"_source_sequence", "expected_date", b"expected_date", "line_id", b"line_id", "location_id", b"location_id", "quantity", b"quantity", "sku", b"sku", "source_sequence", b"source_sequence", "source_updated_at", b"source_updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__source_sequence: _TypeAlias = _typing.Literal["source_sequence"]  # noqa: Y015
+    _WhichOneofArgType__source_sequence: _TypeAlias = _typing.Literal["_source_sequence", b"_source_sequence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__source_sequence) -> _WhichOneofReturnType__source_sequence | None: ...
+
+Global___IncomingUpdate: _TypeAlias = IncomingUpdate  # noqa: Y015
+
+@_typing.final
+class ApplyIncomingUpdatesRequest(_message.Message):
+    """A batch of incoming line updates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPDATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def updates(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncomingUpdate]:
+        """1 to 10,000 lines."""
+
+    def __init__(
+        self,
+        *,
+        updates: _abc.Iterable[Global___IncomingUpdate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["updates", b"updates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyIncomingUpdatesRequest: _TypeAlias = ApplyIncomingUpdatesRequest  # noqa: Y015
+
+@_typing.final
+class ApplyIncomingUpdatesResponse(_message.Message):
+    """What became of the batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_COUNT_FIELD_NUMBER: _builtins.int
+    STALE_COUNT_FIELD_NUMBER: _builtins.int
+    REJECTED_COUNT_FIELD_NUMBER: _builtins.int
+    REJECTS_FIELD_NUMBER: _builtins.int
+    applied_count: _builtins.int
+    """Lines written."""
+    stale_count: _builtins.int
+    """Lines older than (or the same as) what was stored, and so ignored."""
+    rejected_count: _builtins.int
+    """Lines not applied; each is in rejects."""
+    @_builtins.property
+    def rejects(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordReject]:
+        """Why each rejected line was not applied (index is the line's index in updates)."""
+
+    def __init__(
+        self,
+        *,
+        applied_count: _builtins.int = ...,
+        stale_count: _builtins.int = ...,
+        rejected_count: _builtins.int = ...,
+        rejects: _abc.Iterable[Global___RecordReject] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_count", b"applied_count", "rejected_count", b"rejected_count", "rejects", b"rejects", "stale_count", b"stale_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyIncomingUpdatesResponse: _TypeAlias = ApplyIncomingUpdatesResponse  # noqa: Y015
+
+@_typing.final
+class IncomingLine(_message.Message):
+    """One line of an incoming snapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    LINE_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    EXPECTED_DATE_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """1-64 of [A-Za-z0-9._-]."""
+    line_id: _builtins.str
+    """1-64 of [A-Za-z0-9._-]."""
+    quantity: _builtins.int
+    """Units expected, 0 to 10^12."""
+    expected_date: _builtins.str
+    """"YYYY-MM-DD" at the location."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        line_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        expected_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_date", b"expected_date", "line_id", b"line_id", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncomingLine: _TypeAlias = IncomingLine  # noqa: Y015
+
+@_typing.final
+class ImportIncomingSnapshotRequest(_message.Message):
+    """A location's whole incoming supply as of a time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The location; it must exist."""
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The time the snapshot reflects. Required."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncomingLine]:
+        """0 to 10,000 lines; (sku, line_id) at most once. Any invalid line refuses the whole
+        snapshot (INVALID_ARGUMENT with a violation per line).
+        """
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        lines: _abc.Iterable[Global___IncomingLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "lines", b"lines", "location_id", b"location_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportIncomingSnapshotRequest: _TypeAlias = ImportIncomingSnapshotRequest  # noqa: Y015
+
+@_typing.final
+class ImportIncomingSnapshotResponse(_message.Message):
+    """What became of an incoming snapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_COUNT_FIELD_NUMBER: _builtins.int
+    STALE_COUNT_FIELD_NUMBER: _builtins.int
+    ZEROED_COUNT_FIELD_NUMBER: _builtins.int
+    applied_count: _builtins.int
+    """Lines written."""
+    stale_count: _builtins.int
+    """Lines older than what was stored, and so ignored."""
+    zeroed_count: _builtins.int
+    """Stored lines missing from the snapshot that dropped to 0."""
+    def __init__(
+        self,
+        *,
+        applied_count: _builtins.int = ...,
+        stale_count: _builtins.int = ...,
+        zeroed_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_count", b"applied_count", "stale_count", b"stale_count", "zeroed_count", b"zeroed_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportIncomingSnapshotResponse: _TypeAlias = ImportIncomingSnapshotResponse  # noqa: Y015
+
+@_typing.final
+class ListIncomingSupplyRequest(_message.Message):
+    """Which incoming lines to list: a sku, a location, or both."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """Only this sku's lines. One of sku and location_id is required."""
+    location_id: _builtins.str
+    """Only this location's lines."""
+    page_size: _builtins.int
+    """At most 1,000; 0 means 100."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id", "page_size", b"page_size", "page_token", b"page_token", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIncomingSupplyRequest: _TypeAlias = ListIncomingSupplyRequest  # noqa: Y015
+
+@_typing.final
+class IncomingSupply(_message.Message):
+    """An open incoming line as stored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    LINE_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    EXPECTED_DATE_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The location the supply is due at."""
+    sku: _builtins.str
+    """The sku."""
+    line_id: _builtins.str
+    """The source's line id."""
+    quantity: _builtins.int
+    """Units expected, above 0."""
+    expected_date: _builtins.str
+    """"YYYY-MM-DD" at the location."""
+    counts: _builtins.bool
+    """Whether the line still counts as incoming (its date has not passed at the
+    location).
+    """
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        line_id: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+        expected_date: _builtins.str = ...,
+        counts: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "expected_date", b"expected_date", "line_id", b"line_id", "location_id", b"location_id", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncomingSupply: _TypeAlias = IncomingSupply  # noqa: Y015
+
+@_typing.final
+class ListIncomingSupplyResponse(_message.Message):
+    """A page of incoming lines, by location, sku and line id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___IncomingSupply]:
+        """At most page_size lines."""
+
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___IncomingSupply] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIncomingSupplyResponse: _TypeAlias = ListIncomingSupplyResponse  # noqa: Y015

@@ -71,6 +71,21 @@ class FeedServiceStub:
                 request_serializer=omnistock_dot_v1_dot_feed__pb2.ExportStockRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_feed__pb2.ExportStockResponse.FromString,
                 _registered_method=True)
+        self.ApplyIncomingUpdates = channel.unary_unary(
+                '/omnistock.v1.FeedService/ApplyIncomingUpdates',
+                request_serializer=omnistock_dot_v1_dot_feed__pb2.ApplyIncomingUpdatesRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_feed__pb2.ApplyIncomingUpdatesResponse.FromString,
+                _registered_method=True)
+        self.ImportIncomingSnapshot = channel.unary_unary(
+                '/omnistock.v1.FeedService/ImportIncomingSnapshot',
+                request_serializer=omnistock_dot_v1_dot_feed__pb2.ImportIncomingSnapshotRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_feed__pb2.ImportIncomingSnapshotResponse.FromString,
+                _registered_method=True)
+        self.ListIncomingSupply = channel.unary_unary(
+                '/omnistock.v1.FeedService/ListIncomingSupply',
+                request_serializer=omnistock_dot_v1_dot_feed__pb2.ListIncomingSupplyRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_feed__pb2.ListIncomingSupplyResponse.FromString,
+                _registered_method=True)
 
 
 class FeedServiceServicer:
@@ -131,6 +146,33 @@ class FeedServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyIncomingUpdates(self, request, context):
+        """Applies up to 10,000 incoming supply line updates (purchase orders to a warehouse,
+        transfers to a store), with the same ordering and replay rules as stock: each line
+        keeps the newest update by (source time, source sequence, content). Invalid lines
+        are rejected one by one; the rest apply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportIncomingSnapshot(self, request, context):
+        """Replaces a location's whole incoming supply as of a time, all or nothing: lines it
+        leaves out drop to 0 unless a newer update set them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncomingSupply(self, request, context):
+        """The open incoming lines (quantity above 0) of a sku, or of a location, by location,
+        sku and line id. Lines whose date has passed are listed too, marked as no longer
+        counting.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +205,21 @@ def add_FeedServiceServicer_to_server(servicer, server):
                     servicer.ExportStock,
                     request_deserializer=omnistock_dot_v1_dot_feed__pb2.ExportStockRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_feed__pb2.ExportStockResponse.SerializeToString,
+            ),
+            'ApplyIncomingUpdates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyIncomingUpdates,
+                    request_deserializer=omnistock_dot_v1_dot_feed__pb2.ApplyIncomingUpdatesRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_feed__pb2.ApplyIncomingUpdatesResponse.SerializeToString,
+            ),
+            'ImportIncomingSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportIncomingSnapshot,
+                    request_deserializer=omnistock_dot_v1_dot_feed__pb2.ImportIncomingSnapshotRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_feed__pb2.ImportIncomingSnapshotResponse.SerializeToString,
+            ),
+            'ListIncomingSupply': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncomingSupply,
+                    request_deserializer=omnistock_dot_v1_dot_feed__pb2.ListIncomingSupplyRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_feed__pb2.ListIncomingSupplyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -334,6 +391,87 @@ class FeedService:
             '/omnistock.v1.FeedService/ExportStock',
             omnistock_dot_v1_dot_feed__pb2.ExportStockRequest.SerializeToString,
             omnistock_dot_v1_dot_feed__pb2.ExportStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyIncomingUpdates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.FeedService/ApplyIncomingUpdates',
+            omnistock_dot_v1_dot_feed__pb2.ApplyIncomingUpdatesRequest.SerializeToString,
+            omnistock_dot_v1_dot_feed__pb2.ApplyIncomingUpdatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportIncomingSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.FeedService/ImportIncomingSnapshot',
+            omnistock_dot_v1_dot_feed__pb2.ImportIncomingSnapshotRequest.SerializeToString,
+            omnistock_dot_v1_dot_feed__pb2.ImportIncomingSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncomingSupply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.FeedService/ListIncomingSupply',
+            omnistock_dot_v1_dot_feed__pb2.ListIncomingSupplyRequest.SerializeToString,
+            omnistock_dot_v1_dot_feed__pb2.ListIncomingSupplyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,21 @@ class FeedServiceStub:
     """Streams the exact stock of one location, or of every active location,
     for exports such as Google's local product inventory feed.
     """
+    ApplyIncomingUpdates: _grpc.UnaryUnaryMultiCallable[_feed_pb2.ApplyIncomingUpdatesRequest, _feed_pb2.ApplyIncomingUpdatesResponse]
+    """Applies up to 10,000 incoming supply line updates (purchase orders to a warehouse,
+    transfers to a store), with the same ordering and replay rules as stock: each line
+    keeps the newest update by (source time, source sequence, content). Invalid lines
+    are rejected one by one; the rest apply.
+    """
+    ImportIncomingSnapshot: _grpc.UnaryUnaryMultiCallable[_feed_pb2.ImportIncomingSnapshotRequest, _feed_pb2.ImportIncomingSnapshotResponse]
+    """Replaces a location's whole incoming supply as of a time, all or nothing: lines it
+    leaves out drop to 0 unless a newer update set them.
+    """
+    ListIncomingSupply: _grpc.UnaryUnaryMultiCallable[_feed_pb2.ListIncomingSupplyRequest, _feed_pb2.ListIncomingSupplyResponse]
+    """The open incoming lines (quantity above 0) of a sku, or of a location, by location,
+    sku and line id. Lines whose date has passed are listed too, marked as no longer
+    counting.
+    """
 
 @_typing.type_check_only
 class FeedServiceAsyncStub(FeedServiceStub):
@@ -94,6 +109,21 @@ class FeedServiceAsyncStub(FeedServiceStub):
     ExportStock: _aio.UnaryStreamMultiCallable[_feed_pb2.ExportStockRequest, _feed_pb2.ExportStockResponse]  # type: ignore[assignment]
     """Streams the exact stock of one location, or of every active location,
     for exports such as Google's local product inventory feed.
+    """
+    ApplyIncomingUpdates: _aio.UnaryUnaryMultiCallable[_feed_pb2.ApplyIncomingUpdatesRequest, _feed_pb2.ApplyIncomingUpdatesResponse]  # type: ignore[assignment]
+    """Applies up to 10,000 incoming supply line updates (purchase orders to a warehouse,
+    transfers to a store), with the same ordering and replay rules as stock: each line
+    keeps the newest update by (source time, source sequence, content). Invalid lines
+    are rejected one by one; the rest apply.
+    """
+    ImportIncomingSnapshot: _aio.UnaryUnaryMultiCallable[_feed_pb2.ImportIncomingSnapshotRequest, _feed_pb2.ImportIncomingSnapshotResponse]  # type: ignore[assignment]
+    """Replaces a location's whole incoming supply as of a time, all or nothing: lines it
+    leaves out drop to 0 unless a newer update set them.
+    """
+    ListIncomingSupply: _aio.UnaryUnaryMultiCallable[_feed_pb2.ListIncomingSupplyRequest, _feed_pb2.ListIncomingSupplyResponse]  # type: ignore[assignment]
+    """The open incoming lines (quantity above 0) of a sku, or of a location, by location,
+    sku and line id. Lines whose date has passed are listed too, marked as no longer
+    counting.
     """
 
 class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -161,6 +191,39 @@ class FeedServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_feed_pb2.ExportStockResponse], _abc.AsyncIterator[_feed_pb2.ExportStockResponse]]:
         """Streams the exact stock of one location, or of every active location,
         for exports such as Google's local product inventory feed.
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyIncomingUpdates(
+        self,
+        request: _feed_pb2.ApplyIncomingUpdatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feed_pb2.ApplyIncomingUpdatesResponse, _abc.Awaitable[_feed_pb2.ApplyIncomingUpdatesResponse]]:
+        """Applies up to 10,000 incoming supply line updates (purchase orders to a warehouse,
+        transfers to a store), with the same ordering and replay rules as stock: each line
+        keeps the newest update by (source time, source sequence, content). Invalid lines
+        are rejected one by one; the rest apply.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportIncomingSnapshot(
+        self,
+        request: _feed_pb2.ImportIncomingSnapshotRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feed_pb2.ImportIncomingSnapshotResponse, _abc.Awaitable[_feed_pb2.ImportIncomingSnapshotResponse]]:
+        """Replaces a location's whole incoming supply as of a time, all or nothing: lines it
+        leaves out drop to 0 unless a newer update set them.
+        """
+
+    @_abc_1.abstractmethod
+    def ListIncomingSupply(
+        self,
+        request: _feed_pb2.ListIncomingSupplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feed_pb2.ListIncomingSupplyResponse, _abc.Awaitable[_feed_pb2.ListIncomingSupplyResponse]]:
+        """The open incoming lines (quantity above 0) of a sku, or of a location, by location,
+        sku and line id. Lines whose date has passed are listed too, marked as no longer
+        counting.
         """
 
 def add_FeedServiceServicer_to_server(servicer: FeedServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,9 +25,11 @@ _sym_db = _symbol_database.Default()
 from google.api import client_pb2 as google_dot_api_dot_client__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from omnistock.v1 import availability_pb2 as omnistock_dot_v1_dot_availability__pb2
+from omnistock.v1 import channel_pb2 as omnistock_dot_v1_dot_channel__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnistock/v1/reservation.proto\x12\x0comnistock.v1\x1a\x17google/api/client.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x0fReservationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\xd3\x03\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12/\n\x06method\x18\x04 \x01(\x0e\x32\x1f.omnistock.v1.ReservationMethod\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12\x1a\n\x12\x63ustomer_reference\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63ommit_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bholds_stock\x18\x0c \x01(\x08\"\xeb\x01\n\x18\x43reateReservationRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12,\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12/\n\x06method\x18\x03 \x01(\x0e\x32\x1f.omnistock.v1.ReservationMethod\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x1a\n\x12\x63ustomer_reference\x18\x06 \x01(\t\"K\n\x19\x43reateReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"\x84\x01\n\x17ListReservationsRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"d\n\x18ListReservationsResponse\x12/\n\x0creservations\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x18\x45xtendReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"K\n\x19\x45xtendReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"2\n\x18\x43ommitReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"K\n\x19\x43ommitReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"3\n\x19\x46ulfillReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"L\n\x1a\x46ulfillReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"3\n\x19ReleaseReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"L\n\x1aReleaseReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation*w\n\x11ReservationMethod\x12\"\n\x1eRESERVATION_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESERVATION_METHOD_PICKUP\x10\x01\x12\x1f\n\x1bRESERVATION_METHOD_CHECKOUT\x10\x02*\xb3\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x32\xd1\x06\n\x12ReservationService\x12z\n\x11\x43reateReservation\x12&.omnistock.v1.CreateReservationRequest\x1a\'.omnistock.v1.CreateReservationResponse\"\x14\xda\x41\x11location_id,lines\x12n\n\x0eGetReservation\x12#.omnistock.v1.GetReservationRequest\x1a$.omnistock.v1.GetReservationResponse\"\x11\xda\x41\x0ereservation_id\x12\x61\n\x10ListReservations\x12%.omnistock.v1.ListReservationsRequest\x1a&.omnistock.v1.ListReservationsResponse\x12{\n\x11\x45xtendReservation\x12&.omnistock.v1.ExtendReservationRequest\x1a\'.omnistock.v1.ExtendReservationResponse\"\x15\xda\x41\x12reservation_id,ttl\x12w\n\x11\x43ommitReservation\x12&.omnistock.v1.CommitReservationRequest\x1a\'.omnistock.v1.CommitReservationResponse\"\x11\xda\x41\x0ereservation_id\x12z\n\x12\x46ulfillReservation\x12\'.omnistock.v1.FulfillReservationRequest\x1a(.omnistock.v1.FulfillReservationResponse\"\x11\xda\x41\x0ereservation_id\x12z\n\x12ReleaseReservation\x12\'.omnistock.v1.ReleaseReservationRequest\x1a(.omnistock.v1.ReleaseReservationResponse\"\x11\xda\x41\x0ereservation_idb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnistock/v1/reservation.proto\x12\x0comnistock.v1\x1a\x17google/api/client.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fomnistock/v1/availability.proto\x1a\x1aomnistock/v1/channel.proto\"K\n\x0fReservationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x19\n\x11incoming_quantity\x18\x03 \x01(\x03\"\x9c\x04\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12/\n\x06method\x18\x04 \x01(\x0e\x32\x1f.omnistock.v1.ReservationMethod\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12\x1a\n\x12\x63ustomer_reference\x18\x06 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63ommit_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bholds_stock\x18\x0c \x01(\x08\x12\x12\n\nchannel_id\x18\r \x01(\t\x12\x33\n\x0e\x63hannel_method\x18\x0e \x01(\x0e\x32\x1b.omnistock.v1.ChannelMethod\"\xda\x02\n\x18\x43reateReservationRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12,\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12/\n\x06method\x18\x03 \x01(\x0e\x32\x1f.omnistock.v1.ReservationMethod\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x1a\n\x12\x63ustomer_reference\x18\x06 \x01(\t\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x33\n\x0e\x63hannel_method\x18\x08 \x01(\x0e\x32\x1b.omnistock.v1.ChannelMethod\x12$\n\x06origin\x18\t \x01(\x0b\x32\x14.omnistock.v1.Origin\"K\n\x19\x43reateReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"\x84\x01\n\x17ListReservationsRequest\x12\x13\n\x0blocation_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"d\n\x18ListReservationsResponse\x12/\n\x0creservations\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Z\n\x18\x45xtendReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12&\n\x03ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"K\n\x19\x45xtendReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"2\n\x18\x43ommitReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"K\n\x19\x43ommitReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"3\n\x19\x46ulfillReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"L\n\x1a\x46ulfillReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"3\n\x19ReleaseReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"L\n\x1aReleaseReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"E\n\x16MoveReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\"I\n\x17MoveReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation*w\n\x11ReservationMethod\x12\"\n\x1eRESERVATION_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESERVATION_METHOD_PICKUP\x10\x01\x12\x1f\n\x1bRESERVATION_METHOD_CHECKOUT\x10\x02*\xb3\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_COMMITTED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x32\xd0\x07\n\x12ReservationService\x12z\n\x11\x43reateReservation\x12&.omnistock.v1.CreateReservationRequest\x1a\'.omnistock.v1.CreateReservationResponse\"\x14\xda\x41\x11location_id,lines\x12n\n\x0eGetReservation\x12#.omnistock.v1.GetReservationRequest\x1a$.omnistock.v1.GetReservationResponse\"\x11\xda\x41\x0ereservation_id\x12\x61\n\x10ListReservations\x12%.omnistock.v1.ListReservationsRequest\x1a&.omnistock.v1.ListReservationsResponse\x12{\n\x11\x45xtendReservation\x12&.omnistock.v1.ExtendReservationRequest\x1a\'.omnistock.v1.ExtendReservationResponse\"\x15\xda\x41\x12reservation_id,ttl\x12w\n\x11\x43ommitReservation\x12&.omnistock.v1.CommitReservationRequest\x1a\'.omnistock.v1.CommitReservationResponse\"\x11\xda\x41\x0ereservation_id\x12z\n\x12\x46ulfillReservation\x12\'.omnistock.v1.FulfillReservationRequest\x1a(.omnistock.v1.FulfillReservationResponse\"\x11\xda\x41\x0ereservation_id\x12}\n\x0fMoveReservation\x12$.omnistock.v1.MoveReservationRequest\x1a%.omnistock.v1.MoveReservationResponse\"\x1d\xda\x41\x1areservation_id,location_id\x12z\n\x12ReleaseReservation\x12\'.omnistock.v1.ReleaseReservationRequest\x1a(.omnistock.v1.ReleaseReservationResponse\"\x11\xda\x41\x0ereservation_idb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,44 +46,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESERVATIONSERVICE'].methods_by_name['CommitReservation']._serialized_options = b'\332A\016reservation_id'
   _globals['_RESERVATIONSERVICE'].methods_by_name['FulfillReservation']._loaded_options = None
   _globals['_RESERVATIONSERVICE'].methods_by_name['FulfillReservation']._serialized_options = b'\332A\016reservation_id'
+  _globals['_RESERVATIONSERVICE'].methods_by_name['MoveReservation']._loaded_options = None
+  _globals['_RESERVATIONSERVICE'].methods_by_name['MoveReservation']._serialized_options = b'\332A\032reservation_id,location_id'
   _globals['_RESERVATIONSERVICE'].methods_by_name['ReleaseReservation']._loaded_options = None
   _globals['_RESERVATIONSERVICE'].methods_by_name['ReleaseReservation']._serialized_options = b'\332A\016reservation_id'
-  _globals['_RESERVATIONMETHOD']._serialized_start=1893
-  _globals['_RESERVATIONMETHOD']._serialized_end=2012
-  _globals['_RESERVATIONSTATE']._serialized_start=2015
-  _globals['_RESERVATIONSTATE']._serialized_end=2194
-  _globals['_RESERVATIONLINE']._serialized_start=138
-  _globals['_RESERVATIONLINE']._serialized_end=186
-  _globals['_RESERVATION']._serialized_start=189
-  _globals['_RESERVATION']._serialized_end=656
-  _globals['_CREATERESERVATIONREQUEST']._serialized_start=659
-  _globals['_CREATERESERVATIONREQUEST']._serialized_end=894
-  _globals['_CREATERESERVATIONRESPONSE']._serialized_start=896
-  _globals['_CREATERESERVATIONRESPONSE']._serialized_end=971
-  _globals['_GETRESERVATIONREQUEST']._serialized_start=973
-  _globals['_GETRESERVATIONREQUEST']._serialized_end=1020
-  _globals['_GETRESERVATIONRESPONSE']._serialized_start=1022
-  _globals['_GETRESERVATIONRESPONSE']._serialized_end=1094
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=1097
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=1229
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=1231
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=1331
-  _globals['_EXTENDRESERVATIONREQUEST']._serialized_start=1333
-  _globals['_EXTENDRESERVATIONREQUEST']._serialized_end=1423
-  _globals['_EXTENDRESERVATIONRESPONSE']._serialized_start=1425
-  _globals['_EXTENDRESERVATIONRESPONSE']._serialized_end=1500
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=1502
-  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1552
-  _globals['_COMMITRESERVATIONRESPONSE']._serialized_start=1554
-  _globals['_COMMITRESERVATIONRESPONSE']._serialized_end=1629
-  _globals['_FULFILLRESERVATIONREQUEST']._serialized_start=1631
-  _globals['_FULFILLRESERVATIONREQUEST']._serialized_end=1682
-  _globals['_FULFILLRESERVATIONRESPONSE']._serialized_start=1684
-  _globals['_FULFILLRESERVATIONRESPONSE']._serialized_end=1760
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1762
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1813
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=1815
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=1891
-  _globals['_RESERVATIONSERVICE']._serialized_start=2197
-  _globals['_RESERVATIONSERVICE']._serialized_end=3046
+  _globals['_RESERVATIONMETHOD']._serialized_start=2311
+  _globals['_RESERVATIONMETHOD']._serialized_end=2430
+  _globals['_RESERVATIONSTATE']._serialized_start=2433
+  _globals['_RESERVATIONSTATE']._serialized_end=2612
+  _globals['_RESERVATIONLINE']._serialized_start=199
+  _globals['_RESERVATIONLINE']._serialized_end=274
+  _globals['_RESERVATION']._serialized_start=277
+  _globals['_RESERVATION']._serialized_end=817
+  _globals['_CREATERESERVATIONREQUEST']._serialized_start=820
+  _globals['_CREATERESERVATIONREQUEST']._serialized_end=1166
+  _globals['_CREATERESERVATIONRESPONSE']._serialized_start=1168
+  _globals['_CREATERESERVATIONRESPONSE']._serialized_end=1243
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=1245
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=1292
+  _globals['_GETRESERVATIONRESPONSE']._serialized_start=1294
+  _globals['_GETRESERVATIONRESPONSE']._serialized_end=1366
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=1369
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=1501
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=1503
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=1603
+  _globals['_EXTENDRESERVATIONREQUEST']._serialized_start=1605
+  _globals['_EXTENDRESERVATIONREQUEST']._serialized_end=1695
+  _globals['_EXTENDRESERVATIONRESPONSE']._serialized_start=1697
+  _globals['_EXTENDRESERVATIONRESPONSE']._serialized_end=1772
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_start=1774
+  _globals['_COMMITRESERVATIONREQUEST']._serialized_end=1824
+  _globals['_COMMITRESERVATIONRESPONSE']._serialized_start=1826
+  _globals['_COMMITRESERVATIONRESPONSE']._serialized_end=1901
+  _globals['_FULFILLRESERVATIONREQUEST']._serialized_start=1903
+  _globals['_FULFILLRESERVATIONREQUEST']._serialized_end=1954
+  _globals['_FULFILLRESERVATIONRESPONSE']._serialized_start=1956
+  _globals['_FULFILLRESERVATIONRESPONSE']._serialized_end=2032
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=2034
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=2085
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=2087
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=2163
+  _globals['_MOVERESERVATIONREQUEST']._serialized_start=2165
+  _globals['_MOVERESERVATIONREQUEST']._serialized_end=2234
+  _globals['_MOVERESERVATIONRESPONSE']._serialized_start=2236
+  _globals['_MOVERESERVATIONRESPONSE']._serialized_end=2309
+  _globals['_RESERVATIONSERVICE']._serialized_start=2615
+  _globals['_RESERVATIONSERVICE']._serialized_end=3591
 # @@protoc_insertion_point(module_scope)

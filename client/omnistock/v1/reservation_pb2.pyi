@@ -10,6 +10,8 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from omnistock.v1 import availability_pb2 as _availability_pb2
+from omnistock.v1 import channel_pb2 as _channel_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -93,21 +95,27 @@ class ReservationLine(_message.Message):
 
     SKU_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    INCOMING_QUANTITY_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     """1-64 of [A-Za-z0-9._-]."""
     quantity: _builtins.int
     """At least 1; with a key not granted EXACT, at most the server's banded cap (10 by
     default).
     """
+    incoming_quantity: _builtins.int
+    """Output only: the part of quantity held from incoming supply (a pre-order or
+    back-order line of a network hold); the rest is held from stock.
+    """
     def __init__(
         self,
         *,
         sku: _builtins.str = ...,
         quantity: _builtins.int = ...,
+        incoming_quantity: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incoming_quantity", b"incoming_quantity", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -131,6 +139,8 @@ class Reservation(_message.Message):
     COMMIT_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
     HOLDS_STOCK_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_METHOD_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
     """Assigned by the server: "rsv_" and 26 characters, sortable by creation time."""
     location_id: _builtins.str
@@ -145,6 +155,10 @@ class Reservation(_message.Message):
     """The idempotency key it was made with, as given."""
     holds_stock: _builtins.bool
     """Whether the hold counts against available-to-sell now."""
+    channel_id: _builtins.str
+    """A network hold's channel; empty for a hold made at a location."""
+    channel_method: _channel_pb2.ChannelMethod.ValueType
+    """A network hold's method."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]:
         """One line per sku."""
@@ -180,10 +194,12 @@ class Reservation(_message.Message):
         commit_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
         holds_stock: _builtins.bool = ...,
+        channel_id: _builtins.str = ...,
+        channel_method: _channel_pb2.ChannelMethod.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["commit_time", b"commit_time", "create_time", b"create_time", "end_time", b"end_time", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit_time", b"commit_time", "create_time", b"create_time", "customer_reference", b"customer_reference", "end_time", b"end_time", "expire_time", b"expire_time", "holds_stock", b"holds_stock", "idempotency_key", b"idempotency_key", "lines", b"lines", "location_id", b"location_id", "method", b"method", "reservation_id", b"reservation_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "channel_method", b"channel_method", "commit_time", b"commit_time", "create_time", b"create_time", "customer_reference", b"customer_reference", "end_time", b"end_time", "expire_time", b"expire_time", "holds_stock", b"holds_stock", "idempotency_key", b"idempotency_key", "lines", b"lines", "location_id", b"location_id", "method", b"method", "reservation_id", b"reservation_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -191,7 +207,7 @@ Global___Reservation: _TypeAlias = Reservation  # noqa: Y015
 
 @_typing.final
 class CreateReservationRequest(_message.Message):
-    """A hold to make."""
+    """A hold to make, at a location or through a channel."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -201,8 +217,13 @@ class CreateReservationRequest(_message.Message):
     TTL_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     CUSTOMER_REFERENCE_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_METHOD_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
-    """The location to hold stock at; it must exist and be in the key's scope."""
+    """The location to hold stock at; it must exist and be in the key's scope. Exactly
+    one of location_id and channel_id.
+    """
     method: Global___ReservationMethod.ValueType
     """Required."""
     idempotency_key: _builtins.str
@@ -211,6 +232,10 @@ class CreateReservationRequest(_message.Message):
     """
     customer_reference: _builtins.str
     """The caller's own reference (an order or basket id), up to 128 characters."""
+    channel_id: _builtins.str
+    """A network hold: the channel whose group the location is chosen from."""
+    channel_method: _channel_pb2.ChannelMethod.ValueType
+    """With a channel: SHIP (the default) or PICKUP."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReservationLine]:
         """1 to 100 lines, one per sku."""
@@ -218,6 +243,12 @@ class CreateReservationRequest(_message.Message):
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
         """Unset means the method's default; above the method's maximum is refused."""
+
+    @_builtins.property
+    def origin(self) -> _availability_pb2.Origin:
+        """With a channel, optional: the shopper, so the nearest location that can cover the
+        lines is chosen.
+        """
 
     def __init__(
         self,
@@ -228,10 +259,13 @@ class CreateReservationRequest(_message.Message):
         ttl: _duration_pb2.Duration | None = ...,
         idempotency_key: _builtins.str = ...,
         customer_reference: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+        channel_method: _channel_pb2.ChannelMethod.ValueType = ...,
+        origin: _availability_pb2.Origin | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["origin", b"origin", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_reference", b"customer_reference", "idempotency_key", b"idempotency_key", "lines", b"lines", "location_id", b"location_id", "method", b"method", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_id", b"channel_id", "channel_method", b"channel_method", "customer_reference", b"customer_reference", "idempotency_key", b"idempotency_key", "lines", b"lines", "location_id", b"location_id", "method", b"method", "origin", b"origin", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -568,3 +602,58 @@ class ReleaseReservationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReleaseReservationResponse: _TypeAlias = ReleaseReservationResponse  # noqa: Y015
+
+@_typing.final
+class MoveReservationRequest(_message.Message):
+    """Which network hold to move, and where."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    reservation_id: _builtins.str
+    """The reservation's id; NOT_FOUND when there is none (or it is at a location outside
+    the key's scope, or it finished and was purged after the server's retention time).
+    It must be an active network hold.
+    """
+    location_id: _builtins.str
+    """A location of the hold's channel group that serves its method. Empty: the server
+    chooses, by the placement rule, among the other locations.
+    """
+    def __init__(
+        self,
+        *,
+        reservation_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveReservationRequest: _TypeAlias = MoveReservationRequest  # noqa: Y015
+
+@_typing.final
+class MoveReservationResponse(_message.Message):
+    """The moved reservation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reservation(self) -> Global___Reservation:
+        """The reservation, at its new location."""
+
+    def __init__(
+        self,
+        *,
+        reservation: Global___Reservation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveReservationResponse: _TypeAlias = MoveReservationResponse  # noqa: Y015

@@ -70,6 +70,11 @@ class ReservationServiceStub:
                 request_serializer=omnistock_dot_v1_dot_reservation__pb2.FulfillReservationRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_reservation__pb2.FulfillReservationResponse.FromString,
                 _registered_method=True)
+        self.MoveReservation = channel.unary_unary(
+                '/omnistock.v1.ReservationService/MoveReservation',
+                request_serializer=omnistock_dot_v1_dot_reservation__pb2.MoveReservationRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_reservation__pb2.MoveReservationResponse.FromString,
+                _registered_method=True)
         self.ReleaseReservation = channel.unary_unary(
                 '/omnistock.v1.ReservationService/ReleaseReservation',
                 request_serializer=omnistock_dot_v1_dot_reservation__pb2.ReleaseReservationRequest.SerializeToString,
@@ -93,6 +98,12 @@ class ReservationServiceServicer:
         available" to any other.
         The same idempotency key with the same request returns the same
         reservation; with a different request it is ALREADY_EXISTS.
+
+        A network hold names a channel in place of a location: it is placed at one location
+        of the channel's group that can cover every line from its channel ATS (the nearest
+        to the origin; with none, the one with the most, warehouses first for SHIP). In a
+        channel that sells incoming, a line may also take incoming supply not yet held (a
+        pre-order or back-order). No such location is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,6 +148,15 @@ class ReservationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveReservation(self, request, context):
+        """Moves an active network hold to another location of its channel, all or nothing:
+        the new location must cover every line from its channel ATS, or the hold stays
+        where it was (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReleaseReservation(self, request, context):
         """Gives an active hold back.
         """
@@ -176,6 +196,11 @@ def add_ReservationServiceServicer_to_server(servicer, server):
                     servicer.FulfillReservation,
                     request_deserializer=omnistock_dot_v1_dot_reservation__pb2.FulfillReservationRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_reservation__pb2.FulfillReservationResponse.SerializeToString,
+            ),
+            'MoveReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveReservation,
+                    request_deserializer=omnistock_dot_v1_dot_reservation__pb2.MoveReservationRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_reservation__pb2.MoveReservationResponse.SerializeToString,
             ),
             'ReleaseReservation': grpc.unary_unary_rpc_method_handler(
                     servicer.ReleaseReservation,
@@ -351,6 +376,33 @@ class ReservationService:
             '/omnistock.v1.ReservationService/FulfillReservation',
             omnistock_dot_v1_dot_reservation__pb2.FulfillReservationRequest.SerializeToString,
             omnistock_dot_v1_dot_reservation__pb2.FulfillReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.ReservationService/MoveReservation',
+            omnistock_dot_v1_dot_reservation__pb2.MoveReservationRequest.SerializeToString,
+            omnistock_dot_v1_dot_reservation__pb2.MoveReservationResponse.FromString,
             options,
             channel_credentials,
             insecure,

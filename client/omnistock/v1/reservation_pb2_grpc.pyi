@@ -46,6 +46,12 @@ class ReservationServiceStub:
     available" to any other.
     The same idempotency key with the same request returns the same
     reservation; with a different request it is ALREADY_EXISTS.
+
+    A network hold names a channel in place of a location: it is placed at one location
+    of the channel's group that can cover every line from its channel ATS (the nearest
+    to the origin; with none, the one with the most, warehouses first for SHIP). In a
+    channel that sells incoming, a line may also take incoming supply not yet held (a
+    pre-order or back-order). No such location is FAILED_PRECONDITION.
     """
     GetReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.GetReservationRequest, _reservation_pb2.GetReservationResponse]
     """Returns one reservation, its state as of now: a lapsed active hold reads as
@@ -63,6 +69,11 @@ class ReservationServiceStub:
     FulfillReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.FulfillReservationRequest, _reservation_pb2.FulfillReservationResponse]
     """The goods of a committed reservation have left the shelf: its hold stops
     counting at once.
+    """
+    MoveReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.MoveReservationRequest, _reservation_pb2.MoveReservationResponse]
+    """Moves an active network hold to another location of its channel, all or nothing:
+    the new location must cover every line from its channel ATS, or the hold stays
+    where it was (FAILED_PRECONDITION).
     """
     ReleaseReservation: _grpc.UnaryUnaryMultiCallable[_reservation_pb2.ReleaseReservationRequest, _reservation_pb2.ReleaseReservationResponse]
     """Gives an active hold back."""
@@ -85,6 +96,12 @@ class ReservationServiceAsyncStub(ReservationServiceStub):
     available" to any other.
     The same idempotency key with the same request returns the same
     reservation; with a different request it is ALREADY_EXISTS.
+
+    A network hold names a channel in place of a location: it is placed at one location
+    of the channel's group that can cover every line from its channel ATS (the nearest
+    to the origin; with none, the one with the most, warehouses first for SHIP). In a
+    channel that sells incoming, a line may also take incoming supply not yet held (a
+    pre-order or back-order). No such location is FAILED_PRECONDITION.
     """
     GetReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.GetReservationRequest, _reservation_pb2.GetReservationResponse]  # type: ignore[assignment]
     """Returns one reservation, its state as of now: a lapsed active hold reads as
@@ -102,6 +119,11 @@ class ReservationServiceAsyncStub(ReservationServiceStub):
     FulfillReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.FulfillReservationRequest, _reservation_pb2.FulfillReservationResponse]  # type: ignore[assignment]
     """The goods of a committed reservation have left the shelf: its hold stops
     counting at once.
+    """
+    MoveReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.MoveReservationRequest, _reservation_pb2.MoveReservationResponse]  # type: ignore[assignment]
+    """Moves an active network hold to another location of its channel, all or nothing:
+    the new location must cover every line from its channel ATS, or the hold stays
+    where it was (FAILED_PRECONDITION).
     """
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_reservation_pb2.ReleaseReservationRequest, _reservation_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
     """Gives an active hold back."""
@@ -127,6 +149,12 @@ class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
         available" to any other.
         The same idempotency key with the same request returns the same
         reservation; with a different request it is ALREADY_EXISTS.
+
+        A network hold names a channel in place of a location: it is placed at one location
+        of the channel's group that can cover every line from its channel ATS (the nearest
+        to the origin; with none, the one with the most, warehouses first for SHIP). In a
+        channel that sells incoming, a line may also take incoming supply not yet held (a
+        pre-order or back-order). No such location is FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod
@@ -174,6 +202,17 @@ class ReservationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_reservation_pb2.FulfillReservationResponse, _abc.Awaitable[_reservation_pb2.FulfillReservationResponse]]:
         """The goods of a committed reservation have left the shelf: its hold stops
         counting at once.
+        """
+
+    @_abc_1.abstractmethod
+    def MoveReservation(
+        self,
+        request: _reservation_pb2.MoveReservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reservation_pb2.MoveReservationResponse, _abc.Awaitable[_reservation_pb2.MoveReservationResponse]]:
+        """Moves an active network hold to another location of its channel, all or nothing:
+        the new location must cover every line from its channel ATS, or the hold stays
+        where it was (FAILED_PRECONDITION).
         """
 
     @_abc_1.abstractmethod

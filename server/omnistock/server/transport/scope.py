@@ -54,6 +54,10 @@ _HIDDEN_RESERVATION = (
     "a reservation at a location outside the scope: NOT_FOUND, as one that does not exist"
 )
 _LIST = "only the locations in scope, filtered before paging"
+_CHANNEL_VIEW = (
+    "a key bound to channels sees only those channels and their groups; locations "
+    "outside the scope are left out of a group"
+)
 
 METHOD_SCOPES: dict[str, MethodScope] = {
     f"{_PREFIX}LocationService/UpsertLocations": MethodScope(
@@ -103,6 +107,18 @@ METHOD_SCOPES: dict[str, MethodScope] = {
         names=("records[].location_id",),
         writes=True,
     ),
+    f"{_PREFIX}FeedService/ApplyIncomingUpdates": MethodScope(
+        Role.FEED, _NAMED, names=("updates[].location_id",), writes=True
+    ),
+    f"{_PREFIX}FeedService/ImportIncomingSnapshot": MethodScope(
+        Role.FEED, _NAMED, names=("location_id",), writes=True
+    ),
+    f"{_PREFIX}FeedService/ListIncomingSupply": MethodScope(
+        Role.FEED,
+        f"{_NAMED}; otherwise only lines at locations in scope, filtered before paging",
+        names=("location_id",),
+        filtered=True,
+    ),
     f"{_PREFIX}FeedService/GetFeedStatus": MethodScope(Role.FEED, _NAMED, names=("location_id",)),
     f"{_PREFIX}FeedService/ListFeedStatus": MethodScope(Role.FEED, _LIST, filtered=True),
     f"{_PREFIX}FeedService/ExportStock": MethodScope(
@@ -126,6 +142,31 @@ METHOD_SCOPES: dict[str, MethodScope] = {
         names=("location_id",),
         filtered=True,
     ),
+    f"{_PREFIX}ReservationService/MoveReservation": MethodScope(
+        Role.RESERVE,
+        f"{_HIDDEN_RESERVATION}; the new location: {_NAMED}",
+        names=("location_id",),
+        by_reservation=True,
+        writes=True,
+    ),
+    f"{_PREFIX}ChannelService/UpsertLocationGroups": MethodScope(
+        Role.ADMIN, _NAMED, names=("groups[].location_ids[]",), writes=True
+    ),
+    f"{_PREFIX}ChannelService/UpdateLocationGroupMembers": MethodScope(
+        Role.ADMIN,
+        _NAMED,
+        names=("add_location_ids[]", "remove_location_ids[]"),
+        writes=True,
+    ),
+    f"{_PREFIX}ChannelService/UpsertChannels": MethodScope(
+        Role.ADMIN, _NAMED, names=("channels[].protections[].location_id",), writes=True
+    ),
+    f"{_PREFIX}ChannelService/GetLocationGroup": MethodScope(Role.READ, _CHANNEL_VIEW, filtered=True),
+    f"{_PREFIX}ChannelService/ListLocationGroups": MethodScope(
+        Role.READ, _CHANNEL_VIEW, filtered=True
+    ),
+    f"{_PREFIX}ChannelService/GetChannel": MethodScope(Role.READ, _CHANNEL_VIEW, filtered=True),
+    f"{_PREFIX}ChannelService/ListChannels": MethodScope(Role.READ, _CHANNEL_VIEW, filtered=True),
     **{
         f"{_PREFIX}ReservationService/{name}": MethodScope(
             Role.RESERVE, _HIDDEN_RESERVATION, by_reservation=True, writes=True
