@@ -63,11 +63,46 @@ class ChannelMethod(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class LocationGroup:
-    """A named set of locations; a location may be in many groups."""
+    """A named set of locations; a location may be in many groups, and a group may take
+    in other groups (``member_group_ids``), whose locations then count as its own."""
 
     id: str
     name: str
     location_ids: frozenset[str]
+    member_group_ids: frozenset[str] = frozenset()
+
+
+def resolve_group(group_id: str, groups: Mapping[str, LocationGroup]) -> frozenset[str]:
+    """Every location of a group, its member groups' included (each once). Member groups
+    missing from ``groups`` add nothing; a cycle is cut where it closes."""
+    seen: set[str] = set()
+    locations: set[str] = set()
+    pending = [group_id]
+    while pending:
+        current = pending.pop()
+        if current in seen or current not in groups:
+            continue
+        seen.add(current)
+        locations |= groups[current].location_ids
+        pending.extend(groups[current].member_group_ids)
+    return frozenset(locations)
+
+
+def group_cycle(group_id: str, groups: Mapping[str, LocationGroup]) -> list[str] | None:
+    """A path of member groups that leads from ``group_id`` back to itself, or None."""
+    stack: list[tuple[str, list[str]]] = [
+        (child, [group_id, child]) for child in sorted(groups[group_id].member_group_ids)
+    ]
+    seen: set[str] = set()
+    while stack:
+        current, path = stack.pop()
+        if current == group_id:
+            return path
+        if current in seen or current not in groups:
+            continue
+        seen.add(current)
+        stack.extend((child, [*path, child]) for child in sorted(groups[current].member_group_ids))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +119,20 @@ class Channel:
     # Whether the channel may sell incoming supply (pre-order, back-order).
     sells_incoming: bool = False
     low_threshold: int = DEFAULT_LOW_THRESHOLD
+    # The methods the channel sells by.
+    methods: frozenset[ChannelMethod] = frozenset({ChannelMethod.SHIP, ChannelMethod.PICKUP})
 
     def protection_at(self, location_id: str) -> int:
         return self.protection.get(location_id, self.default_protection)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelView:
+    """A channel with its group resolved: every location it sells from (member groups
+    included). Which of them serve a method is ``serves``'s answer."""
+
+    channel: Channel
+    location_ids: frozenset[str]
 
 
 def serves(location: Location, method: ChannelMethod) -> bool:

@@ -106,6 +106,9 @@ class Principal:
     exposure: Exposure = Exposure.BANDED
     rate_per_second: float = 100.0
     burst: int = 200
+    # None: every channel. A key bound to channels sees those channels' answers and,
+    # through ``locations``, nothing of locations outside their groups.
+    channels: frozenset[str] | None = None
 
     @property
     def limits_valid(self) -> bool:
@@ -129,6 +132,18 @@ class Principal:
                 f"{self.name} may not use location {outside[0]}"
                 + (f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""),
                 reason="LOCATION_NOT_IN_SCOPE",
+            )
+
+    def require_channels(self, channel_ids: Iterable[str]) -> None:
+        """A key bound to channels may ask for those channels only (PERMISSION_DENIED,
+        CHANNEL_NOT_IN_SCOPE, whether or not the channel exists)."""
+        if self.channels is None:
+            return
+        outside = sorted({c for c in channel_ids if c not in self.channels})
+        if outside:
+            raise PermissionDenied(
+                f"{self.name} may not use channel {outside[0]}",
+                reason="CHANNEL_NOT_IN_SCOPE",
             )
 
     def require_exposure(self, exposure: Exposure) -> None:

@@ -12,7 +12,8 @@
   20 ms): docs/benchmarks.md has the figures.
 
 A change names (sku, location_id) pairs, whole locations (a snapshot replaced their
-stock), or the location directory. A receiver that may have missed changes (its
+stock), incoming supply of (sku, location_id) pairs, the location directory, or the
+channels (location groups and channels themselves). A receiver that may have missed changes (its
 connection to PostgreSQL was made again, or its polls of the change log failed for a
 while) delivers ``RESYNC`` to its own process: every copy is dropped and read again. A
 batch that fails to send is sent again with the next one, or after a second, five tries
@@ -44,13 +45,23 @@ class Changes:
     directory: bool = False  # locations themselves were created or changed
     # Changes may have been missed: forget every copy. Delivered in a process, never sent.
     everything: bool = False
+    # Incoming supply lines of these (sku, location_id) pairs.
+    incoming: frozenset[Pair] = frozenset()
+    channels: bool = False  # location groups or channels were created or changed
 
     @classmethod
     def of_pairs(cls, pairs: Iterable[Pair]) -> Changes:
         return cls(pairs=frozenset(pairs))
 
     def __bool__(self) -> bool:
-        return bool(self.pairs or self.locations or self.directory or self.everything)
+        return bool(
+            self.pairs
+            or self.locations
+            or self.directory
+            or self.incoming
+            or self.channels
+            or self.everything
+        )
 
     def merge(self, other: Changes) -> Changes:
         return Changes(
@@ -58,6 +69,8 @@ class Changes:
             self.locations | other.locations,
             self.directory or other.directory,
             self.everything or other.everything,
+            self.incoming | other.incoming,
+            self.channels or other.channels,
         )
 
 
@@ -128,15 +141,17 @@ def encode(origin: str, changes: Changes) -> list[str]:
     payloads: list[str] = []
     # "t": when it was sent, for the receiver's lag figure.
     sent = round(time.time(), 3)
-    body: dict[str, Any] = (
-        {"o": origin, "t": sent, "d": 1} if changes.directory else {"o": origin, "t": sent}
-    )
+    body: dict[str, Any] = {"o": origin, "t": sent}
+    if changes.directory:
+        body["d"] = 1
+    if changes.channels:
+        body["c"] = 1
     room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20  # the lists' brackets and keys
 
     def add(field: str, item: Any) -> None:
         nonlocal body, room
         length = len(json.dumps(item, separators=(",", ":"))) + 1
-        if length > room and ("l" in body or "p" in body):  # full: start the next payload
+        if length > room and ("l" in body or "p" in body or "i" in body):  # full: next payload
             payloads.append(json.dumps(body, separators=(",", ":")))
             body = {"o": origin, "t": sent}
             room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20
@@ -147,7 +162,9 @@ def encode(origin: str, changes: Changes) -> list[str]:
         add("l", location)
     for sku, location in sorted(changes.pairs):
         add("p", [sku, location])
-    if "l" in body or "p" in body or "d" in body:
+    for sku, location in sorted(changes.incoming):
+        add("i", [sku, location])
+    if any(key in body for key in ("l", "p", "i", "d", "c")):
         payloads.append(json.dumps(body, separators=(",", ":")))
     return payloads
 
@@ -164,6 +181,8 @@ def decode(payload: str) -> tuple[str, Changes]:
         pairs=frozenset((sku, location) for sku, location in data.get("p", ())),
         locations=frozenset(data.get("l", ())),
         directory=bool(data.get("d")),
+        incoming=frozenset((sku, location) for sku, location in data.get("i", ())),
+        channels=bool(data.get("c")),
     )
 
 

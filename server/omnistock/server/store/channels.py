@@ -7,11 +7,18 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from omnistock.server.domain.channels import Channel, LocationGroup
+from omnistock.server.domain.channels import (
+    Channel,
+    ChannelMethod,
+    ChannelView,
+    LocationGroup,
+    resolve_group,
+)
 from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import channel_protection_table as cp
 from omnistock.server.store.tables import channels_table as ct
+from omnistock.server.store.tables import location_group_children_table as kt
 from omnistock.server.store.tables import location_group_members_table as mt
 from omnistock.server.store.tables import location_groups_table as gt
 from omnistock.server.store.upsert import upsert_statement
@@ -36,6 +43,7 @@ class ChannelRepository:
             )
             ids = [g.id for g in groups]
             connection.execute(delete(mt).where(mt.c.group_id.in_(ids)))
+            connection.execute(delete(kt).where(kt.c.group_id.in_(ids)))
             members = [
                 {"group_id": g.id, "location_id": location_id}
                 for g in groups
@@ -43,26 +51,55 @@ class ChannelRepository:
             ]
             if members:
                 connection.execute(insert(mt), members)
+            children = [
+                {"group_id": g.id, "member_group_id": child}
+                for g in groups
+                for child in sorted(g.member_group_ids)
+            ]
+            if children:
+                connection.execute(insert(kt), children)
 
     def change_members(
-        self, group_id: str, *, add: Collection[str], remove: Collection[str], now: datetime
+        self,
+        group_id: str,
+        *,
+        add: Collection[str],
+        remove: Collection[str],
+        now: datetime,
+        add_groups: Collection[str] = (),
+        remove_groups: Collection[str] = (),
     ) -> LocationGroup | None:
-        """Add and remove members of one group; the group as it is then (None: no group)."""
+        """Add and remove members (locations and member groups) of one group; the group
+        as it is then (None: no group)."""
         with write_transaction(self._engine) as connection:
             found = _groups(connection, [group_id])
             if group_id not in found:
                 return None
             members = (found[group_id].location_ids | set(add)) - set(remove)
+            children = (found[group_id].member_group_ids | set(add_groups)) - set(remove_groups)
             connection.execute(delete(mt).where(mt.c.group_id == group_id))
+            connection.execute(delete(kt).where(kt.c.group_id == group_id))
             if members:
                 connection.execute(
                     insert(mt),
                     [{"group_id": group_id, "location_id": m} for m in sorted(members)],
                 )
+            if children:
+                connection.execute(
+                    insert(kt),
+                    [{"group_id": group_id, "member_group_id": c} for c in sorted(children)],
+                )
             connection.execute(
                 gt.update().where(gt.c.id == group_id).values(updated_at_us=to_micros(now))
             )
-            return LocationGroup(group_id, found[group_id].name, frozenset(members))
+            return LocationGroup(
+                group_id, found[group_id].name, frozenset(members), frozenset(children)
+            )
+
+    def all_groups(self) -> dict[str, LocationGroup]:
+        """Every group: what resolving member groups needs (groups are few)."""
+        with self._engine.connect() as connection:
+            return _groups(connection, list(connection.execute(select(gt.c.id)).scalars()))
 
     def groups(self, ids: Collection[str]) -> dict[str, LocationGroup]:
         with self._engine.connect() as connection:
@@ -83,7 +120,15 @@ class ChannelRepository:
         if not channels:
             return
         at = to_micros(now)
-        columns = ["name", "group_id", "default_protection", "sells_incoming", "low_threshold"]
+        columns = [
+            "name",
+            "group_id",
+            "default_protection",
+            "sells_incoming",
+            "low_threshold",
+            "ship_enabled",
+            "pickup_enabled",
+        ]
         with write_transaction(self._engine) as connection:
             connection.execute(
                 upsert_statement(self._engine, ct, ["id"], update=[*columns, "updated_at_us"]),
@@ -95,6 +140,8 @@ class ChannelRepository:
                         "default_protection": c.default_protection,
                         "sells_incoming": c.sells_incoming,
                         "low_threshold": c.low_threshold,
+                        "ship_enabled": ChannelMethod.SHIP in c.methods,
+                        "pickup_enabled": ChannelMethod.PICKUP in c.methods,
                         "updated_at_us": at,
                     }
                     for c in channels
@@ -114,6 +161,13 @@ class ChannelRepository:
         with self._engine.connect() as connection:
             return _channels(connection, select(ct).where(ct.c.id.in_(sorted(ids))))
 
+    def view(self, channel_id: str) -> ChannelView | None:
+        """A channel with its group's locations resolved (member groups included)."""
+        channel = self.channels([channel_id]).get(channel_id)
+        if channel is None:
+            return None
+        return ChannelView(channel, resolve_group(channel.group_id, self.all_groups()))
+
     def channel_page(self, *, after_id: str, limit: int) -> list[Channel]:
         """Channels after ``after_id`` in id order."""
         stmt = select(ct).where(ct.c.id > after_id).order_by(ct.c.id).limit(limit)
@@ -129,8 +183,15 @@ def _groups(connection: Connection, ids: Collection[str]) -> dict[str, LocationG
         select(mt.c.group_id, mt.c.location_id).where(mt.c.group_id.in_(wanted))
     ):
         members[group_id].add(location_id)
+    children: defaultdict[str, set[str]] = defaultdict(set)
+    for group_id, child in connection.execute(
+        select(kt.c.group_id, kt.c.member_group_id).where(kt.c.group_id.in_(wanted))
+    ):
+        children[group_id].add(child)
     return {
-        group_id: LocationGroup(group_id, name, frozenset(members[group_id]))
+        group_id: LocationGroup(
+            group_id, name, frozenset(members[group_id]), frozenset(children[group_id])
+        )
         for group_id, name in names.items()
     }
 
@@ -153,6 +214,14 @@ def _channels(connection: Connection, stmt: Select[Any]) -> dict[str, Channel]:
             default_protection=row.default_protection,
             sells_incoming=bool(row.sells_incoming),
             low_threshold=row.low_threshold,
+            methods=frozenset(
+                method
+                for method, enabled in (
+                    (ChannelMethod.SHIP, row.ship_enabled),
+                    (ChannelMethod.PICKUP, row.pickup_enabled),
+                )
+                if enabled
+            ),
         )
         for row in rows
     }

@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import true
 
 ID_LENGTH = 64
 
@@ -178,6 +179,10 @@ class ReservationRow(Base):
     committed_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     ended_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     holds_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A network hold's channel and method (domain.channels.ChannelMethod name); None for a
+    # hold made at a location.
+    channel_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    channel_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ReservationLineRow(Base):
@@ -196,6 +201,8 @@ class ReservationLineRow(Base):
     quantity: Mapped[int] = mapped_column(BigInteger)
     counted: Mapped[bool] = mapped_column(Boolean, default=True)
     expires_at_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The part of quantity held from incoming supply (a pre-order line of a network hold).
+    incoming_quantity: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 reservations_table: Table = ReservationRow.__table__  # type: ignore[assignment]
@@ -226,6 +233,8 @@ class ApiKeyRow(Base):
     # None: every location.
     locations: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     exposure: Mapped[str] = mapped_column(String(16))
+    # None: every channel.
+    channels: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     rate_per_second: Mapped[float] = mapped_column(Float)
     burst: Mapped[int] = mapped_column(Integer)
     created_at_us: Mapped[int] = mapped_column(BigInteger)
@@ -279,6 +288,19 @@ class LocationGroupMemberRow(Base):
     )
 
 
+class LocationGroupChildRow(Base):
+    """A group another group takes in (its locations count as the parent's)."""
+
+    __tablename__ = "location_group_children"
+
+    group_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("location_groups.id"), primary_key=True
+    )
+    member_group_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("location_groups.id"), primary_key=True
+    )
+
+
 class ChannelRow(Base):
     """A way shoppers buy, selling from one location group (domain.channels.Channel)."""
 
@@ -295,6 +317,8 @@ class ChannelRow(Base):
     group_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("location_groups.id"))
     default_protection: Mapped[int] = mapped_column(BigInteger)
     sells_incoming: Mapped[bool] = mapped_column(Boolean)
+    ship_enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    pickup_enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
     low_threshold: Mapped[int] = mapped_column(Integer)
     updated_at_us: Mapped[int] = mapped_column(BigInteger)
 
@@ -318,6 +342,7 @@ class ChannelProtectionRow(Base):
 
 location_groups_table: Table = LocationGroupRow.__table__  # type: ignore[assignment]
 location_group_members_table: Table = LocationGroupMemberRow.__table__  # type: ignore[assignment]
+location_group_children_table: Table = LocationGroupChildRow.__table__  # type: ignore[assignment]
 channels_table: Table = ChannelRow.__table__  # type: ignore[assignment]
 channel_protection_table: Table = ChannelProtectionRow.__table__  # type: ignore[assignment]
 
@@ -361,3 +386,17 @@ class IncomingWatermarkRow(Base):
 
 incoming_lines_table: Table = IncomingLineRow.__table__  # type: ignore[assignment]
 incoming_watermarks_table: Table = IncomingWatermarkRow.__table__  # type: ignore[assignment]
+
+
+class RateLimitBucketRow(Base):
+    """One key's token bucket, shared by every process on the database: checked and
+    taken from in one statement."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+rate_limit_buckets_table: Table = RateLimitBucketRow.__table__  # type: ignore[assignment]

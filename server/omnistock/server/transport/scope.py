@@ -161,7 +161,9 @@ METHOD_SCOPES: dict[str, MethodScope] = {
     f"{_PREFIX}ChannelService/UpsertChannels": MethodScope(
         Role.ADMIN, _NAMED, names=("channels[].protections[].location_id",), writes=True
     ),
-    f"{_PREFIX}ChannelService/GetLocationGroup": MethodScope(Role.READ, _CHANNEL_VIEW, filtered=True),
+    f"{_PREFIX}ChannelService/GetLocationGroup": MethodScope(
+        Role.READ, _CHANNEL_VIEW, filtered=True
+    ),
     f"{_PREFIX}ChannelService/ListLocationGroups": MethodScope(
         Role.READ, _CHANNEL_VIEW, filtered=True
     ),
