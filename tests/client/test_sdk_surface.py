@@ -14,6 +14,7 @@ INTENDED = {
     "StreamDeltasResponse", "RecordReject", "FeedStatus",
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
     "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
+    "LocationGroup", "LocationProtection", "Channel", "ChannelMethod",
     "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
     "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind", "Retry", "AsyncClient", "AsyncAvailabilityWatch",
     "FieldViolation", "PreconditionViolation", "Pager", "AsyncPager", "timestamp", "__version__",

@@ -18,9 +18,11 @@ from omnistock.client._requests import Cart, DeltaBatch
 from omnistock.client._streams import DELTAS_NOTE, SNAPSHOT_NOTE, OnError, RequestStream
 from omnistock.client._transport import CLIENT_TIMEOUT, Metadata, Transport
 from omnistock.client._types import (
+    Channel,
     Exposure,
     FulfillmentMethod,
     Location,
+    LocationGroup,
     LocationKind,
     Origin,
     ReservationMethod,
@@ -68,13 +70,13 @@ class Client(Transport):
 
     def upsert_location_groups(
         self,
-        groups: Iterable[channel_pb2.LocationGroup] | None = None,
+        groups: Iterable[LocationGroup] | None = None,
         *,
         request: channel_pb2.UpsertLocationGroupsRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> channel_pb2.UpsertLocationGroupsResponse:
+    ) -> list[channel_pb2.LocationGroup]:
         """Creates or replaces up to 100 groups, all or nothing. An unknown location, an unknown
         member group, or a group that contains itself (directly or through its member groups) is
         INVALID_ARGUMENT.
@@ -82,7 +84,7 @@ class Client(Transport):
         Args:
             groups: 1 to 100 groups; a group named twice is INVALID_ARGUMENT.
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: 30 s. Retried: no.
         """
         if request is None:
             if groups is None:
@@ -97,10 +99,10 @@ class Client(Transport):
             timeout=timeout,
             metadata=metadata,
             retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
+            default_timeout=30.0,
             idempotent=False,
         )
-        return response
+        return list(response.groups)
 
     def get_location_group(
         self,
@@ -110,13 +112,15 @@ class Client(Transport):
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> channel_pb2.GetLocationGroupResponse:
+    ) -> channel_pb2.LocationGroup:
         """One group; NOT_FOUND when there is none.
+
+        Raises NotFoundError when there is none.
 
         Args:
             group_id: The group's id.
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             if group_id is None:
@@ -132,63 +136,88 @@ class Client(Transport):
             metadata=metadata,
             retry=retry,
             default_timeout=CLIENT_TIMEOUT,
-            idempotent=False,
+            idempotent=True,
         )
-        return response
+        return response.group
 
     def list_location_groups(
         self,
         *,
+        page_size: int = 100,
+        page_token: str = "",
         request: channel_pb2.ListLocationGroupsRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> channel_pb2.ListLocationGroupsResponse:
+    ) -> Pager[channel_pb2.ListLocationGroupsResponse, channel_pb2.LocationGroup]:
         """Groups in id order, a page at a time.
 
-        Default deadline: the client's timeout. Retried: no.
+        Args:
+            page_size: At most 1,000; 0 means 100.
+            page_token: From a previous response's next_page_token.
+
+        Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             request = channel_pb2.ListLocationGroupsRequest()
-        response: channel_pb2.ListLocationGroupsResponse = self._unary(
-            self._channel_service.ListLocationGroups,
-            request,
-            timeout=timeout,
-            metadata=metadata,
-            retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
-            idempotent=False,
-        )
-        return response
+            request.page_size = page_size
+            request.page_token = page_token
+        elif page_size != 100 or page_token != "":
+            raise ValueError("list_location_groups(): pass request= or its fields, not both")
+        first: channel_pb2.ListLocationGroupsRequest = request
+
+        def fetch(token: str) -> channel_pb2.ListLocationGroupsResponse:
+            page = channel_pb2.ListLocationGroupsRequest()
+            page.CopyFrom(first)
+            page.page_token = token
+            response: channel_pb2.ListLocationGroupsResponse = self._unary(
+                self._channel_service.ListLocationGroups,
+                page,
+                timeout=timeout,
+                metadata=metadata,
+                retry=retry,
+                default_timeout=CLIENT_TIMEOUT,
+                idempotent=True,
+            )
+            return response
+
+        return Pager(fetch, lambda response: response.groups, token=first.page_token)
 
     def update_location_group_members(
         self,
         group_id: str | None = None,
-        add_location_ids: Iterable[str] | None = None,
-        remove_location_ids: Iterable[str] | None = None,
+        add_location_ids: Iterable[str] = (),
+        remove_location_ids: Iterable[str] = (),
         *,
+        add_group_ids: Iterable[str] = (),
+        remove_group_ids: Iterable[str] = (),
         request: channel_pb2.UpdateLocationGroupMembersRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> channel_pb2.UpdateLocationGroupMembersResponse:
+    ) -> channel_pb2.LocationGroup:
         """Adds and removes members of one group, all or nothing.
 
         Args:
             group_id: The group; NOT_FOUND when there is none.
             add_location_ids: Locations to add; each must exist.
             remove_location_ids: Locations to remove; one that is not a member is ignored.
+            add_group_ids: Member groups to add; each must exist and must not lead back to this
+                group.
+            remove_group_ids: Member groups to remove.
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: 30 s. Retried: no.
         """
         if request is None:
-            if group_id is None or add_location_ids is None or remove_location_ids is None:
-                raise TypeError("update_location_group_members() needs group_id, add_location_ids, remove_location_ids, or request=")
+            if group_id is None:
+                raise TypeError("update_location_group_members() needs group_id, or request=")
             request = channel_pb2.UpdateLocationGroupMembersRequest()
             request.group_id = group_id
             request.add_location_ids.extend(add_location_ids)
             request.remove_location_ids.extend(remove_location_ids)
-        elif group_id is not None or add_location_ids is not None or remove_location_ids is not None:
+            request.add_group_ids.extend(add_group_ids)
+            request.remove_group_ids.extend(remove_group_ids)
+        elif group_id is not None or add_location_ids != () or remove_location_ids != () or add_group_ids != () or remove_group_ids != ():
             raise ValueError("update_location_group_members(): pass request= or its fields, not both")
         response: channel_pb2.UpdateLocationGroupMembersResponse = self._unary(
             self._channel_service.UpdateLocationGroupMembers,
@@ -196,20 +225,20 @@ class Client(Transport):
             timeout=timeout,
             metadata=metadata,
             retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
+            default_timeout=30.0,
             idempotent=False,
         )
-        return response
+        return response.group
 
     def upsert_channels(
         self,
-        channels: Iterable[channel_pb2.Channel] | None = None,
+        channels: Iterable[Channel] | None = None,
         *,
         request: channel_pb2.UpsertChannelsRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> channel_pb2.UpsertChannelsResponse:
+    ) -> list[channel_pb2.Channel]:
         """Creates or replaces up to 100 channels, all or nothing. An unknown group, or a
         protection at a location outside the channel's group, is INVALID_ARGUMENT. A protection
         above a location's stock is not an error: that location adds 0.
@@ -217,7 +246,7 @@ class Client(Transport):
         Args:
             channels: 1 to 100 channels; a channel named twice is INVALID_ARGUMENT.
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: 30 s. Retried: no.
         """
         if request is None:
             if channels is None:
@@ -232,10 +261,10 @@ class Client(Transport):
             timeout=timeout,
             metadata=metadata,
             retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
+            default_timeout=30.0,
             idempotent=False,
         )
-        return response
+        return list(response.channels)
 
     def get_channel(
         self,
@@ -245,13 +274,15 @@ class Client(Transport):
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> channel_pb2.GetChannelResponse:
+    ) -> channel_pb2.Channel:
         """One channel; NOT_FOUND when there is none.
+
+        Raises NotFoundError when there is none.
 
         Args:
             channel_id: The channel's id.
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             if channel_id is None:
@@ -267,34 +298,52 @@ class Client(Transport):
             metadata=metadata,
             retry=retry,
             default_timeout=CLIENT_TIMEOUT,
-            idempotent=False,
+            idempotent=True,
         )
-        return response
+        return response.channel
 
     def list_channels(
         self,
         *,
+        page_size: int = 100,
+        page_token: str = "",
         request: channel_pb2.ListChannelsRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> channel_pb2.ListChannelsResponse:
+    ) -> Pager[channel_pb2.ListChannelsResponse, channel_pb2.Channel]:
         """Channels in id order, a page at a time.
 
-        Default deadline: the client's timeout. Retried: no.
+        Args:
+            page_size: At most 1,000; 0 means 100.
+            page_token: From a previous response's next_page_token.
+
+        Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             request = channel_pb2.ListChannelsRequest()
-        response: channel_pb2.ListChannelsResponse = self._unary(
-            self._channel_service.ListChannels,
-            request,
-            timeout=timeout,
-            metadata=metadata,
-            retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
-            idempotent=False,
-        )
-        return response
+            request.page_size = page_size
+            request.page_token = page_token
+        elif page_size != 100 or page_token != "":
+            raise ValueError("list_channels(): pass request= or its fields, not both")
+        first: channel_pb2.ListChannelsRequest = request
+
+        def fetch(token: str) -> channel_pb2.ListChannelsResponse:
+            page = channel_pb2.ListChannelsRequest()
+            page.CopyFrom(first)
+            page.page_token = token
+            response: channel_pb2.ListChannelsResponse = self._unary(
+                self._channel_service.ListChannels,
+                page,
+                timeout=timeout,
+                metadata=metadata,
+                retry=retry,
+                default_timeout=CLIENT_TIMEOUT,
+                idempotent=True,
+            )
+            return response
+
+        return Pager(fetch, lambda response: response.channels, token=first.page_token)
 
     # AvailabilityService
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import enum
 
-from omnistock.v1 import availability_pb2, common_pb2, feed_pb2, location_pb2, reservation_pb2
+from omnistock.v1 import (
+    availability_pb2,
+    channel_pb2,
+    common_pb2,
+    feed_pb2,
+    location_pb2,
+    reservation_pb2,
+)
 
 Location = location_pb2.Location
 LatLng = common_pb2.LatLng
@@ -31,6 +38,9 @@ FulfillmentOption = availability_pb2.FulfillmentOption
 Reservation = reservation_pb2.Reservation
 WatchAvailabilityResponse = availability_pb2.WatchAvailabilityResponse
 ReservationLine = reservation_pb2.ReservationLine
+LocationGroup = channel_pb2.LocationGroup
+Channel = channel_pb2.Channel
+LocationProtection = channel_pb2.LocationProtection
 
 
 class FulfillmentMethod(enum.IntEnum):
@@ -63,6 +73,13 @@ class StockStatus(enum.IntEnum):
 class LocationKind(enum.IntEnum):
     STORE = location_pb2.LOCATION_KIND_STORE
     WAREHOUSE = location_pb2.LOCATION_KIND_WAREHOUSE
+
+
+class ChannelMethod(enum.IntEnum):
+    """How a channel sells: shipped, or picked up at a store."""
+
+    SHIP = channel_pb2.CHANNEL_METHOD_SHIP
+    PICKUP = channel_pb2.CHANNEL_METHOD_PICKUP
 
 
 class ReservationMethod(enum.IntEnum):
