@@ -39,6 +39,7 @@ from omnistock.server.readmodel.stock import StockCache
 from omnistock.server.service.audit import AuditLog
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.changes import ChangeBus, ChannelTransport
+from omnistock.server.service.channels import ChannelAdmin
 from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
@@ -47,6 +48,7 @@ from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.retention import RetentionJob
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.change_bus import change_channel
+from omnistock.server.store.channels import ChannelRepository
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
@@ -60,6 +62,7 @@ from omnistock.server.store.secrets import shared_secret
 from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.auth import Authenticator
 from omnistock.server.transport.blocking import BlockingRunner
+from omnistock.server.transport.channels import ChannelServicer
 from omnistock.server.transport.convert import view_to_proto
 from omnistock.server.transport.feeds import FeedServicer
 from omnistock.server.transport.interceptors import InterceptorLayer
@@ -71,6 +74,8 @@ from omnistock.server.transport.servicers import AvailabilityServicer, LocationS
 from omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
+    channel_pb2,
+    channel_pb2_grpc,
     feed_pb2,
     feed_pb2_grpc,
     location_pb2,
@@ -88,6 +93,7 @@ SERVICE_NAMES = tuple(
         (availability_pb2.DESCRIPTOR, "AvailabilityService"),
         (feed_pb2.DESCRIPTOR, "FeedService"),
         (reservation_pb2.DESCRIPTOR, "ReservationService"),
+        (channel_pb2.DESCRIPTOR, "ChannelService"),
     )
 )
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -139,6 +145,7 @@ class OmnistockServer:
             ChannelTransport(change_channel(self.engine, poll_seconds=config.change_poll_seconds))
         )
         self.audit = AuditLog(AuditRepository(self.engine))
+        self.channels_repo = ChannelRepository(self.engine)
         self.layer = InterceptorLayer(
             CallObserver(
                 metrics=None
@@ -148,7 +155,7 @@ class OmnistockServer:
                 access_log=config.access_log,
             ),
             auth=Authenticator(
-                KeyService(KeyRepository(self.engine)),
+                KeyService(KeyRepository(self.engine), self.channels_repo),
                 self.runner.run,
                 insecure=config.insecure,
                 cache_seconds=config.key_cache_seconds,
@@ -251,6 +258,25 @@ class OmnistockServer:
                 banded_max_quantity=config.banded_max_quantity,
             ),
             registrar,
+        )
+        channel_pb2_grpc.add_ChannelServiceServicer_to_server(
+            ChannelServicer(
+                ChannelAdmin(
+                    self.channels_repo, self.directory.known, clock=clock, changes=self.changes
+                ),
+                self.runner,
+                pages,
+            ),
+            registrar,
+        )
+        # Keys bound to channels see their groups' locations: look them up again when
+        # groups or channels change, here or in another process.
+        self.changes.subscribe(
+            lambda changes: (
+                self.layer.auth.forget_channel_keys()
+                if changes.channels or changes.everything
+                else None
+            )
         )
         self._sweeper: asyncio.Task[None] | None = None
         self.retention = RetentionJob(

@@ -246,6 +246,13 @@ def _keys(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     try:
         if args.keys_command == "create":
+            from omnistock.server.cli_channels import unknown_channels
+
+            missing = unknown_channels(engine, args.channel or [])
+            if missing:
+                print(f"omnistock: --channel {missing[0]}: no such channel (see "
+                      "`omnistock channels list`)", file=sys.stderr)  # fmt: skip
+                return 2
             stored, text = repository.create(
                 args.name,
                 [Role(role) for role in args.role],
@@ -254,6 +261,7 @@ def _keys(args: argparse.Namespace) -> int:
                 rate_per_second=args.rate,
                 burst=args.burst,
                 now=now,
+                channels=args.channel or None,
             )
             print(f"created key {stored.principal.key_id} for {stored.principal.name}")
             print(f"  {_describe(stored.principal)}")
@@ -280,6 +288,8 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _describe(who: Principal) -> str:
     where = "every location" if who.locations is None else ", ".join(sorted(who.locations))
+    if who.channels is not None:
+        where += "; channels " + ", ".join(sorted(who.channels))
     roles = ", ".join(sorted(role.value for role in who.roles))
     return (f"roles {roles}; {where}; {who.exposure.name.lower()}; "
             f"{who.rate_per_second:g}/s, burst {who.burst}")  # fmt: skip
@@ -507,6 +517,11 @@ def _add_security_commands(commands: argparse._SubParsersAction[argparse.Argumen
     create.add_argument(
         "--location", action="append", type=_location_id, metavar="ID",
         help="limit it to these locations (repeat); every location when left out",
+    )  # fmt: skip
+    create.add_argument(
+        "--channel", action="append", type=_location_id, metavar="ID",
+        help="bind it to these channels (repeat): it sees them and the locations of their"
+        " groups only",
     )  # fmt: skip
     create.add_argument(
         "--exposure", choices=["banded", "exact"], default="banded",

@@ -70,6 +70,8 @@ class LocationGroup:
     name: str
     location_ids: frozenset[str]
     member_group_ids: frozenset[str] = frozenset()
+    # When the group was last written (None before it is stored); not part of its value.
+    updated_at: datetime | None = field(default=None, compare=False)
 
 
 def resolve_group(group_id: str, groups: Mapping[str, LocationGroup]) -> frozenset[str]:
@@ -86,6 +88,22 @@ def resolve_group(group_id: str, groups: Mapping[str, LocationGroup]) -> frozens
         locations |= groups[current].location_ids
         pending.extend(groups[current].member_group_ids)
     return frozenset(locations)
+
+
+def reachable_groups(
+    group_ids: Iterable[str], groups: Mapping[str, LocationGroup]
+) -> frozenset[str]:
+    """The groups named and every group they take in through member groups, each once
+    (ids missing from ``groups`` left out)."""
+    seen: set[str] = set()
+    pending = list(group_ids)
+    while pending:
+        current = pending.pop()
+        if current in seen or current not in groups:
+            continue
+        seen.add(current)
+        pending.extend(groups[current].member_group_ids)
+    return frozenset(seen)
 
 
 def group_cycle(group_id: str, groups: Mapping[str, LocationGroup]) -> list[str] | None:
@@ -121,6 +139,8 @@ class Channel:
     low_threshold: int = DEFAULT_LOW_THRESHOLD
     # The methods the channel sells by.
     methods: frozenset[ChannelMethod] = frozenset({ChannelMethod.SHIP, ChannelMethod.PICKUP})
+    # When the channel was last written (None before it is stored); not part of its value.
+    updated_at: datetime | None = field(default=None, compare=False)
 
     def protection_at(self, location_id: str) -> int:
         return self.protection.get(location_id, self.default_protection)

@@ -14,7 +14,7 @@ from omnistock.server.domain.channels import (
     LocationGroup,
     resolve_group,
 )
-from omnistock.server.domain.timeutil import to_micros
+from omnistock.server.domain.timeutil import from_micros, to_micros
 from omnistock.server.store.database import write_transaction
 from omnistock.server.store.tables import channel_protection_table as cp
 from omnistock.server.store.tables import channels_table as ct
@@ -93,7 +93,11 @@ class ChannelRepository:
                 gt.update().where(gt.c.id == group_id).values(updated_at_us=to_micros(now))
             )
             return LocationGroup(
-                group_id, found[group_id].name, frozenset(members), frozenset(children)
+                group_id,
+                found[group_id].name,
+                frozenset(members),
+                frozenset(children),
+                updated_at=now,
             )
 
     def all_groups(self) -> dict[str, LocationGroup]:
@@ -105,9 +109,13 @@ class ChannelRepository:
         with self._engine.connect() as connection:
             return _groups(connection, ids)
 
-    def group_page(self, *, after_id: str, limit: int) -> list[LocationGroup]:
-        """Groups after ``after_id`` in id order."""
+    def group_page(
+        self, *, after_id: str, limit: int, ids: Collection[str] | None = None
+    ) -> list[LocationGroup]:
+        """Groups after ``after_id`` in id order (of ``ids`` only, when given)."""
         stmt = select(gt.c.id).where(gt.c.id > after_id).order_by(gt.c.id).limit(limit)
+        if ids is not None:
+            stmt = stmt.where(gt.c.id.in_(sorted(ids)))
         with self._engine.connect() as connection:
             ids = list(connection.execute(stmt).scalars())
             found = _groups(connection, ids)
@@ -168,16 +176,31 @@ class ChannelRepository:
             return None
         return ChannelView(channel, resolve_group(channel.group_id, self.all_groups()))
 
-    def channel_page(self, *, after_id: str, limit: int) -> list[Channel]:
-        """Channels after ``after_id`` in id order."""
+    def resolved_locations(self, channel_ids: Collection[str]) -> frozenset[str]:
+        """Every location of the groups of these channels (member groups included);
+        channels that do not exist add nothing."""
+        channels = self.channels(channel_ids)
+        if not channels:
+            return frozenset()
+        groups = self.all_groups()
+        return frozenset().union(*(resolve_group(c.group_id, groups) for c in channels.values()))
+
+    def channel_page(
+        self, *, after_id: str, limit: int, ids: Collection[str] | None = None
+    ) -> list[Channel]:
+        """Channels after ``after_id`` in id order (of ``ids`` only, when given)."""
         stmt = select(ct).where(ct.c.id > after_id).order_by(ct.c.id).limit(limit)
+        if ids is not None:
+            stmt = stmt.where(ct.c.id.in_(sorted(ids)))
         with self._engine.connect() as connection:
             return list(_channels(connection, stmt).values())
 
 
 def _groups(connection: Connection, ids: Collection[str]) -> dict[str, LocationGroup]:
     wanted = sorted(ids)
-    names = dict(connection.execute(select(gt.c.id, gt.c.name).where(gt.c.id.in_(wanted))).all())
+    rows = connection.execute(
+        select(gt.c.id, gt.c.name, gt.c.updated_at_us).where(gt.c.id.in_(wanted))
+    ).all()
     members: defaultdict[str, set[str]] = defaultdict(set)
     for group_id, location_id in connection.execute(
         select(mt.c.group_id, mt.c.location_id).where(mt.c.group_id.in_(wanted))
@@ -190,9 +213,13 @@ def _groups(connection: Connection, ids: Collection[str]) -> dict[str, LocationG
         children[group_id].add(child)
     return {
         group_id: LocationGroup(
-            group_id, name, frozenset(members[group_id]), frozenset(children[group_id])
+            group_id,
+            name,
+            frozenset(members[group_id]),
+            frozenset(children[group_id]),
+            updated_at=from_micros(updated_at_us),
         )
-        for group_id, name in names.items()
+        for group_id, name, updated_at_us in rows
     }
 
 
@@ -222,6 +249,7 @@ def _channels(connection: Connection, stmt: Select[Any]) -> dict[str, Channel]:
                 )
                 if enabled
             ),
+            updated_at=from_micros(row.updated_at_us),
         )
         for row in rows
     }

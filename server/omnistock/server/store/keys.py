@@ -41,6 +41,7 @@ class KeyRepository:
         rate_per_second: float,
         burst: int,
         now: datetime,
+        channels: Sequence[str] | None = None,
     ) -> tuple[StoredKey, str]:
         """A new key; returns it and the key text, which is shown once and never stored.
         Limits no token bucket can keep (a rate of 0, NaN, an empty burst) are
@@ -55,6 +56,7 @@ class KeyRepository:
                     secret_hash=hash_secret(secret),
                     roles=sorted(role.value for role in roles),
                     locations=None if locations is None else sorted(set(locations)),
+                    channels=None if channels is None else sorted(set(channels)),
                     exposure=exposure.name,
                     rate_per_second=rate_per_second,
                     burst=burst,
@@ -97,6 +99,7 @@ def _stored(row: object) -> StoredKey:
             exposure=Exposure[r["exposure"]],
             rate_per_second=r["rate_per_second"],
             burst=r["burst"],
+            channels=None if r["channels"] is None else frozenset(r["channels"]),
         ),
         r["secret_hash"],
         from_micros(r["created_at_us"]),

@@ -10,6 +10,11 @@ every open stream (``OpenKey`` checks a stream's key again on each message and w
 its cached check runs out, idle or not). A key in use is looked up again in the
 background in the last fifth of its time, so busy callers never wait for the database.
 
+A key bound to channels is resolved to the locations of its channels' groups at lookup.
+``forget_channel_keys`` (called on every ``Changes(channels=True)``, from any thread)
+makes every cached check and lookup of such keys look up again on the next call, so a
+membership change shows in what they may see at once.
+
 Failed authentication is limited per peer address, and unknown key ids are remembered
 like known ones, so a flood of made-up keys costs a bounded number of lookups.
 """
@@ -94,18 +99,28 @@ class RateLimiter:
 
 @dataclass(frozen=True, slots=True)
 class _Lookup:
-    """A key id's row (None: no such key) and when it was read (the authenticator's clock)."""
+    """A key id's row (None: no such key), when it was read (the authenticator's clock),
+    and the channel generation it was read in."""
 
     key: StoredKey | None
     at: float
+    generation: int = 0
+
+    def current(self, generation: int) -> bool:
+        """False for a key bound to channels read before the channels last changed."""
+        return (
+            self.key is None or self.key.principal.channels is None or self.generation == generation
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class _Checked:
-    """A key that passed, and until when that answer may be used."""
+    """A key that passed, until when that answer may be used, and its lookup's channel
+    generation."""
 
     principal: Principal
     good_until: float
+    generation: int = 0
 
 
 class Authenticator:
@@ -144,6 +159,14 @@ class Authenticator:
         )
         self._rechecks: dict[str, asyncio.Task[None]] = {}
         self._fetching: dict[str, asyncio.Future[_Lookup]] = {}
+        # Moves on whenever groups or channels change: a key bound to channels checked
+        # in an earlier generation is looked up again.
+        self._generation = 0
+
+    def forget_channel_keys(self) -> None:
+        """Groups or channels changed: look keys bound to channels up again. Safe from
+        any thread (one assignment)."""
+        self._generation += 1
 
     def known(self, metadata: Any) -> Principal | None:
         """The caller, when that needs no wait: insecure mode, or a key whose check is
@@ -156,6 +179,8 @@ class Authenticator:
             return None
         checked = self._by_text.get(text)
         if checked is None:
+            return None
+        if checked.generation != self._generation and checked.principal.channels is not None:
             return None
         left = checked.good_until - self._clock()
         if left <= 0:
@@ -237,7 +262,11 @@ class Authenticator:
         key_id, secret = parsed
         lookup = self._lookups.get(key_id)
         ahead = self._refresh_ahead if refresh else 0.0
-        if lookup is None or lookup.at + self.cache_seconds - ahead <= self._clock():
+        if (
+            lookup is None
+            or lookup.at + self.cache_seconds - ahead <= self._clock()
+            or not lookup.current(self._generation)
+        ):
             # Shielded: a caller that goes away does not end a lookup others wait for.
             lookup = await asyncio.shield(self._fetch(key_id))
         stored = lookup.key
@@ -247,7 +276,9 @@ class Authenticator:
             raise Unauthenticated("the API key is not valid", reason="API_KEY_INVALID")
         if len(self._by_text) >= 10_000:
             self._by_text.clear()  # many distinct keys: start over rather than grow
-        self._by_text[text] = _Checked(stored.principal, lookup.at + self.cache_seconds)
+        self._by_text[text] = _Checked(
+            stored.principal, lookup.at + self.cache_seconds, lookup.generation
+        )
         return stored.principal
 
     def _fetch(self, key_id: str) -> asyncio.Future[_Lookup]:
@@ -268,7 +299,8 @@ class Authenticator:
 
     async def _read(self, key_id: str) -> _Lookup:
         at = self._clock()  # before the read: the answer is at least this fresh
-        lookup = _Lookup(await self._run(self._lookup, key_id), at)
+        generation = self._generation  # likewise: a change during the read makes it old
+        lookup = _Lookup(await self._run(self._lookup, key_id), at, generation)
         self._lookups[key_id] = lookup
         if lookup.key is not None and not lookup.key.principal.limits_valid:
             who = lookup.key.principal
