@@ -17,6 +17,7 @@ from omnistock.client import AsyncClient, Client, ReservationMethod, timestamp
 from omnistock.client.testing import SKUS, STORES, WAREHOUSE, LocalServer
 from omnistock.v1 import (
     availability_pb2,
+    channel_pb2,
     common_pb2,
     feed_pb2,
     location_pb2,
@@ -26,7 +27,7 @@ from omnistock.v1 import (
 AMS, UTR = STORES[0][0], STORES[1][0]
 SERVICES = [
     service
-    for module in (availability_pb2, feed_pb2, location_pb2, reservation_pb2)
+    for module in (availability_pb2, channel_pb2, feed_pb2, location_pb2, reservation_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
 ]
 RPCS = {method.name: method for service in SERVICES for method in service.methods}
@@ -45,6 +46,25 @@ def _hold(client: Client, key: str) -> str:
 
 def _committed(client: Client, key: str) -> str:
     return client.commit_reservation(_hold(client, key)).reservation_id
+
+
+def _group(client: Client) -> str:
+    """A group of the two stores, and a channel selling from it."""
+    group = channel_pb2.LocationGroup(
+        group_id="stores", display_name="Stores", location_ids=[AMS, UTR]
+    )
+    client.upsert_location_groups([group])
+    client.upsert_channels([_channel(group.group_id)])
+    return group.group_id
+
+
+def _channel(group_id: str) -> channel_pb2.Channel:
+    return channel_pb2.Channel(
+        channel_id="web",
+        display_name="Web shop",
+        group_id=group_id,
+        protections=[channel_pb2.LocationProtection(location_id=AMS, units=2)],
+    )
 
 
 def _now() -> Any:
@@ -125,6 +145,21 @@ SAMPLES: dict[str, Callable[[Client, str], Any]] = {
     "ReleaseReservation": lambda c, k: reservation_pb2.ReleaseReservationRequest(
         reservation_id=_hold(c, f"release-{k}")
     ),
+    "UpsertLocationGroups": lambda c, k: channel_pb2.UpsertLocationGroupsRequest(
+        groups=[channel_pb2.LocationGroup(group_id=k, display_name=k, location_ids=[AMS])]
+    ),
+    "GetLocationGroup": lambda c, k: channel_pb2.GetLocationGroupRequest(group_id=_group(c)),
+    "ListLocationGroups": lambda c, k: channel_pb2.ListLocationGroupsRequest(page_size=1),
+    "UpdateLocationGroupMembers": lambda c, k: channel_pb2.UpdateLocationGroupMembersRequest(
+        group_id=_group(c), add_location_ids=[WAREHOUSE], remove_location_ids=[WAREHOUSE]
+    ),
+    "UpsertChannels": lambda c, k: channel_pb2.UpsertChannelsRequest(
+        channels=[_channel(_group(c))]
+    ),
+    "GetChannel": lambda c, k: channel_pb2.GetChannelRequest(
+        channel_id=_channel(_group(c)).channel_id
+    ),
+    "ListChannels": lambda c, k: channel_pb2.ListChannelsRequest(page_size=1),
 }
 
 

@@ -20,7 +20,7 @@ from omnistock.server.domain.security import Role
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.store.keys import KeyRepository
 from omnistock.server.testing import InProcessServer
-from omnistock.v1 import availability_pb2, feed_pb2, location_pb2, reservation_pb2
+from omnistock.v1 import availability_pb2, channel_pb2, feed_pb2, location_pb2, reservation_pb2
 
 # The scoped keys see AMS only. UTR (a store) and WH (a warehouse) exist and are hidden;
 # ABSENT does not exist.
@@ -32,7 +32,7 @@ NOW = datetime.now(UTC)
 
 METHODS: dict[str, MethodDescriptor] = {
     f"/{service.full_name}/{method.name}": method
-    for module in (location_pb2, availability_pb2, feed_pb2, reservation_pb2)
+    for module in (location_pb2, availability_pb2, feed_pb2, reservation_pb2, channel_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 }
@@ -92,6 +92,16 @@ class World:
         return [self.channel.unary_unary(method, **options)(request, metadata=metadata, timeout=10)]
 
 
+def protecting_channel(channel_id: str, *protected: str) -> channel_pb2.Channel:
+    """A channel of the group "all" keeping a unit back at each of ``protected``."""
+    return channel_pb2.Channel(
+        channel_id=channel_id,
+        display_name=channel_id,
+        group_id="all",
+        protections=[channel_pb2.LocationProtection(location_id=p, units=1) for p in protected],
+    )
+
+
 def status_text(error: grpc.RpcError, *ids: str) -> str:
     """The whole status (code, message, every detail) as text, each of ``ids`` written as
     "<id>": two answers that read the same this way cannot be told apart."""
@@ -123,6 +133,11 @@ def scoped_world(database_url: str) -> Iterator[World]:
             admin.apply_stock_updates(
                 [update(location, "PHONE", 5, NOW - timedelta(minutes=5)) for location in (AMS, UTR, WH)]
             )  # fmt: skip
+            # A group of all three, and a channel protecting units at two of them.
+            admin.upsert_location_groups(
+                [channel_pb2.LocationGroup(group_id="all", display_name="All", location_ids=[AMS, UTR, WH])]
+            )  # fmt: skip
+            admin.upsert_channels([protecting_channel("web", AMS, UTR)])
             hidden = admin.create_reservation(UTR, {"PHONE": 1}).reservation_id
             visible = admin.create_reservation(AMS, {"PHONE": 1}).reservation_id
         with grpc.insecure_channel(server.target) as channel:

@@ -17,8 +17,20 @@ from factories import store, ts, update
 from google.protobuf.duration_pb2 import Duration
 from omnistock.server.domain.security import Role
 from omnistock.server.transport.scope import METHOD_SCOPES, named_locations
-from omnistock.v1 import availability_pb2, feed_pb2, location_pb2, reservation_pb2
-from scoped import ABSENT, AMS, DAM, METHODS, NOW, UTR, WH, World, scoped_world, status_text
+from omnistock.v1 import availability_pb2, channel_pb2, feed_pb2, location_pb2, reservation_pb2
+from scoped import (
+    ABSENT,
+    AMS,
+    DAM,
+    METHODS,
+    NOW,
+    UTR,
+    WH,
+    World,
+    protecting_channel,
+    scoped_world,
+    status_text,
+)
 
 DOCS = Path(__file__).parents[2] / "docs" / "security.md"
 ABSENT_RESERVATION = "rsv_" + "0" * 26
@@ -63,6 +75,15 @@ NAMED: dict[str, Callable[[str], Any]] = {
         method=reservation_pb2.RESERVATION_METHOD_PICKUP,
     ),
     "ListReservations": lambda at: reservation_pb2.ListReservationsRequest(location_id=at),
+    "UpsertLocationGroups": lambda at: channel_pb2.UpsertLocationGroupsRequest(
+        groups=[channel_pb2.LocationGroup(group_id="g", display_name="G", location_ids=[at])]
+    ),
+    "UpdateLocationGroupMembers": lambda at: channel_pb2.UpdateLocationGroupMembersRequest(
+        group_id="all", add_location_ids=[at]
+    ),
+    "UpsertChannels": lambda at: channel_pb2.UpsertChannelsRequest(
+        channels=[protecting_channel("web", at)]
+    ),
 }
 # A request naming one reservation.
 BY_RESERVATION: dict[str, Callable[[str], Any]] = {
@@ -90,6 +111,10 @@ FILTERED: dict[str, Any] = {
     "ListFeedStatus": feed_pb2.ListFeedStatusRequest(),
     "ExportStock": feed_pb2.ExportStockRequest(),
     "ListReservations": reservation_pb2.ListReservationsRequest(),
+    "GetLocationGroup": channel_pb2.GetLocationGroupRequest(group_id="all"),
+    "ListLocationGroups": channel_pb2.ListLocationGroupsRequest(),
+    "GetChannel": channel_pb2.GetChannelRequest(channel_id="web"),
+    "ListChannels": channel_pb2.ListChannelsRequest(),
 }
 
 

@@ -55,8 +55,9 @@ _HIDDEN_RESERVATION = (
 )
 _LIST = "only the locations in scope, filtered before paging"
 _CHANNEL_VIEW = (
-    "a key bound to channels sees only those channels and their groups; locations "
-    "outside the scope are left out of a group"
+    "a key bound to channels sees only those channels and their groups (others: "
+    "PERMISSION_DENIED, whether or not they exist); locations outside the scope are left "
+    "out of groups and protections"
 )
 
 METHOD_SCOPES: dict[str, MethodScope] = {
@@ -159,7 +160,10 @@ METHOD_SCOPES: dict[str, MethodScope] = {
         writes=True,
     ),
     f"{_PREFIX}ChannelService/UpsertChannels": MethodScope(
-        Role.ADMIN, _NAMED, names=("channels[].protections[].location_id",), writes=True
+        Role.ADMIN,
+        f"{_NAMED}; a key bound to channels may write those channels only",
+        names=("channels[].protections[].location_id",),
+        writes=True,
     ),
     f"{_PREFIX}ChannelService/GetLocationGroup": MethodScope(
         Role.READ, _CHANNEL_VIEW, filtered=True
