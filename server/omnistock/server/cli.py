@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from omnistock.server.cli_channels import add_channels_command
 from omnistock.server.cli_database import (
     add_database_option,
     add_migrate_command,
@@ -675,6 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
     _add_security_commands(commands)
+    add_channels_command(commands)
     add_migrate_command(commands)
     add_health_command(commands)
 

@@ -28,6 +28,8 @@ COMMAND_METHODS: dict[str, tuple[str, ...]] = {
         "LocationService/GetLocation",
     ),
     "export csv/jsonl": ("FeedService/ExportStock",),
+    "channels load": ("ChannelService/UpsertLocationGroups", "ChannelService/UpsertChannels"),
+    "channels list": ("ChannelService/ListLocationGroups", "ChannelService/ListChannels"),
 }
 # ExportStock answers exact counts, so its key needs the exact grant.
 EXACT_METHODS = frozenset({"FeedService/ExportStock"})
