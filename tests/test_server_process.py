@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from omnistock.client import Client, Exposure, StockStatus
+from omnistock.client import ChannelMethod, Client, Exposure, StockStatus
 from omnistock.server.testing import InProcessServer
 from processes import free_port, wait_serving
 
@@ -25,6 +25,7 @@ SERVICES = {
     "omnistock.v1.AvailabilityService",
     "omnistock.v1.FeedService",
     "omnistock.v1.ReservationService",
+    "omnistock.v1.ChannelService",
     "grpc.health.v1.Health",
 }
 
@@ -64,6 +65,35 @@ def test_demo_mode_serves_the_demo_data_set(
         assert StockStatus.IN_STOCK in statuses
         stale = next(a for a in answers if a.location_id == "NL-LWD-01")
         assert stale.status == StockStatus.UNKNOWN
+
+
+def test_the_demo_sells_through_regional_groups_and_four_channels(
+    demo_process: tuple[subprocess.Popen[str], str],
+) -> None:
+    _, target = demo_process
+    with Client(target) as client:
+        groups = {g.group_id: g for g in client.list_location_groups()}
+        regions = [g for name, g in groups.items() if name.startswith("stores-")]
+        assert sum(g.resolved_location_count for g in regions) == 50  # each store in one
+        assert groups["warehouses"].location_ids == ["NL-WH-TLB", "NL-WH-ZWO"]
+        assert set(groups["network"].member_group_ids) == {"warehouses"} | {
+            g.group_id for g in regions
+        }
+        assert groups["network"].resolved_location_count == 52
+        channels = {c.channel_id: c for c in client.list_channels()}
+        assert set(channels) == {"web", "app", "kiosk", "marketplace"}
+        web = channels["web"]
+        assert web.sells_incoming and list(web.methods) == [
+            ChannelMethod.SHIP,
+            ChannelMethod.PICKUP,
+        ]
+        assert len(web.protections) == 50 and {p.units for p in web.protections} == {2}
+        assert list(channels["kiosk"].methods) == [ChannelMethod.PICKUP]
+        marketplace = channels["marketplace"]
+        assert (marketplace.group_id, list(marketplace.methods)) == (
+            "warehouses",
+            [ChannelMethod.SHIP],
+        )
 
 
 def test_reflection_lists_the_services(demo_process: tuple[subprocess.Popen[str], str]) -> None:

@@ -97,7 +97,7 @@ def test_a_bad_file_is_one_line_and_nothing_is_sent(
     content: object,
     message: str,
 ) -> None:
-    code, out, err = run(capsys, "channels", "load", write(tmp_path, content), "--target",
+    code, _, err = run(capsys, "channels", "load", write(tmp_path, content), "--target",
                          server.target)  # fmt: skip
     assert code == 2
     assert err.startswith("omnistock: ") and message in err

@@ -126,7 +126,12 @@ class OmnistockServer:
         if config.demo:
             from omnistock.server.demo import seed_if_empty
 
-            seed_if_empty(self.locations_repo, self.feed_writer, now=clock())
+            seed_if_empty(
+                self.locations_repo,
+                self.feed_writer,
+                now=clock(),
+                channels=ChannelRepository(self.engine),
+            )
         self.directory = LocationDirectory(self.locations_repo)
         self.directory.refresh()
         # Operations: traces (off without an OTLP endpoint), metrics (off without an
@@ -460,7 +465,12 @@ def serve_workers(config: ServerConfig) -> int:
     if config.demo:
         from omnistock.server.demo import seed_if_empty
 
-        seed_if_empty(LocationRepository(engine), FeedWriter(engine), now=utc_now())
+        seed_if_empty(
+            LocationRepository(engine),
+            FeedWriter(engine),
+            now=utc_now(),
+            channels=ChannelRepository(engine),
+        )
     engine.dispose()
     worker_config = replace(config, demo=False)
     children: list[int] = []

@@ -1,4 +1,11 @@
-"""The demo data set: 50 stores in Dutch cities, 2 warehouses, 3,000 skus.
+"""The demo data set: 50 stores in Dutch cities, 2 warehouses, 3,000 skus, and the groups
+and channels a Dutch retailer would sell through.
+
+Groups: ``warehouses`` (both), one per region's stores (``stores-<region>``, REGIONS), and
+``network`` (member groups: the warehouses and every region). Channels: ``web`` (the
+network, ship and pickup, every store keeping 2 units back, selling incoming supply),
+``app`` (the network, ship and pickup, stores keeping 1 back), ``kiosk`` (the network,
+pickup only) and ``marketplace`` (the warehouses, ship only).
 
 Deterministic for a seed. Stock ages are relative to ``now``, so the demo
 always shows fresh stores, plus one store whose feed has gone stale.
@@ -12,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from omnistock.server.domain.channels import Channel, ChannelMethod, LocationGroup
 from omnistock.server.domain.locations import (
     Capabilities,
     HoursException,
@@ -20,6 +28,7 @@ from omnistock.server.domain.locations import (
     WeeklyHours,
 )
 from omnistock.server.domain.timeutil import to_micros
+from omnistock.server.store.channels import ChannelRepository
 from omnistock.server.store.feeds import FeedWriter
 from omnistock.server.store.locations import LocationRepository
 
@@ -102,6 +111,60 @@ WAREHOUSES: tuple[tuple[str, str, str, str, float, float], ...] = (
     ("NL-WH-TLB", "Warehouse Tilburg", "Kraaiven 30", "5048 AT", 51.6010, 5.0470),
     ("NL-WH-ZWO", "Warehouse Zwolle", "Hessenpoort 12", "8028 PN", 52.5420, 6.1550),
 )
+
+
+# The stores of each region, by the city part of their code.
+REGIONS: dict[str, frozenset[str]] = {
+    "north": frozenset({"GRQ", "LWD", "ASS", "EMN"}),
+    "east": frozenset({"NMG", "APD", "ARN", "ENS", "ZWO", "EDE", "DEV"}),
+    "north-holland": frozenset(
+        {"AMS", "ZDM", "HLM", "ALM", "HVS", "AVN", "ALK", "PMR", "LLS", "HFD", "HDR"}
+    ),
+    "south-holland-utrecht": frozenset(
+        {"RTM", "DHG", "UTR", "LEI", "DOR", "ZTM", "DLF", "GOU", "SCH", "AMF"}
+    ),
+    "south": frozenset(
+        {"EHV", "TLB", "BRD", "DBS", "MST", "VNL", "HRL", "HMD", "OSS", "RSD", "MDB"}
+    ),
+}
+# Units every store keeps back from the web shop (and from the app) for walk-in shoppers.
+WEB_STORE_PROTECTION = 2
+APP_STORE_PROTECTION = 1
+
+
+def demo_groups() -> list[LocationGroup]:
+    """Members first: the warehouses, each region's stores, then the whole network."""
+    groups = [LocationGroup("warehouses", "All warehouses", frozenset(c for c, *_ in WAREHOUSES))]
+    groups += [
+        LocationGroup(
+            f"stores-{region}",
+            f"Stores: {region.replace('-', ' ')}",
+            frozenset(code for code, *_ in STORES if code[3:6] in cities),
+        )
+        for region, cities in REGIONS.items()
+    ]
+    members = frozenset(group.id for group in groups)
+    return [*groups, LocationGroup("network", "The whole network", frozenset(), members)]
+
+
+def demo_channels() -> list[Channel]:
+    both = frozenset(ChannelMethod)
+    stores = [code for code, *_ in STORES]
+    return [
+        Channel(
+            "web", "Web shop", "network", methods=both, sells_incoming=True,
+            protection={code: WEB_STORE_PROTECTION for code in stores},
+        ),
+        Channel(
+            "app", "Mobile app", "network", methods=both,
+            protection={code: APP_STORE_PROTECTION for code in stores},
+        ),
+        Channel("kiosk", "In-store kiosk", "network", methods=frozenset({ChannelMethod.PICKUP})),
+        Channel(
+            "marketplace", "Partner marketplace", "warehouses",
+            methods=frozenset({ChannelMethod.SHIP}), low_threshold=5,
+        ),
+    ]  # fmt: skip
 
 
 def _hours(opens: str, closes: str, weekday: int) -> WeeklyHours:
@@ -218,15 +281,25 @@ class DemoSnapshot:
     records: Sequence[tuple[str, int, int | None]]
 
 
-def seed_if_empty(locations: LocationRepository, writer: FeedWriter, *, now: datetime) -> bool:
+def seed_if_empty(
+    locations: LocationRepository,
+    writer: FeedWriter,
+    *,
+    now: datetime,
+    channels: ChannelRepository | None = None,
+) -> bool:
     """Load the demo data set unless the database already has locations. True when it loaded.
 
-    The stock goes in as one snapshot per location, through the same path as any feed.
+    The stock goes in as one snapshot per location, through the same path as any feed;
+    the groups and channels (with ``channels``) straight after the locations.
     """
     if locations.count() > 0:
         log.info("demo mode: the database already has locations, so no demo data was loaded")
         return False
     locations.upsert_many(demo_locations(now), now=now)
+    if channels is not None:
+        channels.upsert_groups(demo_groups(), now=now)
+        channels.upsert_channels(demo_channels(), now=now)
     loaded = 0
     for snapshot in demo_stock(now):
         staging = writer.begin_snapshot(
@@ -235,9 +308,11 @@ def seed_if_empty(locations: LocationRepository, writer: FeedWriter, *, now: dat
         staging.add(snapshot.records)
         loaded += staging.commit().applied
     log.info(
-        "demo mode: loaded %d stores, %d warehouses and %d stock records",
+        "demo mode: loaded %d stores, %d warehouses, %d stock records, %d groups and %d channels",
         len(STORES),
         len(WAREHOUSES),
         loaded,
+        len(demo_groups()) if channels is not None else 0,
+        len(demo_channels()) if channels is not None else 0,
     )
     return True
