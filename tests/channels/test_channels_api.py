@@ -244,3 +244,46 @@ def test_every_write_is_in_the_audit_log(server: InProcessServer, client: Client
     server.server.audit.flush()
     methods = [e.method.rsplit("/", 1)[1] for e in server.server.audit.recent()]
     assert methods[-3:] == ["UpsertLocationGroups", "UpdateLocationGroupMembers", "UpsertChannels"]
+
+
+def test_a_group_names_at_most_20000_locations_and_100_member_groups(client: Client) -> None:
+    client.upsert_location_groups([group(f"m{i}") for i in range(100)])
+    client.upsert_location_groups([group("m100")])
+    too_many = group(
+        "g", *(f"L{i}" for i in range(20_001)), members=tuple(f"m{i}" for i in range(101))
+    )
+    with pytest.raises(InvalidArgumentError) as caught:
+        client.upsert_location_groups([too_many])
+    found = violations(caught)
+    assert found["groups[0].location_ids"] == "must hold at most 20,000 locations"
+    assert found["groups[0].member_group_ids"] == "must hold at most 100 groups"
+    hundred = group("h", members=tuple(f"m{i}" for i in range(100)))
+    assert client.upsert_location_groups([hundred])[0].member_group_ids == sorted(
+        hundred.member_group_ids
+    )
+
+
+def test_an_unknown_member_group_cannot_be_added(client: Client) -> None:
+    client.upsert_location_groups([group("g", "S1")])
+    with pytest.raises(InvalidArgumentError) as caught:
+        client.update_location_group_members("g", add_group_ids=["ghost"])
+    assert violations(caught) == {"add_group_ids": "no group 'ghost'"}
+
+
+def test_an_upsert_holds_1_to_100_channels(client: Client) -> None:
+    client.upsert_location_groups([group("all", "S1")])
+    for channels in ([], [channel(f"c{i}", "all") for i in range(101)]):
+        with pytest.raises(InvalidArgumentError) as caught:
+            client.upsert_channels(channels)
+        assert "channels" in violations(caught)
+
+
+def test_a_page_holds_100_by_default_and_at_most_1000(client: Client) -> None:
+    client.upsert_location_groups([group(f"a{i:03d}") for i in range(100)])
+    client.upsert_location_groups([group("b")])
+    first = client.list_location_groups().pages
+    assert [len(page.groups) for page in first] == [100, 1]
+    for call in (client.list_location_groups, client.list_channels):
+        with pytest.raises(InvalidArgumentError) as caught:
+            list(call(page_size=1001))
+        assert "page_size" in violations(caught)

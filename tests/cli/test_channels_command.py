@@ -10,6 +10,8 @@ import pytest
 from factories import store, warehouse
 from omnistock.client import ChannelMethod, Client
 from omnistock.server.cli import main
+from omnistock.server.cli_keys import roles_for
+from omnistock.server.domain.security import Role
 from omnistock.server.testing import InProcessServer
 
 FILE = {
@@ -140,3 +142,24 @@ def test_keys_create_binds_a_key_to_channels(
     assert code == 2 and "--channel ghost: no such channel" in err
     code, out, _ = run(capsys, *database, "keys", "list")
     assert sum("channels" in line for line in out.splitlines()) == 1
+
+
+def test_channels_load_sends_100_groups_to_a_call(
+    locations: Client, server: InProcessServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    groups = [
+        {"groupId": f"g{i:03d}", "displayName": "G", "locationIds": ["S1"]} for i in range(150)
+    ]
+    code, out, _ = run(capsys, "channels", "load", write(tmp_path, {"groups": groups}),
+                       "--target", server.target)  # fmt: skip
+    assert (code, out) == (0, "loaded 150 groups and 0 channels\n")
+    assert len(list(locations.list_location_groups())) == 150
+    assert server.server is not None
+    server.server.audit.flush()
+    calls = [e for e in server.server.audit.recent() if e.method.endswith("UpsertLocationGroups")]
+    assert [len(e.detail["groups"]) for e in calls] == [100, 50]
+
+
+def test_loading_needs_the_admin_role_and_listing_the_read_role() -> None:
+    assert roles_for("channels load") == [Role.ADMIN]
+    assert roles_for("channels list") == [Role.READ]

@@ -237,18 +237,14 @@ def _check_members(
     """A group's members: at most so many, each location known, each member group
     existing (stored or written in the same call), and no path back to the group."""
     locations, members = (prefix + name for name in fields)
-    v.check(
-        len(group.location_ids) <= MAX_GROUP_MEMBERS,
-        locations,
-        f"must hold at most {MAX_GROUP_MEMBERS:,} locations",
-    )
-    for location_id in sorted(group.location_ids - known):
-        v.add(locations, f"no location {location_id!r}")
-    v.check(
-        len(group.member_group_ids) <= MAX_MEMBER_GROUPS,
-        members,
-        f"must hold at most {MAX_MEMBER_GROUPS} groups",
-    )
+    if len(group.location_ids) > MAX_GROUP_MEMBERS:
+        v.add(locations, f"must hold at most {MAX_GROUP_MEMBERS:,} locations")
+    else:
+        for location_id in sorted(group.location_ids - known):
+            v.add(locations, f"no location {location_id!r}")
+    if len(group.member_group_ids) > MAX_MEMBER_GROUPS:
+        v.add(members, f"must hold at most {MAX_MEMBER_GROUPS} groups")
+        return
     missing = sorted(g for g in group.member_group_ids if g not in after)
     for member in missing:
         v.add(members, f"no group {member!r}")
