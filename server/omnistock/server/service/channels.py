@@ -79,7 +79,7 @@ class ChannelAdmin:
     ) -> list[ShownGroup]:
         """Create or replace groups; each as ``who`` may see it. ``found``: violations the
         caller found already, raised with these."""
-        v = found or Violations()
+        v = found if found is not None else Violations()
         v.check(1 <= len(groups) <= MAX_UPSERT, "groups", f"must hold 1 to {MAX_UPSERT} groups")
         known = self._known({location for group in groups for location in group.location_ids})
         stored = self._repository.all_groups()
@@ -174,7 +174,7 @@ class ChannelAdmin:
         self, channels: Sequence[Channel], *, found: Violations | None = None
     ) -> list[Channel]:
         """Create or replace channels. ``found``: violations the caller found already."""
-        v = found or Violations()
+        v = found if found is not None else Violations()
         v.check(
             1 <= len(channels) <= MAX_UPSERT, "channels", f"must hold 1 to {MAX_UPSERT} channels"
         )
@@ -186,9 +186,9 @@ class ChannelAdmin:
             v.check(channel.id not in seen, f"{prefix}channel_id", "appears twice in this request")
             seen.add(channel.id)
             _check_name(v, channel.name, f"{prefix}display_name")
-            found = channel.group_id in groups
+            has_group = channel.group_id in groups
             if is_valid_id(channel.group_id):
-                v.check(found, f"{prefix}group_id", f"no group {channel.group_id!r}")
+                v.check(has_group, f"{prefix}group_id", f"no group {channel.group_id!r}")
             else:
                 check_id(v, channel.group_id, f"{prefix}group_id")
             members = resolve_group(channel.group_id, groups)
@@ -197,7 +197,7 @@ class ChannelAdmin:
                 field = f"{prefix}protections[{j}]"
                 _check_units(v, units, f"{field}.units")
                 v.check(
-                    not found or location_id in members,
+                    not has_group or location_id in members,
                     f"{field}.location_id",
                     f"location {location_id!r} is not in group {channel.group_id!r}",
                 )
