@@ -28,7 +28,7 @@ from omnistock.client import Client
 from omnistock.server.files.formats import Format, FormatError, Mode, Record, Reject, Settings
 from omnistock.server.files.reader import FeedReader
 from omnistock.server.testing import InProcessServer
-from omnistock.v1 import availability_pb2, feed_pb2, location_pb2, reservation_pb2
+from omnistock.v1 import availability_pb2, channel_pb2, feed_pb2, location_pb2, reservation_pb2
 from sqlalchemy import text
 
 ALLOWED = {
@@ -137,13 +137,15 @@ def state(engine: Any) -> tuple[Any, ...]:
                 "SELECT COALESCE(SUM(on_hand), 0) FROM stock",
                 "SELECT COALESCE(SUM(reserved), 0) FROM stock",
                 "SELECT COUNT(*) FROM reservations",
+                "SELECT COUNT(*) FROM location_group_members",
+                "SELECT COUNT(*) FROM channels",
             )
         )
 
 
 def methods() -> list[tuple[str, Any, Any]]:
     found = []
-    for module in (location_pb2, availability_pb2, feed_pb2, reservation_pb2):
+    for module in (location_pb2, availability_pb2, feed_pb2, reservation_pb2, channel_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 found.append((f"/{service.full_name}/{method.name}", method, service))

@@ -19,8 +19,8 @@ from omnistock.client import Client
 from omnistock.server.config import ServerConfig
 from omnistock.server.domain.security import Role
 from omnistock.server.testing import InProcessServer
-from omnistock.v1 import feed_pb2, location_pb2, reservation_pb2
-from scoped import AMS, METHODS, NOW, UTR, WH, World, scoped_world
+from omnistock.v1 import channel_pb2, feed_pb2, location_pb2, reservation_pb2
+from scoped import AMS, METHODS, NOW, UTR, WH, World, protecting_channel, scoped_world
 
 # Ids interleave, so a hidden location falls between every two visible ones.
 VISIBLE = [AMS, "NL-A-02", "NL-Z-09"]
@@ -29,6 +29,11 @@ HIDDEN = [UTR, WH, "NL-B-05", "NL-M-07"]
 LIST_LOCATIONS = "/omnistock.v1.LocationService/ListLocations"
 LIST_FEED_STATUS = "/omnistock.v1.FeedService/ListFeedStatus"
 LIST_RESERVATIONS = "/omnistock.v1.ReservationService/ListReservations"
+LIST_GROUPS = "/omnistock.v1.ChannelService/ListLocationGroups"
+LIST_CHANNELS = "/omnistock.v1.ChannelService/ListChannels"
+# The scoped world's group and channel, and two more of each.
+GROUPS = ["all", "g-a", "g-b"]
+CHANNELS = ["web", "web-a", "web-b"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,14 @@ LISTS = {
         lambda token: reservation_pb2.ListReservationsRequest(page_size=1, page_token=token),
         lambda response: [r.reservation_id for r in response.reservations],
     ),
+    LIST_GROUPS: Listing(
+        lambda token: channel_pb2.ListLocationGroupsRequest(page_size=1, page_token=token),
+        lambda response: [group.group_id for group in response.groups],
+    ),
+    LIST_CHANNELS: Listing(
+        lambda token: channel_pb2.ListChannelsRequest(page_size=1, page_token=token),
+        lambda response: [channel.channel_id for channel in response.channels],
+    ),
 }
 
 
@@ -65,6 +78,10 @@ class Lists:
     def visible(self, method: str) -> list[str]:
         if method == LIST_RESERVATIONS:
             return sorted(r for r, at in self.reservations.items() if at in VISIBLE)
+        if method == LIST_GROUPS:
+            return GROUPS
+        if method == LIST_CHANNELS:
+            return CHANNELS
         return sorted(VISIBLE)
 
 
@@ -84,6 +101,10 @@ def lists(database_url: str) -> Iterator[Lists]:
             }
             for at in sorted(VISIBLE + HIDDEN) * 2:
                 reservations[ops.create_reservation(at, {"PHONE": 1}).reservation_id] = at
+            ops.upsert_location_groups(
+                [channel_pb2.LocationGroup(group_id=g, display_name=g) for g in GROUPS[1:]]
+            )
+            ops.upsert_channels([protecting_channel(c, AMS, UTR) for c in CHANNELS[1:]])
         yield Lists(world, reservations)
 
 
