@@ -3,10 +3,13 @@ as given, all or nothing; bad input gets field violations or NOT_FOUND."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from conftest import NOW
 from factories import store, warehouse
 from omnistock.client import (
+    AsyncClient,
     Channel,
     ChannelMethod,
     Client,
@@ -287,3 +290,20 @@ def test_a_page_holds_100_by_default_and_at_most_1000(client: Client) -> None:
         with pytest.raises(InvalidArgumentError) as caught:
             list(call(page_size=1001))
         assert "page_size" in violations(caught)
+
+
+def test_the_async_client_manages_groups_and_channels_too(
+    client: Client, server: InProcessServer
+) -> None:
+    async def main() -> tuple[list[str], list[str], int]:
+        async with AsyncClient(server.target) as sdk:
+            await sdk.upsert_location_groups([group("g", "S1")])
+            changed = await sdk.update_location_group_members("g", ["S2"])
+            await sdk.upsert_channels([channel("web", "g")])
+            read = await sdk.get_channel("web")
+            groups = [g.group_id async for g in sdk.list_location_groups()]
+            channels = [c.channel_id async for c in sdk.list_channels()]
+            assert read.group_id == (await sdk.get_location_group("g")).group_id
+            return groups, channels, changed.resolved_location_count
+
+    assert asyncio.run(main()) == (["g"], ["web"], 2)
