@@ -22,6 +22,7 @@ from omnistock.client import (
     InvalidRecordError,
     NotFoundError,
     PermissionDeniedError,
+    timestamp,
 )
 from omnistock.server.config import ServerConfig
 from omnistock.server.domain.security import Role
@@ -79,7 +80,14 @@ def test_lines_of_the_same_pair_add_up_and_are_listed_by_location_sku_and_line(
             line(WH, "PHONE", "PO-2", 30, DAY + timedelta(days=9)),
             line(WH, "PHONE", "PO-1", 50, DAY + timedelta(days=2)),
             line(AMS, "PHONE", "TR-7", 4, DAY + timedelta(days=1)),
-            line(WH, "CASE", "PO-1", 8, DAY + timedelta(days=2)),
+            IncomingUpdate(
+                location_id=WH,
+                sku="CASE",
+                line_id="PO-1",
+                quantity=8,
+                expected_date="2026-11-25",
+                source_updated_at=timestamp(NOW),
+            ),
         ]
     )
     assert (result.applied_count, result.stale_count, result.rejected_count) == (4, 0, 0)
