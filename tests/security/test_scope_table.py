@@ -18,7 +18,19 @@ from google.protobuf.duration_pb2 import Duration
 from omnistock.server.domain.security import Role
 from omnistock.server.transport.scope import METHOD_SCOPES, named_locations
 from omnistock.v1 import availability_pb2, feed_pb2, location_pb2, reservation_pb2
-from scoped import ABSENT, AMS, DAM, METHODS, NOW, UTR, WH, World, scoped_world, status_text
+from scoped import (
+    ABSENT,
+    AMS,
+    DAM,
+    METHODS,
+    NOW,
+    UTR,
+    WH,
+    World,
+    incoming,
+    scoped_world,
+    status_text,
+)
 
 DOCS = Path(__file__).parents[2] / "docs" / "security.md"
 ABSENT_RESERVATION = "rsv_" + "0" * 26
@@ -57,6 +69,13 @@ NAMED: dict[str, Callable[[str], Any]] = {
     ),
     "GetFeedStatus": lambda at: feed_pb2.GetFeedStatusRequest(location_id=at),
     "ExportStock": lambda at: feed_pb2.ExportStockRequest(location_id=at),
+    "ApplyIncomingUpdates": lambda at: feed_pb2.ApplyIncomingUpdatesRequest(
+        updates=[incoming(at, "PO-2")]
+    ),
+    "ImportIncomingSnapshot": lambda at: feed_pb2.ImportIncomingSnapshotRequest(
+        location_id=at, as_of=ts(NOW)
+    ),
+    "ListIncomingSupply": lambda at: feed_pb2.ListIncomingSupplyRequest(location_id=at),
     "CreateReservation": lambda at: reservation_pb2.CreateReservationRequest(
         location_id=at,
         lines=[reservation_pb2.ReservationLine(sku="PHONE", quantity=1)],
@@ -89,6 +108,7 @@ FILTERED: dict[str, Any] = {
     ),
     "ListFeedStatus": feed_pb2.ListFeedStatusRequest(),
     "ExportStock": feed_pb2.ExportStockRequest(),
+    "ListIncomingSupply": feed_pb2.ListIncomingSupplyRequest(sku="PHONE"),
     "ListReservations": reservation_pb2.ListReservationsRequest(),
 }
 
