@@ -179,26 +179,7 @@ class IncomingStore:
         found: dict[str, list[OpenSupply]] = {sku: [] for sku in wanted}
         if not wanted:
             return found
-        grouped = (
-            select(
-                t.c.sku,
-                t.c.location_id,
-                t.c.expected_date,
-                func.sum(t.c.quantity).label("quantity"),
-            )
-            .where(t.c.sku.in_(wanted), t.c.quantity > 0, t.c.expected_date >= since.isoformat())
-            .group_by(t.c.sku, t.c.location_id, t.c.expected_date)
-            .subquery()
-        )
-        rank = func.row_number().over(
-            partition_by=grouped.c.sku, order_by=(grouped.c.expected_date, grouped.c.location_id)
-        )
-        ranked = select(grouped, rank.label("n")).subquery()
-        stmt = (
-            select(ranked.c.sku, ranked.c.location_id, ranked.c.quantity, ranked.c.expected_date)
-            .where(ranked.c.n <= MAX_SUPPLY_ROWS)
-            .order_by(ranked.c.sku, ranked.c.n)
-        )
+        stmt = open_supply_statement(wanted, since)
         with self._engine.connect() as connection:
             for sku, location_id, quantity, expected in connection.execute(stmt):
                 found[sku].append(
@@ -232,6 +213,31 @@ class IncomingStore:
         stmt = stmt.where(*where).order_by(t.c.location_id, t.c.sku, t.c.line_id).limit(limit)
         with self._engine.connect() as connection:
             return [_stored(row) for row in connection.execute(stmt)]
+
+
+def open_supply_statement(skus: list[str], since: date) -> Any:
+    """open_supply's query: the skus' open lines from ``since``, added up per (sku,
+    location, date), the first MAX_SUPPLY_ROWS of each sku by date."""
+    grouped = (
+        select(
+            t.c.sku,
+            t.c.location_id,
+            t.c.expected_date,
+            func.sum(t.c.quantity).label("quantity"),
+        )
+        .where(t.c.sku.in_(skus), t.c.quantity > 0, t.c.expected_date >= since.isoformat())
+        .group_by(t.c.sku, t.c.location_id, t.c.expected_date)
+        .subquery()
+    )
+    rank = func.row_number().over(
+        partition_by=grouped.c.sku, order_by=(grouped.c.expected_date, grouped.c.location_id)
+    )
+    ranked = select(grouped, rank.label("n")).subquery()
+    return (
+        select(ranked.c.sku, ranked.c.location_id, ranked.c.quantity, ranked.c.expected_date)
+        .where(ranked.c.n <= MAX_SUPPLY_ROWS)
+        .order_by(ranked.c.sku, ranked.c.n)
+    )
 
 
 def _stored(row: Any) -> StoredIncoming:
