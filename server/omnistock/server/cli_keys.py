@@ -28,6 +28,7 @@ COMMAND_METHODS: dict[str, tuple[str, ...]] = {
         "LocationService/GetLocation",
     ),
     "export csv/jsonl": ("FeedService/ExportStock",),
+    "import-incoming": ("FeedService/ApplyIncomingUpdates",),
 }
 # ExportStock answers exact counts, so its key needs the exact grant.
 EXACT_METHODS = frozenset({"FeedService/ExportStock"})
