@@ -115,14 +115,30 @@ def test_late_repeated_and_out_of_order_updates_end_the_same(feeding: Client) ->
         line(WH, "PHONE", "PO-2", 0, at=NOW + timedelta(minutes=1)),  # closed
     ]
     ends = set()
-    for order in itertools.islice(itertools.permutations(updates), 0, None, 17):
-        feeding.import_incoming_snapshot(WH, NOW - timedelta(days=1), [])  # start afresh
+    # Each order feeds a sku of its own, so that each starts from nothing.
+    for n, order in enumerate(itertools.islice(itertools.permutations(updates), 0, None, 17)):
+        sku = f"PHONE-{n}"
         for update in order:
-            feeding.apply_incoming_updates([update])
-        feeding.apply_incoming_updates(list(order))  # a replay of the whole feed
-        ends.add(tuple(listed(feeding, location_id=WH)))
+            feeding.apply_incoming_updates([{**update, "sku": sku}])
+        feeding.apply_incoming_updates([{**u, "sku": sku} for u in order])  # a replay
+        ends.add(tuple(s[2:] for s in listed(feeding, sku=sku)))
     # The sequenced update wins its time; the closed line is not listed.
-    assert ends == {((WH, "PHONE", "PO-1", 25, "2026-11-23", True),)}
+    assert ends == {(("PO-1", 25, "2026-11-23", True),)}
+
+
+def test_updates_of_one_time_and_sequence_are_ordered_by_quantity_then_date(
+    feeding: Client,
+) -> None:
+    ties = [
+        line(WH, "PHONE", "PO-1", 20, DAY + timedelta(days=9)),
+        line(WH, "PHONE", "PO-1", 30, DAY),
+        line(WH, "PHONE", "PO-1", 30, DAY + timedelta(days=1)),
+    ]
+    for n, order in enumerate(itertools.permutations(ties)):
+        sku = f"PHONE-{n}"  # each order from nothing
+        for update in order:
+            feeding.apply_incoming_updates([{**update, "sku": sku}])
+        assert listed(feeding, sku=sku) == [(WH, sku, "PO-1", 30, "2026-11-24", True)]
 
 
 def test_an_older_or_repeated_update_is_counted_stale(feeding: Client) -> None:
@@ -174,6 +190,10 @@ def test_a_snapshot_replaces_its_locations_lines_and_drops_those_it_leaves_out(
     )
     assert (older.applied_count, older.stale_count, older.zeroed_count) == (0, 1, 0)
     assert [s[2] for s in listed(feeding, location_id=WH)] == ["PO-4", "PO-1", "PO-9"]
+    # An empty snapshot, newer than every line, closes them all.
+    empty = feeding.import_incoming_snapshot(WH, NOW + timedelta(hours=1), [])
+    assert (empty.applied_count, empty.zeroed_count) == (0, 3)
+    assert listed(feeding, location_id=WH) == []
 
 
 def test_bad_lines_are_rejected_one_by_one_and_the_rest_apply(feeding: Client) -> None:
@@ -189,9 +209,11 @@ def test_bad_lines_are_rejected_one_by_one_and_the_rest_apply(feeding: Client) -
             line(WH, "PHONE", "PO-7", 5, at=datetime(2150, 1, 1, tzinfo=NOW.tzinfo)),
             line(WH, "PHONE", "", 5),
             line(WH, "PHONE", "PO-8", 0),  # closing a line that was never open: fine
+            {**line(WH, "PHONE", "PO-9", 5), "expected_date": "1999-12-31"},
+            line(WH, "PHONE", "PO-10", 5, sequence=-1),
         ]
     )
-    assert (result.applied_count, result.rejected_count) == (2, 8)
+    assert (result.applied_count, result.rejected_count) == (2, 10)
     assert [(r.index, r.field, r.reason) for r in result.rejects] == [
         (1, "location_id", "LOCATION_NOT_FOUND"),
         (2, "quantity", "INVALID_FIELD"),
@@ -201,6 +223,8 @@ def test_bad_lines_are_rejected_one_by_one_and_the_rest_apply(feeding: Client) -
         (6, "source_updated_at", "INVALID_FIELD"),
         (7, "source_updated_at", "INVALID_FIELD"),
         (8, "line_id", "INVALID_FIELD"),
+        (10, "expected_date", "INVALID_FIELD"),
+        (11, "source_sequence", "INVALID_FIELD"),
     ]
     assert [s[2] for s in listed(feeding, location_id=WH)] == ["PO-1"]
 
@@ -273,10 +297,14 @@ def test_a_line_counts_through_its_date_at_the_location_and_stops_the_day_after(
 
 
 def test_listing_pages_with_tokens_and_needs_a_sku_or_location(feeding: Client) -> None:
-    feeding.apply_incoming_updates([line(WH, "PHONE", f"PO-{i:02}", i + 1) for i in range(25)])
-    pages = list(feeding.list_incoming_supply(sku="PHONE", page_size=10).pages)
-    assert [len(p.lines) for p in pages] == [10, 10, 5]
-    assert [s.line_id for p in pages for s in p.lines] == [f"PO-{i:02}" for i in range(25)]
+    feeding.apply_incoming_updates([line(WH, "PHONE", f"PO-{i:03}", i + 1) for i in range(105)])
+    pages = list(feeding.list_incoming_supply(sku="PHONE", page_size=40).pages)
+    assert [len(p.lines) for p in pages] == [40, 40, 25]
+    assert [s.line_id for p in pages for s in p.lines] == [f"PO-{i:03}" for i in range(105)]
+    assert len(next(iter(feeding.list_incoming_supply(sku="PHONE").pages)).lines) == 100
+    with pytest.raises(InvalidArgumentError) as too_big:
+        next(iter(feeding.list_incoming_supply(sku="PHONE", page_size=1001)))
+    assert too_big.value.field_violations[0].field == "page_size"
     with pytest.raises(InvalidArgumentError) as caught:
         feeding.list_incoming_supply().pages.__next__()
     assert caught.value.field_violations[0].field == "sku"

@@ -15,7 +15,7 @@ def _import_incoming(args: argparse.Namespace) -> int:
     from omnistock.server.files import Format
     from omnistock.server.files.incoming import incoming_options, run_import_incoming
 
-    form = args.format or ("jsonl" if args.file.suffix.lower() in (".jsonl", ".ndjson") else "csv")
+    form = args.format or ("jsonl" if args.file.suffix.lower() == ".jsonl" else "csv")
     options = incoming_options(
         path=args.file,
         format=Format(form),
@@ -48,7 +48,7 @@ def add_incoming_command(
     )
     command.add_argument("file", type=Path, metavar="FILE")
     command.add_argument(
-        "--format", choices=["csv", "jsonl"], help="[jsonl for .jsonl and .ndjson, else csv]"
+        "--format", choices=["csv", "jsonl"], help="[jsonl for a .jsonl file, else csv]"
     )
     command.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
     command.add_argument(
