@@ -20,7 +20,7 @@ from omnistock.server.config import ServerConfig
 from omnistock.server.domain.security import Role
 from omnistock.server.testing import InProcessServer
 from omnistock.v1 import feed_pb2, location_pb2, reservation_pb2
-from scoped import AMS, METHODS, NOW, UTR, WH, World, scoped_world
+from scoped import AMS, METHODS, NOW, UTR, WH, World, incoming, scoped_world
 
 # Ids interleave, so a hidden location falls between every two visible ones.
 VISIBLE = [AMS, "NL-A-02", "NL-Z-09"]
@@ -29,6 +29,7 @@ HIDDEN = [UTR, WH, "NL-B-05", "NL-M-07"]
 LIST_LOCATIONS = "/omnistock.v1.LocationService/ListLocations"
 LIST_FEED_STATUS = "/omnistock.v1.FeedService/ListFeedStatus"
 LIST_RESERVATIONS = "/omnistock.v1.ReservationService/ListReservations"
+LIST_INCOMING = "/omnistock.v1.FeedService/ListIncomingSupply"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,13 @@ LISTS = {
     LIST_RESERVATIONS: Listing(
         lambda token: reservation_pb2.ListReservationsRequest(page_size=1, page_token=token),
         lambda response: [r.reservation_id for r in response.reservations],
+    ),
+    # One line of PHONE at every location.
+    LIST_INCOMING: Listing(
+        lambda token: feed_pb2.ListIncomingSupplyRequest(
+            sku="PHONE", page_size=1, page_token=token
+        ),
+        lambda response: [line.location_id for line in response.lines],
     ),
 }
 
@@ -78,6 +86,7 @@ def lists(database_url: str) -> Iterator[Lists]:
             ops.apply_stock_updates(
                 [update(at, "PHONE", 50, NOW - timedelta(minutes=1)) for at in VISIBLE + HIDDEN]
             )
+            ops.apply_incoming_updates([incoming(at, "PO-1") for at in more])
             reservations = {
                 world.hidden_reservation: UTR,
                 world.visible_reservation: AMS,
