@@ -379,3 +379,22 @@ def test_every_incoming_write_tells_the_change_bus_which_pairs_changed(
         # The snapshot: the pair it set, and the pair whose line it dropped.
         frozenset({("CHARGER", WH), ("PHONE", WH)}),
     ]
+
+
+def test_another_server_on_the_database_hears_the_incoming_pairs(
+    feeding: Client, database_url: str, clock: FixedClock
+) -> None:
+    heard: list[frozenset[tuple[str, str]]] = []
+    arrived = threading.Event()
+
+    def listen(changes: Changes) -> None:
+        if changes.incoming:
+            heard.append(changes.incoming)
+            arrived.set()
+
+    with InProcessServer(database_url=database_url, clock=clock) as other:
+        assert other.server is not None
+        other.server.changes.subscribe(listen)
+        feeding.apply_incoming_updates([line(WH, "PHONE", "PO-1", 5)])
+        assert arrived.wait(5)
+    assert heard == [frozenset({("PHONE", WH)})]
