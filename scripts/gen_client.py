@@ -52,7 +52,7 @@ WELL_KNOWN = {
 }
 ABC_NAMES = {"AsyncIterator", "Iterable", "Iterator", "Mapping", "Sequence"}
 DATETIME_NAMES = {"datetime", "timedelta"}
-REQUESTS_NAMES = {"Cart", "DeltaBatch"}
+REQUESTS_NAMES = {"Cart", "DeltaBatch", "IncomingLines", "IncomingUpdates"}
 BUILTINS = {"str", "int", "float", "bool", "bytes", "tuple", "list", "None", "True", "False"}
 
 

@@ -10,8 +10,14 @@ from conftest import NOW
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omnistock.server.domain.locations import Location, LocationKind
+from omnistock.server.store import incoming
 from omnistock.server.store.database import create_database_engine, migrate
-from omnistock.server.store.incoming import IncomingStore, IncomingUpdate, StoredIncoming
+from omnistock.server.store.incoming import (
+    IncomingStore,
+    IncomingUpdate,
+    OpenSupply,
+    StoredIncoming,
+)
 from omnistock.server.store.locations import LocationRepository
 from sqlalchemy import Engine, text
 
@@ -109,3 +115,55 @@ def test_lines_for_the_same_pair_add_up_and_a_snapshot_drops_what_it_leaves_out(
     # An update older than that snapshot, for a line it left out, stays dropped.
     assert store.apply([IncomingUpdate("W1", "A", "PO-1", 9, DAY, T0)], now_us=T0) == [False]
     assert [line.line_id for line in store.lines_for("A")] == ["PO-2"]
+
+
+def test_open_supply_adds_up_lines_per_location_and_date_for_many_skus_at_once(
+    engine: Engine,
+) -> None:
+    store = IncomingStore(engine)
+    later = DAY + timedelta(days=3)
+    store.apply(
+        [
+            IncomingUpdate("W1", "A", "PO-1", 5, DAY, T0),
+            IncomingUpdate("W1", "A", "PO-2", 3, DAY, T0),  # same place and day: adds up
+            IncomingUpdate("W2", "A", "PO-3", 4, later, T0),
+            IncomingUpdate("W1", "A", "PO-4", 0, DAY, T0),  # closed
+            IncomingUpdate("W1", "A", "PO-5", 9, DAY - timedelta(days=5), T0),  # long past
+            IncomingUpdate("W2", "B", "PO-1", 2, later, T0),
+        ],
+        now_us=T0,
+    )
+    assert store.open_supply(["A", "B", "C"], since=DAY - timedelta(days=1)) == {
+        "A": [OpenSupply("W1", 8, DAY), OpenSupply("W2", 4, later)],
+        "B": [OpenSupply("W2", 2, later)],
+        "C": [],
+    }
+
+
+def test_open_supply_is_bounded_in_skus_and_in_rows_per_sku(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = IncomingStore(engine)
+    store.apply(
+        [IncomingUpdate("W1", "A", f"PO-{d}", 1, DAY + timedelta(days=d), T0) for d in range(5)],
+        now_us=T0,
+    )
+    monkeypatch.setattr(incoming, "MAX_SUPPLY_ROWS", 3)
+    # The earliest dates are kept: they are what "available from" needs first.
+    assert [s.expected for s in store.open_supply(["A"], since=DAY)["A"]] == [
+        DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="at most"):
+        store.open_supply([f"S{i}" for i in range(incoming.MAX_SUPPLY_SKUS + 1)], since=DAY)
+
+
+def test_open_supply_reads_through_the_sku_index(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the plan is SQLite's; PostgreSQL plans a table this small by its size")
+    stmt = incoming.open_supply_statement(["A", "B"], DAY)
+    compiled = stmt.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = " ".join(
+            str(row) for row in connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+        )
+    assert "ix_incoming_lines_sku" in plan

@@ -71,6 +71,22 @@ def _now() -> Any:
     return timestamp(datetime.now(UTC) - timedelta(seconds=1))
 
 
+def _incoming(location_id: str, line_id: str) -> feed_pb2.IncomingUpdate:
+    return feed_pb2.IncomingUpdate(
+        location_id=location_id,
+        sku=SKUS[0],
+        line_id=line_id,
+        quantity=24,
+        expected_date="2030-01-15",
+        source_updated_at=_now(),
+    )
+
+
+def _with_incoming(client: Client, key: str) -> feed_pb2.ListIncomingSupplyRequest:
+    client.apply_incoming_updates([_incoming(WAREHOUSE, f"PO-{key}")])
+    return feed_pb2.ListIncomingSupplyRequest(sku=SKUS[0], page_size=1)
+
+
 # One request per RPC (a request stream for the streaming ones), made with a sync client
 # for what it needs first; ``key`` tells the sync and the async call apart.
 SAMPLES: dict[str, Callable[[Client, str], Any]] = {
@@ -123,6 +139,17 @@ SAMPLES: dict[str, Callable[[Client, str], Any]] = {
     "GetFeedStatus": lambda c, k: feed_pb2.GetFeedStatusRequest(location_id=AMS),
     "ListFeedStatus": lambda c, k: feed_pb2.ListFeedStatusRequest(page_size=1),
     "ExportStock": lambda c, k: feed_pb2.ExportStockRequest(location_id=AMS),
+    "ApplyIncomingUpdates": lambda c, k: feed_pb2.ApplyIncomingUpdatesRequest(
+        updates=[_incoming(AMS, f"TR-{k}")]
+    ),
+    "ImportIncomingSnapshot": lambda c, k: feed_pb2.ImportIncomingSnapshotRequest(
+        location_id=UTR,
+        as_of=_now(),
+        lines=[
+            feed_pb2.IncomingLine(sku=SKUS[0], line_id=k, quantity=6, expected_date="2030-01-16")
+        ],
+    ),
+    "ListIncomingSupply": _with_incoming,
     "CreateReservation": lambda c, k: reservation_pb2.CreateReservationRequest(
         location_id=WAREHOUSE,
         lines=[reservation_pb2.ReservationLine(sku=SKUS[1], quantity=1)],

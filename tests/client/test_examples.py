@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,3 +72,25 @@ def test_kiosk_shows_the_board_then_changes(server: LocalServer) -> None:
     rest, _ = kiosk.communicate(timeout=30)
     assert rest.strip() == "PHONE-1 at NL-UTR-01: IN_STOCK (3+)"
     assert kiosk.returncode == 0
+
+
+def test_incoming_feed_places_orders_changes_one_and_replaces_a_warehouses_lines(
+    server: LocalServer,
+) -> None:
+    lines = run("incoming_feed.py", "--target", server.target)
+    today = datetime.now(UTC).date()
+    assert lines[:4] == [
+        "purchase orders: 2 applied, 0 stale, 0 rejected",
+        "transfer to NL-AMS-01: 1 applied",
+        "supplier change: 1 applied, 1 stale",  # the late copy of the order changes nothing
+        "NL-WH-01 snapshot: 2 applied, 0 stale, 1 dropped",  # the cases arrived
+    ]
+    due = lines[4:]
+    assert due[0] == "PHONE-1 incoming:"
+    assert due[1].startswith("  NL-AMS-01 TR-77-1: 6 due ") and due[1].endswith(" (counts)")
+    assert due[2].startswith("  NL-WH-01 PO-1001-1: 40 due ") and due[2].endswith(" (counts)")
+    assert due[3:] == [
+        "NL-WH-01 expects:",
+        f"  CHARGER-1 PO-1003-1: 80 due {today + timedelta(days=20)}",
+        f"  PHONE-1 PO-1001-1: 40 due {today + timedelta(days=12)}",
+    ]

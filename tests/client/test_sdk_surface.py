@@ -12,6 +12,8 @@ INTENDED = {
     "Exposure", "StockStatus", "LocationKind", "FreshnessState",
     "SnapshotRecord", "ImportSnapshotResponse", "DeltaRecord", "StreamDeltasRequest",
     "StreamDeltasResponse", "RecordReject", "FeedStatus",
+    "IncomingUpdate", "IncomingLine", "IncomingSupply", "ApplyIncomingUpdatesResponse",
+    "ImportIncomingSnapshotResponse",
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
     "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
     "LocationGroup", "LocationProtection", "Channel", "ChannelMethod",

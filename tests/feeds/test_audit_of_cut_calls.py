@@ -16,6 +16,7 @@ from omnistock.server.config import ServerConfig
 from omnistock.server.domain.security import Role
 from omnistock.server.domain.stock import Exposure as DomainExposure
 from omnistock.server.service.feeds import FeedService, SnapshotSession
+from omnistock.server.service.incoming import IncomingService
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.store.keys import AuditEntry, KeyRepository
 from omnistock.server.testing import InProcessServer
@@ -127,3 +128,39 @@ def test_a_hold_cut_at_its_deadline_is_audited_once(
         assert answer.reserved == 2
     assert entry.method == "/omnistock.v1.ReservationService/CreateReservation"
     assert entry.detail["location_id"] == AMS and entry.detail["stopped"] == "CANCELLED"
+
+
+INCOMING_CUTS: dict[str, tuple[str, Callable[[Client], object], dict[str, object]]] = {
+    "ApplyIncomingUpdates": (
+        "apply_updates",
+        lambda c: c.apply_incoming_updates(
+            [{"location_id": AMS, "sku": "SKU-1", "line_id": "PO-1", "quantity": 4,
+              "expected_date": "2030-01-15", "source_updated_at": NOW}],
+            timeout=DEADLINE,
+        ),
+        {"locations": [AMS], "applied": 1, "stale": 0, "rejected": 0},
+    ),
+    "ImportIncomingSnapshot": (
+        "import_snapshot",
+        lambda c: c.import_incoming_snapshot(
+            AMS, NOW, [("SKU-1", "PO-1", 4, "2030-01-15")], timeout=DEADLINE
+        ),
+        {"location_id": AMS, "applied": 1, "stale": 0, "zeroed": 0},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rpc", list(INCOMING_CUTS))
+def test_an_incoming_write_cut_at_its_deadline_is_audited_once_for_what_it_wrote(
+    rpc: str, secure: InProcessServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, call, detail = INCOMING_CUTS[rpc]
+    slowed(monkeypatch, IncomingService, name)
+    with Client(secure.target, api_key=key(secure, "buyer", Role.FEED)) as buyer:
+        with pytest.raises(ApiError):
+            call(buyer)
+        [entry] = entries(secure, "buyer")
+        # The write landed after the call was cut.
+        assert [s.quantity for s in buyer.list_incoming_supply(location_id=AMS)] == [4]
+    assert entry.method == f"/omnistock.v1.FeedService/{rpc}"
+    assert entry.detail == {**detail, "stopped": "CANCELLED"}

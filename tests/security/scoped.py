@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-from factories import store, update, warehouse
+from factories import store, ts, update, warehouse
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_status import rpc_status
@@ -36,6 +36,14 @@ METHODS: dict[str, MethodDescriptor] = {
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 }
+
+
+def incoming(location_id: str, line_id: str) -> feed_pb2.IncomingUpdate:
+    """A line of PHONE due at ``location_id``."""
+    return feed_pb2.IncomingUpdate(
+        location_id=location_id, sku="PHONE", line_id=line_id, quantity=4,
+        expected_date="2030-01-15", source_updated_at=ts(NOW - timedelta(minutes=5)),
+    )  # fmt: skip
 
 
 @dataclass
@@ -138,6 +146,9 @@ def scoped_world(database_url: str) -> Iterator[World]:
                 [channel_pb2.LocationGroup(group_id="all", display_name="All", location_ids=[AMS, UTR, WH])]
             )  # fmt: skip
             admin.upsert_channels([protecting_channel("web", AMS, UTR)])
+            admin.apply_incoming_updates(
+                [incoming(location, "PO-1") for location in (AMS, UTR, WH)]
+            )
             hidden = admin.create_reservation(UTR, {"PHONE": 1}).reservation_id
             visible = admin.create_reservation(AMS, {"PHONE": 1}).reservation_id
         with grpc.insecure_channel(server.target) as channel:

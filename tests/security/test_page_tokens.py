@@ -20,7 +20,7 @@ from omnistock.server.config import ServerConfig
 from omnistock.server.domain.security import Role
 from omnistock.server.testing import InProcessServer
 from omnistock.v1 import channel_pb2, feed_pb2, location_pb2, reservation_pb2
-from scoped import AMS, METHODS, NOW, UTR, WH, World, protecting_channel, scoped_world
+from scoped import AMS, METHODS, NOW, UTR, WH, World, incoming, protecting_channel, scoped_world
 
 # Ids interleave, so a hidden location falls between every two visible ones.
 VISIBLE = [AMS, "NL-A-02", "NL-Z-09"]
@@ -34,6 +34,7 @@ LIST_CHANNELS = "/omnistock.v1.ChannelService/ListChannels"
 # The scoped world's group and channel, and two more of each.
 GROUPS = ["all", "g-a", "g-b"]
 CHANNELS = ["web", "web-a", "web-b"]
+LIST_INCOMING = "/omnistock.v1.FeedService/ListIncomingSupply"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,13 @@ LISTS = {
     LIST_CHANNELS: Listing(
         lambda token: channel_pb2.ListChannelsRequest(page_size=1, page_token=token),
         lambda response: [channel.channel_id for channel in response.channels],
+    ),
+    # One line of PHONE at every location.
+    LIST_INCOMING: Listing(
+        lambda token: feed_pb2.ListIncomingSupplyRequest(
+            sku="PHONE", page_size=1, page_token=token
+        ),
+        lambda response: [line.location_id for line in response.lines],
     ),
 }
 
@@ -95,6 +103,7 @@ def lists(database_url: str) -> Iterator[Lists]:
             ops.apply_stock_updates(
                 [update(at, "PHONE", 50, NOW - timedelta(minutes=1)) for at in VISIBLE + HIDDEN]
             )
+            ops.apply_incoming_updates([incoming(at, "PO-1") for at in more])
             reservations = {
                 world.hidden_reservation: UTR,
                 world.visible_reservation: AMS,

@@ -27,6 +27,7 @@ from scoped import (
     UTR,
     WH,
     World,
+    incoming,
     protecting_channel,
     scoped_world,
     status_text,
@@ -69,6 +70,13 @@ NAMED: dict[str, Callable[[str], Any]] = {
     ),
     "GetFeedStatus": lambda at: feed_pb2.GetFeedStatusRequest(location_id=at),
     "ExportStock": lambda at: feed_pb2.ExportStockRequest(location_id=at),
+    "ApplyIncomingUpdates": lambda at: feed_pb2.ApplyIncomingUpdatesRequest(
+        updates=[incoming(at, "PO-2")]
+    ),
+    "ImportIncomingSnapshot": lambda at: feed_pb2.ImportIncomingSnapshotRequest(
+        location_id=at, as_of=ts(NOW)
+    ),
+    "ListIncomingSupply": lambda at: feed_pb2.ListIncomingSupplyRequest(location_id=at),
     "CreateReservation": lambda at: reservation_pb2.CreateReservationRequest(
         location_id=at,
         lines=[reservation_pb2.ReservationLine(sku="PHONE", quantity=1)],
@@ -110,6 +118,7 @@ FILTERED: dict[str, Any] = {
     ),
     "ListFeedStatus": feed_pb2.ListFeedStatusRequest(),
     "ExportStock": feed_pb2.ExportStockRequest(),
+    "ListIncomingSupply": feed_pb2.ListIncomingSupplyRequest(sku="PHONE"),
     "ListReservations": reservation_pb2.ListReservationsRequest(),
     "GetLocationGroup": channel_pb2.GetLocationGroupRequest(group_id="all"),
     "ListLocationGroups": channel_pb2.ListLocationGroupsRequest(),

@@ -10,11 +10,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 
 import grpc
-from google.protobuf import timestamp_pb2
 from omnistock.client import _requests as build
 from omnistock.client._config import Retry
 from omnistock.client._pagers import Pager
-from omnistock.client._requests import Cart, DeltaBatch
+from omnistock.client._requests import Cart, DeltaBatch, IncomingLines, IncomingUpdates
 from omnistock.client._streams import DELTAS_NOTE, SNAPSHOT_NOTE, OnError, RequestStream
 from omnistock.client._transport import CLIENT_TIMEOUT, Metadata, Transport
 from omnistock.client._types import (
@@ -774,7 +773,7 @@ class Client(Transport):
 
     def apply_incoming_updates(
         self,
-        updates: Iterable[feed_pb2.IncomingUpdate] | None = None,
+        updates: IncomingUpdates | None = None,
         *,
         request: feed_pb2.ApplyIncomingUpdatesRequest | None = None,
         timeout: float | None = None,
@@ -786,16 +785,20 @@ class Client(Transport):
         the newest update by (source time, source sequence, content). Invalid lines are rejected
         one by one; the rest apply.
 
+        Each update is an IncomingUpdate, or a mapping of its fields where ``expected_date`` may be
+        a ``date`` and ``source_updated_at`` an aware datetime. Invalid lines come back in
+        ``rejects`` (by index); the rest apply. A line the SDK cannot send raises
+        InvalidRecordError naming it, before any call.
+
         Args:
             updates: 1 to 10,000 lines.
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: 30 s. Retried: no.
         """
         if request is None:
             if updates is None:
                 raise TypeError("apply_incoming_updates() needs updates, or request=")
-            request = feed_pb2.ApplyIncomingUpdatesRequest()
-            request.updates.extend(updates)
+            request = build.incoming_updates(updates=updates)
         elif updates is not None:
             raise ValueError("apply_incoming_updates(): pass request= or its fields, not both")
         response: feed_pb2.ApplyIncomingUpdatesResponse = self._unary(
@@ -804,7 +807,7 @@ class Client(Transport):
             timeout=timeout,
             metadata=metadata,
             retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
+            default_timeout=30.0,
             idempotent=False,
         )
         return response
@@ -812,8 +815,8 @@ class Client(Transport):
     def import_incoming_snapshot(
         self,
         location_id: str | None = None,
-        as_of: timestamp_pb2.Timestamp | None = None,
-        lines: Iterable[feed_pb2.IncomingLine] | None = None,
+        as_of: datetime | None = None,
+        lines: IncomingLines | None = None,
         *,
         request: feed_pb2.ImportIncomingSnapshotRequest | None = None,
         timeout: float | None = None,
@@ -823,21 +826,22 @@ class Client(Transport):
         """Replaces a location's whole incoming supply as of a time, all or nothing: lines it
         leaves out drop to 0 unless a newer update set them.
 
+        ``lines`` are IncomingLines or (sku, line_id, quantity, expected_date) tuples, the date a
+        ``date`` or "YYYY-MM-DD". A naive ``as_of`` raises ValueError; a line the SDK cannot send
+        raises InvalidRecordError naming it, before any call.
+
         Args:
             location_id: The location; it must exist.
             as_of: The time the snapshot reflects. Required.
             lines: 0 to 10,000 lines; (sku, line_id) at most once. Any invalid line refuses the
                 whole snapshot (INVALID_ARGUMENT with a violation per line).
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: 30 s. Retried: no.
         """
         if request is None:
             if location_id is None or as_of is None or lines is None:
                 raise TypeError("import_incoming_snapshot() needs location_id, as_of, lines, or request=")
-            request = feed_pb2.ImportIncomingSnapshotRequest()
-            request.location_id = location_id
-            request.as_of.CopyFrom(as_of)
-            request.lines.extend(lines)
+            request = build.incoming_snapshot(location_id=location_id, as_of=as_of, lines=lines)
         elif location_id is not None or as_of is not None or lines is not None:
             raise ValueError("import_incoming_snapshot(): pass request= or its fields, not both")
         response: feed_pb2.ImportIncomingSnapshotResponse = self._unary(
@@ -846,7 +850,7 @@ class Client(Transport):
             timeout=timeout,
             metadata=metadata,
             retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
+            default_timeout=30.0,
             idempotent=False,
         )
         return response
@@ -854,28 +858,54 @@ class Client(Transport):
     def list_incoming_supply(
         self,
         *,
+        sku: str = "",
+        location_id: str = "",
+        page_size: int = 100,
+        page_token: str = "",
         request: feed_pb2.ListIncomingSupplyRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> feed_pb2.ListIncomingSupplyResponse:
+    ) -> Pager[feed_pb2.ListIncomingSupplyResponse, feed_pb2.IncomingSupply]:
         """The open incoming lines (quantity above 0) of a sku, or of a location, by location, sku
         and line id. Lines whose date has passed are listed too, marked as no longer counting.
 
-        Default deadline: the client's timeout. Retried: no.
+        Give ``sku``, ``location_id`` or both.
+
+        Args:
+            sku: Only this sku's lines. One of sku and location_id is required.
+            location_id: Only this location's lines.
+            page_size: At most 1,000; 0 means 100.
+            page_token: From a previous response's next_page_token.
+
+        Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             request = feed_pb2.ListIncomingSupplyRequest()
-        response: feed_pb2.ListIncomingSupplyResponse = self._unary(
-            self._feed_service.ListIncomingSupply,
-            request,
-            timeout=timeout,
-            metadata=metadata,
-            retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
-            idempotent=False,
-        )
-        return response
+            request.sku = sku
+            request.location_id = location_id
+            request.page_size = page_size
+            request.page_token = page_token
+        elif sku != "" or location_id != "" or page_size != 100 or page_token != "":
+            raise ValueError("list_incoming_supply(): pass request= or its fields, not both")
+        first: feed_pb2.ListIncomingSupplyRequest = request
+
+        def fetch(token: str) -> feed_pb2.ListIncomingSupplyResponse:
+            page = feed_pb2.ListIncomingSupplyRequest()
+            page.CopyFrom(first)
+            page.page_token = token
+            response: feed_pb2.ListIncomingSupplyResponse = self._unary(
+                self._feed_service.ListIncomingSupply,
+                page,
+                timeout=timeout,
+                metadata=metadata,
+                retry=retry,
+                default_timeout=CLIENT_TIMEOUT,
+                idempotent=True,
+            )
+            return response
+
+        return Pager(fetch, lambda response: response.lines, token=first.page_token)
 
     # LocationService
 

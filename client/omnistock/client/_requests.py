@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -18,6 +18,8 @@ from omnistock.client._types import (
     DeltaRecord,
     Exposure,
     FulfillmentMethod,
+    IncomingLine,
+    IncomingUpdate,
     LatLng,
     LocationKind,
     Origin,
@@ -260,7 +262,75 @@ def delta_record(batch: int, index: int, record: DeltaRecord | Mapping[str, Any]
     return _encode(DeltaRecord, fields, batch=batch, index=index)
 
 
-R = TypeVar("R", SnapshotRecord, DeltaRecord)
+IncomingUpdates = Iterable[IncomingUpdate | Mapping[str, Any]]
+IncomingLines = Iterable[IncomingLine | tuple[str, str, int, date | str]]
+
+
+def incoming_updates(*, updates: IncomingUpdates) -> feed_pb2.ApplyIncomingUpdatesRequest:
+    """The batch as a request: each update an IncomingUpdate, or a mapping of its fields
+    (``expected_date`` may be a date, ``source_updated_at`` an aware datetime);
+    InvalidRecordError naming one that cannot be sent."""
+    messages = []
+    for index, update in enumerate(updates):
+        if isinstance(update, IncomingUpdate):
+            messages.append(update)
+            continue
+        if not isinstance(update, Mapping):
+            raise InvalidRecordError(
+                f"is a {type(update).__name__}, not an IncomingUpdate or a mapping of its fields",
+                batch=None, index=index, sku="", field="",
+            )  # fmt: skip
+        fields = dict(update)
+        sku = fields.get("sku")
+        sku = sku if isinstance(sku, str) else ""
+        at = fields.get("source_updated_at")
+        if isinstance(at, datetime):
+            try:
+                fields["source_updated_at"] = timestamp(at)
+            except ValueError as error:
+                raise InvalidRecordError(
+                    str(error), batch=None, index=index, sku=sku, field="source_updated_at"
+                ) from error
+        fields["expected_date"] = _day(fields.get("expected_date"))
+        messages.append(_encode(IncomingUpdate, fields, batch=None, index=index))
+    return feed_pb2.ApplyIncomingUpdatesRequest(updates=messages)
+
+
+def incoming_snapshot(
+    *, location_id: str, as_of: datetime, lines: IncomingLines
+) -> feed_pb2.ImportIncomingSnapshotRequest:
+    """The snapshot as a request: each line an IncomingLine or a (sku, line_id, quantity,
+    expected_date) tuple, the date a ``date`` or "YYYY-MM-DD"; a naive ``as_of`` raises
+    ValueError, a line that cannot be sent InvalidRecordError naming it."""
+    request = feed_pb2.ImportIncomingSnapshotRequest(
+        location_id=location_id, as_of=timestamp(as_of)
+    )
+    for index, line in enumerate(lines):
+        if isinstance(line, IncomingLine):
+            request.lines.append(line)
+            continue
+        try:
+            sku, line_id, quantity, expected = line
+        except (TypeError, ValueError) as error:
+            raise InvalidRecordError(
+                f"is a {type(line).__name__}, not an IncomingLine or a (sku, line_id, "
+                "quantity, expected_date) tuple",
+                batch=None, index=index, sku="", field="",
+            ) from error  # fmt: skip
+        fields = {"sku": sku, "line_id": line_id, "quantity": quantity}
+        fields["expected_date"] = _day(expected)
+        request.lines.append(_encode(IncomingLine, fields, batch=None, index=index))
+    return request
+
+
+def _day(value: object) -> object:
+    """A date as the "YYYY-MM-DD" a message carries (a datetime is left to fail)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+R = TypeVar("R", SnapshotRecord, DeltaRecord, IncomingUpdate, IncomingLine)
 
 _WHOLE_NUMBERS = frozenset({FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64})
 

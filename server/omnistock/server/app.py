@@ -41,6 +41,7 @@ from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.changes import ChangeBus, ChannelTransport
 from omnistock.server.service.channels import ChannelAdmin
 from omnistock.server.service.feeds import FeedService
+from omnistock.server.service.incoming import IncomingService
 from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
@@ -52,6 +53,7 @@ from omnistock.server.store.channels import ChannelRepository
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
+from omnistock.server.store.incoming import IncomingStore
 from omnistock.server.store.keys import AuditRepository, KeyRepository
 from omnistock.server.store.locations import LocationRepository
 from omnistock.server.store.operations import OperationsReads
@@ -233,6 +235,7 @@ class OmnistockServer:
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
             self.availability_servicer, registrar
         )
+        self.incoming_store = IncomingStore(self.engine)
         feed_pb2_grpc.add_FeedServiceServicer_to_server(
             FeedServicer(
                 FeedService(
@@ -241,6 +244,9 @@ class OmnistockServer:
                     self.directory,
                     clock=clock,
                     changes=self.changes,
+                ),
+                IncomingService(
+                    self.incoming_store, self.directory, clock=clock, changes=self.changes
                 ),
                 self.runner,
                 pages,

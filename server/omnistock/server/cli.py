@@ -23,6 +23,7 @@ from omnistock.server.cli_database import (
 )
 from omnistock.server.cli_errors import environment_config, run_command
 from omnistock.server.cli_health import add_health_command
+from omnistock.server.cli_incoming import add_incoming_command
 from omnistock.server.config import (
     HOLD_TTL_SETTINGS,
     ServerConfig,
@@ -675,6 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operations_flags(serve)
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
+    add_incoming_command(commands, _batch_size)
     _add_security_commands(commands)
     add_channels_command(commands)
     add_migrate_command(commands)

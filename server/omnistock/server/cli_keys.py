@@ -30,6 +30,7 @@ COMMAND_METHODS: dict[str, tuple[str, ...]] = {
     "export csv/jsonl": ("FeedService/ExportStock",),
     "channels load": ("ChannelService/UpsertLocationGroups", "ChannelService/UpsertChannels"),
     "channels list": ("ChannelService/ListLocationGroups", "ChannelService/ListChannels"),
+    "import-incoming": ("FeedService/ApplyIncomingUpdates",),
 }
 # ExportStock answers exact counts, so its key needs the exact grant.
 EXACT_METHODS = frozenset({"FeedService/ExportStock"})

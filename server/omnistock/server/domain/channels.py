@@ -36,9 +36,11 @@ reads, searches, options, watches and holds all call the same ones:
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from omnistock.server.domain.fulfillment import CartLine, Method
 from omnistock.server.domain.locations import Location, LocationKind
@@ -194,6 +196,31 @@ class Incoming:
     expected: date
     quantity: int
     counts_until: datetime
+
+
+# Expected dates a feed may carry: "YYYY-MM-DD" from 2000 to 2100, as for source times.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+EARLIEST_EXPECTED = date(2000, 1, 1)
+LATEST_EXPECTED = date(2100, 12, 31)
+EXPECTED_DATE_RULE = "must be a date YYYY-MM-DD from 2000-01-01 to 2100-12-31"
+
+
+def parse_expected_date(text: str) -> date | None:
+    """An incoming line's expected date from its "YYYY-MM-DD"; None when it is not a real
+    date of that form within EARLIEST_EXPECTED..LATEST_EXPECTED."""
+    if not _DATE.fullmatch(text):
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:  # 2026-02-30
+        return None
+    return day if EARLIEST_EXPECTED <= day <= LATEST_EXPECTED else None
+
+
+def incoming_counts_until(expected: date, time_zone: str) -> datetime:
+    """When a line due on ``expected`` at a location in ``time_zone`` stops counting as
+    incoming: the start of the next day there. It counts through its date."""
+    return datetime.combine(expected + timedelta(days=1), time(0), tzinfo=ZoneInfo(time_zone))
 
 
 @dataclass(frozen=True, slots=True)

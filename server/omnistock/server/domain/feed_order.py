@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from datetime import date
 
 # The documented range of every stored quantity (DESIGN.md, "Range").
 MAX_QUANTITY = 1_000_000_000_000
@@ -137,6 +138,26 @@ class DeltaRow:
             -1 if self.source_sequence is None else self.source_sequence,
             2 * self.quantity + (0 if self.relative else 1),
             -1 if self.safety_stock is None else self.safety_stock,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingUpdate:
+    """One incoming supply line as a feed states it (store/incoming.py keeps them): its key
+    breaks ties on content, the larger quantity, then the later expected date."""
+
+    location_id: str
+    sku: str
+    line_id: str
+    quantity: int
+    expected: date
+    source_updated_at_us: int
+    source_sequence: int | None = None
+
+    def packed_key(self) -> bytes:
+        sequence = -1 if self.source_sequence is None else self.source_sequence
+        return pack_key(
+            self.source_updated_at_us, sequence, 2 * self.quantity + 1, self.expected.toordinal()
         )
 
 

@@ -48,7 +48,7 @@ def _say(stream: TextIO, lines: list[str]) -> None:
         print(line, file=stream)
 
 
-def _usage_problem(options: ImportOptions) -> str:
+def usage_problem(options: ImportOptions) -> str:
     path = options.path
     if not path.exists():
         return f"{path}: no such file"
@@ -87,7 +87,7 @@ def snapshot_summary(results: list[GroupResult], rejected_lines: int, rejects: s
 
 
 def run_import(options: ImportOptions, *, out: TextIO, err: TextIO) -> int:
-    problem = _usage_problem(options)
+    problem = usage_problem(options)
     if problem:
         print(f"omnistock import: {problem}", file=err)
         return 2
@@ -125,7 +125,7 @@ def run_import(options: ImportOptions, *, out: TextIO, err: TextIO) -> int:
                 rejected = rejects.count - t.skipped
                 return [totals_line(t.applied, t.stale, rejected, t.skipped, shown)]
 
-        code = _run(run, progress, options.target, err)
+        code = run_reporting(run, progress, options.target, err)
     _say(out, summary())
     if code == 0 and options.mode is Mode.SNAPSHOT:
         refused = [r for r in snapshots.results if r.refused]
@@ -142,7 +142,7 @@ def run_import(options: ImportOptions, *, out: TextIO, err: TextIO) -> int:
     return code
 
 
-def _run(run: Callable[[], object], progress: Progress, target: str, err: TextIO) -> int:
+def run_reporting(run: Callable[[], object], progress: Progress, target: str, err: TextIO) -> int:
     """Run the import; an error ends it with a message (and what was done so far)."""
     try:
         run()

@@ -19,6 +19,7 @@ from omnistock.server.service.feeds import (
     RecordReject,
     SnapshotSession,
 )
+from omnistock.server.service.incoming import IncomingService
 from omnistock.server.service.limits import (
     MAX_QUANTITY,
     MAX_STOCK_UPDATES,
@@ -31,6 +32,7 @@ from omnistock.server.transport.convert import (
     timestamp_to_datetime,
     view_to_proto,
 )
+from omnistock.server.transport.incoming import IncomingFeedMethods, reject_to_proto
 from omnistock.server.transport.pages import PageTokens
 from omnistock.server.transport.servicers import check_count
 from omnistock.v1 import feed_pb2, feed_pb2_grpc
@@ -140,11 +142,19 @@ def status_to_proto(status: FeedStatus) -> feed_pb2.FeedStatus:
     )
 
 
-class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
-    """Scope rules (named locations, what lists and exports leave out): transport.scope."""
+class FeedServicer(IncomingFeedMethods, feed_pb2_grpc.FeedServiceServicer):
+    """Scope rules (named locations, what lists and exports leave out): transport.scope.
+    The incoming supply methods are in transport.incoming."""
 
-    def __init__(self, service: FeedService, runner: BlockingRunner, pages: PageTokens) -> None:
+    def __init__(
+        self,
+        service: FeedService,
+        incoming: IncomingService,
+        runner: BlockingRunner,
+        pages: PageTokens,
+    ) -> None:
         self._service = service
+        self._incoming = incoming
         self._runner = runner
         self._pages = pages
 
@@ -230,12 +240,7 @@ class FeedServicer(feed_pb2_grpc.FeedServiceServicer):
                 applied_count=result.applied,
                 stale_count=result.stale,
                 rejected_count=len(result.rejects),
-                rejects=[
-                    feed_pb2.RecordReject(
-                        index=r.index, field=r.field, reason=r.reason, description=r.description
-                    )
-                    for r in result.rejects
-                ],
+                rejects=[reject_to_proto(r) for r in result.rejects],
             )
         audit_note(locations=sorted(touched), **totals)
 
