@@ -148,7 +148,9 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         self._reads = reads
         self._presenter = shopping_transport.NearbyPresenter()
         self._runner = runner
-        self._watcher = Watcher(hub, shopping, runner)
+        self._watcher = Watcher(
+            hub, shopping, runner, reads, banded_max_quantity=banded_max_quantity
+        )
 
     def WatchAvailability(
         self,
