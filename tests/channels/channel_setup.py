@@ -14,7 +14,7 @@ from omnistock.server.domain.channels import Channel, ChannelMethod, LocationGro
 from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.service.changes import Changes
 from omnistock.server.store.channels import ChannelRepository
-from omnistock.server.store.incoming import IncomingUpdate, IncomingStore
+from omnistock.server.store.incoming import IncomingStore, IncomingUpdate
 from omnistock.server.store.tables import reservation_lines_table, reservations_table
 from omnistock.server.testing import InProcessServer
 from omnistock.v1 import availability_pb2, availability_pb2_grpc, channel_pb2

@@ -113,9 +113,7 @@ def test_banded_watchers_hear_only_band_changes(shop: Client, readers: list[Read
     later = NOW + timedelta(minutes=1)
     shop.apply_stock_updates([update(W1, "PHONE", 0, later), update(S1, "PHONE", 3, later)])
     change = reader.next_change()
-    assert [a.status for a in change.channel_availabilities] == [
-        common_pb2.STOCK_STATUS_LIMITED
-    ]
+    assert [a.status for a in change.channel_availabilities] == [common_pb2.STOCK_STATUS_LIMITED]
 
 
 def test_a_record_going_stale_wakes_the_watch_without_a_write(
