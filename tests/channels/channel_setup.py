@@ -89,6 +89,8 @@ def pre_order(
     sku: str,
     quantity: int,
     expires: datetime,
+    *,
+    state: str = "ACTIVE",
 ) -> None:
     """A pre-order hold's line taking ``quantity`` of the incoming at a location."""
     running = server.server
@@ -100,7 +102,7 @@ def pre_order(
                 "id": hold_id,
                 "location_id": location_id,
                 "method": "SHIP",
-                "state": "ACTIVE",
+                "state": state,
                 "owner": "",
                 "fingerprint": "x" * 64,
                 "customer_reference": "",

@@ -112,6 +112,27 @@ def test_pre_order_holds_consume_incoming(server: InProcessServer, shop: Channel
     assert answer.available_from == ""  # 18 is all it can ever have
 
 
+def test_a_committed_pre_order_still_consumes_incoming_after_its_hold_time(
+    server: InProcessServer, shop: Channels, clock: FixedClock
+) -> None:
+    incoming(server, W1, "PHONE", "PO-1", 20, date(2026, 12, 12))
+    pre_order(server, "hold-1", W1, "PHONE", 15, NOW + timedelta(minutes=1), state="COMMITTED")
+    clock.now = NOW + timedelta(minutes=5)
+    assert shop.get("PHONE").available_to_order == 13 + 20 - 15
+
+
+def test_a_stock_hold_lapsing_changes_the_answer_without_a_write(
+    client: Client, shop: Channels, clock: FixedClock
+) -> None:
+    hold = client.create_reservation(W1, {"PHONE": 4}, ttl=timedelta(minutes=10))
+    answer = shop.get("PHONE")
+    assert answer.available_to_fulfil == 13 - 4
+    lapses = hold.expire_time.ToDatetime().replace(tzinfo=NOW.tzinfo)
+    assert answer.valid_until.ToDatetime().replace(tzinfo=NOW.tzinfo) == lapses
+    clock.now = lapses
+    assert shop.get("PHONE").available_to_fulfil == 13
+
+
 def test_a_channel_that_does_not_sell_incoming_gives_no_date_past_its_stock(
     server: InProcessServer, shop: Channels
 ) -> None:

@@ -266,7 +266,11 @@ def test_the_read_models_channel_answer_is_the_domains_over_the_stored_rows(
         for exact in (True, False):
             requested = example.requested if exact else min(example.requested, 10)
             got = world.channels.get(
-                sku, channel_id, method=PROTO_METHOD[example.method], quantity=requested, exact=exact
+                sku,
+                channel_id,
+                method=PROTO_METHOD[example.method],
+                quantity=requested,
+                exact=exact,
             )
             expected = straight_from_the_database(
                 world.engine, channel_id, sku, example.method, requested,
