@@ -12,8 +12,8 @@ import pytest
 from channel_setup import S1, S2, W1, Channels, incoming, network, pre_order, web
 from conftest import NOW, FixedClock
 from factories import update
-from omnistock.client import Client
-from omnistock.server.domain.channels import ChannelMethod
+from omnistock.client import ChannelMethod, Client, Exposure
+from omnistock.server.domain.channels import ChannelMethod as DomainMethod
 from omnistock.server.testing import InProcessServer
 from omnistock.v1 import channel_pb2, common_pb2
 
@@ -59,6 +59,17 @@ def test_available_to_fulfil_sums_channel_ats_after_protection_over_shipping_loc
     assert answer.method == channel_pb2.CHANNEL_METHOD_SHIP and answer.quantity == 1
     assert answer.fulfillable and answer.available_from == NOW.date().isoformat()
     assert answer.available_from_text == ""
+
+
+def test_the_sdk_gives_the_channel_answer(client: Client, shop: Channels) -> None:
+    answer = client.get_channel_availability(
+        "PHONE", "web", method=ChannelMethod.PICKUP, quantity=5, exposure=Exposure.EXACT
+    )
+    assert answer.available_to_fulfil == 5 and answer.fulfillable
+    banded = client.get_channel_availability("PHONE", "web")
+    assert banded.status == IN_STOCK and not banded.HasField("available_to_fulfil")
+    # The location call returns what it did.
+    assert [a.location_id for a in client.get_availability("PHONE", [W1])] == [W1]
 
 
 def test_pickup_counts_the_stores_of_the_group_that_hand_over(shop: Channels) -> None:
@@ -228,7 +239,7 @@ def test_an_unknown_sku_is_not_found(shop: Channels) -> None:
 def test_a_method_the_channel_does_not_offer_fails_its_precondition(
     server: InProcessServer, shop: Channels
 ) -> None:
-    web(server, methods=frozenset({ChannelMethod.SHIP}))
+    web(server, methods=frozenset({DomainMethod.SHIP}))
     with pytest.raises(grpc.RpcError) as call:
         shop.get("PHONE", method=PICKUP)
     assert code_of(call) == grpc.StatusCode.FAILED_PRECONDITION

@@ -9,7 +9,7 @@ INTENDED = {
     "Client", "DEFAULT_TIMEOUT", "from_rpc_error",
     "Location", "LatLng", "WeeklyHours", "HoursException", "Capabilities",
     "Availability", "SkuLocation", "StockUpdate", "ApplyStockUpdatesResponse",
-    "Exposure", "StockStatus", "LocationKind", "FreshnessState",
+    "Exposure", "StockStatus", "LocationKind", "FreshnessState", "ChannelAvailability", "ChannelMethod",
     "SnapshotRecord", "ImportSnapshotResponse", "DeltaRecord", "StreamDeltasRequest",
     "StreamDeltasResponse", "RecordReject", "FeedStatus",
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",

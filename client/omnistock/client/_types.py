@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import enum
 
-from omnistock.v1 import availability_pb2, common_pb2, feed_pb2, location_pb2, reservation_pb2
+from omnistock.v1 import (
+    availability_pb2,
+    channel_pb2,
+    common_pb2,
+    feed_pb2,
+    location_pb2,
+    reservation_pb2,
+)
 
 Location = location_pb2.Location
 LatLng = common_pb2.LatLng
@@ -31,6 +38,14 @@ FulfillmentOption = availability_pb2.FulfillmentOption
 Reservation = reservation_pb2.Reservation
 WatchAvailabilityResponse = availability_pb2.WatchAvailabilityResponse
 ReservationLine = reservation_pb2.ReservationLine
+ChannelAvailability = channel_pb2.ChannelAvailability
+
+
+class ChannelMethod(enum.IntEnum):
+    """How a channel answer is asked: shipped (the default), or picked up in a store."""
+
+    SHIP = channel_pb2.CHANNEL_METHOD_SHIP
+    PICKUP = channel_pb2.CHANNEL_METHOD_PICKUP
 
 
 class FulfillmentMethod(enum.IntEnum):
