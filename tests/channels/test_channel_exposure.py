@@ -37,6 +37,10 @@ def banded_stub(
             "reader", [Role.READ], locations=None, exposure=DomainExposure.BANDED,
             rate_per_second=1000.0, burst=1000, now=NOW,
         )  # fmt: skip
+        _, scoped_key = keys.create(
+            "scoped", [Role.READ], locations=[S1], exposure=DomainExposure.BANDED,
+            rate_per_second=1000.0, burst=1000, now=NOW,
+        )  # fmt: skip
         with Client(server.target, api_key=admin_key) as admin:
             network(admin)
             web(server)
@@ -44,8 +48,15 @@ def banded_stub(
                 [update(W1, "PHONE", 10, NOW - timedelta(minutes=5)), update(S1, "PHONE", 5, NOW)]
             )
         channel = grpc.intercept_channel(grpc.insecure_channel(server.target), _Bearer(reader_key))
+        scoped = grpc.intercept_channel(grpc.insecure_channel(server.target), _Bearer(scoped_key))
+        SCOPED[:] = [availability_pb2_grpc.AvailabilityServiceStub(scoped)]
         yield availability_pb2_grpc.AvailabilityServiceStub(channel)
         channel.close()
+        scoped.close()
+
+
+# The stub of a key scoped to S1 and bound to no channel, set by the fixture.
+SCOPED: list[availability_pb2_grpc.AvailabilityServiceStub] = []
 
 
 class _Bearer(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
@@ -93,3 +104,13 @@ def test_a_banded_key_may_not_ask_past_the_cap(
     with pytest.raises(grpc.RpcError) as call:
         banded_stub.BatchGetAvailability(batch)
     assert "channel_items[0].quantity" in call.value.details()  # type: ignore[attr-defined]
+
+
+def test_a_key_scoped_to_locations_and_no_channel_may_not_ask_a_channel(
+    banded_stub: availability_pb2_grpc.AvailabilityServiceStub,
+) -> None:
+    # A channel's answer sums locations outside the key's scope.
+    with pytest.raises(grpc.RpcError) as call:
+        ask(SCOPED[0], 1)
+    assert call.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert "CHANNEL_NOT_IN_SCOPE" in str(call.value.trailing_metadata())  # type: ignore[attr-defined]

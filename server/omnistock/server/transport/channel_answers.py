@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from omnistock.server.domain.channels import ChannelMethod, available_from_text
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id
+from omnistock.server.domain.security import PermissionDenied, Principal
 from omnistock.server.domain.stock import Exposure, check_quantity_asked, quantity_hint
 from omnistock.server.readmodel.channel_queries import ChannelItem, ChannelReply
 from omnistock.server.service.limits import MAX_QUANTITY
@@ -24,6 +27,19 @@ METHOD_TO_PROTO = {
     ChannelMethod.SHIP: channel_pb2.CHANNEL_METHOD_SHIP,
     ChannelMethod.PICKUP: channel_pb2.CHANNEL_METHOD_PICKUP,
 }
+
+
+def require_channels(who: Principal, channel_ids: Iterable[str]) -> None:
+    """A key bound to channels may ask those; a key scoped to locations and bound to no
+    channel may ask none, since a channel's answer sums locations outside its scope
+    (PERMISSION_DENIED, CHANNEL_NOT_IN_SCOPE, whether or not the channel exists)."""
+    ids = list(channel_ids)
+    if who.channels is None and who.locations is not None and ids:
+        raise PermissionDenied(
+            f"{who.name} is scoped to locations and may not use channel {ids[0]}",
+            reason="CHANNEL_NOT_IN_SCOPE",
+        )
+    who.require_channels(ids)
 
 
 def parse_item(

@@ -275,7 +275,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         exposure = exposure_from_proto(v, request.exposure)
         v.raise_if_any()
         who.require_exposure(exposure)
-        who.require_channels([item.channel_id])
+        channel_answers.require_channels(who, [item.channel_id])
         (reply,) = await self._reads.channel_answers(
             [item], exposure=exposure, field=lambda _: "channel_id"
         )
@@ -334,7 +334,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         who.require_exposure(exposure)
         response = availability_pb2.BatchGetAvailabilityResponse()
         if items:
-            who.require_channels(item.channel_id for item in items)
+            channel_answers.require_channels(who, (item.channel_id for item in items))
             replies = await self._reads.channel_answers(
                 items, exposure=exposure, field=lambda i: f"channel_items[{i}].channel_id"
             )

@@ -80,7 +80,7 @@ class Watcher:
         if request.resume_token and not watch.resume(request.resume_token):
             v.add("resume_token", "is not a token from a stream of this same request")
         v.raise_if_any()
-        who.require_channels(item.channel_id for item in items)
+        channel_answers.require_channels(who, (item.channel_id for item in items))
         resumed = bool(request.resume_token)
         self._hub.add(watch)
         try:
