@@ -204,7 +204,7 @@ class ChannelTotals:
             return
         key = (total.channel.view.channel.id, total.sku, total.method)
         with self._lock:
-            if token.epoch != self._epoch or self._written.get(total.sku, -1) >= token.writes:
+            if token.epoch != self._epoch or self._written.get(total.sku, -1) > token.writes:
                 return
             self._totals.pop(key, None)
             self._totals[key] = total
@@ -218,7 +218,7 @@ class ChannelTotals:
 
     def fill_incoming(self, sku: str, lines: tuple[StoredIncoming, ...], token: TotalToken) -> None:
         with self._lock:
-            if token.epoch != self._epoch or self._written.get(sku, -1) >= token.writes:
+            if token.epoch != self._epoch or self._written.get(sku, -1) > token.writes:
                 return
             if len(self._incoming) >= self._maxsize:
                 self._incoming.pop(next(iter(self._incoming)))
