@@ -4,6 +4,7 @@ going stale, a hold lapsing, an incoming date passing) changes a kept answer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -12,7 +13,7 @@ import pytest
 from channel_setup import S1, S2, W1, Channels, incoming, network, pre_order, web
 from conftest import NOW, FixedClock
 from factories import update
-from omnistock.client import ChannelMethod, Client, Exposure
+from omnistock.client import AsyncClient, ChannelMethod, Client, Exposure
 from omnistock.server.domain.channels import ChannelMethod as DomainMethod
 from omnistock.server.testing import InProcessServer
 from omnistock.v1 import channel_pb2, common_pb2
@@ -70,6 +71,15 @@ def test_the_sdk_gives_the_channel_answer(client: Client, shop: Channels) -> Non
     assert banded.status == IN_STOCK and not banded.HasField("available_to_fulfil")
     # The location call returns what it did.
     assert [a.location_id for a in client.get_availability("PHONE", [W1])] == [W1]
+
+
+def test_the_async_sdk_gives_the_channel_answer(server: InProcessServer, shop: Channels) -> None:
+    async def main() -> int:
+        async with AsyncClient(server.target) as client:
+            answer = await client.get_channel_availability("PHONE", "web", exposure=Exposure.EXACT)
+            return answer.available_to_fulfil
+
+    assert asyncio.run(main()) == 13
 
 
 def test_pickup_counts_the_stores_of_the_group_that_hand_over(shop: Channels) -> None:
