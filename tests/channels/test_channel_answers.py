@@ -204,6 +204,14 @@ def test_an_incoming_date_passing_changes_the_answer_without_a_write(
     assert shop.get("PHONE").available_to_order == 13
 
 
+def test_the_day_passing_moves_available_from_without_a_write(
+    shop: Channels, clock: FixedClock
+) -> None:
+    assert shop.get("PHONE").available_from == NOW.date().isoformat()
+    clock.now = NOW + timedelta(hours=12)  # midnight UTC
+    assert shop.get("PHONE").available_from == (NOW.date() + timedelta(days=1)).isoformat()
+
+
 def test_every_contributing_record_stale_reads_unknown(shop: Channels, clock: FixedClock) -> None:
     clock.now = NOW + timedelta(days=2)
     answer = shop.get("PHONE")

@@ -83,11 +83,11 @@ def reply_to_proto(reply: ChannelReply) -> channel_pb2.ChannelAvailability:
         available_from_text=available_from_text(since, reply.today),
         fulfillable=since is not None and since <= reply.today,
         confidence=answer.confidence,
+        as_of=None if answer.as_of is None else datetime_to_timestamp(answer.as_of),
+        valid_until=(
+            None if answer.valid_until is None else datetime_to_timestamp(answer.valid_until)
+        ),
     )
-    if answer.as_of is not None:
-        message.as_of.CopyFrom(datetime_to_timestamp(answer.as_of))
-    if answer.valid_until is not None:
-        message.valid_until.CopyFrom(datetime_to_timestamp(answer.valid_until))
     if answer.exposure is Exposure.EXACT:
         message.available_to_fulfil = answer.available_to_fulfil or 0
         if answer.available_to_order is not None:
