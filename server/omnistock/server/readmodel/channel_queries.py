@@ -41,6 +41,17 @@ from omnistock.server.service.changes import Changes
 from omnistock.server.store.channel_reads import ChannelReads
 from omnistock.server.store.incoming import IncomingStore, StoredIncoming
 
+
+def _answer_all(
+    asked: Sequence[tuple[ChannelTotal | None, tuple[int, Exposure]]],
+) -> list[ChannelAnswer]:
+    answers = []
+    for total, (quantity, exposure) in asked:
+        assert total is not None
+        answers.append(total.answer(quantity, exposure))
+    return answers
+
+
 # As queries.BATCH_SLICE: the most items answered before other calls get the loop.
 CHANNEL_SLICE = 50
 
@@ -119,12 +130,18 @@ class ChannelQueries:
             if missing:
                 built = await self._run(self.build_many, [(channels[k[0]], k) for k in missing])
                 totals.update(zip(missing, built, strict=True))
-            for item, key in zip(part, keys, strict=True):
-                total = totals[key]
+            kept = [totals[key] for key in keys]
+            # An answer not yet kept in its total sums the total's contributions: built on
+            # the pool, so a slice of large groups never holds the event loop.
+            asked = [(t, (i.quantity, exposure)) for i, t in zip(part, kept, strict=True)]
+            if any(t is not None and a not in t.answers for t, a in asked):
+                answers = await self._run(_answer_all, asked)
+            else:
+                answers = [t.answers[a] for t, a in asked]  # type: ignore[union-attr]
+            for item, total, answer in zip(part, kept, answers, strict=True):
                 assert total is not None
                 if not total.known:
                     unknown.append(item.sku)
-                answer = total.answer(item.quantity, exposure)
                 replies.append(
                     ChannelReply(
                         item,
