@@ -25,6 +25,12 @@ availability
 h2load sends one request body repeatedly; each call still runs the whole path
 (validation, SQL query, rules, serialisation): the server caches no answers.
 
+    .venv/bin/python scripts/bench.py channel [--stores 1000 --skus 10000] [--duration 10]
+
+channel
+    GetAvailability of (sku, web channel) over many distinct skus against the empty
+    handler, and the cross-process visibility of a feed write: scripts/bench_channel.py.
+
     .venv/bin/python scripts/bench.py reserve [--stores 50 --skus 2000] [--duration 10] [--sqlite-only]
 
 reserve
@@ -1925,8 +1931,11 @@ def main() -> None:
     fan.add_argument("--sqlite-only", action="store_true")
     empty_watch = commands.add_parser("serve-watch-empty", help="(internal) the watch baseline")
     empty_watch.add_argument("listen")
+    __import__("bench_channel").add_parser(commands)  # `channel`: scripts/bench_channel.py
     args = parser.parse_args()
-    if args.command == "search":
+    if args.command == "channel":
+        args.run(args)
+    elif args.command == "search":
         search(args)
     elif args.command == "ingest":
         ingest(args)

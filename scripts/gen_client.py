@@ -196,68 +196,79 @@ def read_contract(descriptors: Any, config: dict[str, Any]) -> Contract:
         for s_index, service in enumerate(file.service):
             contract.services.append((service.name, module, comments.get((6, s_index), "")))
             for m_index, rpc in enumerate(service.method):
-                settings = dict(config.get(rpc.name, {}))
-                signature = [
-                    path
-                    for entry in rpc.options.Extensions[client_pb2.method_signature]
-                    for path in entry.split(",")
-                    if path
-                ]
-                request_name = rpc.input_type
-                configured: dict[str, dict[str, Any]] = settings.get("params", {})
-                by_field = {spec.get("field", name): name for name, spec in configured.items()}
-                names = [by_field.get(path, path.replace(".", "_")) for path in signature]
-                names += [name for name in configured if name not in names]
-                params = []
-                for name in names:
-                    spec = configured.get(name, {})
-                    path = spec.get("field", name)
-                    if not path and not spec.get("positional"):
-                        positional = name in signature
-                    else:
-                        positional = path in signature or bool(spec.get("positional"))
-                    doc, kind, derived = spec.get("help", ""), "", "object"
-                    if path:
-                        descriptor, field_doc = resolve(path, request_name)
-                        derived, kind = python_type(descriptor)
-                        doc = doc or field_doc
-                        if descriptor.proto3_optional and "default" not in spec:
-                            derived = f"{derived} | None"
-                            spec = {**spec, "default": "None"}
-                    default = spec.get("default")
-                    if default is None and not positional:
-                        derived, default = f"{derived} | None", "None"
-                    params.append(
-                        Param(
-                            name=name, field=path, type=spec.get("type", derived),
-                            default=default, positional=positional, doc=doc, kind=kind,
-                            pass_to=spec.get("pass_to", ""),
-                        )
+                base_settings = dict(config.get(rpc.name, {}))
+                # `also`: further SDK methods on the same RPC, each with its own name,
+                # builder, result and params (say, a channel's answer beside locations').
+                for settings in [
+                    {k: v for k, v in base_settings.items() if k != "also"},
+                    *(
+                        {**base_settings, "params": {}, **extra}
+                        for extra in base_settings.get("also", [])
+                    ),
+                ]:
+                    settings.pop("also", None)
+                    signature = [
+                        path
+                        for entry in rpc.options.Extensions[client_pb2.method_signature]
+                        for path in entry.split(",")
+                        if path
+                    ]
+                    signature = list(settings.get("signature", signature))
+                    request_name = rpc.input_type
+                    configured: dict[str, dict[str, Any]] = settings.get("params", {})
+                    by_field = {spec.get("field", name): name for name, spec in configured.items()}
+                    names = [by_field.get(path, path.replace(".", "_")) for path in signature]
+                    names += [name for name in configured if name not in names]
+                    params = []
+                    for name in names:
+                        spec = configured.get(name, {})
+                        path = spec.get("field", name)
+                        if not path and not spec.get("positional"):
+                            positional = name in signature
+                        else:
+                            positional = path in signature or bool(spec.get("positional"))
+                        doc, kind, derived = spec.get("help", ""), "", "object"
+                        if path:
+                            descriptor, field_doc = resolve(path, request_name)
+                            derived, kind = python_type(descriptor)
+                            doc = doc or field_doc
+                            if descriptor.proto3_optional and "default" not in spec:
+                                derived = f"{derived} | None"
+                                spec = {**spec, "default": "None"}
+                        default = spec.get("default")
+                        if default is None and not positional:
+                            derived, default = f"{derived} | None", "None"
+                        params.append(
+                            Param(
+                                name=name, field=path, type=spec.get("type", derived),
+                                default=default, positional=positional, doc=doc, kind=kind,
+                                pass_to=spec.get("pass_to", ""),
+                            )
+                        )  # fmt: skip
+                    req_module, request, _ = messages[request_name]
+                    res_module, response, _ = messages[rpc.output_type]
+                    method = Method(
+                        service=service.name, rpc=rpc.name, name=settings.get("name", snake(rpc.name)),
+                        module=module, request=f"{req_module}.{request.name}",
+                        response=f"{res_module}.{response.name}",
+                        client_streaming=rpc.client_streaming, server_streaming=rpc.server_streaming,
+                        comment=comments.get((6, s_index, 2, m_index), ""), params=params,
+                        settings=settings,
                     )  # fmt: skip
-                req_module, request, _ = messages[request_name]
-                res_module, response, _ = messages[rpc.output_type]
-                method = Method(
-                    service=service.name, rpc=rpc.name, name=settings.get("name", snake(rpc.name)),
-                    module=module, request=f"{req_module}.{request.name}",
-                    response=f"{res_module}.{response.name}",
-                    client_streaming=rpc.client_streaming, server_streaming=rpc.server_streaming,
-                    comment=comments.get((6, s_index, 2, m_index), ""), params=params,
-                    settings=settings,
-                )  # fmt: skip
-                contract.modules.update({req_module, res_module})
-                repeated_field = settings.get("pager") or settings.get("items")
-                result = settings.get("result", "")
-                if repeated_field or result:
-                    descriptor, _ = resolve(repeated_field or result, rpc.output_type)
-                    base, kind = python_type(descriptor)
-                    method.result_repeated = kind == "repeated"
-                    method.item_type = base.removeprefix("Iterable[").removesuffix("]")
-                    method.result_type = (
-                        f"list[{method.item_type}]" if method.result_repeated else base
-                    )
-                else:
-                    method.result_type = method.response
-                contract.methods.append(method)
+                    contract.modules.update({req_module, res_module})
+                    repeated_field = settings.get("pager") or settings.get("items")
+                    result = settings.get("result", "")
+                    if repeated_field or result:
+                        descriptor, _ = resolve(repeated_field or result, rpc.output_type)
+                        base, kind = python_type(descriptor)
+                        method.result_repeated = kind == "repeated"
+                        method.item_type = base.removeprefix("Iterable[").removesuffix("]")
+                        method.result_type = (
+                            f"list[{method.item_type}]" if method.result_repeated else base
+                        )
+                    else:
+                        method.result_type = method.response
+                    contract.methods.append(method)
     return contract
 
 

@@ -19,6 +19,7 @@ from omnistock.client._streams import DELTAS_NOTE, SNAPSHOT_NOTE, OnError, Reque
 from omnistock.client._transport import CLIENT_TIMEOUT, Metadata
 from omnistock.client._types import (
     Channel,
+    ChannelMethod,
     Exposure,
     FulfillmentMethod,
     Location,
@@ -383,6 +384,52 @@ class AsyncClient(AsyncTransport):
             idempotent=True,
         )
         return list(response.availabilities)
+
+    async def get_channel_availability(
+        self,
+        sku: str | None = None,
+        channel_id: str | None = None,
+        *,
+        method: ChannelMethod = ChannelMethod.SHIP,
+        quantity: int = 1,
+        exposure: Exposure = Exposure.BANDED,
+        request: availability_pb2.GetAvailabilityRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> channel_pb2.ChannelAvailability:
+        """Availability of one sku at the given locations, or at every active location; or, with a
+        channel in place of locations, the channel's answer for the sku.
+
+        The channel's answer for one sku (docs/channels.md "Channel answers"): what it can sell
+        now, and by when it can have more. Raises NotFoundError for an unknown channel or a sku its
+        group has never reported, FailedPreconditionError for a method it does not sell by.
+
+        Args:
+            sku: 1-64 of [A-Za-z0-9._-].
+            channel_id: A channel in place of locations: the answer is channel_availability.
+            method: With a channel: SHIP (the default) or PICKUP.
+            quantity: With a channel: the quantity "available from" is for; 0 means 1.
+            exposure: Unspecified means BANDED.
+
+        Default deadline: the client's timeout. Retried: yes.
+        """
+        if request is None:
+            if sku is None or channel_id is None:
+                raise TypeError("get_channel_availability() needs sku, channel_id, or request=")
+            request = build.channel_availability(sku=sku, channel_id=channel_id, method=method, quantity=quantity, exposure=exposure)
+        elif sku is not None or channel_id is not None or method != ChannelMethod.SHIP or quantity != 1 or exposure != Exposure.BANDED:
+            raise ValueError("get_channel_availability(): pass request= or its fields, not both")
+        response: availability_pb2.GetAvailabilityResponse = await self._unary(
+            self._availability_service.GetAvailability,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=True,
+        )
+        return response.channel_availability
 
     async def batch_get_availability(
         self,

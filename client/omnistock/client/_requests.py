@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from omnistock.client._exceptions import InvalidRecordError, shorten
 from omnistock.client._types import (
     CartLine,
+    ChannelMethod,
     DeltaRecord,
     Exposure,
     FulfillmentMethod,
@@ -98,6 +99,18 @@ def get_availability(
     return availability_pb2.GetAvailabilityRequest(
         sku=sku,
         location_ids=list(location_ids),
+        exposure=int(exposure),  # type: ignore[arg-type]
+    )
+
+
+def channel_availability(
+    *, sku: str, channel_id: str, method: ChannelMethod, quantity: int, exposure: Exposure
+) -> availability_pb2.GetAvailabilityRequest:
+    return availability_pb2.GetAvailabilityRequest(
+        sku=sku,
+        channel_id=channel_id,
+        method=int(method),  # type: ignore[arg-type]
+        quantity=quantity,
         exposure=int(exposure),  # type: ignore[arg-type]
     )
 

@@ -46,6 +46,7 @@ ReservationLine = reservation_pb2.ReservationLine
 LocationGroup = channel_pb2.LocationGroup
 Channel = channel_pb2.Channel
 LocationProtection = channel_pb2.LocationProtection
+ChannelAvailability = channel_pb2.ChannelAvailability
 
 
 class FulfillmentMethod(enum.IntEnum):

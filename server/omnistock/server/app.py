@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -33,6 +34,8 @@ from omnistock.server.observability.metrics import (
     new_registry,
 )
 from omnistock.server.observability.tracing import Tracing
+from omnistock.server.readmodel.channel_queries import ChannelQueries
+from omnistock.server.readmodel.channels import ChannelDirectory, ChannelTotals
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.queries import ReadModel
 from omnistock.server.readmodel.stock import StockCache
@@ -49,6 +52,7 @@ from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.retention import RetentionJob
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.change_bus import change_channel
+from omnistock.server.store.channel_reads import ChannelReads
 from omnistock.server.store.channels import ChannelRepository
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
@@ -210,6 +214,21 @@ class OmnistockServer:
             clock=clock,
             cache=self.stock_cache,
         )
+        self.channel_queries = ChannelQueries(
+            directory=ChannelDirectory(
+                ChannelRepository(self.engine).view,
+                lambda: self.directory.by_id(),
+                lambda: self.directory.generation,
+                timer=time.monotonic,
+            ),
+            totals=ChannelTotals(),
+            incoming=IncomingStore(self.engine),
+            reads=ChannelReads(self.engine),
+            records=self.shopping.read_sku,
+            cached_records=self.stock_cache.get_sku,
+            clock=clock,
+            run=self.runner.run,
+        )
         # The read model: every cached copy, invalidated by the change bus alone.
         self.reads = ReadModel(
             availability=self.availability,
@@ -218,6 +237,7 @@ class OmnistockServer:
             cache=self.stock_cache,
             run=self.runner.run,
             background=self.runner.submit,
+            channels=self.channel_queries,
         )
         self.changes.subscribe(self.reads.apply)
         self.watches = WatchHub(

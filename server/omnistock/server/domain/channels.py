@@ -47,8 +47,14 @@ from omnistock.server.domain.locations import Location, LocationKind
 from omnistock.server.domain.stock import (
     DEFAULT_LOW_THRESHOLD,
     Exposure,
+    StockRecord,
     StockStatus,
+    available_to_sell,
     band_depth,
+    confidence,
+    freshness,
+    is_stale,
+    reserved_at,
     status_band,
 )
 
@@ -309,9 +315,11 @@ def channel_answer(
     now: datetime,
     today: date,
     exposure: Exposure,
+    held_until: datetime | None = None,
 ) -> ChannelAnswer:
     """A channel's answer for one sku and method, from its contributing locations'
-    records and the incoming supply due at them (which must still count at ``now``)."""
+    records and the incoming supply due at them (which must still count at ``now``).
+    ``held_until``: when the first pre-order hold counted in ``incoming_held`` lapses."""
     fresh = [c for c in contributions if c.fresh]
     fulfil = available_to_fulfil(fresh)
     status = status_band(fulfil, stale=not fresh, low_threshold=channel.low_threshold)
@@ -322,6 +330,8 @@ def channel_answer(
     since = available_from(fulfil, due, incoming_held, requested, today) if fresh else None
     ends = [c.valid_until for c in contributions if c.valid_until is not None]
     ends += [line.counts_until for line in due]
+    if held_until is not None and channel.sells_incoming:
+        ends.append(held_until)
     valid_until = min(ends, default=None)
     if exposure is Exposure.EXACT:
         giving = sorted(
@@ -350,6 +360,62 @@ def channel_answer(
         available_from=since,
         valid_until=valid_until,
     )
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def contribution(
+    location: Location, record: StockRecord, protection: int, now: datetime
+) -> Contribution:
+    """One location's record as a channel answer counts it at ``now``: its channel ATS
+    (0 when stale), its time, its EXACT confidence and freshness, and until when that
+    stands without a write (the record going stale, a hold in it lapsing)."""
+    policy = location.stock_policy
+    budget = policy.freshness_budget
+    ats = available_to_sell(
+        record.on_hand, reserved_at(record, now), policy.safety_stock_for(record.safety_stock)
+    )
+    age = now - record.source_updated_at
+    if is_stale(age, budget):
+        return Contribution(location.id, False, 0, record.source_updated_at, 0.0, 0.0)
+    ends = [record.source_updated_at + budget + _MICROSECOND]
+    ends += [expires for _, expires in record.holds if expires > now]
+    return Contribution(
+        location.id,
+        True,
+        channel_ats(ats, protection),
+        record.source_updated_at,
+        confidence(age, budget, ats),
+        freshness(age, budget),
+        valid_until=min(ends),
+    )
+
+
+def incoming_line(expected: date, quantity: int, time_zone: str) -> Incoming:
+    """An incoming line at a location: it counts until the start of the day after its
+    expected date, in the location's time zone."""
+    start = datetime.combine(expected + timedelta(days=1), time.min, ZoneInfo(time_zone))
+    return Incoming(expected, quantity, start)
+
+
+def held_incoming(
+    holds: Iterable[tuple[int, datetime | None]], now: datetime
+) -> tuple[int, datetime | None]:
+    """The incoming held by pre-order holds at ``now`` (each (quantity, expires at), None
+    for a hold that does not lapse), and when the first of them lapses."""
+    counting = [
+        (quantity, expires) for quantity, expires in holds if expires is None or expires > now
+    ]
+    ends = [expires for _, expires in counting if expires is not None]
+    return sum(quantity for quantity, _ in counting), min(ends, default=None)
+
+
+def available_from_text(since: date | None, today: date) -> str:
+    """ "available from 12 Dec" when ``since`` is after today, else nothing."""
+    if since is None or since <= today:
+        return ""
+    return f"available from {since.day} {since.strftime('%b')}"
 
 
 @dataclass(frozen=True, slots=True)

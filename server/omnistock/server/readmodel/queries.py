@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from omnistock.server.domain.fulfillment import CartLine, Option
 from omnistock.server.domain.stock import AvailabilityView, Exposure
+from omnistock.server.readmodel.channel_queries import ChannelItem, ChannelQueries, ChannelReply
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.stock import SkuRecords, StockCache
 from omnistock.server.service.answers import SearchResult
@@ -57,7 +58,10 @@ class ReadModel:
         cache: StockCache,
         run: Run,
         background: Callable[[Callable[[], None]], object] | None = None,
+        channels: ChannelQueries | None = None,
     ) -> None:
+        # Channel answers (readmodel.channel_queries); None where a reader has none.
+        self._channels = channels
         self._availability = availability
         self._shopping = shopping
         self._directory = directory
@@ -75,6 +79,8 @@ class ReadModel:
         """The change bus subscriber: drop every copy that ``changes`` touched."""
         self._cache.apply(changes)
         self._directory.apply(changes)
+        if self._channels is not None:
+            self._channels.apply(changes)
 
     def now(self) -> datetime:
         return self._shopping.now()
@@ -150,6 +156,21 @@ class ReadModel:
                 return None
             views += part
         return views
+
+    # -- channel answers: GetAvailability and BatchGetAvailability with a channel, watches
+
+    async def channel_answers(
+        self,
+        items: Sequence[ChannelItem],
+        *,
+        exposure: Exposure,
+        field: Callable[[int], str],
+        must_exist: bool = True,
+    ) -> list[ChannelReply]:
+        """Each (sku, channel, method, quantity) item's channel answer, in request order
+        (see ChannelQueries.answers)."""
+        assert self._channels is not None
+        return await self._channels.answers(items, exposure, field=field, must_exist=must_exist)
 
     # -- SearchNearby, GetFulfillmentOptions
 

@@ -20,9 +20,11 @@ import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from omnistock.server.domain.stock import AvailabilityView, Exposure
+from omnistock.server.readmodel.channel_queries import ChannelItem, ChannelReply
 from omnistock.server.service.availability import AvailabilityService, Pair
 from omnistock.server.service.changes import Changes
 
@@ -37,6 +39,16 @@ class ReadViews(Protocol):
     ) -> Awaitable[list[AvailabilityView]]: ...
 
 
+def channel_signature(reply: ChannelReply) -> tuple[int, int, int]:
+    """What a channel watcher is told about: the band, and for exact callers the
+    quantities (available to fulfil, and to order; -1 where there is none)."""
+    answer = reply.answer
+    if answer.exposure is Exposure.EXACT:
+        to_order = -1 if answer.available_to_order is None else answer.available_to_order
+        return (int(answer.status), answer.available_to_fulfil or 0, to_order)
+    return (int(answer.status), 0, 0)
+
+
 def signature(view: AvailabilityView) -> tuple[int, int]:
     """What a watcher is told about: the band for banded callers, the quantity (and band)
     for exact ones."""
@@ -46,14 +58,26 @@ def signature(view: AvailabilityView) -> tuple[int, int]:
 
 
 class Watch:
-    def __init__(self, pairs: Sequence[Pair], exposure: Exposure) -> None:
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        exposure: Exposure,
+        channel_items: Sequence[ChannelItem] = (),
+    ) -> None:
         self.pairs = list(dict.fromkeys(pairs))
         self.exposure = exposure
+        # Sku x channel items: read again whenever a change may touch their sku (or any
+        # channel), and when the earliest of their answers' valid_until comes.
+        self.channel_items = list(dict.fromkeys(channel_items))
+        self.channels_dirty = False
+        self.wake_at: datetime | None = None
+        self.channel_sent: dict[ChannelItem, tuple[int, int, int]] = {}
         self.dirty: set[Pair] = set()
         # Answers the hub already built for this change, shared by every watch of the pair.
         self.fresh: dict[Pair, Any] = {}
         self.wake = asyncio.Event()
         self.sent: dict[Pair, tuple[int, int]] = {}
+        self._until: dict[ChannelItem, datetime | None] = {}
         self._request_key = self._key()
         self._token: str | None = None
         self._by_location: defaultdict[str, list[Pair]] = defaultdict(list)
@@ -72,6 +96,26 @@ class Watch:
         if fresh:
             self.fresh.update(fresh)
         self.wake.set()
+
+    def mark_channels(self) -> None:
+        self.channels_dirty = True
+        self.wake.set()
+
+    def channels_changed(self, replies: Sequence[ChannelReply]) -> list[ChannelReply]:
+        """The channel answers that differ from what this watch last sent; remembers them
+        as sent, and wakes next at the earliest valid_until among all of them."""
+        out = []
+        ends = []
+        for reply in replies:
+            sig = channel_signature(reply)
+            if self.channel_sent.get(reply.item) != sig:
+                self.channel_sent[reply.item] = sig
+                self._token = None
+                out.append(reply)
+            self._until[reply.item] = reply.answer.valid_until
+        ends = [until for until in self._until.values() if until is not None]
+        self.wake_at = min(ends, default=None)
+        return out
 
     def take(self) -> tuple[list[Pair], dict[Pair, Any]]:
         """The dirty pairs in watch order, and the answers built for them."""
@@ -99,7 +143,12 @@ class Watch:
     # -- resume tokens: what the stream last said, so a new stream can say only the news
 
     def _key(self) -> str:
-        text = json.dumps([self.pairs, int(self.exposure)], separators=(",", ":"))
+        asked: list[Any] = [self.pairs, int(self.exposure)]
+        if self.channel_items:
+            asked.append(
+                [[i.sku, i.channel_id, int(i.method), i.quantity] for i in self.channel_items]
+            )
+        text = json.dumps(asked, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def token(self) -> str:
@@ -107,7 +156,10 @@ class Watch:
         when that pays (large watches)."""
         if self._token is None:
             said = [list(self.sent.get(pair, (0, 0))) for pair in self.pairs]
-            raw = json.dumps({"k": self._request_key, "s": said}, separators=(",", ":")).encode()
+            body: dict[str, Any] = {"k": self._request_key, "s": said}
+            if self.channel_items:
+                body["c"] = [list(self.channel_sent.get(i, (0, 0, 0))) for i in self.channel_items]
+            raw = json.dumps(body, separators=(",", ":")).encode()
             if len(raw) > 512:
                 raw = b"z" + zlib.compress(raw)
             self._token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -124,10 +176,18 @@ class Watch:
             said = data["s"]
             if data["k"] != self._request_key or len(said) != len(self.pairs):
                 return False
+            channel_said = data.get("c", [])
+            if len(channel_said) != len(self.channel_items):
+                return False
             self.sent = {
                 pair: (int(s[0]), int(s[1]))
                 for pair, s in zip(self.pairs, said, strict=True)
                 if s[0] != 0
+            }
+            self.channel_sent = {
+                item: (int(c[0]), int(c[1]), int(c[2]))
+                for item, c in zip(self.channel_items, channel_said, strict=True)
+                if c[0] != 0
             }
             self._token = None
             return True
@@ -153,6 +213,8 @@ class WatchHub:
         self._present = present
         self._by_pair: defaultdict[Pair, set[Watch]] = defaultdict(set)
         self._by_location: defaultdict[str, set[Watch]] = defaultdict(set)
+        # Watches of channel items, by sku.
+        self._by_channel_sku: defaultdict[str, set[Watch]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[Watch, set[Pair]] = {}
         self._refreshing: asyncio.Task[None] | None = None
@@ -167,6 +229,8 @@ class WatchHub:
             self._by_pair[pair].add(watch)
         for location in watch.locations:
             self._by_location[location].add(watch)
+        for item in watch.channel_items:
+            self._by_channel_sku[item.sku].add(watch)
 
     def remove(self, watch: Watch) -> None:
         self.open_streams -= 1
@@ -182,6 +246,12 @@ class WatchHub:
                 watchers.discard(watch)
                 if not watchers:
                     del self._by_location[location]
+        for item in watch.channel_items:
+            watchers = self._by_channel_sku.get(item.sku)
+            if watchers is not None:
+                watchers.discard(watch)
+                if not watchers:
+                    del self._by_channel_sku[item.sku]
         self._pending.pop(watch, None)
 
     def on_changes(self, changes: Changes) -> None:
@@ -190,12 +260,20 @@ class WatchHub:
         if (
             loop is None
             or loop.is_closed()
-            or not (changes.pairs or changes.locations or changes.everything)
+            or not (
+                changes.pairs
+                or changes.locations
+                or changes.everything
+                or changes.incoming
+                or changes.channels
+                or changes.directory
+            )
         ):
             return
         loop.call_soon_threadsafe(self._changed, changes)
 
     def _changed(self, changes: Changes) -> None:
+        self._channels_changed(changes)
         # Changes may have been missed: every watched pair is read again.
         pairs = self._by_pair if changes.everything else changes.pairs
         for pair in pairs:
@@ -206,6 +284,19 @@ class WatchHub:
                 self._pending.setdefault(watch, set()).update(watch.at(location))
         if self._pending and (self._refreshing is None or self._refreshing.done()):
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+
+    def _channels_changed(self, changes: Changes) -> None:
+        """Mark the channel watches a change may touch: those of its skus, or all of them
+        for a whole location, a channel, the directory or a missed change."""
+        if not self._by_channel_sku:
+            return
+        if changes.everything or changes.locations or changes.channels or changes.directory:
+            marked = {w for watches in self._by_channel_sku.values() for w in watches}
+        else:
+            skus = {sku for sku, _ in changes.pairs} | {sku for sku, _ in changes.incoming}
+            marked = {w for sku in skus for w in self._by_channel_sku.get(sku, ())}
+        for watch in marked:
+            watch.mark_channels()
 
     async def _refresh(self) -> None:
         """Read the changed records once, into the read cache, then wake the watches."""

@@ -60,6 +60,11 @@ _CHANNEL_VIEW = (
     "out of groups and protections"
 )
 
+_CHANNEL_ANSWERS = (
+    "channels: a key bound to channels may name only those, and a key scoped to locations "
+    "and bound to none may name no channel (PERMISSION_DENIED, CHANNEL_NOT_IN_SCOPE)"
+)
+
 METHOD_SCOPES: dict[str, MethodScope] = {
     f"{_PREFIX}LocationService/UpsertLocations": MethodScope(
         Role.ADMIN,
@@ -72,12 +77,12 @@ METHOD_SCOPES: dict[str, MethodScope] = {
     f"{_PREFIX}LocationService/ListLocations": MethodScope(Role.READ, _LIST, filtered=True),
     f"{_PREFIX}AvailabilityService/GetAvailability": MethodScope(
         Role.READ,
-        f"{_NAMED}; none named: every active location in scope",
+        f"{_NAMED}; none named: every active location in scope; {_CHANNEL_ANSWERS}",
         names=("location_ids[]",),
         filtered=True,
     ),
     f"{_PREFIX}AvailabilityService/BatchGetAvailability": MethodScope(
-        Role.READ, _NAMED, names=("items[].location_id",)
+        Role.READ, f"{_NAMED}; {_CHANNEL_ANSWERS}", names=("items[].location_id",)
     ),
     f"{_PREFIX}AvailabilityService/SearchNearby": MethodScope(
         Role.READ,
@@ -92,7 +97,8 @@ METHOD_SCOPES: dict[str, MethodScope] = {
     ),
     f"{_PREFIX}AvailabilityService/WatchAvailability": MethodScope(
         Role.READ,
-        f"pairs: {_NAMED}; by origin: the nearest stores in scope, chosen before the limit",
+        f"pairs: {_NAMED}; by origin: the nearest stores in scope, chosen before the limit;"
+        f" {_CHANNEL_ANSWERS}",
         names=("pairs[].location_id",),
         filtered=True,
     ),

@@ -11,6 +11,7 @@ from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.locations import Location
 from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY, Exposure
+from omnistock.server.readmodel.channel_queries import ChannelItem
 from omnistock.server.readmodel.queries import ReadModel
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.limits import (
@@ -21,6 +22,7 @@ from omnistock.server.service.limits import (
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.watch import WatchHub
+from omnistock.server.transport import channel_answers
 from omnistock.server.transport import shopping as shopping_transport
 from omnistock.server.transport.auth import audit_note, principal
 from omnistock.server.transport.blocking import BlockingRunner
@@ -146,7 +148,9 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         self._reads = reads
         self._presenter = shopping_transport.NearbyPresenter()
         self._runner = runner
-        self._watcher = Watcher(hub, shopping, runner)
+        self._watcher = Watcher(
+            hub, shopping, runner, reads, banded_max_quantity=banded_max_quantity
+        )
 
     def WatchAvailability(
         self,
@@ -223,6 +227,8 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         request: availability_pb2.GetAvailabilityRequest,
         context: aio.ServicerContext[Any, Any],
     ) -> availability_pb2.GetAvailabilityResponse:
+        if request.channel_id:
+            return await self._channel_availability(request)
         location_ids = list(request.location_ids)
         exposure = EXPOSURES.get(request.exposure)
         # The hot path: a valid request skips building the violation report.
@@ -248,6 +254,35 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             availabilities=[view_to_proto(view) for view in views]
         )
 
+    async def _channel_availability(
+        self, request: availability_pb2.GetAvailabilityRequest
+    ) -> availability_pb2.GetAvailabilityResponse:
+        """GetAvailability with a channel in place of locations."""
+        v = Violations()
+        who = principal()
+        item = channel_answers.parse_item(
+            v,
+            "",
+            sku=request.sku,
+            channel_id=request.channel_id,
+            method=request.method,
+            quantity=request.quantity,
+            granted=who.exposure,
+            banded_max=self._banded_max_quantity,
+        )
+        if request.location_ids:
+            v.add("location_ids", "must be empty when channel_id is given")
+        exposure = exposure_from_proto(v, request.exposure)
+        v.raise_if_any()
+        who.require_exposure(exposure)
+        channel_answers.require_channels(who, [item.channel_id])
+        (reply,) = await self._reads.channel_answers(
+            [item], exposure=exposure, field=lambda _: "channel_id"
+        )
+        return availability_pb2.GetAvailabilityResponse(
+            channel_availability=channel_answers.reply_to_proto(reply)
+        )
+
     @staticmethod
     def _reject_get_availability(
         request: availability_pb2.GetAvailabilityRequest, location_ids: list[str]
@@ -269,21 +304,51 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         context: aio.ServicerContext[Any, Any],
     ) -> availability_pb2.BatchGetAvailabilityResponse:
         v = Violations()
-        check_count(v, len(request.items), "items", MAX_BATCH_PAIRS)
+        who = principal()
+        total = len(request.items) + len(request.channel_items)
+        check_count(
+            v, total, "items" if not request.channel_items else "channel_items", MAX_BATCH_PAIRS
+        )
         pairs: list[tuple[str, str]] = []
+        items: list[ChannelItem] = []
         if not v:
-            for i, item in enumerate(request.items):
-                check_id(v, item.sku, f"items[{i}].sku")
-                check_id(v, item.location_id, f"items[{i}].location_id")
-                pairs.append((item.sku, item.location_id))
+            for i, pair in enumerate(request.items):
+                check_id(v, pair.sku, f"items[{i}].sku")
+                check_id(v, pair.location_id, f"items[{i}].location_id")
+                pairs.append((pair.sku, pair.location_id))
+            for i, asked in enumerate(request.channel_items):
+                items.append(
+                    channel_answers.parse_item(
+                        v,
+                        f"channel_items[{i}]",
+                        sku=asked.sku,
+                        channel_id=asked.channel_id,
+                        method=asked.method,
+                        quantity=asked.quantity,
+                        granted=who.exposure,
+                        banded_max=self._banded_max_quantity,
+                    )
+                )
         exposure = exposure_from_proto(v, request.exposure)
         v.raise_if_any()
-        who = principal()
         who.require_exposure(exposure)
+        response = availability_pb2.BatchGetAvailabilityResponse()
+        if items:
+            channel_answers.require_channels(who, (item.channel_id for item in items))
+            replies = await self._reads.channel_answers(
+                items, exposure=exposure, field=lambda i: f"channel_items[{i}].channel_id"
+            )
+            for start in range(0, len(replies), PROTO_SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                response.channel_availabilities.extend(
+                    map(channel_answers.reply_to_proto, replies[start : start + PROTO_SLICE])
+                )
+        if not pairs:
+            return response
         views = await self._reads.batch_availability(
             pairs, exposure=exposure, visible=who.locations
         )
-        response = availability_pb2.BatchGetAvailabilityResponse()
         # Built in slices, as the read model builds the views: 1,000 messages in one go
         # would hold the event loop for several milliseconds.
         for start in range(0, len(views), PROTO_SLICE):

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from grpc import aio
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id
+from omnistock.server.domain.stock import Exposure
+from omnistock.server.readmodel.channel_queries import ChannelItem, ChannelReply
+from omnistock.server.readmodel.queries import ReadModel
 from omnistock.server.service.availability import Pair
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.watch import Watch, WatchHub
+from omnistock.server.transport import channel_answers
 from omnistock.server.transport import shopping as shopping_transport
 from omnistock.server.transport.auth import principal
 from omnistock.server.transport.blocking import BlockingRunner
@@ -35,10 +40,20 @@ HEARTBEAT = availability_pb2.WATCH_EVENT_KIND_HEARTBEAT
 
 
 class Watcher:
-    def __init__(self, hub: WatchHub, shopping: ShoppingService, runner: BlockingRunner) -> None:
+    def __init__(
+        self,
+        hub: WatchHub,
+        shopping: ShoppingService,
+        runner: BlockingRunner,
+        reads: ReadModel,
+        *,
+        banded_max_quantity: int,
+    ) -> None:
         self._hub = hub
         self._shopping = shopping
         self._runner = runner
+        self._reads = reads
+        self._banded_max = banded_max_quantity
 
     async def stream(
         self,
@@ -59,28 +74,54 @@ class Watcher:
         who.require_exposure(exposure)
         # Named pairs passed the scope check before this ran (transport.scope); near an
         # origin, the stores are chosen from those the caller may see.
-        pairs = await self._pairs(v, request, who.locations)
-        watch = Watch(pairs, exposure)
+        items = self._channel_items(v, request, who.exposure)
+        pairs = await self._pairs(v, request, who.locations) if not items or request.pairs else []
+        watch = Watch(pairs, exposure, items)
         if request.resume_token and not watch.resume(request.resume_token):
             v.add("resume_token", "is not a token from a stream of this same request")
         v.raise_if_any()
+        channel_answers.require_channels(who, (item.channel_id for item in items))
         resumed = bool(request.resume_token)
         self._hub.add(watch)
         try:
-            views = await self._hub.views(watch, watch.pairs)
+            views = await self._hub.views(watch, watch.pairs) if watch.pairs else []
             changed = watch.changed(views)
             shown = changed if resumed else views
+            replies = await self._channel_replies(watch)
+            said = watch.channels_changed(replies)
             yield self._message(
-                CHANGE if resumed else SNAPSHOT, [view_to_proto(v) for v in shown], watch
+                CHANGE if resumed else SNAPSHOT,
+                [view_to_proto(v) for v in shown],
+                watch,
+                said if resumed else replies,
             )
+            quiet_since = time.monotonic()
             while True:
+                wait = heartbeat - (time.monotonic() - quiet_since)
+                if watch.wake_at is not None:
+                    # Time alone changes channel answers: wake when the first one's
+                    # valid_until comes (read on the server's clock), at least each second.
+                    due = (watch.wake_at - self._shopping.now()).total_seconds()
+                    wait = min(wait, max(0.0, min(due, 1.0)))
                 try:
-                    async with asyncio.timeout(heartbeat):
+                    async with asyncio.timeout(max(0.0, wait)):
                         await watch.wake.wait()
                 except TimeoutError:
-                    yield self._message(HEARTBEAT, [], watch)
-                    continue
+                    if watch.wake_at is not None and self._shopping.now() >= watch.wake_at:
+                        watch.mark_channels()
+                    elif time.monotonic() - quiet_since >= heartbeat:
+                        quiet_since = time.monotonic()
+                        yield self._message(HEARTBEAT, [], watch)
+                        continue
+                    else:
+                        continue
                 dirty, fresh = watch.take()
+                if watch.channels_dirty:
+                    watch.channels_dirty = False
+                    said = watch.channels_changed(await self._channel_replies(watch))
+                    if said:
+                        quiet_since = time.monotonic()
+                        yield self._message(CHANGE, [], watch, said)
                 if not dirty:
                     continue
                 if all(pair in fresh for pair in dirty):
@@ -92,9 +133,44 @@ class Watcher:
                     views = await self._hub.views(watch, dirty)
                     messages = [view_to_proto(v) for v in watch.changed(views)]
                 if messages:
+                    quiet_since = time.monotonic()
                     yield self._message(CHANGE, messages, watch)
         finally:
             self._hub.remove(watch)
+
+    def _channel_items(
+        self, v: Violations, request: availability_pb2.WatchAvailabilityRequest, granted: Exposure
+    ) -> list[ChannelItem]:
+        asked = request.channel_pairs
+        if len(asked) + len(request.pairs) > MAX_WATCH_PAIRS:
+            v.add("channel_pairs", f"with pairs, must hold at most {MAX_WATCH_PAIRS:,} pairs")
+            return []
+        if asked and request.skus:
+            v.add("skus", "give channel_pairs with pairs, or alone, not with skus")
+        return [
+            channel_answers.parse_item(
+                v,
+                f"channel_pairs[{i}]",
+                sku=item.sku,
+                channel_id=item.channel_id,
+                method=item.method,
+                quantity=item.quantity,
+                granted=granted,
+                banded_max=self._banded_max,
+            )
+            for i, item in enumerate(asked)
+        ]
+
+    async def _channel_replies(self, watch: Watch) -> list[ChannelReply]:
+        """The watch's channel answers now (a sku need not exist yet)."""
+        if not watch.channel_items:
+            return []
+        return await self._reads.channel_answers(
+            watch.channel_items,
+            exposure=watch.exposure,
+            field=lambda i: f"channel_pairs[{i}].channel_id",
+            must_exist=False,
+        )
 
     async def _pairs(
         self,
@@ -145,11 +221,16 @@ class Watcher:
         return [(sku, store) for store in stores for sku in dict.fromkeys(request.skus)]
 
     def _message(
-        self, kind: int, availabilities: Sequence[availability_pb2.Availability], watch: Watch
+        self,
+        kind: int,
+        availabilities: Sequence[availability_pb2.Availability],
+        watch: Watch,
+        replies: Sequence[ChannelReply] = (),
     ) -> availability_pb2.WatchAvailabilityResponse:
         return availability_pb2.WatchAvailabilityResponse(
             kind=kind,  # type: ignore[arg-type]
             availabilities=availabilities,
+            channel_availabilities=[channel_answers.reply_to_proto(r) for r in replies],
             resume_token=watch.token(),
             # The server's clock, as every time in an answer: the wall clock in service.
             send_time=datetime_to_timestamp(self._shopping.now()),
