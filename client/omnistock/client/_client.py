@@ -18,6 +18,7 @@ from omnistock.client._requests import Cart, DeltaBatch
 from omnistock.client._streams import DELTAS_NOTE, SNAPSHOT_NOTE, OnError, RequestStream
 from omnistock.client._transport import CLIENT_TIMEOUT, Metadata, Transport
 from omnistock.client._types import (
+    ChannelMethod,
     Exposure,
     FulfillmentMethod,
     Location,
@@ -954,6 +955,9 @@ class Client(Transport):
         ttl: timedelta | None = None,
         idempotency_key: str | None = None,
         customer_reference: str = "",
+        channel: str = "",
+        channel_method: ChannelMethod | None = None,
+        origin: Origin | None = None,
         request: reservation_pb2.CreateReservationRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -971,7 +975,8 @@ class Client(Transport):
 
         ``lines`` is {sku: quantity}. Without an ``idempotency_key`` the client makes one, so a
         retry of this call can never hold twice; pass your own to make retries across processes
-        safe too.
+        safe too. A network hold: ``location_id=""`` and ``channel="web"``, with ``channel_method``
+        (SHIP when None) and an optional ``origin`` from origin().
 
         Args:
             location_id: The location to hold stock at; it must exist and be in the key's
@@ -983,14 +988,18 @@ class Client(Transport):
                 Recommended; the SDK sets one when the caller does not.
             customer_reference: The caller's own reference (an order or basket id), up to 128
                 characters.
+            channel: A network hold: the channel whose group the location is chosen from.
+            channel_method: With a channel: SHIP (the default) or PICKUP.
+            origin: With a channel, optional: the shopper, so the nearest location that can
+                cover the lines is chosen.
 
         Default deadline: 30 s. Retried: yes.
         """
         if request is None:
             if location_id is None or lines is None:
                 raise TypeError("create_reservation() needs location_id, lines, or request=")
-            request = build.create_reservation(location_id=location_id, lines=lines, method=method, ttl=ttl, idempotency_key=idempotency_key, customer_reference=customer_reference)
-        elif location_id is not None or lines is not None or method != ReservationMethod.PICKUP or ttl is not None or idempotency_key is not None or customer_reference != "":
+            request = build.create_reservation(location_id=location_id, lines=lines, method=method, ttl=ttl, idempotency_key=idempotency_key, customer_reference=customer_reference, channel=channel, channel_method=channel_method, origin=origin)
+        elif location_id is not None or lines is not None or method != ReservationMethod.PICKUP or ttl is not None or idempotency_key is not None or customer_reference != "" or channel != "" or channel_method is not None or origin is not None:
             raise ValueError("create_reservation(): pass request= or its fields, not both")
         response: reservation_pb2.CreateReservationResponse = self._unary(
             self._reservation_service.CreateReservation,
@@ -1198,16 +1207,18 @@ class Client(Transport):
     def move_reservation(
         self,
         reservation_id: str | None = None,
-        location_id: str | None = None,
+        location_id: str = "",
         *,
         request: reservation_pb2.MoveReservationRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> reservation_pb2.MoveReservationResponse:
+    ) -> reservation_pb2.Reservation:
         """Moves an active network hold to another location of its channel, all or nothing: the new
         location must cover every line from its channel ATS, or the hold stays where it was
         (FAILED_PRECONDITION).
+
+        ``location_id`` empty: the server chooses the best other location of the hold's channel.
 
         Args:
             reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
@@ -1216,15 +1227,15 @@ class Client(Transport):
             location_id: A location of the hold's channel group that serves its method. Empty:
                 the server chooses, by the placement rule, among the other locations.
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: 30 s. Retried: no.
         """
         if request is None:
-            if reservation_id is None or location_id is None:
-                raise TypeError("move_reservation() needs reservation_id, location_id, or request=")
+            if reservation_id is None:
+                raise TypeError("move_reservation() needs reservation_id, or request=")
             request = reservation_pb2.MoveReservationRequest()
             request.reservation_id = reservation_id
             request.location_id = location_id
-        elif reservation_id is not None or location_id is not None:
+        elif reservation_id is not None or location_id != "":
             raise ValueError("move_reservation(): pass request= or its fields, not both")
         response: reservation_pb2.MoveReservationResponse = self._unary(
             self._reservation_service.MoveReservation,
@@ -1232,10 +1243,10 @@ class Client(Transport):
             timeout=timeout,
             metadata=metadata,
             retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
+            default_timeout=30.0,
             idempotent=False,
         )
-        return response
+        return response.reservation
 
     def release_reservation(
         self,

@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from omnistock.client._exceptions import InvalidRecordError, shorten
 from omnistock.client._types import (
     CartLine,
+    ChannelMethod,
     DeltaRecord,
     Exposure,
     FulfillmentMethod,
@@ -299,9 +300,16 @@ def create_reservation(
     ttl: timedelta | None,
     idempotency_key: str | None,
     customer_reference: str,
+    channel: str = "",
+    channel_method: ChannelMethod | None = None,
+    origin: Origin | None = None,
 ) -> reservation_pb2.CreateReservationRequest:
+    """A hold at ``location_id``, or (``location_id`` empty) a network hold through
+    ``channel``, placed by ``channel_method`` (SHIP when None) near ``origin``."""
     request = reservation_pb2.CreateReservationRequest(
         location_id=location_id,
+        channel_id=channel,
+        channel_method=0 if channel_method is None else int(channel_method),  # type: ignore[arg-type]
         lines=[reservation_pb2.ReservationLine(sku=s, quantity=q) for s, q in lines.items()],
         method=int(method),  # type: ignore[arg-type]
         # A key on every create, so that a retry can never hold twice.
@@ -310,6 +318,8 @@ def create_reservation(
     )
     if ttl is not None:
         request.ttl.FromTimedelta(ttl)
+    if origin is not None:
+        request.origin.CopyFrom(origin)
     return request
 
 

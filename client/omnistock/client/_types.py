@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import enum
 
-from omnistock.v1 import availability_pb2, common_pb2, feed_pb2, location_pb2, reservation_pb2
+from omnistock.v1 import (
+    availability_pb2,
+    channel_pb2,
+    common_pb2,
+    feed_pb2,
+    location_pb2,
+    reservation_pb2,
+)
 
 Location = location_pb2.Location
 LatLng = common_pb2.LatLng
@@ -75,6 +82,13 @@ class ReservationState(enum.IntEnum):
     COMMITTED = reservation_pb2.RESERVATION_STATE_COMMITTED
     RELEASED = reservation_pb2.RESERVATION_STATE_RELEASED
     EXPIRED = reservation_pb2.RESERVATION_STATE_EXPIRED
+
+
+class ChannelMethod(enum.IntEnum):
+    """How a channel's shopper gets the goods: shipped, or picked up at a store."""
+
+    SHIP = channel_pb2.CHANNEL_METHOD_SHIP
+    PICKUP = channel_pb2.CHANNEL_METHOD_PICKUP
 
 
 class WatchEventKind(enum.IntEnum):

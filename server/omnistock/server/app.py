@@ -43,10 +43,14 @@ from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.network_holds import NetworkPlacer
+from omnistock.server.service.origins import OriginResolver
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.retention import RetentionJob
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.change_bus import change_channel
+from omnistock.server.store.channel_supply import ChannelSupplyReader
+from omnistock.server.store.channels import ChannelRepository
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
 from omnistock.server.store.feeds import FeedWriter
@@ -242,6 +246,12 @@ class OmnistockServer:
             clock=clock,
             changes=self.changes,
             ttl=config.hold_ttls,
+            placer=NetworkPlacer(
+                ChannelRepository(self.engine),
+                ChannelSupplyReader(self.engine),
+                self.directory,
+                OriginResolver(self.directory, PostcodeRepository(self.engine)),
+            ),
         )
         reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
             ReservationServicer(
