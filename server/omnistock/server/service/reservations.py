@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+from omnistock.server.domain.channel_holds import local_today
 from omnistock.server.domain.errors import NotFound, Violations
 from omnistock.server.domain.reservations import (
     IdempotencyKeyReused,
@@ -279,9 +280,20 @@ class ReservationService:
 
     def expire_due(self) -> int:
         """Record lapsed holds as EXPIRED (they stopped counting when they lapsed)."""
-        freed = self._store.expire_due(to_micros(self._clock()))
+        now = self._clock()
+        freed = self._store.expire_due(to_micros(now))
         self._changes.publish(Changes.of_pairs(freed))
+        arrived = self._store.settle_arrived_incoming(to_micros(now), self._today_at(now))
+        if arrived:
+            self._changes.publish(Changes(pairs=frozenset(arrived), incoming=frozenset(arrived)))
         return len(freed)
+
+    def _today_at(self, now: datetime) -> Callable[[str], str]:
+        def today(location_id: str) -> str:
+            location = self._directory.get(location_id)
+            return (now.date() if location is None else local_today(location, now)).isoformat()
+
+        return today
 
     def _invalidate(self, reservation: Reservation) -> None:
         self._changes.publish(

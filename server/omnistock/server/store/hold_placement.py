@@ -196,3 +196,64 @@ class HoldPlacement:
             (sku, p.location_id, now_us),
         )
         return int(cursor.fetchone()[0]) + units <= counting
+
+    def settle_arrived_incoming(
+        self, now_us: int, today_at: Callable[[str], str], *, limit: int = 1_000
+    ) -> list[tuple[str, str]]:
+        """Where holds take more incoming than still counts at a location (its date has
+        passed: the stock feed carries what arrived; or the feed cut the line), move the
+        excess of those holds, oldest first, from incoming to a hold of the location's
+        stock (stock.reserved), where the location has a record of the sku. Up to
+        ``limit`` (sku, location) pairs a call; ``today_at(location_id)`` is the
+        location's date (ISO). Returns the pairs changed."""
+        m = self._m
+        live = (
+            f"counted AND incoming_quantity > 0 AND (expires_at_us IS NULL OR expires_at_us > {m})"
+        )
+        changed: list[tuple[str, str]] = []
+        with raw_write_transaction(self._engine) as connection:
+            cursor = connection.cursor()
+            cursor.execute(
+                "SELECT sku, location_id, SUM(incoming_quantity) FROM reservation_lines"
+                f" WHERE {live} GROUP BY sku, location_id ORDER BY sku, location_id"
+                f" LIMIT {int(limit)}",
+                (now_us,),
+            )
+            held = cursor.fetchall()
+            self._dialect.lock_locations(cursor, [location_id for _, location_id, _ in held])
+            for sku, location_id, units in held:
+                cursor.execute(
+                    f"SELECT COALESCE(SUM(quantity), 0) FROM incoming_lines WHERE location_id = {m}"
+                    f" AND sku = {m} AND quantity > 0 AND expected_date >= {m}",
+                    (location_id, sku, today_at(location_id)),
+                )
+                excess = int(units) - int(cursor.fetchone()[0])
+                cursor.execute(
+                    f"SELECT 1 FROM stock WHERE sku = {m} AND location_id = {m}", (sku, location_id)
+                )
+                if excess <= 0 or cursor.fetchone() is None:
+                    continue
+                cursor.execute(
+                    "SELECT reservation_id, incoming_quantity FROM reservation_lines"
+                    f" WHERE sku = {m} AND location_id = {m} AND {live} ORDER BY reservation_id",
+                    (sku, location_id, now_us),
+                )
+                moves = []
+                for reservation_id, incoming in cursor.fetchall():
+                    take = min(int(incoming), excess)
+                    moves.append((take, reservation_id, sku))
+                    excess -= take
+                    if excess == 0:
+                        break
+                cursor.executemany(
+                    f"UPDATE reservation_lines SET incoming_quantity = incoming_quantity - {m}"
+                    f" WHERE reservation_id = {m} AND sku = {m}",
+                    moves,
+                )
+                cursor.execute(
+                    f"UPDATE stock SET reserved = reserved + {m} WHERE sku = {m} AND location_id = {m}",
+                    (sum(take for take, _, _ in moves), sku, location_id),
+                )
+                changed.append((sku, location_id))
+            cursor.close()
+        return changed
