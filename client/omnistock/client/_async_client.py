@@ -384,6 +384,7 @@ class AsyncClient(AsyncTransport):
         method: FulfillmentMethod = FulfillmentMethod.PICKUP,
         require_all: bool = False,
         exposure: Exposure = Exposure.BANDED,
+        channel: str = "",
         request: availability_pb2.SearchNearbyRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -403,14 +404,18 @@ class AsyncClient(AsyncTransport):
                 means PICKUP.
             require_all: Only locations that have every line.
             exposure: Unspecified means BANDED.
+            channel: Optional: search as this channel sells. Only the channel group's stores
+                that do pickup are listed, each line counts the channel's ATS there (after
+                protection), and the ship option comes from the group's locations that ship.
+                NOT_FOUND (CHANNEL_NOT_FOUND) when there is no such channel.
 
         Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             if cart is None or origin is None:
                 raise TypeError("search_nearby() needs cart, origin, or request=")
-            request = build.search_nearby(cart=cart, origin=origin, radius_km=radius_km, limit=limit, open_now=open_now, method=method, require_all=require_all, exposure=exposure)
-        elif cart is not None or origin is not None or radius_km is not None or limit is not None or open_now is not False or method != FulfillmentMethod.PICKUP or require_all is not False or exposure != Exposure.BANDED:
+            request = build.search_nearby(cart=cart, origin=origin, radius_km=radius_km, limit=limit, open_now=open_now, method=method, require_all=require_all, exposure=exposure, channel=channel)
+        elif cart is not None or origin is not None or radius_km is not None or limit is not None or open_now is not False or method != FulfillmentMethod.PICKUP or require_all is not False or exposure != Exposure.BANDED or channel != "":
             raise ValueError("search_nearby(): pass request= or its fields, not both")
         response: availability_pb2.SearchNearbyResponse = await self._unary(
             self._availability_service.SearchNearby,
@@ -429,6 +434,7 @@ class AsyncClient(AsyncTransport):
         origin: Origin | None = None,
         *,
         radius_km: float | None = None,
+        channel: str = "",
         request: availability_pb2.GetFulfillmentOptionsRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -441,14 +447,18 @@ class AsyncClient(AsyncTransport):
             origin: Where the shopper is; required.
             radius_km: Kilometres to look for pickup stores, above 0 and at most 500; unset
                 means 25.
+            channel: Optional: the ways this channel sells. Pickup stores and shipping
+                locations come from the channel's group, quantities are its channel ATS (after
+                protection), and ship-to-store may be ready when an incoming transfer to the
+                store lands. NOT_FOUND (CHANNEL_NOT_FOUND) when there is no such channel.
 
         Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             if cart is None or origin is None:
                 raise TypeError("get_fulfillment_options() needs cart, origin, or request=")
-            request = build.fulfillment_options(cart=cart, origin=origin, radius_km=radius_km)
-        elif cart is not None or origin is not None or radius_km is not None:
+            request = build.fulfillment_options(cart=cart, origin=origin, radius_km=radius_km, channel=channel)
+        elif cart is not None or origin is not None or radius_km is not None or channel != "":
             raise ValueError("get_fulfillment_options(): pass request= or its fields, not both")
         response: availability_pb2.GetFulfillmentOptionsResponse = await self._unary(
             self._availability_service.GetFulfillmentOptions,

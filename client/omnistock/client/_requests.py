@@ -120,8 +120,10 @@ def search_nearby(
     method: FulfillmentMethod,
     require_all: bool,
     exposure: Exposure,
+    channel: str = "",
 ) -> availability_pb2.SearchNearbyRequest:
     request = availability_pb2.SearchNearbyRequest(
+        channel_id=channel,
         lines=_lines(cart),
         origin=origin,
         open_now=open_now,
@@ -133,9 +135,11 @@ def search_nearby(
 
 
 def fulfillment_options(
-    *, cart: Cart, origin: Origin, radius_km: float | None
+    *, cart: Cart, origin: Origin, radius_km: float | None, channel: str = ""
 ) -> availability_pb2.GetFulfillmentOptionsRequest:
-    request = availability_pb2.GetFulfillmentOptionsRequest(lines=_lines(cart), origin=origin)
+    request = availability_pb2.GetFulfillmentOptionsRequest(
+        lines=_lines(cart), origin=origin, channel_id=channel
+    )
     return _with_optional(request, radius_km=radius_km)
 
 

@@ -39,6 +39,7 @@ from omnistock.server.readmodel.stock import StockCache
 from omnistock.server.service.audit import AuditLog
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.changes import ChangeBus, ChannelTransport
+from omnistock.server.service.channel_search import ChannelShopping
 from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
@@ -221,6 +222,9 @@ class OmnistockServer:
             self.runner,
             self.watches,
             banded_max_quantity=config.banded_max_quantity,
+            channel_shopping=ChannelShopping(
+                self.shopping, ChannelRepository(self.engine), ChannelSupplyReader(self.engine)
+            ),
         )
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
             self.availability_servicer, registrar
