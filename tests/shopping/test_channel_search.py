@@ -22,7 +22,7 @@ from omnistock.client import (
 from omnistock.server.testing import InProcessServer
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "reservations"))
-from network_shop import Shop  # noqa: E402
+from network_shop import Shop
 
 HERE = origin(latitude=52.37, longitude=4.89)
 
