@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import FixedClock
@@ -92,3 +93,24 @@ def test_an_unknown_channel_is_not_found(shop: Shop) -> None:
     assert missing.value.reason == "CHANNEL_NOT_FOUND"
     with pytest.raises(NotFoundError):
         shop.client.get_fulfillment_options({"A": 1}, HERE, channel="nope")
+
+
+def test_ship_to_store_is_ready_when_an_incoming_transfer_lands_at_the_stores_opening(
+    shop: Shop,
+) -> None:
+    shop.stores("S1")
+    shop.stock({("S1", "A"): 0})
+    due = shop.today() + timedelta(days=4)
+    shop.incoming("S1", "A", "tr-1", 3, due)
+    shop.channel("S1", sells_incoming=True)
+    (option,) = shop.client.get_fulfillment_options({"A": 2}, HERE, channel="web").options
+    assert option.method == FulfillmentMethod.SHIP_TO_STORE
+    assert (option.pickup_location_id, option.delivery_date) == ("S1", due.isoformat())
+    opens = due if due.isoweekday() != 7 else due + timedelta(days=1)  # closed on Sundays
+    ready = option.ready_by.ToDatetime(tzinfo=UTC).astimezone(ZoneInfo("Europe/Amsterdam"))
+    assert (ready.date(), ready.strftime("%H:%M")) == (opens, "09:00")
+    # More than the transfer brings: no such option.
+    assert not shop.client.get_fulfillment_options({"A": 4}, HERE, channel="web").options
+    # A channel that does not sell incoming offers none.
+    shop.channel("S1", sells_incoming=False)
+    assert not shop.client.get_fulfillment_options({"A": 2}, HERE, channel="web").options

@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from omnistock.server.domain.channel_holds import incoming_counts_until, local_today
+from omnistock.server.domain.channel_options import incoming_ship_to_store
 from omnistock.server.domain.channels import (
     ChannelMethod,
     ChannelView,
@@ -36,6 +37,7 @@ from omnistock.server.domain.fulfillment import (
     ShipSupply,
     StoreSupply,
     can_supply,
+    rank,
 )
 from omnistock.server.domain.fulfillment import fulfillment_options as build_options
 from omnistock.server.domain.locations import Location, LocationKind
@@ -168,7 +170,47 @@ class ChannelShopping:
             if ship is None
             else ShipSupply(ship.location, tuple(a.fulfillable for a in ship.lines), ship.delivery)
         )
-        return point, build_options(lines, stores, shipping, now)
+        options = build_options(lines, stores, shipping, now)
+        if view.channel.sells_incoming:
+            options = self._with_incoming_transfers(view, options, stores, lines, records, now)
+        return point, options
+
+    def _with_incoming_transfers(
+        self,
+        view: ChannelView,
+        options: list[Option],
+        stores: Sequence[StoreSupply],
+        lines: Sequence[CartLine],
+        records: dict[str, SkuRecords],
+        now: datetime,
+    ) -> list[Option]:
+        """The SHIP_TO_STORE option, when an incoming transfer to a store within the radius
+        makes it ready before the one a shipment gives (domain.channel_options)."""
+        receiving = [s for s in stores if s.location.capabilities.ship_to_store]
+        rows = self._supply.read(
+            [line.sku for line in lines], {s.location.id for s in receiving}, to_micros(now)
+        )
+        offers = []
+        for supply in receiving:
+            location = supply.location
+            ats, due, held = {}, {}, {}
+            for line in lines:
+                pair = (line.sku, location.id)
+                record = records[line.sku].records.get(location.id)
+                ats[line.sku] = 0 if record is None else _channel_ats(view, location, record, now)
+                due[line.sku] = _due(rows.incoming.get(pair, ()), location, now)
+                held[line.sku] = rows.incoming_held.get(pair, 0)
+            offer = incoming_ship_to_store(
+                location, supply.distance_km, lines, ats, due, held, now, local_today(location, now)
+            )
+            if offer is not None:
+                offers.append(offer)
+        if not offers:
+            return options
+        best = min(offers, key=Option.sort_key)
+        kept = [o for o in options if o.method is not Method.SHIP_TO_STORE]
+        shipped = [o for o in options if o.method is Method.SHIP_TO_STORE]
+        return rank([*kept, min([*shipped, best], key=Option.sort_key)])
 
     def _lines(
         self,
@@ -241,13 +283,7 @@ class ChannelShopping:
                     out.append(answer)
                     continue
                 pair = (answer.line.sku, location.id)
-                due = counting_incoming(
-                    [
-                        Incoming(expected, q, incoming_counts_until(expected, location))
-                        for expected, q in rows.incoming.get(pair, ())
-                    ],
-                    now,
-                )
+                due = _due(rows.incoming.get(pair, ()), location, now)
                 record = records[answer.line.sku].records.get(location.id)
                 have = 0 if record is None else _channel_ats(view, location, record, now)
                 since: date | None = available_from(
@@ -281,6 +317,14 @@ def _channel_ats(view: ChannelView, location: Location, record: StockRecord, now
         record.on_hand, reserved_at(record, now), policy.safety_stock_for(record.safety_stock)
     )
     return channel_ats(units, view.channel.protection_at(location.id))
+
+
+def _due(lines: Sequence[tuple[date, int]], location: Location, now: datetime) -> list[Incoming]:
+    """The incoming (expected date, quantity) lines at a location that still count."""
+    return counting_incoming(
+        [Incoming(expected, q, incoming_counts_until(expected, location)) for expected, q in lines],
+        now,
+    )
 
 
 def _members(view: ChannelView, visible: frozenset[str] | None) -> frozenset[str]:
