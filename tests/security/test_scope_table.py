@@ -63,6 +63,9 @@ NAMED: dict[str, Callable[[str], Any]] = {
         method=reservation_pb2.RESERVATION_METHOD_PICKUP,
     ),
     "ListReservations": lambda at: reservation_pb2.ListReservationsRequest(location_id=at),
+    "MoveReservation": lambda at: reservation_pb2.MoveReservationRequest(
+        reservation_id=ABSENT_RESERVATION, location_id=at
+    ),
 }
 # A request naming one reservation.
 BY_RESERVATION: dict[str, Callable[[str], Any]] = {
@@ -73,6 +76,7 @@ BY_RESERVATION: dict[str, Callable[[str], Any]] = {
     "CommitReservation": lambda r: reservation_pb2.CommitReservationRequest(reservation_id=r),
     "FulfillReservation": lambda r: reservation_pb2.FulfillReservationRequest(reservation_id=r),
     "ReleaseReservation": lambda r: reservation_pb2.ReleaseReservationRequest(reservation_id=r),
+    "MoveReservation": lambda r: reservation_pb2.MoveReservationRequest(reservation_id=r),
 }
 # A request naming no location, whose answer the scope filters.
 FILTERED: dict[str, Any] = {

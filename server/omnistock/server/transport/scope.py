@@ -81,12 +81,14 @@ METHOD_SCOPES: dict[str, MethodScope] = {
     f"{_PREFIX}AvailabilityService/SearchNearby": MethodScope(
         Role.READ,
         "only stores and shipping locations in scope, chosen before the limit; a postal "
-        "code resolves from the postal code table and the locations in scope",
+        "code resolves from the postal code table and the locations in scope; a channel: "
+        "only its group's locations in scope, and a key bound to channels may name its own",
         filtered=True,
     ),
     f"{_PREFIX}AvailabilityService/GetFulfillmentOptions": MethodScope(
         Role.READ,
-        "only stores and shipping locations in scope; a postal code resolves as for SearchNearby",
+        "only stores and shipping locations in scope; a postal code resolves as for "
+        "SearchNearby; a channel: as for SearchNearby",
         filtered=True,
     ),
     f"{_PREFIX}AvailabilityService/WatchAvailability": MethodScope(
@@ -129,7 +131,8 @@ METHOD_SCOPES: dict[str, MethodScope] = {
     ),
     f"{_PREFIX}ReservationService/CreateReservation": MethodScope(
         Role.RESERVE,
-        f"{_NAMED}; idempotency keys are per key (principal)",
+        f"{_NAMED}; idempotency keys are per key (principal); a network hold is placed only "
+        "at locations in scope, and a key bound to channels may name its own",
         names=("location_id",),
         writes=True,
     ),
