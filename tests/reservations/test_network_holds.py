@@ -20,7 +20,11 @@ from omnistock.client import (
     ReservationMethod,
     origin,
 )
+from omnistock.server.config import ServerConfig
 from omnistock.server.domain.channels import ChannelMethod as Sells
+from omnistock.server.domain.security import Role
+from omnistock.server.domain.stock import Exposure as DomainExposure
+from omnistock.server.store.keys import KeyRepository
 from omnistock.server.testing import InProcessServer
 
 CHECKOUT = ReservationMethod.CHECKOUT
@@ -197,3 +201,35 @@ def test_only_an_active_network_hold_moves(shop: Shop) -> None:
     with pytest.raises(FailedPreconditionError) as ended:
         shop.client.move_reservation(released.reservation_id, "UTR")
     assert ended.value.reason == "RESERVATION_STATE"
+
+
+def test_a_key_scoped_to_locations_places_network_holds_in_its_scope_only(
+    database_url: str, clock: FixedClock
+) -> None:
+    settings = ServerConfig(listen="127.0.0.1:0", database_url=database_url)
+    with InProcessServer(settings, clock=clock) as server:
+        assert server.server is not None
+        keys = KeyRepository(server.server.engine)
+
+        def key(*roles: Role, locations: list[str] | None = None) -> str:
+            _, text = keys.create(
+                "k", roles, locations=locations, exposure=DomainExposure.EXACT,
+                rate_per_second=1000.0, burst=1000, now=clock(),
+            )  # fmt: skip
+            return text
+
+        with Client(server.target, api_key=key(Role.ADMIN)) as admin:
+            shop = Shop(server, admin, clock)
+            shop.stores("AMS", "UTR")
+            shop.stock({("AMS", "A"): 9, ("UTR", "A"): 2})
+            shop.channel("AMS", "UTR")
+        with Client(server.target, api_key=key(Role.RESERVE, locations=["UTR"])) as scoped:
+            made = scoped.create_reservation(
+                "", {"A": 1}, method=CHECKOUT, channel="web", channel_method=ChannelMethod.PICKUP
+            )
+            assert made.location_id == "UTR"  # AMS has more, but the key may not see it
+            with pytest.raises(FailedPreconditionError):
+                scoped.create_reservation(
+                    "", {"A": 3}, method=CHECKOUT, channel="web",
+                    channel_method=ChannelMethod.PICKUP,
+                )  # fmt: skip

@@ -12,7 +12,13 @@ from datetime import timedelta
 import pytest
 from conftest import FixedClock
 from network_shop import Shop
-from omnistock.client import Client, FailedPreconditionError, ReservationMethod
+from omnistock.client import (
+    AlreadyExistsError,
+    ChannelMethod,
+    Client,
+    FailedPreconditionError,
+    ReservationMethod,
+)
 from omnistock.server.testing import InProcessServer
 
 CHECKOUT = ReservationMethod.CHECKOUT
@@ -118,3 +124,51 @@ def test_when_the_date_passes_a_pre_order_holds_the_stock_that_arrived(
     assert shop.ats("W1", "A") == 2  # 5 arrived, 3 of them held by the pre-order
     shop.client.release_reservation(made.reservation_id)
     assert shop.ats("W1", "A") == 5
+
+
+def test_a_feed_that_cuts_incoming_below_what_holds_take_turns_the_excess_into_a_stock_hold(
+    shop: Shop, server: InProcessServer, clock: FixedClock
+) -> None:
+    shop.warehouses("W1")
+    shop.stock({("W1", "A"): 4})
+    shop.incoming("W1", "A", "po-1", 5, shop.today() + timedelta(days=10))
+    shop.channel("W1", sells_incoming=True)
+    made = pre_order(shop.client, {"A": 9})  # 4 from stock, 5 from incoming
+    assert made.lines[0].incoming_quantity == 5
+    clock.now += timedelta(minutes=1)
+    shop.incoming("W1", "A", "po-1", 2, shop.today() + timedelta(days=10))  # cut to 2
+    assert server.server is not None
+    server.server.reservations.expire_due()
+    after = shop.client.get_reservation(made.reservation_id)
+    assert after.lines[0].incoming_quantity == 2  # 3 moved to a hold of stock
+
+
+def test_a_committed_pre_order_is_not_settled_by_a_feed_update(
+    shop: Shop, clock: FixedClock
+) -> None:
+    shop.warehouses("W1")
+    shop.stock({("W1", "A"): 0})
+    shop.incoming("W1", "A", "po-1", 5, shop.today() + timedelta(days=10))
+    shop.channel("W1", sells_incoming=True)
+    made = pre_order(shop.client, {"A": 2})
+    shop.client.commit_reservation(made.reservation_id)
+    clock.now += timedelta(minutes=5)
+    shop.stock({("W1", "A"): 0})  # a newer record: nothing of the pre-order was sold from it
+    assert shop.client.get_reservation(made.reservation_id).holds_stock
+    with pytest.raises(FailedPreconditionError):
+        pre_order(shop.client, {"A": 4})  # the committed pre-order still takes 2 of the 5
+
+
+def test_the_idempotency_fingerprint_covers_the_channel_method(shop: Shop) -> None:
+    shop.stores("S1", ship=True)
+    shop.stock({("S1", "A"): 5})
+    shop.channel("S1")
+    shop.client.create_reservation(
+        "", {"A": 1}, method=CHECKOUT, channel="web", idempotency_key="k1"
+    )
+    with pytest.raises(AlreadyExistsError) as reused:
+        shop.client.create_reservation(
+            "", {"A": 1}, method=CHECKOUT, channel="web", idempotency_key="k1",
+            channel_method=ChannelMethod.PICKUP,
+        )  # fmt: skip
+    assert reused.value.reason == "IDEMPOTENCY_KEY_REUSED"

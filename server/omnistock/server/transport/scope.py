@@ -81,14 +81,12 @@ METHOD_SCOPES: dict[str, MethodScope] = {
     f"{_PREFIX}AvailabilityService/SearchNearby": MethodScope(
         Role.READ,
         "only stores and shipping locations in scope, chosen before the limit; a postal "
-        "code resolves from the postal code table and the locations in scope; a channel: "
-        "only its group's locations in scope, and a key bound to channels may name its own",
+        "code resolves from the postal code table and the locations in scope",
         filtered=True,
     ),
     f"{_PREFIX}AvailabilityService/GetFulfillmentOptions": MethodScope(
         Role.READ,
-        "only stores and shipping locations in scope; a postal code resolves as for "
-        "SearchNearby; a channel: as for SearchNearby",
+        "only stores and shipping locations in scope; a postal code resolves as for SearchNearby",
         filtered=True,
     ),
     f"{_PREFIX}AvailabilityService/WatchAvailability": MethodScope(
@@ -132,7 +130,7 @@ METHOD_SCOPES: dict[str, MethodScope] = {
     f"{_PREFIX}ReservationService/CreateReservation": MethodScope(
         Role.RESERVE,
         f"{_NAMED}; idempotency keys are per key (principal); a network hold is placed only "
-        "at locations in scope, and a key bound to channels may name its own",
+        "at locations in scope",
         names=("location_id",),
         writes=True,
     ),
