@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import Message
-from omnistock.client import AsyncClient, Client, ReservationMethod, timestamp
-from omnistock.client.testing import SKUS, STORES, WAREHOUSE, LocalServer
+from omnistock.client import AsyncClient, ChannelMethod, Client, ReservationMethod, timestamp
+from omnistock.client.testing import SKUS, STORES, WAREHOUSE, WEB_CHANNEL, LocalServer
 from omnistock.v1 import (
     availability_pb2,
     channel_pb2,
@@ -41,6 +41,14 @@ def _hold(client: Client, key: str) -> str:
     hold = client.create_reservation(
         WAREHOUSE, {SKUS[1]: 1}, method=ReservationMethod.CHECKOUT, idempotency_key=key
     )
+    return hold.reservation_id
+
+
+def _network_hold(client: Client, key: str) -> str:
+    hold = client.create_reservation(
+        "", {SKUS[1]: 1}, method=ReservationMethod.CHECKOUT, idempotency_key=key,
+        channel=WEB_CHANNEL, channel_method=ChannelMethod.PICKUP,
+    )  # fmt: skip
     return hold.reservation_id
 
 
@@ -168,6 +176,9 @@ SAMPLES: dict[str, Callable[[Client, str], Any]] = {
     ),
     "FulfillReservation": lambda c, k: reservation_pb2.FulfillReservationRequest(
         reservation_id=_committed(c, f"fulfil-{k}")
+    ),
+    "MoveReservation": lambda c, k: reservation_pb2.MoveReservationRequest(
+        reservation_id=_network_hold(c, f"move-{k}"), location_id=UTR
     ),
     "ReleaseReservation": lambda c, k: reservation_pb2.ReleaseReservationRequest(
         reservation_id=_hold(c, f"release-{k}")

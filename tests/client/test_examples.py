@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from factories import update
-from omnistock.client import Client
+from omnistock.client import Client, ReservationState
 from omnistock.client.testing import SKUS, STORES, LocalServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "client" / "examples"
@@ -94,3 +94,17 @@ def test_incoming_feed_places_orders_changes_one_and_replaces_a_warehouses_lines
         f"  CHARGER-1 PO-1003-1: 80 due {today + timedelta(days=20)}",
         f"  PHONE-1 PO-1001-1: 40 due {today + timedelta(days=12)}",
     ]
+
+
+def test_product_page_searches_through_the_web_channel_and_holds_through_it(
+    server: LocalServer,
+) -> None:
+    # PHONE-1: Amsterdam has 5 and Utrecht 1, each keeping 1 back from the web channel.
+    lines = run("product_page.py", "--target", server.target)
+    assert lines[0].startswith("ship: IN_STOCK from NL-WH-01, delivered by ")
+    assert lines[1].startswith("pickup at Amsterdam Kalverstraat: IN_STOCK, ready ")
+    assert not any("Utrecht" in line for line in lines)  # its only unit is protected
+    assert lines[2:] == ["ship: held at NL-WH-01", "pickup: held at NL-AMS-01"]
+    with server.client() as client:  # both holds were given back
+        assert not list(client.list_reservations(state=ReservationState.ACTIVE))
+        assert len(list(client.list_reservations())) == 2

@@ -92,6 +92,9 @@ NAMED: dict[str, Callable[[str], Any]] = {
     "UpsertChannels": lambda at: channel_pb2.UpsertChannelsRequest(
         channels=[protecting_channel("web", at)]
     ),
+    "MoveReservation": lambda at: reservation_pb2.MoveReservationRequest(
+        reservation_id=ABSENT_RESERVATION, location_id=at
+    ),
 }
 # A request naming one reservation.
 BY_RESERVATION: dict[str, Callable[[str], Any]] = {
@@ -102,6 +105,7 @@ BY_RESERVATION: dict[str, Callable[[str], Any]] = {
     "CommitReservation": lambda r: reservation_pb2.CommitReservationRequest(reservation_id=r),
     "FulfillReservation": lambda r: reservation_pb2.FulfillReservationRequest(reservation_id=r),
     "ReleaseReservation": lambda r: reservation_pb2.ReleaseReservationRequest(reservation_id=r),
+    "MoveReservation": lambda r: reservation_pb2.MoveReservationRequest(reservation_id=r),
 }
 # A request naming no location, whose answer the scope filters.
 FILTERED: dict[str, Any] = {

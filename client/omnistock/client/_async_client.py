@@ -478,6 +478,7 @@ class AsyncClient(AsyncTransport):
         method: FulfillmentMethod = FulfillmentMethod.PICKUP,
         require_all: bool = False,
         exposure: Exposure = Exposure.BANDED,
+        channel: str = "",
         request: availability_pb2.SearchNearbyRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -497,14 +498,18 @@ class AsyncClient(AsyncTransport):
                 means PICKUP.
             require_all: Only locations that have every line.
             exposure: Unspecified means BANDED.
+            channel: Optional: search as this channel sells. Only the channel group's stores
+                that do pickup are listed, each line counts the channel's ATS there (after
+                protection), and the ship option comes from the group's locations that ship.
+                NOT_FOUND (CHANNEL_NOT_FOUND) when there is no such channel.
 
         Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             if cart is None or origin is None:
                 raise TypeError("search_nearby() needs cart, origin, or request=")
-            request = build.search_nearby(cart=cart, origin=origin, radius_km=radius_km, limit=limit, open_now=open_now, method=method, require_all=require_all, exposure=exposure)
-        elif cart is not None or origin is not None or radius_km is not None or limit is not None or open_now is not False or method != FulfillmentMethod.PICKUP or require_all is not False or exposure != Exposure.BANDED:
+            request = build.search_nearby(cart=cart, origin=origin, radius_km=radius_km, limit=limit, open_now=open_now, method=method, require_all=require_all, exposure=exposure, channel=channel)
+        elif cart is not None or origin is not None or radius_km is not None or limit is not None or open_now is not False or method != FulfillmentMethod.PICKUP or require_all is not False or exposure != Exposure.BANDED or channel != "":
             raise ValueError("search_nearby(): pass request= or its fields, not both")
         response: availability_pb2.SearchNearbyResponse = await self._unary(
             self._availability_service.SearchNearby,
@@ -523,6 +528,7 @@ class AsyncClient(AsyncTransport):
         origin: Origin | None = None,
         *,
         radius_km: float | None = None,
+        channel: str = "",
         request: availability_pb2.GetFulfillmentOptionsRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -535,14 +541,18 @@ class AsyncClient(AsyncTransport):
             origin: Where the shopper is; required.
             radius_km: Kilometres to look for pickup stores, above 0 and at most 500; unset
                 means 25.
+            channel: Optional: the ways this channel sells. Pickup stores and shipping
+                locations come from the channel's group, quantities are its channel ATS (after
+                protection), and ship-to-store may be ready when an incoming transfer to the
+                store lands. NOT_FOUND (CHANNEL_NOT_FOUND) when there is no such channel.
 
         Default deadline: the client's timeout. Retried: yes.
         """
         if request is None:
             if cart is None or origin is None:
                 raise TypeError("get_fulfillment_options() needs cart, origin, or request=")
-            request = build.fulfillment_options(cart=cart, origin=origin, radius_km=radius_km)
-        elif cart is not None or origin is not None or radius_km is not None:
+            request = build.fulfillment_options(cart=cart, origin=origin, radius_km=radius_km, channel=channel)
+        elif cart is not None or origin is not None or radius_km is not None or channel != "":
             raise ValueError("get_fulfillment_options(): pass request= or its fields, not both")
         response: availability_pb2.GetFulfillmentOptionsResponse = await self._unary(
             self._availability_service.GetFulfillmentOptions,
@@ -1081,6 +1091,9 @@ class AsyncClient(AsyncTransport):
         ttl: timedelta | None = None,
         idempotency_key: str | None = None,
         customer_reference: str = "",
+        channel: str = "",
+        channel_method: ChannelMethod | None = None,
+        origin: Origin | None = None,
         request: reservation_pb2.CreateReservationRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
@@ -1098,7 +1111,8 @@ class AsyncClient(AsyncTransport):
 
         ``lines`` is {sku: quantity}. Without an ``idempotency_key`` the client makes one, so a
         retry of this call can never hold twice; pass your own to make retries across processes
-        safe too.
+        safe too. A network hold: ``location_id=""`` and ``channel="web"``, with ``channel_method``
+        (SHIP when None) and an optional ``origin`` from origin().
 
         Args:
             location_id: The location to hold stock at; it must exist and be in the key's
@@ -1110,14 +1124,18 @@ class AsyncClient(AsyncTransport):
                 Recommended; the SDK sets one when the caller does not.
             customer_reference: The caller's own reference (an order or basket id), up to 128
                 characters.
+            channel: A network hold: the channel whose group the location is chosen from.
+            channel_method: With a channel: SHIP (the default) or PICKUP.
+            origin: With a channel, optional: the shopper, so the nearest location that can
+                cover the lines is chosen.
 
         Default deadline: 30 s. Retried: yes.
         """
         if request is None:
             if location_id is None or lines is None:
                 raise TypeError("create_reservation() needs location_id, lines, or request=")
-            request = build.create_reservation(location_id=location_id, lines=lines, method=method, ttl=ttl, idempotency_key=idempotency_key, customer_reference=customer_reference)
-        elif location_id is not None or lines is not None or method != ReservationMethod.PICKUP or ttl is not None or idempotency_key is not None or customer_reference != "":
+            request = build.create_reservation(location_id=location_id, lines=lines, method=method, ttl=ttl, idempotency_key=idempotency_key, customer_reference=customer_reference, channel=channel, channel_method=channel_method, origin=origin)
+        elif location_id is not None or lines is not None or method != ReservationMethod.PICKUP or ttl is not None or idempotency_key is not None or customer_reference != "" or channel != "" or channel_method is not None or origin is not None:
             raise ValueError("create_reservation(): pass request= or its fields, not both")
         response: reservation_pb2.CreateReservationResponse = await self._unary(
             self._reservation_service.CreateReservation,
@@ -1325,16 +1343,18 @@ class AsyncClient(AsyncTransport):
     async def move_reservation(
         self,
         reservation_id: str | None = None,
-        location_id: str | None = None,
+        location_id: str = "",
         *,
         request: reservation_pb2.MoveReservationRequest | None = None,
         timeout: float | None = None,
         metadata: Metadata = (),
         retry: Retry | None = None,
-    ) -> reservation_pb2.MoveReservationResponse:
+    ) -> reservation_pb2.Reservation:
         """Moves an active network hold to another location of its channel, all or nothing: the new
         location must cover every line from its channel ATS, or the hold stays where it was
         (FAILED_PRECONDITION).
+
+        ``location_id`` empty: the server chooses the best other location of the hold's channel.
 
         Args:
             reservation_id: The reservation's id; NOT_FOUND when there is none (or it is at a
@@ -1343,15 +1363,15 @@ class AsyncClient(AsyncTransport):
             location_id: A location of the hold's channel group that serves its method. Empty:
                 the server chooses, by the placement rule, among the other locations.
 
-        Default deadline: the client's timeout. Retried: no.
+        Default deadline: 30 s. Retried: no.
         """
         if request is None:
-            if reservation_id is None or location_id is None:
-                raise TypeError("move_reservation() needs reservation_id, location_id, or request=")
+            if reservation_id is None:
+                raise TypeError("move_reservation() needs reservation_id, or request=")
             request = reservation_pb2.MoveReservationRequest()
             request.reservation_id = reservation_id
             request.location_id = location_id
-        elif reservation_id is not None or location_id is not None:
+        elif reservation_id is not None or location_id != "":
             raise ValueError("move_reservation(): pass request= or its fields, not both")
         response: reservation_pb2.MoveReservationResponse = await self._unary(
             self._reservation_service.MoveReservation,
@@ -1359,10 +1379,10 @@ class AsyncClient(AsyncTransport):
             timeout=timeout,
             metadata=metadata,
             retry=retry,
-            default_timeout=CLIENT_TIMEOUT,
+            default_timeout=30.0,
             idempotent=False,
         )
-        return response
+        return response.reservation
 
     async def release_reservation(
         self,

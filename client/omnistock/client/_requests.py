@@ -134,8 +134,10 @@ def search_nearby(
     method: FulfillmentMethod,
     require_all: bool,
     exposure: Exposure,
+    channel: str = "",
 ) -> availability_pb2.SearchNearbyRequest:
     request = availability_pb2.SearchNearbyRequest(
+        channel_id=channel,
         lines=_lines(cart),
         origin=origin,
         open_now=open_now,
@@ -147,9 +149,11 @@ def search_nearby(
 
 
 def fulfillment_options(
-    *, cart: Cart, origin: Origin, radius_km: float | None
+    *, cart: Cart, origin: Origin, radius_km: float | None, channel: str = ""
 ) -> availability_pb2.GetFulfillmentOptionsRequest:
-    request = availability_pb2.GetFulfillmentOptionsRequest(lines=_lines(cart), origin=origin)
+    request = availability_pb2.GetFulfillmentOptionsRequest(
+        lines=_lines(cart), origin=origin, channel_id=channel
+    )
     return _with_optional(request, radius_km=radius_km)
 
 
@@ -382,9 +386,16 @@ def create_reservation(
     ttl: timedelta | None,
     idempotency_key: str | None,
     customer_reference: str,
+    channel: str = "",
+    channel_method: ChannelMethod | None = None,
+    origin: Origin | None = None,
 ) -> reservation_pb2.CreateReservationRequest:
+    """A hold at ``location_id``, or (``location_id`` empty) a network hold through
+    ``channel``, placed by ``channel_method`` (SHIP when None) near ``origin``."""
     request = reservation_pb2.CreateReservationRequest(
         location_id=location_id,
+        channel_id=channel,
+        channel_method=0 if channel_method is None else int(channel_method),  # type: ignore[arg-type]
         lines=[reservation_pb2.ReservationLine(sku=s, quantity=q) for s, q in lines.items()],
         method=int(method),  # type: ignore[arg-type]
         # A key on every create, so that a retry can never hold twice.
@@ -393,6 +404,8 @@ def create_reservation(
     )
     if ttl is not None:
         request.ttl.FromTimedelta(ttl)
+    if origin is not None:
+        request.origin.CopyFrom(origin)
     return request
 
 

@@ -2,7 +2,7 @@
 
 ``LocalServer`` runs a real omnistock server in your test process (on a free local port,
 a temporary SQLite file, keys not checked), seeded with a small store of three shops and
-a warehouse. Point a Client or an AsyncClient at ``server.target``::
+a warehouse, and a ``web`` channel that sells from all four. Point a Client or an AsyncClient at ``server.target``::
 
     from omnistock.client import Client
     from omnistock.client.testing import LocalServer, SKUS, STORES
@@ -54,6 +54,10 @@ WAREHOUSE = "NL-WH-01"
 SKUS = ("PHONE-1", "CASE-1", "CHARGER-1")
 # on_hand per store and sku, in the order of STORES and SKUS; the warehouse has 100 of each.
 STOCK = ((5, 12, 0), (1, 3, 8), (0, 0, 2))
+# The seeded channel: the web shop sells from every location above, each store keeping
+# WEB_PROTECTION units of each sku back for its walk-in shoppers.
+WEB_CHANNEL = "web"
+WEB_PROTECTION = 1
 
 
 def seed(client: Client, *, now: datetime | None = None) -> None:
@@ -117,7 +121,32 @@ class LocalServer:
         if self._seeded:
             with self.client() as client:
                 seed(client)
+            self._seed_channel()
         return self
+
+    def _seed_channel(self) -> None:
+        """The ``web`` channel over every seeded location (see WEB_CHANNEL)."""
+        from omnistock.server.domain.channels import Channel, LocationGroup
+        from omnistock.server.store.channels import ChannelRepository
+
+        assert self._server.server is not None
+        repository = ChannelRepository(self._server.server.engine)
+        now = datetime.now(UTC)
+        everywhere = frozenset([store_id for store_id, *_ in STORES] + [WAREHOUSE])
+        repository.upsert_groups(
+            [LocationGroup("everywhere", "Every location", everywhere)], now=now
+        )
+        repository.upsert_channels(
+            [
+                Channel(
+                    WEB_CHANNEL,
+                    "Web shop",
+                    "everywhere",
+                    protection={store_id: WEB_PROTECTION for store_id, *_ in STORES},
+                )
+            ],
+            now=now,
+        )
 
     def __exit__(
         self,

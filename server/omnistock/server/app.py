@@ -42,17 +42,21 @@ from omnistock.server.readmodel.stock import StockCache
 from omnistock.server.service.audit import AuditLog
 from omnistock.server.service.availability import AvailabilityService
 from omnistock.server.service.changes import ChangeBus, ChannelTransport
+from omnistock.server.service.channel_search import ChannelShopping
 from omnistock.server.service.channels import ChannelAdmin
 from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.incoming import IncomingService
 from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.network_holds import NetworkPlacer
+from omnistock.server.service.origins import OriginResolver
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.retention import RetentionJob
 from omnistock.server.service.watch import WatchHub
 from omnistock.server.store.change_bus import change_channel
 from omnistock.server.store.channel_reads import ChannelReads
+from omnistock.server.store.channel_supply import ChannelSupplyReader
 from omnistock.server.store.channels import ChannelRepository
 from omnistock.server.store.database import create_database_engine, migrate
 from omnistock.server.store.feed_status import FeedStatusRepository
@@ -251,6 +255,9 @@ class OmnistockServer:
             self.runner,
             self.watches,
             banded_max_quantity=config.banded_max_quantity,
+            channel_shopping=ChannelShopping(
+                self.shopping, ChannelRepository(self.engine), ChannelSupplyReader(self.engine)
+            ),
         )
         availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
             self.availability_servicer, registrar
@@ -280,6 +287,12 @@ class OmnistockServer:
             clock=clock,
             changes=self.changes,
             ttl=config.hold_ttls,
+            placer=NetworkPlacer(
+                ChannelRepository(self.engine),
+                ChannelSupplyReader(self.engine),
+                self.directory,
+                OriginResolver(self.directory, PostcodeRepository(self.engine)),
+            ),
         )
         reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
             ReservationServicer(

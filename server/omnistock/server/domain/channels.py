@@ -36,6 +36,7 @@ reads, searches, options, watches and holds all call the same ones:
 from __future__ import annotations
 
 import enum
+import heapq
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -435,6 +436,19 @@ def place_network_hold(
     line, the nearest to the origin; without an origin, the one with the most channel ATS
     for the lines (warehouses first for SHIP); ties by location id. None when no location
     can cover every line."""
+    ranked = rank_network_hold(candidates, lines, method, limit=1)
+    return ranked[0] if ranked else None
+
+
+def rank_network_hold(
+    candidates: Iterable[HoldCandidate],
+    lines: Sequence[CartLine],
+    method: ChannelMethod,
+    *,
+    limit: int,
+) -> list[HoldCandidate]:
+    """The ``limit`` best locations for a hold by ``place_network_hold``'s rule, best first
+    (a hold tries the next when a concurrent one took the first)."""
     able = [
         c
         for c in candidates
@@ -442,13 +456,13 @@ def place_network_hold(
         and all(c.channel_ats.get(line.sku, 0) >= line.quantity for line in lines)
     ]
     if not able:
-        return None
+        return []
     if all(c.distance_km is not None for c in able):
-        return min(able, key=lambda c: (c.distance_km, c.location.id))
+        return heapq.nsmallest(limit, able, key=lambda c: (c.distance_km, c.location.id))
 
     def most(c: HoldCandidate) -> tuple[object, ...]:
         warehouse_first = method is ChannelMethod.SHIP and c.location.kind is LocationKind.WAREHOUSE
         held = sum(c.channel_ats.get(line.sku, 0) for line in lines)
         return (not warehouse_first, -held, c.location.id)
 
-    return min(able, key=most)
+    return heapq.nsmallest(limit, able, key=most)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from omnistock.server.domain.channels import ChannelMethod
 from omnistock.server.domain.errors import AlreadyExists, FailedPrecondition
 
 
@@ -56,6 +57,8 @@ class TtlPolicy:
 class ReservationLine:
     sku: str
     quantity: int
+    # The part of quantity held from incoming supply (a network hold's pre-order line).
+    incoming_quantity: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,9 @@ class Reservation:
     committed_at: datetime | None = None
     ended_at: datetime | None = None
     holds_stock: bool = True
+    # A network hold's channel and method ("" and None for a hold made at a location).
+    channel_id: str = ""
+    channel_method: ChannelMethod | None = None
 
     def as_of(self, now: datetime) -> Reservation:
         """The reservation as it stands at ``now``: an active hold past its expiry reads as
@@ -95,6 +101,11 @@ class NewReservation:
     customer_reference: str = ""
     # The principal (API key id) making it: idempotency keys are per principal.
     owner: str = ""
+    # A network hold: the channel and method it is placed through (location_id is then
+    # empty until it is placed), and the origin it is placed near, as given.
+    channel_id: str = ""
+    channel_method: ChannelMethod | None = None
+    origin: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +116,15 @@ class NewReservation:
             self.method.value,
             str(self.ttl.total_seconds()),
             self.customer_reference,
+            *(
+                [
+                    self.channel_id,
+                    self.channel_method.name if self.channel_method else "",
+                    self.origin,
+                ]
+                if self.channel_id
+                else []
+            ),
             *(f"{line.sku}={line.quantity}" for line in sorted(self.lines, key=_by_sku)),
         ]
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from omnistock.server.domain.fulfillment import CartLine, can_supply, delivered_by, delivery_date
@@ -41,6 +41,9 @@ class LineAnswer:
     line: CartLine
     view: AvailabilityView
     fulfillable: bool
+    # Through a channel that sells incoming, for a line not fulfillable here: the
+    # earliest date it can be had from incoming due here.
+    available_from: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,10 @@ class _KeptPresentation:
     presentation: Presentation
 
 
+# A location's line answers from its records of the lines' skus.
+LineAnswers = Callable[[Location, Sequence[StockRecord | None]], list[LineAnswer]]
+
+
 class AnswerMemo:
     """Line answers, store presentations and ship answers, computed once a minute."""
 
@@ -234,10 +241,13 @@ class AnswerMemo:
         now: datetime,
         exposure: Exposure,
         visible: frozenset[str] | None = None,
+        line_answers: LineAnswers | None = None,
     ) -> tuple[ShipAnswer | None, datetime]:
         """The best shipping location (of those ``visible``, None for all): has every
         line, then earliest delivery, then id; failing that, the one with most lines. And
-        until when that stands with time alone (a record going stale, a hold lapsing)."""
+        until when that stands with time alone (a record going stale, a hold lapsing).
+        ``line_answers(location, held)`` answers the lines (a channel's, say); by
+        default, ``lines`` of this memo."""
         best: tuple[tuple[object, ...], ShipAnswer] | None = None
         until = FOREVER
         versions = versions_of(records, lines)
@@ -246,7 +256,10 @@ class AnswerMemo:
                 continue
             held = records_at(records, lines, location)
             until = min(until, valid_until(held, location, now))
-            answers = self.lines(location, lines, held, versions, now, exposure)
+            if line_answers is None:
+                answers = self.lines(location, lines, held, versions, now, exposure)
+            else:
+                answers = line_answers(location, held)
             delivery = delivered_by(location, delivery_date(location, now))
             answer = ShipAnswer(location, answers, delivery)
             key = (-sum(a.fulfillable for a in answers), delivery, location.id)

@@ -14,7 +14,7 @@ that is one range scan), kept in the read model's stock cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from omnistock.server.domain.errors import NotFound
@@ -26,15 +26,17 @@ from omnistock.server.domain.fulfillment import (
     StoreSupply,
 )
 from omnistock.server.domain.fulfillment import fulfillment_options as build_options
-from omnistock.server.domain.geo import Work
+from omnistock.server.domain.geo import Nearby, Work
 from omnistock.server.domain.locations import Location, LocationKind
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.stock import SkuRecords, StockCache
 from omnistock.server.service.answers import (
     AnswerMemo,
+    LineAnswers,
     Presentation,
     SearchResult,
+    ShipAnswer,
     records_at,
     versions_of,
 )
@@ -139,6 +141,29 @@ class ShoppingService:
         ]
         if unknown:
             raise NotFound("sku", unknown, reason="SKU_NOT_FOUND")
+
+    def locations_near(
+        self, point: tuple[float, float], radius_km: float
+    ) -> Iterator[Nearby[Location]]:
+        """Every active location within the radius, nearest first, read lazily."""
+        return self._spatial.locations().nearest_first(point[0], point[1], radius_km)
+
+    def shippers(self) -> list[Location]:
+        """The active locations that ship."""
+        return self._directory.shippers()
+
+    def ship_answer(
+        self,
+        lines: Sequence[CartLine],
+        records: dict[str, SkuRecords],
+        now: datetime,
+        exposure: Exposure,
+        visible: frozenset[str] | None,
+        line_answers: LineAnswers,
+    ) -> ShipAnswer | None:
+        """The best ship answer of the shippers ``visible``, lines answered by
+        ``line_answers`` (see AnswerMemo.ship_answer)."""
+        return self._answers.ship_answer(lines, records, now, exposure, visible, line_answers)[0]
 
     def presentation(self, location: Location, now: datetime) -> Presentation:
         """Today's hours, open now and ready-by (see AnswerMemo.presentation)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+from omnistock.server.domain.channel_holds import local_today
 from omnistock.server.domain.errors import NotFound, Violations
 from omnistock.server.domain.reservations import (
     IdempotencyKeyReused,
@@ -33,7 +34,15 @@ from omnistock.server.domain.stock import (
 from omnistock.server.domain.timeutil import to_micros
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.service.changes import ChangeBus, Changes
-from omnistock.server.store.reservations import HoldTerms, ReservationStore, ShortLines
+from omnistock.server.service.network_holds import (
+    CannotMoveThere,
+    MovedMeanwhile,
+    NetworkPlacer,
+    check_movable,
+)
+from omnistock.server.service.origins import Origin
+from omnistock.server.store.hold_placement import ShortLines
+from omnistock.server.store.reservations import HoldTerms, ReservationStore
 from omnistock.server.store.stock import StockRepository
 
 Change = tuple[str] | tuple[str, int] | None
@@ -49,7 +58,9 @@ class ReservationService:
         clock: Callable[[], datetime],
         changes: ChangeBus,
         ttl: TtlPolicy | None = None,
+        placer: NetworkPlacer | None = None,
     ) -> None:
+        self._placer = placer
         self._store = store
         self._stock = stock
         self._directory = directory
@@ -66,10 +77,17 @@ class ReservationService:
         )
 
     def create(
-        self, new: NewReservation, *, exposure: Exposure = Exposure.EXACT
+        self,
+        new: NewReservation,
+        *,
+        exposure: Exposure = Exposure.EXACT,
+        origin: Origin | None = None,
+        visible: frozenset[str] | None = None,
     ) -> tuple[Reservation, bool]:
         """Hold every line of ``new`` or none; (reservation, made now). A refusal states
         what is available only to a caller whose ``exposure`` is EXACT."""
+        if new.channel_id:
+            return self._create_network(new, origin, visible)
         (location,) = self._directory.require([new.location_id])
         policy = location.stock_policy
         now = self._clock()
@@ -106,6 +124,80 @@ class ReservationService:
         if created:
             self._invalidate(stored.reservation)
         return stored.reservation.as_of(now), created
+
+    def _create_network(
+        self, new: NewReservation, origin: Origin | None, visible: frozenset[str] | None
+    ) -> tuple[Reservation, bool]:
+        """A network hold: at the first location of the channel, by the placement rule,
+        that can take every line (``visible``: the caller's scope narrows the candidates).
+        A retry with the same idempotency key returns the first hold, even if stock moved."""
+        assert self._placer is not None and new.channel_method is not None
+        now = self._clock()
+        if new.idempotency_key:
+            earlier = self._store.by_key(new.owner, new.idempotency_key)
+            if earlier is not None:
+                if earlier.fingerprint != new.fingerprint:
+                    raise IdempotencyKeyReused(new.idempotency_key, earlier.reservation.id)
+                return earlier.reservation.as_of(now), False
+        view = self._placer.view(new.channel_id, new.channel_method)
+        placements = self._placer.placements(
+            view,
+            new.channel_method,
+            new.lines,
+            now,
+            visible=visible,
+            point=self._placer.point(origin, visible),
+        )
+        if not placements:
+            raise self._placer.refusal(view, new.lines)
+        terms = HoldTerms(to_micros(now), to_micros(now + new.ttl), 0, 0)
+        try:
+            stored, created = self._store.create(new_reservation_id(), new, terms, placements)
+        except ShortLines:
+            raise self._placer.refusal(view, new.lines) from None
+        if not created and stored.fingerprint != new.fingerprint:
+            raise IdempotencyKeyReused(new.idempotency_key, stored.reservation.id)
+        if created:
+            self._invalidate(stored.reservation)
+        return stored.reservation.as_of(now), created
+
+    def move(
+        self, reservation_id: str, location_id: str, *, visible: frozenset[str] | None = None
+    ) -> Reservation:
+        """Move an active network hold to ``location_id`` (empty: the best other location
+        of its channel by the placement rule), all or nothing."""
+        assert self._placer is not None
+        now = self._clock()
+        stored = self._store.get(reservation_id)
+        if stored is None or not _sees(visible, stored.reservation):
+            raise _not_found(reservation_id)
+        current = stored.reservation
+        check_movable(current, now)
+        assert current.channel_method is not None
+        view = self._placer.view(current.channel_id, current.channel_method)
+        among = {location_id} if location_id else view.location_ids - {current.location_id}
+        placements = self._placer.placements(
+            view, current.channel_method, current.lines, now, visible=visible, among=among
+        )
+
+        def decide(locked: Reservation) -> None:
+            check_movable(locked, now)
+            if locked.location_id != current.location_id:
+                raise MovedMeanwhile(locked.id)
+
+        refusal = CannotMoveThere(reservation_id, location_id or f"channel {view.channel.id}")
+        if not placements or location_id == current.location_id:
+            raise refusal
+        try:
+            moved = self._store.move(reservation_id, placements, decide, now_us=to_micros(now))
+        except ShortLines:
+            raise refusal from None
+        if moved is None:
+            raise _not_found(reservation_id)
+        before, after = moved
+        self._invalidate(before)
+        self._invalidate(after)
+        return after.as_of(now)
 
     # ``visible`` below: the locations whose reservations a caller may see (its scope;
     # None: all). A reservation elsewhere reads exactly as one that does not exist.
@@ -188,16 +280,39 @@ class ReservationService:
 
     def expire_due(self) -> int:
         """Record lapsed holds as EXPIRED (they stopped counting when they lapsed)."""
-        freed = self._store.expire_due(to_micros(self._clock()))
+        now = self._clock()
+        freed = self._store.expire_due(to_micros(now))
         self._changes.publish(Changes.of_pairs(freed))
+        arrived = self._store.settle_arrived_incoming(to_micros(now), self._today_at(now))
+        if arrived:
+            self._changes.publish(Changes(pairs=frozenset(arrived), incoming=frozenset(arrived)))
         return len(freed)
 
+    def _today_at(self, now: datetime) -> Callable[[str], str]:
+        def today(location_id: str) -> str:
+            location = self._directory.get(location_id)
+            return (now.date() if location is None else local_today(location, now)).isoformat()
+
+        return today
+
     def _invalidate(self, reservation: Reservation) -> None:
-        self._changes.publish(Changes.of_pairs(_pairs(reservation)))
+        self._changes.publish(
+            Changes(
+                pairs=frozenset(_pairs(reservation)),
+                incoming=frozenset(_incoming_pairs(reservation)),
+            )
+        )
 
 
 def _pairs(reservation: Reservation) -> Iterable[tuple[str, str]]:
     return [(line.sku, reservation.location_id) for line in reservation.lines]
+
+
+def _incoming_pairs(reservation: Reservation) -> Iterable[tuple[str, str]]:
+    """The pairs whose incoming held the reservation changes: its pre-order lines."""
+    return [
+        (line.sku, reservation.location_id) for line in reservation.lines if line.incoming_quantity
+    ]
 
 
 def _available(record: StockRecord | None, policy: StockPolicy, now: datetime) -> int:

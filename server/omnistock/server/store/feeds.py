@@ -41,7 +41,7 @@ from omnistock.server.domain.feed_order import (
     snapshot_zero_key,
 )
 from omnistock.server.store.database import raw_write_transaction
-from omnistock.server.store.reservations import settle_committed_holds
+from omnistock.server.store.settlement import settle_committed_holds
 from omnistock.server.store.snapshots import SnapshotImport, SnapshotResult, begin_snapshot
 from omnistock.server.store.stock_upsert import Dialect, upsert
 from sqlalchemy import Engine

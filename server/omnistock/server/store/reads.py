@@ -89,7 +89,8 @@ class StockReader:
         )
         self._sqlite_in: dict[int, str] = {}
         self._holds_of_sku = (
-            "SELECT location_id, quantity, expires_at_us FROM reservation_lines"
+            # The stock part of each hold: a pre-order's incoming part is not in reserved.
+            "SELECT location_id, quantity - incoming_quantity, expires_at_us FROM reservation_lines"
             f" WHERE sku = {mark} AND counted AND expires_at_us IS NOT NULL"
         )
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from omnistock.server.domain.channels import ChannelMethod
 from omnistock.server.domain.reservations import (
     NewReservation,
     Reservation,
@@ -33,11 +34,14 @@ from omnistock.server.domain.reservations import (
 )
 from omnistock.server.domain.timeutil import from_micros
 from omnistock.server.store.database import raw_write_transaction
+from omnistock.server.store.hold_placement import HoldPlacement, Placement
+from omnistock.server.store.stock_upsert import Dialect
 from sqlalchemy import Engine
 
 _COLUMNS = (
     "id, location_id, method, state, idempotency_key, fingerprint, customer_reference,"
-    " created_at_us, expires_at_us, committed_at_us, ended_at_us, holds_stock"
+    " created_at_us, expires_at_us, committed_at_us, ended_at_us, holds_stock,"
+    " channel_id, channel_method"
 )
 _CHUNK = 500
 
@@ -59,15 +63,7 @@ class Stored:
     fingerprint: str
 
 
-class ShortLines(Exception):
-    """Some lines could not be held; the transaction was rolled back."""
-
-    def __init__(self, lines: list[ReservationLine]) -> None:
-        super().__init__(", ".join(line.sku for line in lines))
-        self.lines = lines
-
-
-class ReservationStore:
+class ReservationStore(HoldPlacement):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
@@ -78,6 +74,7 @@ class ReservationStore:
             f" AND on_hand - reserved - COALESCE(safety_stock, {m}) >= {m}"
         )
         self._lock = " FOR UPDATE" if self._postgres else ""
+        self._dialect = Dialect(self._postgres)
 
     def _marks(self, n: int) -> str:
         return ", ".join([self._m] * n)
@@ -167,23 +164,36 @@ class ReservationStore:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             cursor.execute(
-                "SELECT reservation_id, sku, quantity FROM reservation_lines"
+                "SELECT reservation_id, sku, quantity, incoming_quantity FROM reservation_lines"
                 f" WHERE reservation_id IN ({self._marks(len(chunk))}) ORDER BY reservation_id, sku",
                 tuple(chunk),
             )
-            for reservation_id, sku, quantity in cursor.fetchall():
-                found[reservation_id].append(ReservationLine(sku, quantity))
+            for reservation_id, sku, quantity, incoming in cursor.fetchall():
+                found[reservation_id].append(ReservationLine(sku, quantity, incoming))
         return found
 
     # -- writes
 
+    def by_key(self, owner: str, key: str) -> Stored | None:
+        """The reservation ``owner`` made with idempotency key ``key``, if any."""
+        with self._reading() as cursor:
+            return self._by_key(cursor, owner, key)
+
     def create(
-        self, reservation_id: str, new: NewReservation, terms: HoldTerms
+        self,
+        reservation_id: str,
+        new: NewReservation,
+        terms: HoldTerms,
+        placements: Sequence[Placement] = (),
     ) -> tuple[Stored, bool]:
-        """Hold every line or none. Returns the reservation and whether it was made now
-        (False: the idempotency key's earlier reservation). Raises ShortLines."""
+        """Hold every line or none, at the first of ``placements`` (a network hold's
+        locations, best first) that can take them all; without placements, at
+        ``new.location_id`` on ``terms``. Returns the reservation and whether it was made
+        now (False: the idempotency key's earlier reservation). Raises ShortLines."""
+        if not placements:
+            placements = [Placement(new.location_id, terms.fresh_after_us, terms.default_safety)]
         try:
-            return self._create(reservation_id, new, terms)
+            return self._create(reservation_id, new, terms, placements)
         except (psycopg.errors.UniqueViolation, sqlite3.IntegrityError):
             # A concurrent request with the same idempotency key won the insert; ours
             # rolled back (its holds with it). Answer with the winner's reservation.
@@ -198,7 +208,11 @@ class ReservationStore:
             return existing, False
 
     def _create(
-        self, reservation_id: str, new: NewReservation, terms: HoldTerms
+        self,
+        reservation_id: str,
+        new: NewReservation,
+        terms: HoldTerms,
+        placements: Sequence[Placement],
     ) -> tuple[Stored, bool]:
         m = self._m
         now_us, expires_at_us = terms.now_us, terms.expires_at_us
@@ -208,30 +222,17 @@ class ReservationStore:
                 existing = self._by_key(cursor, new.owner, new.idempotency_key)
                 if existing is not None:
                     return existing, False
-            # Lapsed holds at this location stop counting before new ones are weighed.
-            self._expire(cursor, now_us, location_id=new.location_id)
-            short = []
-            for line in sorted(new.lines, key=lambda line: line.sku):
-                cursor.execute(
-                    self._hold,
-                    (
-                        line.quantity,
-                        line.sku,
-                        new.location_id,
-                        terms.fresh_after_us,
-                        terms.default_safety,
-                        line.quantity,
-                    ),
-                )
-                if cursor.rowcount != 1:
-                    short.append(line)
-            if short:
-                raise ShortLines(short)
+            placed = self._place(cursor, placements, new.lines, now_us)
+            lines = tuple(
+                ReservationLine(line.sku, line.quantity, placed.from_incoming.get(line.sku, 0))
+                for line in sorted(new.lines, key=lambda line: line.sku)
+            )
+            method = new.channel_method.name if new.channel_method is not None else None
             cursor.execute(
-                f"INSERT INTO reservations ({_COLUMNS}, owner) VALUES ({self._marks(13)})",
+                f"INSERT INTO reservations ({_COLUMNS}, owner) VALUES ({self._marks(15)})",
                 (
                     reservation_id,
-                    new.location_id,
+                    placed.location_id,
                     new.method.value,
                     ReservationState.ACTIVE.value,
                     new.idempotency_key or None,
@@ -242,29 +243,40 @@ class ReservationStore:
                     None,
                     None,
                     True,
+                    new.channel_id or None,
+                    method,
                     new.owner,
                 ),
             )
             cursor.executemany(
-                "INSERT INTO reservation_lines"
-                " (reservation_id, sku, location_id, quantity, counted, expires_at_us)"
-                f" VALUES ({m}, {m}, {m}, {m}, TRUE, {m})",
+                "INSERT INTO reservation_lines (reservation_id, sku, location_id, quantity,"
+                f" incoming_quantity, counted, expires_at_us) VALUES ({m}, {m}, {m}, {m}, {m},"
+                f" TRUE, {m})",
                 [
-                    (reservation_id, line.sku, new.location_id, line.quantity, expires_at_us)
-                    for line in new.lines
+                    (
+                        reservation_id,
+                        line.sku,
+                        placed.location_id,
+                        line.quantity,
+                        line.incoming_quantity,
+                        expires_at_us,
+                    )
+                    for line in lines
                 ],
             )
             cursor.close()
         reservation = Reservation(
             id=reservation_id,
-            location_id=new.location_id,
-            lines=tuple(sorted(new.lines, key=lambda line: line.sku)),
+            location_id=placed.location_id,
+            lines=lines,
             method=new.method,
             state=ReservationState.ACTIVE,
             created_at=from_micros(now_us),
             expires_at=from_micros(expires_at_us),
             idempotency_key=new.idempotency_key,
             customer_reference=new.customer_reference,
+            channel_id=new.channel_id,
+            channel_method=new.channel_method,
         )
         return Stored(reservation, new.fingerprint), True
 
@@ -363,7 +375,7 @@ class ReservationStore:
             chunk = tuple(reservation_ids[start : start + _CHUNK])
             marks = self._marks(len(chunk))
             cursor.execute(
-                "SELECT sku, location_id, quantity FROM reservation_lines"
+                "SELECT sku, location_id, quantity - incoming_quantity FROM reservation_lines"
                 f" WHERE reservation_id IN ({marks}) AND counted",
                 chunk,
             )
@@ -373,7 +385,7 @@ class ReservationStore:
                 f" WHERE reservation_id IN ({marks}) AND counted",
                 chunk,
             )
-            self._release_units(cursor, [(q, sku, loc) for sku, loc, q in lines])
+            self._release_units(cursor, [(q, sku, loc) for sku, loc, q in lines if q])
             freed += [(sku, loc) for sku, loc, _ in lines]
         return freed
 
@@ -385,44 +397,6 @@ class ReservationStore:
                 f" WHERE sku = {self._m} AND location_id = {self._m}",
                 rows,
             )
-
-
-def settle_committed_holds(
-    cursor: Any, mark: str, location_ids: Sequence[str], now_us: int
-) -> list[tuple[str, str]]:
-    """Stop counting committed holds whose record a feed has updated since the commit:
-    the store's own stock now shows the sale. Runs inside the feed's transaction.
-    Returns the (sku, location_id) pairs whose reserved changed."""
-    if not location_ids:
-        return []
-    marks = ", ".join([mark] * len(location_ids))
-    cursor.execute(
-        "SELECT l.reservation_id, l.sku, l.location_id, l.quantity FROM reservations r"
-        " JOIN reservation_lines l ON l.reservation_id = r.id"
-        " JOIN stock s ON s.sku = l.sku AND s.location_id = l.location_id"
-        f" WHERE r.location_id IN ({marks}) AND r.state = 'COMMITTED' AND r.holds_stock"
-        " AND l.counted AND s.source_updated_at_us > r.committed_at_us",
-        tuple(location_ids),
-    )
-    lines = cursor.fetchall()
-    if not lines:
-        return []
-    cursor.executemany(
-        f"UPDATE reservation_lines SET counted = FALSE WHERE reservation_id = {mark} AND sku = {mark}",
-        [(rid, sku) for rid, sku, _, _ in lines],
-    )
-    cursor.executemany(
-        f"UPDATE stock SET reserved = reserved - {mark} WHERE sku = {mark} AND location_id = {mark}",
-        sorted((q, sku, loc) for _, sku, loc, q in lines),
-    )
-    ids = sorted({rid for rid, _, _, _ in lines})
-    cursor.executemany(
-        f"UPDATE reservations SET holds_stock = FALSE, ended_at_us = {mark} WHERE id = {mark}"
-        " AND NOT EXISTS (SELECT 1 FROM reservation_lines l"
-        " WHERE l.reservation_id = reservations.id AND l.counted)",
-        [(now_us, rid) for rid in ids],
-    )
-    return [(sku, loc) for _, sku, loc, _ in lines]
 
 
 def _reservation(row: Sequence[Any], lines: list[ReservationLine]) -> Reservation:
@@ -439,4 +413,6 @@ def _reservation(row: Sequence[Any], lines: list[ReservationLine]) -> Reservatio
         committed_at=None if row[9] is None else from_micros(row[9]),
         ended_at=None if row[10] is None else from_micros(row[10]),
         holds_stock=bool(row[11]),
+        channel_id=row[12] or "",
+        channel_method=None if row[13] is None else ChannelMethod[row[13]],
     )

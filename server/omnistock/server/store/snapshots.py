@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from omnistock.server.domain.feed_order import pack_key, snapshot_zero_key
 from omnistock.server.store.packed_keys import pack_key_sql
-from omnistock.server.store.reservations import settle_committed_holds
+from omnistock.server.store.settlement import settle_committed_holds
 from omnistock.server.store.stock_upsert import upsert
 
 if TYPE_CHECKING:

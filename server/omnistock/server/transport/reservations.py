@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from grpc import aio
+from omnistock.server.domain.channels import ChannelMethod
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id
 from omnistock.server.domain.reservations import (
@@ -19,12 +21,14 @@ from omnistock.server.domain.reservations import (
 )
 from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY, check_quantity_asked
 from omnistock.server.service.limits import MAX_QUANTITY
+from omnistock.server.service.origins import Origin
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.transport.auth import audit_note, principal
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import datetime_to_timestamp
 from omnistock.server.transport.pages import PageTokens
-from omnistock.v1 import reservation_pb2, reservation_pb2_grpc
+from omnistock.server.transport.shopping import parse_origin
+from omnistock.v1 import channel_pb2, reservation_pb2, reservation_pb2_grpc
 
 MAX_RESERVATION_LINES = 100
 MAX_KEY_LENGTH = 128
@@ -42,13 +46,27 @@ _STATES = {
     reservation_pb2.RESERVATION_STATE_EXPIRED: ReservationState.EXPIRED,
 }
 _STATE_TO_PROTO = {state: value for value, state in _STATES.items()}
+_CHANNEL_METHODS = {
+    channel_pb2.CHANNEL_METHOD_UNSPECIFIED: ChannelMethod.SHIP,
+    channel_pb2.CHANNEL_METHOD_SHIP: ChannelMethod.SHIP,
+    channel_pb2.CHANNEL_METHOD_PICKUP: ChannelMethod.PICKUP,
+}
+_CHANNEL_METHOD_TO_PROTO = {
+    ChannelMethod.SHIP: channel_pb2.CHANNEL_METHOD_SHIP,
+    ChannelMethod.PICKUP: channel_pb2.CHANNEL_METHOD_PICKUP,
+}
 
 
 def reservation_to_proto(r: Reservation) -> reservation_pb2.Reservation:
     return reservation_pb2.Reservation(
         reservation_id=r.id,
         location_id=r.location_id,
-        lines=[reservation_pb2.ReservationLine(sku=x.sku, quantity=x.quantity) for x in r.lines],
+        lines=[
+            reservation_pb2.ReservationLine(
+                sku=x.sku, quantity=x.quantity, incoming_quantity=x.incoming_quantity
+            )
+            for x in r.lines
+        ],
         method=_METHOD_TO_PROTO[r.method],
         state=_STATE_TO_PROTO[r.state],
         customer_reference=r.customer_reference,
@@ -58,6 +76,8 @@ def reservation_to_proto(r: Reservation) -> reservation_pb2.Reservation:
         commit_time=None if r.committed_at is None else datetime_to_timestamp(r.committed_at),
         end_time=None if r.ended_at is None else datetime_to_timestamp(r.ended_at),
         holds_stock=r.holds_stock,
+        channel_id=r.channel_id,
+        channel_method=_CHANNEL_METHOD_TO_PROTO.get(r.channel_method, 0),  # type: ignore[arg-type]
     )
 
 
@@ -107,7 +127,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     ) -> reservation_pb2.CreateReservationResponse:
         v = Violations()
         who = principal()
-        check_id(v, request.location_id, "location_id")
+        network = _network(v, request)
+        if network is None:
+            check_id(v, request.location_id, "location_id")
         if not request.lines:
             v.add("lines", "must not be empty")
         elif len(request.lines) > MAX_RESERVATION_LINES:
@@ -143,6 +165,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         _check_text(v, request.customer_reference, "customer_reference")
         v.raise_if_any()
         assert method is not None and ttl is not None
+        if network is not None:
+            who.require_channels([network.channel_id])
         new = NewReservation(
             owner=principal().key_id,
             location_id=request.location_id,
@@ -151,9 +175,17 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             ttl=ttl,
             idempotency_key=request.idempotency_key,
             customer_reference=request.customer_reference,
+            channel_id=network.channel_id if network else "",
+            channel_method=network.method if network else None,
+            origin=network.origin_key if network else "",
         )
         reservation, _ = await self._runner.write(
-            self._service.create, new, exposure=who.exposure, noted=lambda made: _note(made[0])
+            self._service.create,
+            new,
+            exposure=who.exposure,
+            origin=network.origin if network else None,
+            visible=who.locations,
+            noted=lambda made: _note(made[0]),
         )
         return reservation_pb2.CreateReservationResponse(
             reservation=reservation_to_proto(reservation)
@@ -254,6 +286,27 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             reservation=reservation_to_proto(reservation)
         )
 
+    async def MoveReservation(
+        self,
+        request: reservation_pb2.MoveReservationRequest,
+        context: aio.ServicerContext[Any, Any],
+    ) -> reservation_pb2.MoveReservationResponse:
+        v = Violations()
+        check_reservation_id(v, request.reservation_id)
+        if request.location_id:
+            check_id(v, request.location_id, "location_id")
+        v.raise_if_any()
+        reservation = await self._runner.write(
+            self._service.move,
+            request.reservation_id,
+            request.location_id,
+            visible=principal().locations,
+            noted=_note,
+        )
+        return reservation_pb2.MoveReservationResponse(
+            reservation=reservation_to_proto(reservation)
+        )
+
     async def _by_id(self, reservation_id: str, call: Callable[..., Reservation]) -> Reservation:
         v = Violations()
         check_reservation_id(v, reservation_id)
@@ -266,3 +319,33 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
 def _note(reservation: Reservation) -> None:
     """Note a written reservation for the audit log."""
     audit_note(reservation_id=reservation.id, location_id=reservation.location_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Network:
+    channel_id: str
+    method: ChannelMethod
+    origin: Origin | None
+    # The origin as the idempotency fingerprint weighs it.
+    origin_key: str
+
+
+def _network(v: Violations, request: reservation_pb2.CreateReservationRequest) -> _Network | None:
+    """A network hold's channel, method and origin (None: a hold at a location). Exactly
+    one of location_id and channel_id."""
+    if not request.channel_id:
+        if request.channel_method or request.HasField("origin"):
+            v.add("channel_id", "is required with channel_method or origin")
+        return None
+    check_id(v, request.channel_id, "channel_id")
+    if request.location_id:
+        v.add("location_id", "give location_id or channel_id, not both")
+    method = _CHANNEL_METHODS.get(request.channel_method)
+    if method is None:
+        v.add("channel_method", "must be SHIP or PICKUP")
+        method = ChannelMethod.SHIP
+    origin = None
+    if request.HasField("origin"):
+        origin = parse_origin(v, True, request.origin)
+    key = "" if origin is None else repr(origin)
+    return _Network(request.channel_id, method, origin, key)

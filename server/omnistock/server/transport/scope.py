@@ -136,7 +136,8 @@ METHOD_SCOPES: dict[str, MethodScope] = {
     ),
     f"{_PREFIX}ReservationService/CreateReservation": MethodScope(
         Role.RESERVE,
-        f"{_NAMED}; idempotency keys are per key (principal)",
+        f"{_NAMED}; idempotency keys are per key (principal); a network hold is placed only "
+        "at locations in scope",
         names=("location_id",),
         writes=True,
     ),

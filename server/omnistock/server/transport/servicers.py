@@ -14,6 +14,7 @@ from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY, Exposure
 from omnistock.server.readmodel.channel_queries import ChannelItem
 from omnistock.server.readmodel.queries import ReadModel
 from omnistock.server.service.availability import AvailabilityService
+from omnistock.server.service.channel_search import ChannelShopping
 from omnistock.server.service.limits import (
     MAX_AVAILABILITY_LOCATIONS,
     MAX_BATCH_PAIRS,
@@ -141,7 +142,9 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         hub: WatchHub,
         *,
         banded_max_quantity: int = DEFAULT_BANDED_MAX_QUANTITY,
+        channel_shopping: ChannelShopping | None = None,
     ) -> None:
+        self._channel_shopping = channel_shopping
         self._service = service
         # The most units a line may ask for, for a key not granted EXACT.
         self._banded_max_quantity = banded_max_quantity
@@ -178,8 +181,12 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         limit = shopping_transport.parse_limit(v, request.HasField("limit"), request.limit)
         method = shopping_transport.parse_search_method(v, request.method)
         exposure = exposure_from_proto(v, request.exposure)
+        if request.channel_id:
+            check_id(v, request.channel_id, "channel_id")
         v.raise_if_any()
         who.require_exposure(exposure)
+        if request.channel_id:
+            who.require_channels([request.channel_id])
         options = {
             "radius_km": radius,
             "limit": limit,
@@ -191,7 +198,13 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             # nearest that it may see.
             "visible": who.locations,
         }
-        result = await self._reads.search_nearby(cart, origin, **options)
+        if request.channel_id:
+            assert self._channel_shopping is not None
+            result = await self._runner.run(
+                self._channel_shopping.search_nearby, request.channel_id, cart, origin, **options
+            )
+        else:
+            result = await self._reads.search_nearby(cart, origin, **options)
         return self._presenter.encode(result, self._reads.now())
 
     async def GetFulfillmentOptions(
@@ -208,14 +221,28 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         radius = shopping_transport.parse_radius(
             v, request.HasField("radius_km"), request.radius_km
         )
+        if request.channel_id:
+            check_id(v, request.channel_id, "channel_id")
         v.raise_if_any()
         # A scoped caller's options come from the locations it may see.
-        point, options = await self._reads.fulfillment_options(
-            cart,
-            origin,
-            radius_km=radius,
-            visible=who.locations,
-        )
+        if request.channel_id:
+            who.require_channels([request.channel_id])
+            assert self._channel_shopping is not None
+            point, options = await self._runner.run(
+                self._channel_shopping.fulfillment_options,
+                request.channel_id,
+                cart,
+                origin,
+                radius_km=radius,
+                visible=who.locations,
+            )
+        else:
+            point, options = await self._reads.fulfillment_options(
+                cart,
+                origin,
+                radius_km=radius,
+                visible=who.locations,
+            )
         now = self._reads.now()
         return availability_pb2.GetFulfillmentOptionsResponse(
             options=[shopping_transport.option_to_proto(option, now) for option in options],

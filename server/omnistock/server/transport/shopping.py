@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from datetime import datetime
+from datetime import date, datetime
 
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.fulfillment import CartLine, Method, Option
@@ -122,7 +122,16 @@ def _line_to_proto(answer: LineAnswer) -> availability_pb2.LineAvailability:
         fulfillable=answer.fulfillable,
         confidence=view.confidence,
         as_of=None if view.as_of is None else datetime_to_timestamp(view.as_of),
+        available_from="" if answer.available_from is None else answer.available_from.isoformat(),
+        available_from_text=(
+            "" if answer.available_from is None else available_from_text(answer.available_from)
+        ),
     )
+
+
+def available_from_text(day: date) -> str:
+    """ "available from 12 Dec"."""
+    return f"available from {day.day} {day:%b}"
 
 
 def hours_to_proto(day: DayHours) -> availability_pb2.DayHours:
