@@ -100,13 +100,6 @@ class ReservationState(enum.IntEnum):
     EXPIRED = reservation_pb2.RESERVATION_STATE_EXPIRED
 
 
-class ChannelMethod(enum.IntEnum):
-    """How a channel's shopper gets the goods: shipped, or picked up at a store."""
-
-    SHIP = channel_pb2.CHANNEL_METHOD_SHIP
-    PICKUP = channel_pb2.CHANNEL_METHOD_PICKUP
-
-
 class WatchEventKind(enum.IntEnum):
     SNAPSHOT = availability_pb2.WATCH_EVENT_KIND_SNAPSHOT
     CHANGE = availability_pb2.WATCH_EVENT_KIND_CHANGE
