@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 from factories import store, update
-from omnistock.client import Client, Exposure, FailedPreconditionError
+from omnistock.client import Client, Exposure, FailedPreconditionError, cart, origin
 from omnistock.server.cli import main
 from omnistock.server.config import ServerConfig
 from omnistock.server.testing import InProcessServer
@@ -237,6 +237,39 @@ def test_an_export_reads_the_replica(fresh: StandbyPair) -> None:
         exported = {answer.sku: answer.on_hand for answer in client.export_stock(STORE)}
         assert exported == {f"SKU-{index}": index for index in range(5)}
         assert replica_reads(server) > reads
+
+
+def test_a_search_reads_the_replica(fresh: StandbyPair) -> None:
+    with serving(fresh, read_cache_size=0) as server, Client(server.target) as client:
+        client.upsert_locations([store(STORE)])
+        put(client, "PHONE", 6)
+        fresh.caught_up()
+        until(lambda: in_rotation(server))
+        reads = replica_reads(server)
+        here = origin(latitude=52.37, longitude=4.89)
+        found = client.search_nearby(cart({"PHONE": 1}), here, exposure=Exposure.EXACT)
+        assert [x.location_id for x in found.locations] == [STORE]
+        assert replica_reads(server) > reads
+
+
+def test_a_read_the_replica_fails_is_answered_by_the_primary(fresh: StandbyPair) -> None:
+    with serving(fresh, read_cache_size=0) as server, Client(server.target) as client:
+        client.upsert_locations([store(STORE)])
+        put(client, "PHONE", 4)
+        fresh.caught_up()
+        until(lambda: in_rotation(server))
+        assert on_hand(client, "PHONE") == 4
+        # The standby ends every session of omnistock's readers: the next read on one
+        # fails, is made again on the primary, and the replica returns at its next check.
+        fresh.sql(
+            fresh.standby_port,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name LIKE 'omnistock-read-%%'",
+        )
+        assert [on_hand(client, "PHONE") for _ in range(10)] == [4] * 10
+        until(lambda: in_rotation(server))
+        reads = replica_reads(server)
+        assert on_hand(client, "PHONE") == 4 and replica_reads(server) > reads
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -147,7 +147,7 @@ class StockReader:
                         return read(cursor)
                 finally:
                     cursor.close()
-            except (psycopg.OperationalError, psycopg.InterfaceError):
+            except psycopg.Error:  # unreachable, a recovery conflict, DDL not replayed yet
                 self._drop(replica.engine)  # type: ignore[union-attr]
                 assert self._replicas is not None
                 self._replicas.failed(replica)  # type: ignore[arg-type]
