@@ -111,6 +111,9 @@ def test_reads_are_served_by_the_replica(fresh: StandbyPair) -> None:
         reads = replica_reads(server)
         assert [on_hand(client, "PHONE") for _ in range(20)] == [4] * 20
         assert replica_reads(server) - reads >= 15
+        reads = replica_reads(server)
+        (answer,) = client.batch_get_availability([("PHONE", STORE)], exposure=Exposure.EXACT)
+        assert answer.on_hand == 4 and replica_reads(server) > reads
         # The standby itself shows omnistock's reader sessions and what they last read.
         assert standby_stock_readers(fresh) >= 1
 
@@ -161,6 +164,7 @@ def test_a_paused_replica_leaves_the_rotation_and_comes_back(fresh: StandbyPair)
         assert [on_hand(client, "PHONE") for _ in range(10)] == [2] * 10
         assert replica_reads(server) > reads
         assert _metric(port, "omnistock_read_replica_lag_seconds") == 0
+        assert (_metric(port, "omnistock_database_reads_total") or 0) >= 10  # the primary's
 
 
 def test_a_hold_is_never_made_against_replica_data(fresh: StandbyPair) -> None:
