@@ -24,6 +24,7 @@ from omnistock.server.service.changes import (
     _Batcher,
     decode,
     encode,
+    wal_position,
 )
 from omnistock.server.store.change_bus import MAX_PAYLOAD_BYTES
 from omnistock.server.store.change_bus_sqlite import SqliteChangeLog
@@ -37,23 +38,35 @@ ids = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", min_size=1, max_size=64
     pairs=st.frozensets(st.tuples(ids, ids), max_size=400),
     directory=st.booleans(),
     everything=st.booleans(),
+    position=st.none() | st.integers(0, 2**64 - 1),
 )
 def test_payloads_fit_notify_and_say_the_changes_but_resync(
     locations: frozenset[str],
     pairs: frozenset[tuple[str, str]],
     directory: bool,
     everything: bool,
+    position: int | None,
 ) -> None:
     changes = Changes(pairs, locations, directory, everything)
-    payloads = encode("me", changes)
+    payloads = encode("me", changes, position)
     assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in payloads)
     heard = Changes()
     for payload in payloads:
         origin, part = decode(payload)
         assert origin == "me"
+        assert wal_position(payload) == position  # every payload carries the WAL position
         heard = heard.merge(part)
     # RESYNC is for the process that missed changes, never for the others.
     assert heard == Changes(pairs, locations, directory)
+
+
+def test_a_payload_from_before_wal_positions_still_decodes() -> None:
+    old = '{"o":"41-ab12cd34","t":1764000000.5,"p":[["PHONE","NL-AMS-01"]],"d":1}'
+    assert decode(old) == (
+        "41-ab12cd34",
+        Changes(frozenset({("PHONE", "NL-AMS-01")}), directory=True),
+    )
+    assert wal_position(old) is None
 
 
 def failing(times: int, sent: list[Changes], done: threading.Event | None = None) -> Any:
@@ -208,6 +221,9 @@ class LoopbackChannel:
 
     def start(self, receive: Callable[[str], None], missed: Callable[[], None]) -> None:
         self.receive, self.missed = receive, missed
+
+    def position(self) -> int | None:
+        return None  # as on SQLite: no WAL positions
 
     def send(self, payloads: Sequence[str]) -> None:
         self.sent.extend(payloads)

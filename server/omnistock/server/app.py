@@ -30,6 +30,7 @@ from omnistock.server.observability.metrics import (
     Gauges,
     MetricsEndpoint,
     ProcessFigures,
+    ReplicaFigures,
     RpcMetrics,
     new_registry,
 )
@@ -64,8 +65,10 @@ from omnistock.server.store.feeds import FeedWriter
 from omnistock.server.store.incoming import IncomingStore
 from omnistock.server.store.keys import AuditRepository, KeyRepository
 from omnistock.server.store.locations import LocationRepository
+from omnistock.server.store.opening import open_read_replicas
 from omnistock.server.store.operations import OperationsReads
 from omnistock.server.store.postcodes import PostcodeRepository
+from omnistock.server.store.replicas import ReplicaSet
 from omnistock.server.store.reservations import ReservationStore
 from omnistock.server.store.retention import purge
 from omnistock.server.store.secrets import shared_secret
@@ -130,8 +133,19 @@ class OmnistockServer:
         )
         if config.migrate:
             migrate(self.engine)
+        # Reads that may come from a replica go where the replica set says (store/replicas.py).
+        self.replicas = ReplicaSet(
+            self.engine,
+            open_read_replicas(
+                config.database_url,
+                config.read_database_urls,
+                pool_size=config.db_threads,
+                statement_timeout=config.db_timeout_seconds,
+            ),
+            max_lag=config.replica_max_lag,
+        )
         self.locations_repo = LocationRepository(self.engine)
-        self.stock_repo = StockRepository(self.engine)
+        self.stock_repo = StockRepository(self.engine, replicas=self.replicas)
         self.feed_writer = FeedWriter(self.engine)
         if config.demo:
             from omnistock.server.demo import seed_if_empty
@@ -156,8 +170,13 @@ class OmnistockServer:
         self.stock_cache = StockCache(maxsize=config.read_cache_size, ttl=config.read_cache_ttl)
         # Every write publishes what it changed; the caches (and watches) listen, here and,
         # through the store's change channel, in every other process on the database.
+        positions = self.replicas if self.replicas.replicas else None
         self.changes = ChangeBus(
-            ChannelTransport(change_channel(self.engine, poll_seconds=config.change_poll_seconds))
+            ChannelTransport(
+                change_channel(self.engine, poll_seconds=config.change_poll_seconds),
+                positions=positions,
+            ),
+            positions=positions,
         )
         self.audit = AuditLog(AuditRepository(self.engine))
         self.channels_repo = ChannelRepository(self.engine)
@@ -267,7 +286,7 @@ class OmnistockServer:
             FeedServicer(
                 FeedService(
                     self.feed_writer,
-                    FeedStatusRepository(self.engine),
+                    FeedStatusRepository(self.engine, reader=self.stock_repo.reader),
                     self.directory,
                     clock=clock,
                     changes=self.changes,
@@ -282,7 +301,7 @@ class OmnistockServer:
         )
         self.reservations = ReservationService(
             ReservationStore(self.engine),
-            self.stock_repo,
+            self.stock_repo.on_primary(),  # a refusal states what the hold saw
             self.directory,
             clock=clock,
             changes=self.changes,
@@ -365,6 +384,7 @@ class OmnistockServer:
         gc.collect()
         gc.freeze()
         self.watches.bind(asyncio.get_running_loop())
+        self.replicas.start()
         self.changes.start()
         await self.server.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
@@ -392,6 +412,11 @@ class OmnistockServer:
                 open_watch_streams=self.watches.open_streams,
                 pool_size=pool.size() if hasattr(pool, "size") else 0,
                 pool_checked_out=pool.checkedout() if hasattr(pool, "checkedout") else 0,
+                replicas=tuple(
+                    ReplicaFigures(r.name, r.in_rotation, r.lag_seconds, r.reads)
+                    for r in self.replicas.states()
+                ),
+                primary_reads=self.replicas.primary_reads,
             )
 
         return Gauges(
@@ -413,6 +438,7 @@ class OmnistockServer:
                     await task
         self.runner.shutdown()
         self.changes.close()
+        self.replicas.close()
         self.audit.close()
         self.stock_repo.close()
         self.engine.dispose()

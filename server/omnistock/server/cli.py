@@ -17,9 +17,12 @@ from omnistock.server.cli_channels import add_channels_command
 from omnistock.server.cli_database import (
     add_database_option,
     add_migrate_command,
+    add_replica_options,
+    check_read_databases,
     database_url,
     open_command_database,
     prepare_server_database,
+    replica_settings,
 )
 from omnistock.server.cli_errors import environment_config, run_command
 from omnistock.server.cli_health import add_health_command
@@ -86,7 +89,10 @@ def _serve(args: argparse.Namespace) -> int:
         ),
     )
     config = _with_operations(config, base, args)
+    read_urls, max_lag = replica_settings(args, base.read_database_urls, base.replica_max_lag)
+    config = replace(config, read_database_urls=read_urls, replica_max_lag=max_lag)
     for flag, value in (
+        ("--replica-max-lag", config.replica_max_lag),
         ("--ready-check-seconds", config.ready_check_seconds),
         ("--key-cache-seconds", config.key_cache_seconds),
         ("--auth-failure-burst", config.auth_failure_burst),
@@ -119,6 +125,11 @@ def _serve(args: argparse.Namespace) -> int:
     from omnistock.server.app import ListenError, serve, serve_workers
 
     # The schema is brought up to date (or checked) once, here, before any server starts.
+    check_read_databases(
+        config.database_url,
+        config.read_database_urls,
+        statement_timeout=config.db_timeout_seconds,
+    )
     prepare_server_database(config.database_url, run_migrations=config.migrate)
     config = replace(config, migrate=False)
     if config.workers > 1:
@@ -569,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", help="HOST:PORT to listen on [$OMNISTOCK_LISTEN, 127.0.0.1:50051]"
     )
     add_database_option(serve)
+    add_replica_options(serve)
     serve.add_argument(
         "--no-migrate",
         action="store_true",

@@ -120,3 +120,41 @@ def prepare_server_database(url: str, *, run_migrations: bool) -> None:
         raise DatabaseSetupError(f"migration failed: {_first_line(error)}", usage=False) from None
     finally:
         engine.dispose()
+
+
+def add_replica_options(serve: argparse.ArgumentParser) -> None:
+    """``serve``'s read replica options (docs/scaling.md)."""
+    serve.add_argument(
+        "--read-database-url",
+        action="append",
+        metavar="URL",
+        help="a PostgreSQL streaming replica to send reads to; repeat for several"
+        " [$OMNISTOCK_READ_DATABASE_URL, URLs separated by spaces; none]",
+    )
+    serve.add_argument(
+        "--replica-max-lag",
+        type=float,
+        metavar="SECONDS",
+        help="a replica lagging more than this is out of rotation until it catches up"
+        " [$OMNISTOCK_REPLICA_MAX_LAG, 1]",
+    )
+
+
+def replica_settings(
+    args: argparse.Namespace, urls: tuple[str, ...], max_lag: float
+) -> tuple[tuple[str, ...], float]:
+    """The replica URLs and lag bound: the flags, else the environment's."""
+    given: list[str] | None = args.read_database_url
+    lag = max_lag if args.replica_max_lag is None else args.replica_max_lag
+    return (tuple(given) if given else urls), lag
+
+
+def check_read_databases(url: str, read_urls: tuple[str, ...], *, statement_timeout: float) -> None:
+    """Before a server starts: each read replica can be reached and is a standby of a
+    PostgreSQL primary. Errors: DatabaseSetupError, one line."""
+    from omnistock.server.store.opening import open_read_replicas
+
+    for engine in open_read_replicas(
+        url, read_urls, pool_size=1, statement_timeout=statement_timeout
+    ):
+        engine.dispose()

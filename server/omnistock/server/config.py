@@ -13,6 +13,7 @@ from omnistock.server.domain.stock import DEFAULT_BANDED_MAX_QUANTITY
 from omnistock.server.readmodel.stock import DEFAULT_MAXSIZE, DEFAULT_TTL_SECONDS
 from omnistock.server.service.retention import Retention
 from omnistock.server.store.database import DEFAULT_DATABASE_URL
+from omnistock.server.store.replicas import DEFAULT_MAX_LAG_SECONDS
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 KEEP = Retention()
@@ -53,6 +54,10 @@ class ServerConfig:
 
     listen: str = DEFAULT_LISTEN
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL streaming replicas for reads (docs/scaling.md), and the most seconds a
+    # replica may lag before it leaves the rotation.
+    read_database_urls: tuple[str, ...] = ()
+    replica_max_lag: float = DEFAULT_MAX_LAG_SECONDS
     demo: bool = False
     db_threads: int = 8
     grace_seconds: float = 10.0
@@ -107,6 +112,9 @@ class ServerConfig:
         return cls(
             listen=parse_listen(_env("OMNISTOCK_LISTEN", DEFAULT_LISTEN), "$OMNISTOCK_LISTEN"),
             database_url=_env("OMNISTOCK_DATABASE_URL", DEFAULT_DATABASE_URL),
+            # Several replicas: URLs separated by spaces.
+            read_database_urls=tuple(_env("OMNISTOCK_READ_DATABASE_URL", "").split()),
+            replica_max_lag=env_seconds("OMNISTOCK_REPLICA_MAX_LAG", DEFAULT_MAX_LAG_SECONDS),
             demo=env_flag("OMNISTOCK_DEMO"),
             db_threads=env_count("OMNISTOCK_DB_THREADS", 8),
             grace_seconds=env_seconds("OMNISTOCK_GRACE_SECONDS", 10),

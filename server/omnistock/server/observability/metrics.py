@@ -121,6 +121,16 @@ class DatabaseFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaFigures:
+    """A read replica as its watcher last saw it (store/replicas.py)."""
+
+    name: str  # host:port/database
+    in_rotation: bool
+    lag_seconds: float | None  # None: unreachable
+    reads: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessFigures:
     """What the process knows without the database, read at each scrape."""
 
@@ -130,6 +140,9 @@ class ProcessFigures:
     open_watch_streams: int
     pool_size: int
     pool_checked_out: int
+    # With --read-database-url: each replica, and the reads the primary served instead.
+    replicas: tuple[ReplicaFigures, ...] = ()
+    primary_reads: int = 0
 
 
 class Gauges(Collector):
@@ -213,6 +226,7 @@ class Gauges(Collector):
             "Pooled connections in use now.",
             value=process.pool_checked_out,
         )
+        yield from _replica_families(process)
         figures = self._database_figures()
         yield GaugeMetricFamily(
             "omnistock_database_figures_ok",
@@ -242,6 +256,38 @@ class Gauges(Collector):
             if feed.age_seconds is not None:
                 ages.add_metric([feed.location_id], feed.age_seconds)
         yield ages
+
+
+def _replica_families(process: ProcessFigures) -> Iterator[Any]:
+    """The read replicas' figures (none without replicas)."""
+    if not process.replicas:
+        return
+    rotation = GaugeMetricFamily(
+        "omnistock_read_replica_in_rotation",
+        "1 when the read replica takes reads: reachable and lagging no more than"
+        " --replica-max-lag.",
+        labels=["replica"],
+    )
+    lag = GaugeMetricFamily(
+        "omnistock_read_replica_lag_seconds",
+        "Seconds since the primary first showed a WAL position the replica has not replayed"
+        " (0: caught up; +Inf: behind what its watcher first saw; absent: unreachable).",
+        labels=["replica"],
+    )
+    reads = CounterMetricFamily(
+        "omnistock_database_reads",
+        "Stock reads (cache misses, searches, exports) by the database that served them.",
+        labels=["database"],
+    )
+    reads.add_metric(["primary"], process.primary_reads)
+    for replica in process.replicas:
+        rotation.add_metric([replica.name], 1 if replica.in_rotation else 0)
+        if replica.lag_seconds is not None:
+            lag.add_metric([replica.name], replica.lag_seconds)
+        reads.add_metric([replica.name], replica.reads)
+    yield rotation
+    yield lag
+    yield reads
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

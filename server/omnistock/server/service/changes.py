@@ -18,6 +18,11 @@ connection to PostgreSQL was made again, or its polls of the change log failed f
 while) delivers ``RESYNC`` to its own process: every copy is dropped and read again. A
 batch that fails to send is sent again with the next one, or after a second, five tries
 in all; the read cache's TTL (30 s) is the backstop for one dropped after that.
+
+With PostgreSQL read replicas, a payload also carries the primary's WAL position after the
+writes it names ("w"), and the bus tells the replica set (``Positions``, store/replicas.py)
+of it, and of this process's own writes, before any copy is dropped: a read that follows
+goes to a replica that has replayed the write, or to the primary.
 """
 
 from __future__ import annotations
@@ -86,14 +91,29 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class Positions(Protocol):
+    """Where reads may go after writes (store.replicas.ReplicaSet): told of this process's
+    writes (``wrote``, before anything hears of them; ``reached`` once the primary's WAL
+    position after them is known, ``mark`` read before asking it) and of other processes'
+    (``heard``, before their changes are delivered)."""
+
+    def wrote(self) -> int: ...
+    def mark(self) -> int: ...
+    def reached(self, mark: int, position: int) -> None: ...
+    def heard(self, position: int) -> None: ...
+
+
 class ChangeBus:
     """Thread-safe. Subscribers run on the publishing thread (or the receiver thread, for
     other processes' changes): they must be quick and must not block."""
 
-    def __init__(self, transport: Transport | None = None) -> None:
+    def __init__(
+        self, transport: Transport | None = None, *, positions: Positions | None = None
+    ) -> None:
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
         self._transport = transport
+        self._positions = positions
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         with self._lock:
@@ -113,6 +133,8 @@ class ChangeBus:
         """Tell this process at once, and the others through the transport."""
         if not changes:
             return
+        if self._positions is not None:
+            self._positions.wrote()
         self._deliver(changes)
         if self._transport is not None:
             self._transport.send(changes)
@@ -135,13 +157,17 @@ class ChangeBus:
             self._transport.close()
 
 
-def encode(origin: str, changes: Changes) -> list[str]:
+def encode(origin: str, changes: Changes, position: int | None = None) -> list[str]:
     """JSON payloads of at most MAX_PAYLOAD_BYTES each, together saying ``changes``
-    (``everything`` is never sent: it is for the process that missed changes)."""
+    (``everything`` is never sent: it is for the process that missed changes).
+    ``position``: the primary's WAL position after the writes, in bytes (PostgreSQL)."""
     payloads: list[str] = []
-    # "t": when it was sent, for the receiver's lag figure.
+    # "t": when it was sent, for the receiver's lag figure; "w": the WAL position.
     sent = round(time.time(), 3)
-    body: dict[str, Any] = {"o": origin, "t": sent}
+    head: dict[str, Any] = {"o": origin, "t": sent}
+    if position is not None:
+        head["w"] = position
+    body = dict(head)
     if changes.directory:
         body["d"] = 1
     if changes.channels:
@@ -153,7 +179,7 @@ def encode(origin: str, changes: Changes) -> list[str]:
         length = len(json.dumps(item, separators=(",", ":"))) + 1
         if length > room and ("l" in body or "p" in body or "i" in body):  # full: next payload
             payloads.append(json.dumps(body, separators=(",", ":")))
-            body = {"o": origin, "t": sent}
+            body = dict(head)
             room = MAX_PAYLOAD_BYTES - len(json.dumps(body)) - 20
         body.setdefault(field, []).append(item)
         room -= length
@@ -173,6 +199,12 @@ def sent_at(payload: str) -> float | None:
     """When a payload was sent (None for one from before the time was sent)."""
     sent = json.loads(payload).get("t")
     return float(sent) if isinstance(sent, int | float) else None
+
+
+def wal_position(payload: str) -> int | None:
+    """The primary's WAL position a payload carries (None: sent without one)."""
+    position = json.loads(payload).get("w")
+    return position if isinstance(position, int) else None
 
 
 def decode(payload: str) -> tuple[str, Changes]:
@@ -258,8 +290,9 @@ class ChannelTransport:
     changes go out in batches (``_Batcher``), and payloads from other processes come in
     as changes; a channel that may have missed some delivers RESYNC."""
 
-    def __init__(self, channel: ChangeChannel) -> None:
+    def __init__(self, channel: ChangeChannel, *, positions: Positions | None = None) -> None:
         self._channel = channel
+        self._positions = positions
         self.origin = channel.origin
         self._batcher = _Batcher(self._send)
         # Seconds from another process sending the last change received to its arrival.
@@ -273,19 +306,41 @@ class ChannelTransport:
                 log.warning("ignored a change notice that does not parse")
                 return
             if origin != self.origin:
+                position = wal_position(payload)
+                if position is not None and self._positions is not None:
+                    self._positions.heard(position)
                 deliver(changes)
                 sent = sent_at(payload)
                 if sent is not None:
                     self.lag_seconds = max(0.0, time.time() - sent)
 
-        self._channel.start(receive, lambda: deliver(RESYNC))
+        def missed() -> None:
+            # Notices may be lost: reads use the primary until its position is known.
+            mark = self._positions.wrote() if self._positions is not None else 0
+            deliver(RESYNC)
+            try:
+                self._position(mark)
+            except Exception:
+                log.exception("reading the primary's WAL position failed")
+
+        self._channel.start(receive, missed)
         self._batcher.start()
 
     def send(self, changes: Changes) -> None:
         self._batcher.put(changes)
 
+    def _position(self, mark: int | None = None) -> int | None:
+        """The primary's WAL position now (None on SQLite), told to the replica set as
+        reached by this process's writes up to ``mark`` (read before asking)."""
+        if mark is None and self._positions is not None:
+            mark = self._positions.mark()
+        position = self._channel.position()
+        if position is not None and self._positions is not None and mark is not None:
+            self._positions.reached(mark, position)
+        return position
+
     def _send(self, changes: Changes) -> None:
-        self._channel.send(encode(self.origin, changes))
+        self._channel.send(encode(self.origin, changes, self._position()))
 
     def close(self) -> None:
         self._batcher.close()  # what was published goes out first

@@ -37,6 +37,11 @@ class ChangeChannel(Protocol):
         """Send now, waiting for the database; raises if that fails (nothing was sent)."""
         ...
 
+    def position(self) -> int | None:
+        """The primary's WAL position now, in bytes (PostgreSQL; None on SQLite): every
+        write committed before the call is at or before it. Raises if it cannot be read."""
+        ...
+
     def close(self) -> None: ...
 
 

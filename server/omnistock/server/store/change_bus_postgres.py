@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+from omnistock.server.store.replicas import PRIMARY_POSITION
 
 log = logging.getLogger("omnistock.changes")
 
@@ -26,6 +27,7 @@ class PostgresNotify:
         self._sender: psycopg.Connection[Any] | None = None
         self._stopping = threading.Event()
         self._listener: threading.Thread | None = None
+        self._position_lock = threading.Lock()  # the sender connection, one user at a time
 
     def start(self, receive: Callable[[str], None], missed: Callable[[], None]) -> None:
         """Listen, waiting (up to 10 s) until the first LISTEN is in place."""
@@ -39,9 +41,30 @@ class PostgresNotify:
         self._listener.start()
         ready.wait(timeout=10)
 
-    def send(self, payloads: Sequence[str]) -> None:
+    def _sending(self) -> psycopg.Connection[Any]:
         if self._sender is None or self._sender.closed:
             self._sender = psycopg.connect(self._conninfo, autocommit=True)
+        return self._sender
+
+    def position(self) -> int | None:
+        # Asked on the sender's thread, just before a send (and once after each LISTEN).
+        with self._position_lock:
+            sender = self._sending()
+            try:
+                row = sender.execute(PRIMARY_POSITION).fetchone()
+            except Exception:
+                sender.close()
+                raise
+        assert row is not None
+        return int(row[0])
+
+    def send(self, payloads: Sequence[str]) -> None:
+        with self._position_lock:
+            self._send(payloads)
+
+    def _send(self, payloads: Sequence[str]) -> None:
+        self._sending()
+        assert self._sender is not None
         try:
             with self._sender.cursor() as cursor:
                 for payload in payloads:

@@ -49,6 +49,9 @@ class SqliteChangeLog:
         )
         self._poller.start()
 
+    def position(self) -> int | None:
+        return None  # no WAL positions, no replicas
+
     def send(self, payloads: Sequence[str]) -> None:
         now = time.time()
         pooled = self._connect()

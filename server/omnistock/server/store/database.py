@@ -34,10 +34,15 @@ def normalize_url(url: str) -> str:
 
 
 def create_database_engine(
-    url: str = DEFAULT_DATABASE_URL, *, pool_size: int = 8, statement_timeout: float = 30.0
+    url: str = DEFAULT_DATABASE_URL,
+    *,
+    pool_size: int = 8,
+    statement_timeout: float = 30.0,
+    application_name: str | None = None,
 ) -> Engine:
     """An engine tuned for omnistock: WAL and a busy timeout on SQLite; a sized pool and a
-    per-statement timeout (``statement_timeout`` seconds) on PostgreSQL."""
+    per-statement timeout (``statement_timeout`` seconds) on PostgreSQL, its connections
+    named ``application_name`` when given."""
     url = normalize_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
@@ -51,12 +56,17 @@ def create_database_engine(
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     if backend == "postgresql":
+        connect_args: dict[str, Any] = {
+            "options": f"-c statement_timeout={int(statement_timeout * 1000)}"
+        }
+        if application_name:
+            connect_args["application_name"] = application_name
         return create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
-            connect_args={"options": f"-c statement_timeout={int(statement_timeout * 1000)}"},
+            connect_args=connect_args,
         )
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql+psycopg://")
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omnistock.server.domain.stock import StockRecord
-from omnistock.server.store.reads import _COLUMNS, record_from_row
+from omnistock.server.store.reads import _COLUMNS, StockReader, record_from_row
 from omnistock.server.store.tables import feed_status_table as fs
 from omnistock.server.store.tables import stock_table as st
 from sqlalchemy import Engine, func, select
@@ -27,8 +27,11 @@ class FeedStatusRecord:
 
 
 class FeedStatusRepository:
-    def __init__(self, engine: Engine) -> None:
+    """``reader``: where export pages are read (a replica, with read replicas)."""
+
+    def __init__(self, engine: Engine, *, reader: StockReader | None = None) -> None:
         self._engine = engine
+        self._reader = reader
 
     def for_locations(self, location_ids: Sequence[str]) -> dict[str, FeedStatusRecord]:
         """Status of the given locations that have one, with their record counts."""
@@ -62,5 +65,7 @@ class FeedStatusRepository:
             .order_by(st.c.sku)
             .limit(limit)
         )
+        if self._reader is not None:
+            return [record_from_row(row) for row in self._reader.rows(stmt)]
         with self._engine.connect() as connection:
             return [record_from_row(row) for row in connection.execute(stmt)]

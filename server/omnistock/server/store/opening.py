@@ -3,6 +3,8 @@ names the value and the fix (:class:`DatabaseSetupError`), never a driver traceb
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
+REPLICA_FLAG = "--read-database-url"
 EXAMPLES = "sqlite:///omnistock.db or postgresql://USER@HOST:5432/DATABASE"
 
 
@@ -24,7 +27,7 @@ class DatabaseSetupError(Exception):
         self.usage = usage
 
 
-def check_database_url(url: str) -> URL:
+def check_database_url(url: str, flag: str = "--database-url") -> URL:
     """The parsed URL, or DatabaseSetupError(usage=True) saying what a valid one looks like.
 
     >>> check_database_url("postgresql://app@db/omnistock").drivername
@@ -35,17 +38,17 @@ def check_database_url(url: str) -> URL:
     except (ArgumentError, ValueError):
         hint = f" (for a file: sqlite:///{url})" if url.endswith(".db") else ""
         raise DatabaseSetupError(
-            f"--database-url {url!r} is not a database URL: use {EXAMPLES}{hint}", usage=True
+            f"{flag} {url!r} is not a database URL: use {EXAMPLES}{hint}", usage=True
         ) from None
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise DatabaseSetupError(
-            f"--database-url {_shown(url)!r}: {backend} is not supported: use {EXAMPLES}",
+            f"{flag} {_shown(url)!r}: {backend} is not supported: use {EXAMPLES}",
             usage=True,
         )
     if backend == "postgresql" and not parsed.database:
         raise DatabaseSetupError(
-            f"--database-url {_shown(url)!r} names no database: use {EXAMPLES}", usage=True
+            f"{flag} {_shown(url)!r} names no database: use {EXAMPLES}", usage=True
         )
     return parsed
 
@@ -93,6 +96,57 @@ def open_database(
         engine.dispose()
         raise DatabaseSetupError(explain_connection_error(url, error), usage=False) from None
     return engine
+
+
+def open_read_replicas(
+    primary_url: str, urls: Sequence[str], *, pool_size: int = 8, statement_timeout: float = 30.0
+) -> list[Engine]:
+    """Engines on the ``--read-database-url`` streaming replicas of the PostgreSQL primary
+    at ``primary_url``, each connected to once and found in recovery (a standby)."""
+    if not urls:
+        return []
+    if check_database_url(primary_url).get_backend_name() != "postgresql":
+        raise DatabaseSetupError(
+            "--read-database-url needs a PostgreSQL --database-url (read replicas are"
+            " PostgreSQL streaming replicas): remove it, or serve from PostgreSQL",
+            usage=True,
+        )
+    for url in urls:
+        if check_database_url(url, REPLICA_FLAG).get_backend_name() != "postgresql":
+            raise DatabaseSetupError(
+                f"{REPLICA_FLAG} {_shown(url)!r}: a read replica must be a PostgreSQL"
+                f" streaming replica: use postgresql://USER@HOST:5432/DATABASE",
+                usage=True,
+            )
+    engines: list[Engine] = []
+    try:
+        for url in urls:
+            engine = create_database_engine(
+                url,
+                pool_size=pool_size,
+                statement_timeout=statement_timeout,
+                application_name=f"omnistock-read-{os.getpid()}",
+            )
+            engines.append(engine)
+            try:
+                with engine.connect() as connection:
+                    standby = connection.exec_driver_sql("SELECT pg_is_in_recovery()").scalar()
+            except SQLAlchemyError as error:
+                message = explain_connection_error(url, error).replace(
+                    "cannot open database", "cannot open read replica", 1
+                )
+                raise DatabaseSetupError(message, usage=False) from None
+            if not standby:
+                raise DatabaseSetupError(
+                    f"{REPLICA_FLAG} {_shown(url)!r} is not a streaming replica"
+                    " (pg_is_in_recovery() is false): give a standby's URL",
+                    usage=True,
+                )
+    except DatabaseSetupError:
+        for engine in engines:
+            engine.dispose()
+        raise
+    return engines
 
 
 def explain_connection_error(url: str, error: SQLAlchemyError) -> str:

@@ -10,6 +10,9 @@ are the hot path, so they take the short road:
 - the SQL text is compiled once by SQLAlchemy for the engine's dialect;
 - SQLite answers a batch of pairs with point lookups (it scans the whole table
   for a row-value IN list), PostgreSQL with one join against unnest() arrays;
+- with read replicas (store/replicas.py), each read goes where the replica set says (a
+  replica in rotation that has replayed what the read must see, else the primary), and
+  a read a replica fails is made again on the primary;
 - a sku read whole again (a search's records, every read-cache TTL) builds records
   only for the rows that changed since its last read and hands back the same objects
   for the rest: building thousands of records each second held the GIL long enough
@@ -20,15 +23,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 from omnistock.server.domain.stock import StockRecord
 from omnistock.server.domain.timeutil import from_micros
+from omnistock.server.store.replicas import REPLAY_POSITION, Replica, ReplicaSet
 from omnistock.server.store.tables import stock_table as t
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, select
 
 _COLUMNS = (
     t.c.location_id,
@@ -58,13 +63,21 @@ def record_from_row(row: Sequence[Any]) -> StockRecord:
 MAX_REMEMBERED_ROWS = 50_000
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 
 class StockReader:
     """Point reads of stock records; one instance per engine, safe across threads."""
 
-    def __init__(self, engine: Engine, *, remembered_rows: int = MAX_REMEMBERED_ROWS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        replicas: ReplicaSet | None = None,
+        remembered_rows: int = MAX_REMEMBERED_ROWS,
+    ) -> None:
         self._engine = engine
+        self._replicas = replicas
         # sku -> location id -> (row, record) of the sku's last whole read. A plain dict:
         # each sku's map is replaced whole, never changed in place; the skus read longest
         # ago are forgotten first.
@@ -94,22 +107,76 @@ class StockReader:
             f" WHERE sku = {mark} AND counted AND expires_at_us IS NOT NULL"
         )
 
-    def _cursor(self) -> Any:
-        connection = getattr(self._local, "connection", None)
+    def _cursor(self, engine: Engine) -> Any:
+        """A cursor on this thread's held connection to ``engine``."""
+        connections: dict[int, Any] | None = getattr(self._local, "connections", None)
+        if connections is None:
+            connections = self._local.connections = {}
+        connection = connections.get(id(engine))
         if connection is None:
-            connection = self._engine.raw_connection()
+            connection = engine.raw_connection()
             driver: Any = connection.driver_connection
             if self._postgres:
                 driver.autocommit = True
             # SQLite connections are already in autocommit (isolation_level None).
-            self._local.connection = connection
+            connections[id(engine)] = connection
             with self._held_lock:
                 self._held.append(connection)
         return connection.driver_connection.cursor()  # type: ignore[union-attr]
 
-    def records_for_sku(self, sku: str, location_ids: Sequence[str] | None) -> list[StockRecord]:
-        cursor = self._cursor()
+    def _drop(self, engine: Engine) -> None:
+        """Forget this thread's connection to ``engine`` (it failed)."""
+        connection = self._local.connections.pop(id(engine), None)
+        if connection is not None:
+            with self._held_lock:
+                self._held = [c for c in self._held if c is not connection]
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+
+    def _read(self, read: Callable[[Any], T], *, primary: bool = False) -> T:
+        """``read(cursor)`` on the database the replica set picks (the primary when there
+        are no replicas, or ``primary``)."""
+        replica, required = (None, 0) if primary or self._replicas is None else self._pick()
+        if replica is not None:
+            try:
+                cursor = self._cursor(replica.engine)
+                try:
+                    if required and not self._has_replayed(cursor, replica, required):
+                        replica = None  # behind what the read must see: the primary's
+                    else:
+                        replica.reads += 1
+                        return read(cursor)
+                finally:
+                    cursor.close()
+            except psycopg.Error:  # unreachable, a recovery conflict, DDL not replayed yet
+                self._drop(replica.engine)  # type: ignore[union-attr]
+                assert self._replicas is not None
+                self._replicas.failed(replica)  # type: ignore[arg-type]
+        if self._replicas is not None:
+            self._replicas.primary_reads += 1
+        cursor = self._cursor(self._engine)
         try:
+            return read(cursor)
+        finally:
+            cursor.close()
+
+    def _pick(self) -> tuple[Replica | None, int]:
+        assert self._replicas is not None
+        return self._replicas.choose()
+
+    @staticmethod
+    def _has_replayed(cursor: Any, replica: Replica, required: int) -> bool:
+        cursor.execute(REPLAY_POSITION)
+        recovering, replayed = cursor.fetchone()
+        if not recovering or replayed is None:
+            return False
+        replica.saw_replayed(int(replayed))
+        return int(replayed) >= required
+
+    def records_for_sku(
+        self, sku: str, location_ids: Sequence[str] | None, *, primary: bool = False
+    ) -> list[StockRecord]:
+        def read(cursor: Any) -> list[StockRecord]:
             if location_ids is None:
                 cursor.execute(self._by_sku, (sku,))
                 return self._with_holds(cursor, self._whole_sku(sku, cursor.fetchall()))
@@ -120,8 +187,8 @@ class StockReader:
             else:
                 cursor.execute(self._sqlite_sku_at(len(location_ids)), (sku, *location_ids))
             return self._with_holds(cursor, [record_from_row(row) for row in cursor.fetchall()])
-        finally:
-            cursor.close()
+
+        return self._read(read, primary=primary)
 
     def _whole_sku(self, sku: str, rows: list[Row]) -> list[StockRecord]:
         """Records for every row of one sku: the record of the sku's last read where the
@@ -150,9 +217,10 @@ class StockReader:
             self._last_read[sku] = kept
             self._last_read_rows += len(kept)
 
-    def records_for_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[StockRecord]:
-        cursor = self._cursor()
-        try:
+    def records_for_pairs(
+        self, pairs: Sequence[tuple[str, str]], *, primary: bool = False
+    ) -> list[StockRecord]:
+        def read(cursor: Any) -> list[StockRecord]:
             if self._postgres:
                 cursor.execute(self._by_pairs_pg, ([p[0] for p in pairs], [p[1] for p in pairs]))
                 records = [record_from_row(row) for row in cursor.fetchall()]
@@ -164,8 +232,24 @@ class StockReader:
                     if row is not None:
                         records.append(record_from_row(row))
             return self._with_holds(cursor, records)
-        finally:
-            cursor.close()
+
+        return self._read(read, primary=primary)
+
+    def rows(self, statement: Select[Any], *, primary: bool = False) -> list[Row]:
+        """``statement``'s rows, read where the replica set picks (or the primary)."""
+        compiled = statement.compile(
+            dialect=self._engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        params = compiled.construct_params()
+        order = compiled.positiontup
+        values: Any = params if order is None else tuple(params[name] for name in order)
+        sql = str(compiled)
+
+        def read(cursor: Any) -> list[Row]:
+            cursor.execute(sql, values)
+            return [tuple(row) for row in cursor.fetchall()]
+
+        return self._read(read, primary=primary)
 
     def _with_holds(self, cursor: Any, records: list[StockRecord]) -> list[StockRecord]:
         """Attach the active holds of records that have any (reserved > 0), so a hold that

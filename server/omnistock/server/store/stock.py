@@ -6,18 +6,34 @@ from collections.abc import Collection, Iterable, Sequence
 
 from omnistock.server.domain.stock import StockRecord
 from omnistock.server.store.reads import StockReader
+from omnistock.server.store.replicas import ReplicaSet
 from omnistock.server.store.tables import stock_table as t
 from sqlalchemy import Engine, select
 
 
 class StockRepository:
-    def __init__(self, engine: Engine) -> None:
+    """Reads go where ``replicas`` picks (store/replicas.py); ``on_primary()`` gives the
+    same reads always from the primary, for paths that must see their own writes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        replicas: ReplicaSet | None = None,
+        reader: StockReader | None = None,
+        primary: bool = False,
+    ) -> None:
         self._engine = engine
-        self._reader = StockReader(engine)
+        self._reader = reader or StockReader(engine, replicas=replicas)
+        self._primary = primary
+
+    def on_primary(self) -> StockRepository:
+        """These reads from the primary only (sharing this one's connections)."""
+        return StockRepository(self._engine, reader=self._reader, primary=True)
 
     def records_for_sku(self, sku: str, location_ids: Sequence[str] | None) -> list[StockRecord]:
         """The records of one sku at the given locations (all when None)."""
-        return self._reader.records_for_sku(sku, location_ids)
+        return self._reader.records_for_sku(sku, location_ids, primary=self._primary)
 
     def records_for_pairs(
         self, pairs: Iterable[tuple[str, str]]
@@ -26,7 +42,8 @@ class StockRepository:
         unique = list(dict.fromkeys(pairs))
         if not unique:
             return {}
-        return {(r.sku, r.location_id): r for r in self._reader.records_for_pairs(unique)}
+        records = self._reader.records_for_pairs(unique, primary=self._primary)
+        return {(r.sku, r.location_id): r for r in records}
 
     def existing_skus(
         self, skus: Iterable[str], locations: Collection[str] | None = None
@@ -39,8 +56,11 @@ class StockRepository:
         stmt = select(t.c.sku).where(t.c.sku.in_(skus)).distinct()
         if locations is not None:
             stmt = stmt.where(t.c.location_id.in_(sorted(locations)))
-        with self._engine.connect() as connection:
-            return set(connection.scalars(stmt))
+        return {row[0] for row in self._reader.rows(stmt, primary=self._primary)}
+
+    @property
+    def reader(self) -> StockReader:
+        return self._reader
 
     def close(self) -> None:
         self._reader.close()
