@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -20,7 +20,8 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from omnistock.server import redaction
-from omnistock.server.config import ServerConfig
+from omnistock.server.config import ServerConfig, rate_limit_mode
+from omnistock.server.domain.rate_limits import Grant
 from omnistock.server.observability.calls import CallObserver
 from omnistock.server.observability.health import HealthStates
 from omnistock.server.observability.metrics import (
@@ -32,6 +33,7 @@ from omnistock.server.observability.metrics import (
     RpcMetrics,
     new_registry,
 )
+from omnistock.server.observability.rate_limit_metrics import RateLimitMetrics
 from omnistock.server.observability.tracing import Tracing
 from omnistock.server.readmodel.directory import LocationDirectory
 from omnistock.server.readmodel.queries import ReadModel
@@ -43,6 +45,7 @@ from omnistock.server.service.feeds import FeedService
 from omnistock.server.service.keys import KeyService
 from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
+from omnistock.server.service.rate_limits import SharedRateLimits
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.retention import RetentionJob
 from omnistock.server.service.watch import WatchHub
@@ -58,7 +61,7 @@ from omnistock.server.store.reservations import ReservationStore
 from omnistock.server.store.retention import purge
 from omnistock.server.store.secrets import shared_secret
 from omnistock.server.store.stock import StockRepository
-from omnistock.server.transport.auth import Authenticator
+from omnistock.server.transport.auth import Authenticator, RateLimiter
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.convert import view_to_proto
 from omnistock.server.transport.feeds import FeedServicer
@@ -139,6 +142,7 @@ class OmnistockServer:
             ChannelTransport(change_channel(self.engine, poll_seconds=config.change_poll_seconds))
         )
         self.audit = AuditLog(AuditRepository(self.engine))
+        self.rate_limits, self._close_rate_limits = shared_rate_limits(config)
         self.layer = InterceptorLayer(
             CallObserver(
                 metrics=None
@@ -154,6 +158,7 @@ class OmnistockServer:
                 cache_seconds=config.key_cache_seconds,
                 failure_burst=config.auth_failure_burst,
                 failures_per_second=config.auth_failures_per_second,
+                limiter=RateLimiter(shared=self.rate_limits),
             ),
             audit=self.audit,
             clock=clock,
@@ -277,6 +282,8 @@ class OmnistockServer:
             ) from error
         if self.metrics_registry is not None:
             self.metrics_registry.register(self._gauges())
+            if self.rate_limits is not None:
+                self.metrics_registry.register(RateLimitMetrics(self.rate_limits))
             try:
                 self.metrics_endpoint = MetricsEndpoint(
                     self.metrics_registry, config.metrics_listen
@@ -342,6 +349,7 @@ class OmnistockServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.runner.shutdown()
+        await self._close_rate_limits()
         self.changes.close()
         self.audit.close()
         self.stock_repo.close()
@@ -368,6 +376,41 @@ class OmnistockServer:
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
+
+
+async def _nothing() -> None:
+    pass
+
+
+def shared_rate_limits(
+    config: ServerConfig,
+) -> tuple[SharedRateLimits | None, Callable[[], Awaitable[None]]]:
+    """Keys' shared token buckets as ``config`` asks (None: each process its own), and
+    how to close them."""
+    mode = rate_limit_mode(config)
+    if mode == "redis":
+        from omnistock.server.store.rate_limits_redis import RedisBuckets
+
+        redis = RedisBuckets(config.redis_url, timeout=config.rate_limit_timeout)
+        limits = SharedRateLimits(redis.take, store="redis", timeout=config.rate_limit_timeout)
+        return limits, redis.close
+    if mode == "database":
+        from omnistock.server.store.rate_limits import DatabaseBuckets
+
+        buckets = DatabaseBuckets(config.database_url, timeout=config.rate_limit_timeout)
+        # Threads of their own: a lease never queues behind the reads' pool.
+        runner = BlockingRunner(2)
+
+        async def take(key_id: str, rate: float, burst: int, want: int) -> Grant:
+            return await runner.run(buckets.take, key_id, rate, burst, want)
+
+        async def close() -> None:
+            runner.shutdown()
+            buckets.close()
+
+        limits = SharedRateLimits(take, store="database", timeout=config.rate_limit_timeout)
+        return limits, close
+    return None, _nothing
 
 
 def worker_metrics(config: ServerConfig, index: int) -> ServerConfig:

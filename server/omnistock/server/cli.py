@@ -22,6 +22,7 @@ from omnistock.server.cli_database import (
 )
 from omnistock.server.cli_errors import environment_config, run_command
 from omnistock.server.cli_health import add_health_command
+from omnistock.server.cli_limits import add_rate_limit_options, with_rate_limits
 from omnistock.server.config import (
     HOLD_TTL_SETTINGS,
     ServerConfig,
@@ -84,6 +85,11 @@ def _serve(args: argparse.Namespace) -> int:
         ),
     )
     config = _with_operations(config, base, args)
+    try:
+        config = with_rate_limits(config, base, args)
+    except ValueError as error:
+        print(f"omnistock: {error}", file=sys.stderr)
+        return 2
     for flag, value in (
         ("--ready-check-seconds", config.ready_check_seconds),
         ("--key-cache-seconds", config.key_cache_seconds),
@@ -657,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     _add_retention_options(serve)
     _add_operations_flags(serve)
+    add_rate_limit_options(serve)
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
     _add_security_commands(commands)
