@@ -77,6 +77,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import bench_limits
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench-data"
 SERVER_CPU = 0
@@ -1848,6 +1850,7 @@ def watch(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
+    bench_limits.register(commands)  # scripts/bench_limits.py
     empty = commands.add_parser("serve-empty", help="(internal) run the baseline server")
     empty.add_argument("listen")
     avail = commands.add_parser(
@@ -1926,7 +1929,9 @@ def main() -> None:
     empty_watch = commands.add_parser("serve-watch-empty", help="(internal) the watch baseline")
     empty_watch.add_argument("listen")
     args = parser.parse_args()
-    if args.command == "search":
+    if args.command == "limits":
+        bench_limits.run(args)
+    elif args.command == "search":
         search(args)
     elif args.command == "ingest":
         ingest(args)

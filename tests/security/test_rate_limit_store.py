@@ -4,15 +4,21 @@ when its shared store is unreachable.
 - Takes racing from many threads never hand out a token twice: from a full bucket that
   barely refills, exactly ``burst`` tokens are granted in all, then none, with a retry delay.
 - A refused take says when the next token comes; a key's lease never exceeds lease_size.
-- With the store unreachable a server limits each key on its own (fails open to its local
-  bucket, as before shared limits), logs a warning, and says so on /metrics.
+- With the store unreachable a server limits each key on its own (fails open to a local
+  bucket begun with a lease's worth of tokens), logs a warning, and says so on /metrics;
+  a store that never answers holds only the first call, for the timeout; once the store
+  answers again, limits are shared again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import socket
+import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -127,11 +133,13 @@ def test_an_unreachable_store_falls_back_to_each_process_own_bucket(
     with keyring(f"sqlite:///{tmp_path / 'o.db'}", **config) as ring:
         key = ring.key("app", Role.READ, rate=0.5, burst=3)
         with ring.client(key, retry=Retry(attempts=1)) as client:
-            for _ in range(3):
-                assert list(client.list_locations()) == []
+            # The process's own bucket begins with a lease's worth (1 token here), not
+            # the burst, and refills at the key's rate.
+            assert list(client.list_locations()) == []
             with pytest.raises(ResourceExhaustedError) as refused:
                 list(client.list_locations())
         assert refused.value.retry_after is not None
+        assert 1.5 < refused.value.retry_after.total_seconds() <= 2.0
         assert _metric(port, "omnistock_rate_limit_shared") == 0
         assert _metric(port, "omnistock_rate_limit_store_failures_total") >= 1
     assert any("unreachable" in record.getMessage() for record in caplog.records)
@@ -142,3 +150,82 @@ def test_serve_refuses_redis_limits_without_a_redis_url(
 ) -> None:
     assert main(["serve", "--rate-limits", "redis", "--database-url", "sqlite://"]) == 2
     assert "--rate-limits redis needs --redis-url" in capsys.readouterr().err
+
+
+def test_a_store_that_never_answers_holds_only_the_first_call_and_briefly(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        config = {
+            "rate_limits": "redis",
+            "redis_url": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+        }
+        with keyring(f"sqlite:///{tmp_path / 'o.db'}", **config) as ring:
+            key = ring.key("app", Role.READ, rate=100.0, burst=100)
+            with ring.client(key, retry=Retry(attempts=1)) as client:
+                began = time.monotonic()
+                list(client.list_locations())  # waits for the store: 0.25 s at most
+                first = time.monotonic() - began
+                began = time.monotonic()
+                for _ in range(5):
+                    assert list(client.list_locations()) == []
+                took = time.monotonic() - began
+    # (Plus the key's lookup and the call itself, on a busy machine.)
+    assert 0.25 <= first < 1.0
+    # The first wait made the process fall back for a second: these five were limited
+    # locally, without waiting for the store at all.
+    assert took < 0.25
+
+
+def test_limits_are_shared_again_once_the_store_answers(tmp_path: Path) -> None:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    redis_port, metrics_port = free_port(), free_port()
+    config = {
+        "rate_limits": "redis",
+        "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+        "metrics_listen": f"127.0.0.1:{metrics_port}",
+    }
+    with keyring(f"sqlite:///{tmp_path / 'o.db'}", **config) as ring:
+        key = ring.key("app", Role.READ, rate=100.0, burst=100)
+        with ring.client(key, retry=Retry(attempts=1)) as client:
+            list(client.list_locations())
+            assert _metric(metrics_port, "omnistock_rate_limit_shared") == 0
+            redis = subprocess.Popen(
+                [server, "--port", str(redis_port), "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+                cwd=tmp_path,
+            )
+            try:
+                _wait_for_redis(redis_port)
+                time.sleep(1.1)  # the fallback lasts a second
+                for _ in range(3):
+                    assert list(client.list_locations()) == []
+                assert _metric(metrics_port, "omnistock_rate_limit_shared") == 1
+                assert _metric(metrics_port, "omnistock_rate_limit_leases_total") >= 1
+                import redis as redis_client
+
+                bucket = redis_client.Redis(port=redis_port).hgetall(
+                    "omnistock:rate:" + key.split("_")[1]
+                )
+                assert float(bucket[b"tokens"]) < 100
+            finally:
+                redis.terminate()
+                redis.wait(timeout=10)
+
+
+def _wait_for_redis(port: int) -> None:
+    import redis
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis(port=port, socket_timeout=0.5).ping()
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

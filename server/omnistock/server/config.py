@@ -100,7 +100,7 @@ class ServerConfig:
     # its own bucket), "database" or "redis" (one bucket per key, shared, leased in small
     # parts); "" picks: redis with a Redis URL, else database, except local for one
     # process on SQLite. How long the shared store may take to answer before the process
-    # falls back to its own bucket (for a second).
+    # falls back to its own bucket for a second ($OMNISTOCK_RATE_LIMIT_TIMEOUT only).
     rate_limits: str = ""
     redis_url: str = ""
     rate_limit_timeout: float = 0.25
@@ -141,6 +141,7 @@ class ServerConfig:
                 os.environ.get("OMNISTOCK_RATE_LIMITS", ""), "$OMNISTOCK_RATE_LIMITS"
             ),
             redis_url=os.environ.get("OMNISTOCK_REDIS_URL", ""),
+            rate_limit_timeout=env_seconds("OMNISTOCK_RATE_LIMIT_TIMEOUT", 0.25),
             retention=Retention(
                 audit=env_retention("OMNISTOCK_AUDIT_RETENTION", KEEP.audit),
                 reservations=env_retention("OMNISTOCK_RESERVATION_RETENTION", KEEP.reservations),

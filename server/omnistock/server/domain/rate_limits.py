@@ -77,11 +77,12 @@ class TokenBuckets:
         self._buckets: MutableMapping[str, tuple[float, float]] = {} if buckets is None else buckets
         self._clock = clock
 
-    def take(self, name: str, rate: float, burst: float) -> float:
+    def take(self, name: str, rate: float, burst: float, *, start: float | None = None) -> float:
         """Spend one token and answer 0.0; or, with none left, spend nothing and answer the
-        seconds until the next one comes (always above 0)."""
+        seconds until the next one comes (always above 0). A new bucket holds ``start``
+        tokens (default: full)."""
         now = self._clock()
-        tokens, last = self._buckets.get(name, (burst, now))
+        tokens, last = self._buckets.get(name, (burst if start is None else start, now))
         tokens = min(burst, tokens + max(0.0, now - last) * rate)
         if tokens < 1.0:
             self._buckets[name] = (tokens, now)
@@ -94,3 +95,6 @@ class TokenBuckets:
         if name in self._buckets:
             tokens, last = self._buckets[name]
             self._buckets[name] = (min(burst, tokens + 1.0), last)
+
+    def clear(self) -> None:
+        self._buckets.clear()

@@ -6,8 +6,8 @@ one statement locks the row, refills it by the database's clock and takes the le
 BEGIN IMMEDIATE transaction, by the wall clock of the processes sharing the file. A key's
 first use inserts its row, full.
 
-The buckets have an engine of their own with a short statement timeout (PostgreSQL) or
-busy timeout (SQLite): a lease that cannot be had quickly fails, and the limiter falls back
+The buckets have an engine of their own with a short statement timeout (PostgreSQL, where
+its commits do not wait for the WAL flush: synchronous_commit off) or busy timeout (SQLite): a lease that cannot be had quickly fails, and the limiter falls back
 to the process's own bucket (service.rate_limits) rather than hold the call.
 """
 
@@ -50,7 +50,15 @@ class DatabaseBuckets:
     def __init__(self, database_url: str, *, timeout: float = 0.25) -> None:
         self.engine = create_database_engine(database_url, pool_size=2, statement_timeout=timeout)
         self._postgres = self.engine.dialect.name == "postgresql"
-        if not self._postgres:
+        if self._postgres:
+            # A take need not wait for its WAL flush: a crash can forget the last takes,
+            # which gives keys back a little of their burst, never more than it.
+            def no_flush_wait(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("SET synchronous_commit = off")
+                dbapi_connection.commit()
+
+            event.listen(self.engine, "connect", no_flush_wait)
+        else:
             busy = max(1, int(timeout * 1000))
 
             def short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:

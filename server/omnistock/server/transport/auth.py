@@ -100,7 +100,7 @@ class RateLimiter:
             return 0.0
         if self.shared is None:
             return self._buckets.take(who.key_id, who.rate_per_second, who.burst)
-        quick = self.shared.take_now(who.key_id)
+        quick = self.shared.take_now(who.key_id, who.rate_per_second, who.burst)
         if quick is not None:
             return quick
         return await self.shared.take(who.key_id, who.rate_per_second, who.burst)
