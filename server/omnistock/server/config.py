@@ -177,6 +177,8 @@ def rate_limit_mode(config: ServerConfig) -> str:
     'redis'
     >>> rate_limit_mode(ServerConfig(database_url="sqlite:///o.db"))
     'local'
+    >>> rate_limit_mode(ServerConfig(database_url="sqlite:///o.db", workers=2))
+    'database'
     """
     if config.rate_limits:
         return config.rate_limits
