@@ -83,6 +83,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import bench_limits
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench-data"
 SERVER_CPU = 0
@@ -1854,6 +1856,7 @@ def watch(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
+    bench_limits.register(commands)  # scripts/bench_limits.py
     empty = commands.add_parser("serve-empty", help="(internal) run the baseline server")
     empty.add_argument("listen")
     avail = commands.add_parser(
@@ -1935,6 +1938,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "channel":
         args.run(args)
+    elif args.command == "limits":
+        bench_limits.run(args)
     elif args.command == "search":
         search(args)
     elif args.command == "ingest":

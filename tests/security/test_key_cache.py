@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from omnistock.server.domain.rate_limits import TokenBuckets
 from omnistock.server.domain.security import (
     MAX_RETRY_AFTER_SECONDS,
     Principal,
@@ -24,7 +25,6 @@ from omnistock.server.domain.security import (
 )
 from omnistock.server.service.keys import KeyService
 from omnistock.server.transport.auth import KEY_CACHE_SECONDS, Authenticator, RateLimiter
-from omnistock.server.transport.buckets import TokenBuckets
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -246,13 +246,17 @@ def test_a_rate_limit_never_asks_for_a_negative_or_endless_wait(
     clock = Clock()
     limiter = RateLimiter(clock)
     who = Principal("k", "app", frozenset({Role.READ}), rate_per_second=rate, burst=burst)
-    for step in steps:
-        clock.now += step
-        for _ in range(3):
-            try:
-                limiter.take(who)
-            except RateLimited as limited:
-                assert 0 <= limited.retry_after <= MAX_RETRY_AFTER_SECONDS
+
+    async def calls() -> None:
+        for step in steps:
+            clock.now += step
+            for _ in range(3):
+                try:
+                    await limiter.take(who)
+                except RateLimited as limited:
+                    assert 0 <= limited.retry_after <= MAX_RETRY_AFTER_SECONDS
+
+    asyncio.run(calls())
 
 
 def test_retry_delays_are_never_negative() -> None:

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -21,7 +21,8 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from omnistock.server import redaction
-from omnistock.server.config import ServerConfig
+from omnistock.server.config import ServerConfig, rate_limit_mode
+from omnistock.server.domain.rate_limits import Grant
 from omnistock.server.observability.calls import CallObserver
 from omnistock.server.observability.health import HealthStates
 from omnistock.server.observability.metrics import (
@@ -34,6 +35,7 @@ from omnistock.server.observability.metrics import (
     RpcMetrics,
     new_registry,
 )
+from omnistock.server.observability.rate_limit_metrics import RateLimitMetrics
 from omnistock.server.observability.tracing import Tracing
 from omnistock.server.readmodel.channel_queries import ChannelQueries
 from omnistock.server.readmodel.channels import ChannelDirectory, ChannelTotals
@@ -52,6 +54,7 @@ from omnistock.server.service.locations import LocationService
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.network_holds import NetworkPlacer
 from omnistock.server.service.origins import OriginResolver
+from omnistock.server.service.rate_limits import SharedRateLimits
 from omnistock.server.service.reservations import ReservationService
 from omnistock.server.service.retention import RetentionJob
 from omnistock.server.service.watch import WatchHub
@@ -73,7 +76,7 @@ from omnistock.server.store.reservations import ReservationStore
 from omnistock.server.store.retention import purge
 from omnistock.server.store.secrets import shared_secret
 from omnistock.server.store.stock import StockRepository
-from omnistock.server.transport.auth import Authenticator
+from omnistock.server.transport.auth import Authenticator, RateLimiter
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.channels import ChannelServicer
 from omnistock.server.transport.convert import view_to_proto
@@ -180,6 +183,7 @@ class OmnistockServer:
         )
         self.audit = AuditLog(AuditRepository(self.engine))
         self.channels_repo = ChannelRepository(self.engine)
+        self.rate_limits, self._close_rate_limits = shared_rate_limits(config)
         self.layer = InterceptorLayer(
             CallObserver(
                 metrics=None
@@ -195,6 +199,7 @@ class OmnistockServer:
                 cache_seconds=config.key_cache_seconds,
                 failure_burst=config.auth_failure_burst,
                 failures_per_second=config.auth_failures_per_second,
+                limiter=RateLimiter(shared=self.rate_limits),
             ),
             audit=self.audit,
             clock=clock,
@@ -366,6 +371,8 @@ class OmnistockServer:
             ) from error
         if self.metrics_registry is not None:
             self.metrics_registry.register(self._gauges())
+            if self.rate_limits is not None:
+                self.metrics_registry.register(RateLimitMetrics(self.rate_limits))
             try:
                 self.metrics_endpoint = MetricsEndpoint(
                     self.metrics_registry, config.metrics_listen
@@ -437,6 +444,7 @@ class OmnistockServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.runner.shutdown()
+        await self._close_rate_limits()
         self.changes.close()
         self.replicas.close()
         self.audit.close()
@@ -464,6 +472,41 @@ class OmnistockServer:
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
+
+
+async def _nothing() -> None:
+    pass
+
+
+def shared_rate_limits(
+    config: ServerConfig,
+) -> tuple[SharedRateLimits | None, Callable[[], Awaitable[None]]]:
+    """Keys' shared token buckets as ``config`` asks (None: each process its own), and
+    how to close them."""
+    mode = rate_limit_mode(config)
+    if mode == "redis":
+        from omnistock.server.store.rate_limits_redis import RedisBuckets
+
+        redis = RedisBuckets(config.redis_url, timeout=config.rate_limit_timeout)
+        limits = SharedRateLimits(redis.take, store="redis", timeout=config.rate_limit_timeout)
+        return limits, redis.close
+    if mode == "database":
+        from omnistock.server.store.rate_limits import DatabaseBuckets
+
+        buckets = DatabaseBuckets(config.database_url, timeout=config.rate_limit_timeout)
+        # Threads of their own: a lease never queues behind the reads' pool.
+        runner = BlockingRunner(2)
+
+        async def take(key_id: str, rate: float, burst: int, want: int) -> Grant:
+            return await runner.run(buckets.take, key_id, rate, burst, want)
+
+        async def close() -> None:
+            runner.shutdown()
+            buckets.close()
+
+        limits = SharedRateLimits(take, store="database", timeout=config.rate_limit_timeout)
+        return limits, close
+    return None, _nothing
 
 
 def worker_metrics(config: ServerConfig, index: int) -> ServerConfig:

@@ -27,6 +27,7 @@ from omnistock.server.cli_database import (
 from omnistock.server.cli_errors import environment_config, run_command
 from omnistock.server.cli_health import add_health_command
 from omnistock.server.cli_incoming import add_incoming_command
+from omnistock.server.cli_limits import add_rate_limit_options, with_rate_limits
 from omnistock.server.config import (
     HOLD_TTL_SETTINGS,
     ServerConfig,
@@ -91,6 +92,11 @@ def _serve(args: argparse.Namespace) -> int:
     config = _with_operations(config, base, args)
     read_urls, max_lag = replica_settings(args, base.read_database_urls, base.replica_max_lag)
     config = replace(config, read_database_urls=read_urls, replica_max_lag=max_lag)
+    try:
+        config = with_rate_limits(config, base, args)
+    except ValueError as error:
+        print(f"omnistock: {error}", file=sys.stderr)
+        return 2
     for flag, value in (
         ("--replica-max-lag", config.replica_max_lag),
         ("--ready-check-seconds", config.ready_check_seconds),
@@ -686,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING [$OMNISTOCK_LOG_LEVEL, INFO]")
     _add_retention_options(serve)
     _add_operations_flags(serve)
+    add_rate_limit_options(serve)
     serve.set_defaults(run=_serve)
     _add_files_commands(commands)
     add_incoming_command(commands, _batch_size)

@@ -101,6 +101,15 @@ class ServerConfig:
     drain_seconds: float = 0.0
     ready_check_seconds: float = 2.0
 
+    # Rate limits (docs/security.md "Rate limits across processes"): "local" (each process
+    # its own bucket), "database" or "redis" (one bucket per key, shared, leased in small
+    # parts); "" picks: redis with a Redis URL, else database, except local for one
+    # process on SQLite. How long the shared store may take to answer before the process
+    # falls back to its own bucket for a second ($OMNISTOCK_RATE_LIMIT_TIMEOUT only).
+    rate_limits: str = ""
+    redis_url: str = ""
+    rate_limit_timeout: float = 0.25
+
     # Bring the schema up to date at start (off when a job runs `omnistock migrate`).
     migrate: bool = True
     # How long audit entries and finished reservations are kept (None: for ever).
@@ -136,6 +145,11 @@ class ServerConfig:
             auth_failure_burst=env_count("OMNISTOCK_AUTH_FAILURE_BURST", 30),
             auth_failures_per_second=env_seconds("OMNISTOCK_AUTH_FAILURES_PER_SECOND", 1),
             migrate=not env_flag("OMNISTOCK_NO_MIGRATE"),
+            rate_limits=parse_rate_limits(
+                os.environ.get("OMNISTOCK_RATE_LIMITS", ""), "$OMNISTOCK_RATE_LIMITS"
+            ),
+            redis_url=os.environ.get("OMNISTOCK_REDIS_URL", ""),
+            rate_limit_timeout=env_seconds("OMNISTOCK_RATE_LIMIT_TIMEOUT", 0.25),
             retention=Retention(
                 audit=env_retention("OMNISTOCK_AUDIT_RETENTION", KEEP.audit),
                 reservations=env_retention("OMNISTOCK_RESERVATION_RETENTION", KEEP.reservations),
@@ -149,6 +163,38 @@ class ServerConfig:
             drain_seconds=float(os.environ.get("OMNISTOCK_DRAIN_SECONDS", "0")),
             ready_check_seconds=float(os.environ.get("OMNISTOCK_READY_CHECK_SECONDS", "2")),
         )
+
+
+RATE_LIMIT_MODES = ("local", "database", "redis")
+
+
+def parse_rate_limits(text: str, name: str = "--rate-limits") -> str:
+    """One of RATE_LIMIT_MODES, or "" (chosen from the rest of the configuration)."""
+    if text.strip().lower() not in ("", *RATE_LIMIT_MODES):
+        raise ValueError(f"{name} {text!r} is not one of {', '.join(RATE_LIMIT_MODES)}")
+    return text.strip().lower()
+
+
+def rate_limit_mode(config: ServerConfig) -> str:
+    """Where keys' token buckets are kept: the mode given, else redis with a Redis URL,
+    else database, except local for one process on SQLite (nothing to share with).
+
+    >>> rate_limit_mode(ServerConfig(database_url="postgresql://db/omnistock"))
+    'database'
+    >>> rate_limit_mode(ServerConfig(database_url="sqlite:///o.db", redis_url="redis://r"))
+    'redis'
+    >>> rate_limit_mode(ServerConfig(database_url="sqlite:///o.db"))
+    'local'
+    >>> rate_limit_mode(ServerConfig(database_url="sqlite:///o.db", workers=2))
+    'database'
+    """
+    if config.rate_limits:
+        return config.rate_limits
+    if config.redis_url:
+        return "redis"
+    if config.database_url.startswith("sqlite") and config.workers == 1:
+        return "local"
+    return "database"
 
 
 def _env(name: str, default: str) -> str:

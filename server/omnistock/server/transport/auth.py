@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachetools import TTLCache
+from omnistock.server.domain.rate_limits import TokenBuckets
 from omnistock.server.domain.security import (
     Principal,
     RateLimited,
@@ -42,7 +43,7 @@ from omnistock.server.domain.security import (
 )
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.service.keys import KeyService
-from omnistock.server.transport.buckets import TokenBuckets
+from omnistock.server.service.rate_limits import SharedRateLimits
 
 KEY_CACHE_SECONDS = 5.0
 # A key in use is looked up again once this share of its cache time is left.
@@ -79,22 +80,35 @@ def audit_note(**detail: object) -> None:
 
 
 class RateLimiter:
-    """A token bucket per principal: ``rate_per_second`` tokens a second, up to ``burst``."""
+    """A token bucket per principal: ``rate_per_second`` tokens a second, up to ``burst``;
+    this process's own, or with ``shared`` one every process shares (leased in small
+    parts: service.rate_limits)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        shared: SharedRateLimits | None = None,
+    ) -> None:
         self._buckets = TokenBuckets(clock=clock)
+        self.shared = shared
 
-    def take(self, who: Principal) -> None:
+    async def take(self, who: Principal) -> None:
         """Spend one token, or raise RateLimited with when the next one comes."""
-        wait = self.wait(who)
+        wait = await self.wait(who)
         if wait > 0:
             raise RateLimited(who.name, wait)
 
-    def wait(self, who: Principal) -> float:
+    async def wait(self, who: Principal) -> float:
         """Spend one token and answer 0.0, or answer the seconds until the next one."""
         if who.rate_per_second == float("inf"):
             return 0.0
-        return self._buckets.take(who.key_id, who.rate_per_second, who.burst)
+        if self.shared is None:
+            return self._buckets.take(who.key_id, who.rate_per_second, who.burst)
+        quick = self.shared.take_now(who.key_id, who.rate_per_second, who.burst)
+        if quick is not None:
+            return quick
+        return await self.shared.take(who.key_id, who.rate_per_second, who.burst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +148,7 @@ class Authenticator:
         cache_seconds: float = KEY_CACHE_SECONDS,
         failure_burst: int = AUTH_FAILURE_BURST,
         failures_per_second: float = AUTH_FAILURES_PER_SECOND,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._keys = keys
         self._clock = clock
@@ -149,7 +164,7 @@ class Authenticator:
         self._lookups: TTLCache[str, _Lookup] = TTLCache(
             maxsize=10_000, ttl=cache_seconds, timer=clock
         )
-        self.limiter = RateLimiter(clock)
+        self.limiter = RateLimiter(clock) if limiter is None else limiter
         self._failure_burst = float(failure_burst)
         self._failure_rate = failures_per_second
         # A peer's bucket is full again after burst / rate seconds: forget it then.
@@ -341,7 +356,7 @@ class OpenKey:
         if self._first:
             self._first = False  # paid for with the call
         else:
-            while (wait := self._auth.limiter.wait(self._who)) > 0:
+            while (wait := await self._auth.limiter.wait(self._who)) > 0:
                 await asyncio.sleep(wait)
         await self.check()
 

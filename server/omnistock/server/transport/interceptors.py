@@ -103,7 +103,7 @@ class InterceptorLayer:
         log.exception("%s failed", method)
         return internal_status()
 
-    def _admit(
+    async def _admit(
         self,
         scope: MethodScope,
         who: Principal,
@@ -119,7 +119,7 @@ class InterceptorLayer:
                 f"{who.name} lacks the {scope.role.value} role this method needs",
                 reason="ROLE_MISSING",
             )
-        self.auth.limiter.take(who)
+        await self.auth.limiter.take(who)
         CURRENT.set(who)
         note: dict[str, object] | None = None
         if scope.writes:  # each call runs in a task of its own: reads need no reset
@@ -171,13 +171,13 @@ class InterceptorLayer:
                 # Who is calling: a key checked lately is known without a wait.
                 who = auth.known(metadata) or await auth.authenticate(metadata, context.peer())
                 if not streaming_request or auth.insecure:
-                    request, note = self._admit(scope, who, request, parse, streaming_request)
+                    request, note = await self._admit(scope, who, request, parse, streaming_request)
                     if not streaming_request and scopes.applies(scope, who):
                         await scopes.admit(scope, who, request)
                     result = await behaviour(request, context)
                 else:  # a request stream ends when its key is revoked, idle or not
                     key = OpenKey(auth, metadata, who)
-                    request, note = self._admit(scope, who, request, parse, True, key)
+                    request, note = await self._admit(scope, who, request, parse, True, key)
                     result = await _unless_revoked(behaviour(request, context), key)
                 self._done(method, who, note)
                 note = None
@@ -221,7 +221,9 @@ class InterceptorLayer:
                 # Who is calling: a key checked lately is known without a wait.
                 who = auth.known(metadata) or await auth.authenticate(metadata, context.peer())
                 key = None if auth.insecure else OpenKey(auth, metadata, who)
-                request, note = self._admit(scope, who, request, parse, streaming_request, key)
+                request, note = await self._admit(
+                    scope, who, request, parse, streaming_request, key
+                )
                 if not streaming_request and scopes.applies(scope, who):
                     await scopes.admit(scope, who, request)
                 responses = behaviour(request, context)
