@@ -1846,6 +1846,8 @@ def watch(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    import bench_mixed
+
     parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
     empty = commands.add_parser("serve-empty", help="(internal) run the baseline server")
@@ -1925,8 +1927,11 @@ def main() -> None:
     fan.add_argument("--sqlite-only", action="store_true")
     empty_watch = commands.add_parser("serve-watch-empty", help="(internal) the watch baseline")
     empty_watch.add_argument("listen")
+    bench_mixed.register(commands)
     args = parser.parse_args()
-    if args.command == "search":
+    if hasattr(args, "run"):  # commands in modules of their own
+        args.run(args)
+    elif args.command == "search":
         search(args)
     elif args.command == "ingest":
         ingest(args)
