@@ -39,7 +39,12 @@ function readOps(path) {
     const kind = data.readUInt8(at);
     const keyOffset = data.readUInt32BE(at + 1);
     const length = data.readUInt32BE(at + 5);
-    ops.push({ kind, keyOffset, body: data.subarray(at + 9, at + 9 + length) });
+    const body = data.subarray(at + 9, at + 9 + length);
+    // Framed once here (flag 0, length, message) for the HTTP/2 client.
+    const framed = Buffer.alloc(5 + length);
+    framed.writeUInt32BE(length, 1);
+    body.copy(framed, 5);
+    ops.push({ kind, keyOffset, body, framed });
     at += 9 + length;
   }
   return ops;
@@ -116,30 +121,40 @@ async function main() {
     body.copy(framed, 5);
     return framed;
   }
-  const headers = { ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers' };
-  if (args.key) headers.authorization = `Bearer ${args.key}`;
+  // One header object per path, made once: nothing is copied per call.
+  const headerSets = new Map();
+  function headersFor(path) {
+    let set = headerSets.get(path);
+    if (!set) {
+      set = { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' };
+      if (args.key) set.authorization = `Bearer ${args.key}`;
+      headerSets.set(path, set);
+    }
+    return set;
+  }
 
   // --client http2: gRPC's wire format straight on Node's HTTP/2 (no grpc-js call stack).
-  function callHttp2(session, path, body) {
+  // FRAMED is the length-prefixed message.
+  function callHttp2(session, path, framed) {
     return new Promise((resolve) => {
-      const stream = session.request({ ...headers, ':path': path });
-      const chunks = [];
+      const stream = session.request(headersFor(path));
+      let chunks = null;
       let code = null;
-      stream.on('response', (h) => { if (h['grpc-status'] !== undefined) code = Number(h['grpc-status']); });
-      stream.on('trailers', (t) => { code = Number(t['grpc-status']); });
-      stream.on('data', (chunk) => chunks.push(chunk));
-      stream.on('error', () => { code = grpc.status.UNAVAILABLE; });
-      stream.on('close', () => {
+      stream.once('response', (h) => { if (h['grpc-status'] !== undefined) code = Number(h['grpc-status']); });
+      stream.once('trailers', (t) => { code = Number(t['grpc-status']); });
+      stream.on('data', (chunk) => { chunks = chunks === null ? chunk : Buffer.concat([chunks, chunk]); });
+      stream.once('error', () => { code = grpc.status.UNAVAILABLE; });
+      stream.once('close', () => {
         if (measuring) calls++;
-        const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-        resolve(code === 0 ? { code, response: data.subarray(5) } : { code: code === null ? grpc.status.UNKNOWN : code });
+        if (code !== 0) resolve({ code: code === null ? grpc.status.UNKNOWN : code });
+        else resolve({ code, response: chunks === null ? Buffer.alloc(0) : chunks.subarray(5) });
       });
-      stream.end(frame(body));
+      stream.end(framed);
     });
   }
 
-  function call(client, path, body) {
-    if (args.client === 'http2') return callHttp2(client, path, body);
+  function call(client, path, body, framed) {
+    if (args.client === 'http2') return callHttp2(client, path, framed || frame(body));
     return new Promise((resolve) => {
       client.makeUnaryRequest(path, identity, identity, body, metadata, {}, (error, response) => {
         if (measuring) calls++;
@@ -150,11 +165,14 @@ async function main() {
 
   async function operation(client, op, startedNs) {
     let body = op.body;
+    let framed = op.framed;
     if (op.kind === 3 && op.keyOffset) {
-      body = Buffer.from(op.body);
-      body.write(crypto.randomBytes(16).toString('hex'), op.keyOffset, 32, 'latin1');
+      // A fresh idempotency key (32 hex characters) in place of the placeholder.
+      framed = Buffer.from(op.framed);
+      framed.write(crypto.randomBytes(16).toString('hex'), 5 + op.keyOffset, 32, 'latin1');
+      body = framed.subarray(5);
     }
-    let result = await call(client, args.baseline ? EMPTY : PATHS[op.kind], body);
+    let result = await call(client, args.baseline ? EMPTY : PATHS[op.kind], body, framed);
     if (op.kind === 3 && result.code === 0) {
       const id = args.baseline ? Buffer.alloc(26, 0x41) : reservationId(result.response);
       if (id) result = await call(client, args.baseline ? EMPTY : RELEASE, releaseBody(id));
