@@ -87,6 +87,7 @@ class Run:
     cpu: float
     max_send_lag_ms: float
     elapsed_s: float
+    next: int  # the operation the next run starts at
 
 
 def loadgen(
@@ -100,6 +101,7 @@ def loadgen(
     baseline: bool = False,
     seed: int = 1,
     client: str = "http2",
+    start: int = 0,
 ) -> Run:
     """One run of loadgen.js on the load generator's core."""
     node = shutil.which("node")
@@ -108,7 +110,7 @@ def loadgen(
     command = [
         "taskset", "-c", str(bench.LOAD_CPU), node, str(LOADGEN / "loadgen.js"),
         "--target", target, "--ops", str(ops), "--duration", str(duration),
-        "--connections", str(connections), "--seed", str(seed), "--client", client,
+        "--connections", str(connections), "--seed", str(seed), "--client", client, "--start", str(start),
     ]  # fmt: skip
     command += ["--rate", str(rate)] if rate else ["--concurrency", str(concurrency)]
     if baseline:
@@ -309,7 +311,17 @@ def measure(
     # Warm both (the mix with its writes on), then alternate so drift hits both alike.
     loadgen(baseline_target, ops, **{**closed, "duration": 2}, baseline=True)
     deltas.running.set()
-    loadgen(target, ops, **{**closed, "duration": 2})
+    cursor = 0
+
+    def mix(**kw: Any) -> Run:
+        # Each run of the mix starts where the last one stopped: bodies are not sent again
+        # (until the file wraps), so the read cache meets them new.
+        nonlocal cursor
+        run = loadgen(target, ops, **kw, start=cursor)
+        cursor = run.next
+        return run
+
+    mix(**{**closed, "duration": 2})
     bases, ours, ratios = [], [], []
     hits = misses = 0.0
     for round_number in range(1, args.rounds + 1):
@@ -317,7 +329,7 @@ def measure(
         base = loadgen(baseline_target, ops, **closed, baseline=True, seed=round_number)
         deltas.running.set()
         before = metrics(metrics_url)
-        run = loadgen(target, ops, **closed, seed=round_number)
+        run = mix(**closed, seed=round_number)
         after = metrics(metrics_url)
         hits += after["omnistock_read_cache_hits"] - before["omnistock_read_cache_hits"]
         misses += after["omnistock_read_cache_misses"] - before["omnistock_read_cache_misses"]
@@ -346,9 +358,9 @@ def measure(
     seen: list[tuple[float, float]] = []
     probe = threading.Thread(target=lambda: seen.extend(visibility(target, args, args.probes)))
     probe.start()
-    paced_own = loadgen(target, ops, **load, rate=our_ops / 2, seed=51)
+    paced_own = mix(**load, rate=our_ops / 2, seed=51)
     probe.join()
-    paced_half_base = loadgen(target, ops, **load, rate=base_ops / 2, seed=52)
+    paced_half_base = mix(**load, rate=base_ops / 2, seed=52)
     deltas.running.clear()
     if deltas.error is not None:
         sys.exit(f"the background StreamDeltas failed: {deltas.error}")

@@ -142,8 +142,15 @@ def encode_ops(args: argparse.Namespace, path: Path) -> dict[str, int]:
     rng = random.Random(7)
     skus = Zipf(args.skus, args.zipf, rng)
 
+    store_ids = [f"S{i:05d}" for i in range(args.stores)]
+    sku_ids = [sku_id(k) for k in range(args.skus)]
+    random_ = rng.random
+
     def store() -> str:
-        return f"S{rng.randrange(args.stores):05d}"
+        return store_ids[int(random_() * len(store_ids))]
+
+    def sku() -> str:
+        return sku_ids[skus.draw(rng)]
 
     bodies: list[set[bytes]] = [set(), set(), set(), set()]
     with path.open("wb") as out:
@@ -153,20 +160,17 @@ def encode_ops(args: argparse.Namespace, path: Path) -> dict[str, int]:
             if kind == 0:
                 stores = sorted({store() for _ in range(rng.randint(1, 5))})
                 message: Any = a.GetAvailabilityRequest(
-                    sku=sku_id(skus.draw(rng)), location_ids=stores, exposure=EXACT
+                    sku=sku(), location_ids=stores, exposure=EXACT
                 )
             elif kind == 1:
                 message = a.BatchGetAvailabilityRequest(
-                    items=[
-                        a.SkuLocation(sku=sku_id(skus.draw(rng)), location_id=store())
-                        for _ in range(50)
-                    ],
+                    items=[a.SkuLocation(sku=sku(), location_id=store()) for _ in range(50)],
                     exposure=EXACT,
                 )
             elif kind == 2:
                 lat, lon = rng.choice(CITIES)
                 message = a.SearchNearbyRequest(
-                    lines=cart({sku_id(skus.draw(rng)): 1 for _ in range(rng.randint(1, 3))}),
+                    lines=cart({sku(): 1 for _ in range(rng.randint(1, 3))}),
                     origin=origin(
                         latitude=lat + rng.uniform(-0.04, 0.04),
                         longitude=lon + rng.uniform(-0.06, 0.06),
@@ -176,7 +180,7 @@ def encode_ops(args: argparse.Namespace, path: Path) -> dict[str, int]:
                     exposure=EXACT,
                 )
             else:
-                lines = {sku_id(skus.draw(rng)) for _ in range(rng.randint(1, 2))}
+                lines = {sku() for _ in range(rng.randint(1, 2))}
                 message = r.CreateReservationRequest(
                     location_id=store(),
                     lines=[r.ReservationLine(sku=s, quantity=1) for s in sorted(lines)],

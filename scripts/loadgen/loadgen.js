@@ -1,9 +1,10 @@
 // The mixed benchmark's load generator (scripts/bench_mixed.py writes its input and reads its output).
 //
 //   node loadgen.js --target HOST:PORT --ops FILE --duration S [--concurrency N | --rate R]
-//                   [--connections C] [--key API_KEY] [--baseline] [--seed N]
+//                   [--connections C] [--key API_KEY] [--baseline] [--seed N] [--start I]
 //
-// FILE holds pre-encoded request bodies, one operation each, sent in file order (wrapping):
+// FILE holds pre-encoded request bodies, one operation each, sent in file order from the I-th
+// (wrapping; the output's `next` is where the next run should start, so runs send new bodies):
 //   u8 kind, u32 key offset, u32 length, body   (big-endian; a key offset of 0 means none)
 // kinds: 0 GetAvailability, 1 BatchGetAvailability, 2 SearchNearby, 3 CreateReservation (then
 // ReleaseReservation of the reservation it made). For kind 3 the 32 bytes at the key offset are
@@ -22,7 +23,7 @@ const http2 = require('http2');
 const grpc = require('@grpc/grpc-js');
 
 function parseArgs(argv) {
-  const args = { client: 'grpc-js', connections: 4, concurrency: 0, rate: 0, duration: 10, key: '', baseline: false, seed: 1, warmup: 1 };
+  const args = { start: 0, client: 'grpc-js', connections: 4, concurrency: 0, rate: 0, duration: 10, key: '', baseline: false, seed: 1, warmup: 1 };
   for (let i = 2; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '');
     if (name === 'baseline') { args.baseline = true; continue; }
@@ -106,7 +107,7 @@ async function main() {
   const metadata = new grpc.Metadata();
   if (args.key) metadata.set('authorization', `Bearer ${args.key}`);
 
-  let next = 0;
+  let next = args.start % ops.length;
   let calls = 0;
   let measuring = false;
   const latencies = [[], [], [], []];
@@ -266,6 +267,7 @@ async function main() {
     codes,
     cpu: (used.user + used.system) / 1e6 / elapsed,
     max_send_lag_ms: maxLag.ms,
+    next,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
   clients.forEach((c) => c.close());
