@@ -4,6 +4,8 @@
 
     .venv/bin/python scripts/bench.py observability [--duration 10] [--rounds 3]
 
+    .venv/bin/python scripts/bench.py mixed --db sqlite|postgresql   (scripts/bench_mixed.py)
+
 observability
     GetAvailability on three servers of one database: observability off, metrics on
     (access log off), metrics and access log on; measured in alternation. Reports the
