@@ -105,8 +105,10 @@ def loadgen(
 ) -> Run:
     """One run of loadgen.js on the load generator's core."""
     node = shutil.which("node")
-    if node is None or not (LOADGEN / "node_modules" / "@grpc" / "grpc-js").exists():
-        sys.exit("node or @grpc/grpc-js missing: run scripts/install (it installs scripts/loadgen)")
+    if node is None:
+        sys.exit("node not found: the load generator runs on Node.js")
+    if client == "grpc-js" and not (LOADGEN / "node_modules" / "@grpc" / "grpc-js").exists():
+        sys.exit("@grpc/grpc-js missing: run scripts/install (it installs scripts/loadgen)")
     command = [
         "taskset", "-c", str(bench.LOAD_CPU), node, str(LOADGEN / "loadgen.js"),
         "--target", target, "--ops", str(ops), "--duration", str(duration),

@@ -20,10 +20,16 @@
 const fs = require('fs');
 const crypto = require('crypto');
 const http2 = require('http2');
-const grpc = require('@grpc/grpc-js');
+
+// gRPC's status codes, by number. @grpc/grpc-js is loaded only for --client grpc-js.
+const STATUS_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND',
+  'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED',
+  'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+const UNKNOWN = 2;
+const UNAVAILABLE = 14;
 
 function parseArgs(argv) {
-  const args = { start: 0, client: 'grpc-js', connections: 4, concurrency: 0, rate: 0, duration: 10, key: '', baseline: false, seed: 1, warmup: 1 };
+  const args = { start: 0, client: 'http2', connections: 4, concurrency: 0, rate: 0, duration: 10, key: '', baseline: false, seed: 1, warmup: 1 };
   for (let i = 2; i < argv.length; i++) {
     const name = argv[i].replace(/^--/, '');
     if (name === 'baseline') { args.baseline = true; continue; }
@@ -88,6 +94,7 @@ function percentile(sorted, p) {
 async function main() {
   const args = parseArgs(process.argv);
   const ops = readOps(args.ops);
+  const grpc = args.client === 'grpc-js' ? require('@grpc/grpc-js') : null;
   const clients = [];
   for (let i = 0; args.client === 'http2' && i < args.connections; i++) {
     const session = http2.connect(`http://${args.target}`);
@@ -104,8 +111,8 @@ async function main() {
   }
   if (args.client === 'grpc-js') await Promise.all(clients.map((c) => new Promise((resolve, reject) =>
     c.waitForReady(Date.now() + 10000, (e) => (e ? reject(e) : resolve())))));
-  const metadata = new grpc.Metadata();
-  if (args.key) metadata.set('authorization', `Bearer ${args.key}`);
+  const metadata = grpc ? new grpc.Metadata() : null;
+  if (grpc && args.key) metadata.set('authorization', `Bearer ${args.key}`);
 
   let next = args.start % ops.length;
   let calls = 0;
@@ -114,7 +121,6 @@ async function main() {
   const codes = {};
   const maxLag = { ms: 0 };
 
-  const STATUS_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([k, v]) => [v, k]));
   function frame(body) {
     const framed = Buffer.allocUnsafe(5 + body.length);
     framed.writeUInt8(0, 0);
@@ -144,10 +150,10 @@ async function main() {
       stream.once('response', (h) => { if (h['grpc-status'] !== undefined) code = Number(h['grpc-status']); });
       stream.once('trailers', (t) => { code = Number(t['grpc-status']); });
       stream.on('data', (chunk) => { chunks = chunks === null ? chunk : Buffer.concat([chunks, chunk]); });
-      stream.once('error', () => { code = grpc.status.UNAVAILABLE; });
+      stream.once('error', () => { code = UNAVAILABLE; });
       stream.once('close', () => {
         if (measuring) calls++;
-        if (code !== 0) resolve({ code: code === null ? grpc.status.UNKNOWN : code });
+        if (code !== 0) resolve({ code: code === null ? UNKNOWN : code });
         else resolve({ code, response: chunks === null ? Buffer.alloc(0) : chunks.subarray(5) });
       });
       stream.end(framed);
