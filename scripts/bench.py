@@ -4,6 +4,8 @@
 
     .venv/bin/python scripts/bench.py observability [--duration 10] [--rounds 3]
 
+    .venv/bin/python scripts/bench.py mixed --db sqlite|postgresql   (scripts/bench_mixed.py)
+
 observability
     GetAvailability on three servers of one database: observability off, metrics on
     (access log off), metrics and access log on; measured in alternation. Reports the
@@ -38,7 +40,8 @@ reserve
     loaded through the server (STORES x SKUS records, 1,000,000 on hand each). Load: a
     grpc.aio client on CPU 1 keeping --concurrency CHECKOUT holds of 1 to 3 random lines
     in flight, each with a fresh idempotency key. Baseline: the server's own statements
-    (a conditional UPDATE per line, the reservations row, its lines) on the driver, one
+    (the idempotency key's lookup, the location's lapsed holds, a conditional UPDATE per
+    line, the reservations row, its lines) on the driver, one
     transaction per reservation, no gRPC: sqlite3 on one connection; psycopg on
     --base-connections threads. Alternated for --rounds rounds; medians and ratios, p50/p99
     under the full load and at --light-concurrency calls in flight, and a check that the
@@ -940,6 +943,64 @@ def served_deltas(url: str, records: int, batch: int = 1_000) -> float:
         stop(process)
 
 
+def delta_params(records: int, now: datetime) -> list[list[tuple[Any, ...]]]:
+    """The parameters the server's relative upsert gets for served_deltas' records, in
+    batches of 1,000 (one transaction each, as the server runs one per StreamDeltas batch)."""
+    from omnistock.server.domain.feed_order import DeltaRow
+    from omnistock.server.domain.timeutil import to_micros
+
+    now_us = to_micros(now)
+    batches = []
+    for start in range(0, records, 1_000):
+        batch = []
+        for i in range(start, min(records, start + 1_000)):
+            row = DeltaRow("BENCH-1", f"SKU-{i % 100_000:07d}", -1, True, now_us + i)
+            batch.append((row.sku, row.location_id, row.quantity, 0, None, now_us,
+                          row.source_updated_at_us, None, row.packed_key(), None))  # fmt: skip
+        batches.append(batch)
+    return batches
+
+
+def raw_deltas(kind: str, url: str, records: int) -> float:
+    """The baseline for StreamDeltas: the server's own upsert statement (store/stock_upsert.py)
+    with the same parameters, sent by the bare driver in transactions of 1,000 records:
+    sqlite3 executemany; psycopg executemany (pipeline mode), reading back each row's keys as
+    the server does. Records per second."""
+    from omnistock.server.store.stock_upsert import upsert
+
+    now = datetime.now(UTC)
+    batches = delta_params(records, now)
+    if kind == "sqlite":
+        import sqlite3
+
+        sql = upsert("VALUES (" + ", ".join(["?"] * 10) + ")", relative=True, returning=False)
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        started = time.perf_counter()
+        for batch in batches:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(sql, batch)
+            connection.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        connection.close()
+        return records / elapsed
+    import psycopg
+
+    sql = upsert("VALUES (" + ", ".join(["%s"] * 10) + ")", relative=True, returning=True)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        cursor = connection.cursor()
+        started = time.perf_counter()
+        for batch in batches:
+            cursor.executemany(sql, batch, returning=True)
+            while True:
+                cursor.fetchone()
+                if not cursor.nextset():
+                    break
+            connection.commit()
+        return records / (time.perf_counter() - started)
+
+
 def ingest(args: argparse.Namespace) -> None:
     from omnistock.server.domain.timeutil import to_micros
 
@@ -978,17 +1039,40 @@ def ingest(args: argparse.Namespace) -> None:
             print(
                 f"  peak RSS {rss_small:.0f} MB at {count // 5:,} records, {rss:.0f} MB at {count:,}"
             )
-            deltas = served_deltas(fresh_database(kind, tmp), args.deltas)
-            print(f"  StreamDeltas: {deltas:,.0f} records/s")
-            results.append((kind, base_name, base, ours, median(ratios), rss_small, rss, deltas))
+            # Deltas: the bare driver's upserts and StreamDeltas, alternated, fresh databases.
+            delta_base_name = "sqlite3 executemany" if kind == "sqlite" else "psycopg pipeline"
+            delta_runs = []
+            for round_number in range(1, args.rounds + 1):
+                base_deltas = raw_deltas(kind, fresh_database(kind, tmp), args.deltas)
+                deltas = served_deltas(fresh_database(kind, tmp), args.deltas)
+                delta_runs.append((base_deltas, deltas, deltas / base_deltas))
+                print(
+                    f"  {kind} deltas round {round_number}: {delta_base_name} {base_deltas:,.0f}"
+                    f" records/s; StreamDeltas {deltas:,.0f} records/s ({deltas / base_deltas:.2f} x)"
+                )
+            delta_base, deltas, delta_ratio = (median([r[i] for r in delta_runs]) for i in range(3))
+            results.append((kind, base_name, base, ours, median(ratios), rss_small, rss,
+                            delta_base_name, delta_base, deltas, delta_ratio))  # fmt: skip
     print()
     print(
-        f"| database | baseline | baseline rows/s | ImportSnapshot rows/s | ratio | peak RSS at {count // 5:,} / {count:,} | StreamDeltas records/s |"
+        f"| database | baseline | baseline rows/s | ImportSnapshot rows/s | ratio | peak RSS at {count // 5:,} / {count:,}"
+        " | deltas baseline | baseline records/s | StreamDeltas records/s | ratio |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for kind, base_name, base, ours, ratio, rss_small, rss, deltas in results:
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (kind, base_name, base, ours, ratio, rss_small, rss,
+         delta_base_name, delta_base, deltas, delta_ratio) in results:  # fmt: skip
         print(
-            f"| {kind} | {base_name} | {base:,.0f} | {ours:,.0f} | {ratio:.2f} x | {rss_small:.0f} MB / {rss:.0f} MB | {deltas:,.0f} |"
+            f"| {kind} | {base_name} | {base:,.0f} | {ours:,.0f} | {ratio:.2f} x | {rss_small:.0f} MB / {rss:.0f} MB"
+            f" | {delta_base_name} | {delta_base:,.0f} | {deltas:,.0f} | {delta_ratio:.2f} x |"
+        )
+    print()
+    for kind, _, _, _, ratio, _, _, _, _, _, delta_ratio in results:
+        bar = 0.8 if kind == "sqlite" else 0.7
+        print(
+            f"bar: {kind} ImportSnapshot >= {bar} x its baseline: {ratio:.2f} x -> {'PASS' if ratio >= bar else 'FAIL'}"
+        )
+        print(
+            f"bar: {kind} StreamDeltas >= 0.5 x the bare driver: {delta_ratio:.2f} x -> {'PASS' if delta_ratio >= 0.5 else 'FAIL'}"
         )
 
 
@@ -1001,8 +1085,14 @@ HOLD_SQL = (
 )
 RESERVATION_SQL = (
     "INSERT INTO reservations (id, location_id, method, state, idempotency_key, fingerprint,"
-    " customer_reference, created_at_us, expires_at_us, committed_at_us, ended_at_us, holds_stock)"
-    " VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})"
+    " customer_reference, created_at_us, expires_at_us, committed_at_us, ended_at_us, holds_stock,"
+    " owner) VALUES ({m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m}, {m})"
+)
+# Before the holds, the server looks up the idempotency key and the location's lapsed holds.
+KEY_SQL = "SELECT id FROM reservations WHERE owner = {m} AND idempotency_key = {m}"
+LAPSED_SQL = (
+    "SELECT id FROM reservations WHERE state = 'ACTIVE' AND expires_at_us <= {m}"
+    " AND location_id = {m}"
 )
 LINE_SQL = (
     "INSERT INTO reservation_lines (reservation_id, sku, location_id, quantity, counted,"
@@ -1166,8 +1256,19 @@ def raw_reservation(
     rid = new_reservation_id()
     holds = [(q, s, store, fresh_after_us, 0, q) for s, q in sorted(lines)]  # safety stock: 0
     row = (rid, store, "CHECKOUT", "ACTIVE", uuid.uuid4().hex, fingerprint, "", now_us,
-           expires_us, None, None, True)  # fmt: skip
+           expires_us, None, None, True, RAW_OWNER)  # fmt: skip
     return holds, row, [(rid, s, store, q, expires_us) for s, q in lines]
+
+
+RAW_OWNER = "bench"
+
+
+def raw_checks(cursor: Any, key_sql: str, lapsed_sql: str, row: tuple[Any, ...]) -> None:
+    """The server's reads before the holds: the idempotency key, the location's lapsed holds."""
+    cursor.execute(key_sql, (RAW_OWNER, row[4]))
+    cursor.fetchall()
+    cursor.execute(lapsed_sql, (row[7], row[1]))
+    cursor.fetchall()
 
 
 def raw_sqlite_reservations(
@@ -1177,7 +1278,9 @@ def raw_sqlite_reservations(
     write transaction (BEGIN IMMEDIATE ... COMMIT) per reservation, the server's pragmas."""
     import sqlite3
 
-    hold, insert, insert_lines = (s.format(m="?") for s in (HOLD_SQL, RESERVATION_SQL, LINE_SQL))
+    hold, insert, insert_lines, key, lapsed = (
+        s.format(m="?") for s in (HOLD_SQL, RESERVATION_SQL, LINE_SQL, KEY_SQL, LAPSED_SQL)
+    )
     rng = random.Random(seed)
     connection = sqlite3.connect(path, isolation_level=None, timeout=30)
     for pragma in (
@@ -1195,6 +1298,7 @@ def raw_sqlite_reservations(
     while (sent := time.perf_counter()) < deadline:
         holds, row, lines = raw_reservation(rng, stores, skus)
         cursor.execute("BEGIN IMMEDIATE")
+        raw_checks(cursor, key, lapsed, row)
         held = 0
         for params in holds:
             cursor.execute(hold, params)
@@ -1223,7 +1327,9 @@ def raw_postgres_reservations(
 
     import psycopg
 
-    hold, insert, insert_lines = (s.format(m="%s") for s in (HOLD_SQL, RESERVATION_SQL, LINE_SQL))
+    hold, insert, insert_lines, key, lapsed = (
+        s.format(m="%s") for s in (HOLD_SQL, RESERVATION_SQL, LINE_SQL, KEY_SQL, LAPSED_SQL)
+    )
     latencies: list[float] = []
     errors: dict[str, int] = {}
     opened = [
@@ -1240,6 +1346,7 @@ def raw_postgres_reservations(
         while (sent := time.perf_counter()) < deadline:
             holds, row, lines = raw_reservation(rng, stores, skus)
             try:
+                raw_checks(cursor, key, lapsed, row)
                 held = 0
                 for params in holds:
                     cursor.execute(hold, params)
@@ -1854,6 +1961,8 @@ def watch(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    import bench_mixed
+
     parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
     bench_limits.register(commands)  # scripts/bench_limits.py
@@ -1935,8 +2044,9 @@ def main() -> None:
     empty_watch = commands.add_parser("serve-watch-empty", help="(internal) the watch baseline")
     empty_watch.add_argument("listen")
     __import__("bench_channel").add_parser(commands)  # `channel`: scripts/bench_channel.py
+    bench_mixed.register(commands)
     args = parser.parse_args()
-    if args.command == "channel":
+    if hasattr(args, "run"):  # commands in modules of their own
         args.run(args)
     elif args.command == "limits":
         bench_limits.run(args)

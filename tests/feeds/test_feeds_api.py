@@ -165,6 +165,48 @@ def test_bad_delta_records_are_reported_and_the_rest_applies(feeding: Client) ->
     assert on_hand(feeding, "NL-RTM-01", "C") == [2]
 
 
+def test_each_field_of_a_delta_record_is_checked_and_described(feeding: Client) -> None:
+    too_old = DeltaRecord(
+        location_id="NL-AMS-01", sku="E", on_hand=1, source_updated_at=ts(NOW.replace(year=1999))
+    )
+    [ack] = feeding.stream_deltas(
+        [
+            [
+                delta("NL-AMS-01", "A", NOW, adjustment=10**12 + 1),
+                delta("NL-AMS-01", "B", NOW, on_hand=1, safety_stock=-1),
+                delta("NL-AMS-01", "C", NOW, on_hand=1, source_sequence=-1),
+                DeltaRecord(location_id="NL-AMS-01", sku="D", source_updated_at=ts(NOW)),
+                too_old,
+                delta("", "F", NOW, on_hand=1),
+            ]
+        ]
+    )
+    assert ack.applied_count == 0
+    assert [(r.index, r.field, r.description) for r in ack.rejects] == [
+        (0, "adjustment", "adjustment: must be within +-1,000,000,000,000"),
+        (1, "safety_stock", "safety_stock: must be within [0, 1,000,000,000,000]"),
+        (2, "source_sequence", "source_sequence: must not be negative"),
+        (3, "on_hand", "on_hand: one of on_hand or adjustment is required"),
+        (
+            4,
+            "source_updated_at",
+            "source_updated_at: must be a time between the years 2000 and 2100",
+        ),
+        (5, "location_id", "location_id: is required"),
+    ]
+
+
+def test_a_delta_keeps_its_source_time_to_the_microsecond(feeding: Client) -> None:
+    at = NOW.replace(microsecond=123_456)
+    [ack] = feeding.stream_deltas(
+        [[delta("NL-AMS-01", "A", at, on_hand=3, safety_stock=1, source_sequence=7)]]
+    )
+    assert ack.applied_count == 1
+    [answer] = feeding.get_availability("A", ["NL-AMS-01"], exposure=Exposure.EXACT)
+    assert answer.as_of.ToDatetime(tzinfo=NOW.tzinfo) == at
+    assert (answer.on_hand, answer.safety_stock, answer.source_sequence) == (3, 1, 7)
+
+
 def test_late_and_replayed_deltas_are_counted_stale(feeding: Client) -> None:
     first = [delta("NL-AMS-01", "A", NOW, on_hand=4)]
     late = [delta("NL-AMS-01", "A", NOW - minutes(1), adjustment=-1)]
