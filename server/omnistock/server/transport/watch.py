@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id
 from omnistock.server.service.availability import Pair
 from omnistock.server.service.nearby import ShoppingService
-from omnistock.server.service.watch import Watch, WatchHub
+from omnistock.server.service.watch import Heartbeat, Watch, WatchHub
 from omnistock.server.transport import shopping as shopping_transport
 from omnistock.server.transport.auth import principal
 from omnistock.server.transport.blocking import BlockingRunner
@@ -66,34 +65,36 @@ class Watcher:
         v.raise_if_any()
         resumed = bool(request.resume_token)
         self._hub.add(watch)
+        beat: Heartbeat | None = None
         try:
             views = await self._hub.views(watch, watch.pairs)
             changed = watch.changed(views)
             shown = changed if resumed else views
+            beat = Heartbeat(heartbeat, watch.wake)
             yield self._message(
                 CHANGE if resumed else SNAPSHOT, [view_to_proto(v) for v in shown], watch
             )
+            beat.sent()
             while True:
-                try:
-                    async with asyncio.timeout(heartbeat):
-                        await watch.wake.wait()
-                except TimeoutError:
-                    yield self._message(HEARTBEAT, [], watch)
-                    continue
+                await watch.wake.wait()
                 dirty, fresh = watch.take()
-                if not dirty:
-                    continue
+                messages = []
                 if all(pair in fresh for pair in dirty):
                     # The hub built these answers once for every watch of the pairs.
-                    built = [fresh[pair] for pair in dirty]
-                    keep = {id(v) for v in watch.changed([view for view, _ in built])}
-                    messages = [message for view, message in built if id(view) in keep]
+                    messages = watch.news([fresh[pair] for pair in dirty])
                 else:
                     views = await self._hub.views(watch, dirty)
                     messages = [view_to_proto(v) for v in watch.changed(views)]
                 if messages:
                     yield self._message(CHANGE, messages, watch)
+                elif beat.due:
+                    yield self._message(HEARTBEAT, [], watch)
+                else:
+                    continue
+                beat.sent()
         finally:
+            if beat is not None:
+                beat.close()
             self._hub.remove(watch)
 
     async def _pairs(
