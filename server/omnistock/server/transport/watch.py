@@ -8,6 +8,7 @@ from typing import Any
 from grpc import aio
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id
+from omnistock.server.domain.stock import AvailabilityView
 from omnistock.server.service.availability import Pair
 from omnistock.server.service.nearby import ShoppingService
 from omnistock.server.service.watch import Heartbeat, Watch, WatchHub
@@ -43,7 +44,8 @@ class Watcher:
         self,
         request: availability_pb2.WatchAvailabilityRequest,
         context: aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[availability_pb2.WatchAvailabilityResponse]:
+    ) -> AsyncIterator[bytes]:
+        """The stream's messages, as WatchAvailabilityResponse bytes."""
         v = Violations()
         exposure = exposure_from_proto(v, request.exposure)
         heartbeat = DEFAULT_HEARTBEAT_SECONDS
@@ -72,7 +74,7 @@ class Watcher:
             shown = changed if resumed else views
             beat = Heartbeat(heartbeat, watch.wake)
             yield self._message(
-                CHANGE if resumed else SNAPSHOT, [view_to_proto(v) for v in shown], watch
+                CHANGE if resumed else SNAPSHOT, [availability_part(v) for v in shown], watch
             )
             beat.sent()
             while True:
@@ -84,7 +86,7 @@ class Watcher:
                     messages = watch.news([fresh[pair] for pair in dirty])
                 else:
                     views = await self._hub.views(watch, dirty)
-                    messages = [view_to_proto(v) for v in watch.changed(views)]
+                    messages = [availability_part(v) for v in watch.changed(views)]
                 if messages:
                     yield self._message(CHANGE, messages, watch)
                 elif beat.due:
@@ -145,13 +147,43 @@ class Watcher:
         )
         return [(sku, store) for store in stores for sku in dict.fromkeys(request.skus)]
 
-    def _message(
-        self, kind: int, availabilities: Sequence[availability_pb2.Availability], watch: Watch
-    ) -> availability_pb2.WatchAvailabilityResponse:
-        return availability_pb2.WatchAvailabilityResponse(
-            kind=kind,  # type: ignore[arg-type]
-            availabilities=availabilities,
-            resume_token=watch.token(),
-            # The server's clock, as every time in an answer: the wall clock in service.
-            send_time=datetime_to_timestamp(self._shopping.now()),
+    def _message(self, kind: int, parts: Sequence[bytes], watch: Watch) -> bytes:
+        """A WatchAvailabilityResponse's bytes: PARTS are its availabilities, each already
+        encoded (availability_part), most of them once per change for every watch."""
+        token = watch.token().encode()
+        # The server's clock, as every time in an answer: the wall clock in service.
+        sent = datetime_to_timestamp(self._shopping.now()).SerializeToString()
+        return b"".join(
+            (
+                _KIND,
+                _varint(kind),
+                *parts,
+                _TOKEN,
+                _varint(len(token)),
+                token,
+                _SEND_TIME,
+                _varint(len(sent)),
+                sent,
+            )
         )
+
+
+# WatchAvailabilityResponse's fields (kind = 1, availabilities = 2, resume_token = 3,
+# send_time = 4), written by hand so a change's Availability is serialized once, not once
+# per stream; a parser reads them as the message's own serialization.
+_KIND, _AVAILABILITY, _TOKEN, _SEND_TIME = b"\x08", b"\x12", b"\x1a", b"\x22"
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def availability_part(view: AvailabilityView) -> bytes:
+    """One availabilities element of a WatchAvailabilityResponse, encoded."""
+    body = view_to_proto(view).SerializeToString()
+    return _AVAILABILITY + _varint(len(body)) + body
