@@ -4,6 +4,8 @@ carries its own resume token, and beats only after a quiet heartbeat period."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,6 +14,7 @@ import pytest
 from conftest import NOW
 from factories import store, update
 from omnistock.client import Client, Exposure, LatLng, WatchEventKind
+from omnistock.server.testing import InProcessServer
 from test_watch_api import Reader, states
 
 AMS, UTR = "NL-AMS-01", "NL-UTR-01"
@@ -120,3 +123,44 @@ def test_heartbeats_come_only_after_a_quiet_heartbeat_period(
     assert time.monotonic() - last > 1.5  # two seconds after the last CHANGE, less jitter
     beat = reader.next(timeout=5)  # and then one each quiet period
     assert beat.kind == WatchEventKind.HEARTBEAT
+
+
+def test_resume_tokens_keep_the_format_earlier_servers_made_and_read(
+    shop: Client, readers: list[Reader]
+) -> None:
+    # The token is base64url (unpadded) of compact JSON: the request's key and, per pair in
+    # watch order, [status, quantity] as last said. A token made by an earlier server (which
+    # dumped that JSON whole) resumes on this one, and this one's on that one.
+    pairs = [("PHONE", AMS), ("SKU-1", UTR), ("SKU-2", UTR)]
+    reader = Reader(shop.watch_availability(pairs, exposure=Exposure.EXACT))
+    readers.append(reader)
+    reader.next()
+    shop.apply_stock_updates([update(UTR, "SKU-2", 5, BEFORE + timedelta(minutes=1))])
+    token = reader.next_change().resume_token
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    said = json.loads(raw)
+    assert said["s"] == [[1, 50], [1, 11], [1, 5]]  # IN_STOCK, with the quantities said
+    assert raw == json.dumps(said, separators=(",", ":")).encode()
+
+
+def test_when_the_shared_read_fails_each_watch_reads_the_change_itself(
+    shop: Client, server: InProcessServer, readers: list[Reader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watches = [
+        Reader(shop.watch_availability([("PHONE", AMS)], exposure=Exposure.EXACT)) for _ in range(3)
+    ]
+    readers.extend(watches)
+    for reader in watches:
+        reader.next()
+    shop.apply_stock_updates([update(AMS, "PHONE", 40, BEFORE + timedelta(minutes=1))])
+    for reader in watches:
+        assert states(reader.next_change()) == [("PHONE", AMS, "IN_STOCK", 40)]
+
+    def fail(pairs: object) -> None:
+        raise OSError("the database went away")
+
+    assert server.server is not None
+    monkeypatch.setattr(server.server.availability, "warm", fail)
+    shop.apply_stock_updates([update(AMS, "PHONE", 2, BEFORE + timedelta(minutes=2))])
+    for reader in watches:  # the new state, never the answer built for the change before
+        assert states(reader.next_change()) == [("PHONE", AMS, "LIMITED", 2)]
