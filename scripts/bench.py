@@ -42,7 +42,7 @@ reserve
 
 watch
     WatchAvailability fan-out against an empty streaming handler, in one run, from several
-    load processes: scripts/bench_watch.py says how.
+    load processes: scripts/bench_watch.py says how (its load side: bench_watch_load.py).
 """
 
 from __future__ import annotations
@@ -1430,6 +1430,7 @@ def reserve(args: argparse.Namespace) -> None:
 
 def main() -> None:
     import bench_watch
+    import bench_watch_load
 
     parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -1510,7 +1511,7 @@ def main() -> None:
     elif args.command == "watch":
         bench_watch.watch(args)
     elif args.command == "serve-watch-empty":
-        asyncio.run(bench_watch.serve_watch_empty(args.listen))
+        asyncio.run(bench_watch_load.serve_watch_empty(args.listen))
     elif args.command == "serve-empty":
         asyncio.run(serve_empty(args.listen))
     elif args.command == "availability":

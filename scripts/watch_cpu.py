@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import load_reservation_data, reserve_store_ids
-from bench_watch import WATCH_ON_HAND, hot_update, watch_requests
+from bench_watch_load import WATCH_ON_HAND, hot_update, watch_requests
 
 SNAPSHOT, CHANGE = b"\x08\x01", b"\x08\x02"  # a response's first field: its kind
 

@@ -49,7 +49,8 @@ def signature(view: AvailabilityView) -> tuple[int, int]:
 
 class Fresh(NamedTuple):
     """A changed pair's answer, built once per change and exposure by the hub and shared by
-    every watch of the pair: the view, its message, and its signature."""
+    every watch of the pair: the view, its message as the transport presents it (the
+    encoded Availability), and its signature."""
 
     view: AvailabilityView
     message: Any

@@ -174,7 +174,12 @@ class Watcher:
 _KIND, _AVAILABILITY, _TOKEN, _SEND_TIME = b"\x08", b"\x12", b"\x1a", b"\x22"
 
 
+_SMALL = [bytes((n,)) for n in range(0x80)]  # a varint below 128 is that byte
+
+
 def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL[n]
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
