@@ -47,26 +47,17 @@ reserve
     under the full load and at --light-concurrency calls in flight, and a check that the
     stored reservations and stock.reserved add up to the successes.
 
-    .venv/bin/python scripts/bench.py watch [--streams 1000 --channels 10] [--changes 20] [--sqlite-only]
+    .venv/bin/python scripts/bench.py watch [--streams 1000 3000 10000] [--clients 4] [--db sqlite postgresql]
 
 watch
-    WatchAvailability fan-out. STREAMS streams (EXACT) from one grpc.aio client on CPU 1, over
-    CHANNELS connections, each watching one hot (sku, store) pair and --own-pairs pairs of its
-    own. The server's RSS (VmRSS) before the streams open and after every stream has had its
-    SNAPSHOT and sat idle 2 s gives the memory per idle stream. Then --changes writes to the hot
-    pair (ApplyStockUpdates, a new on_hand each), --spacing seconds apart, from the same process:
-    each stream's latency is its CHANGE's receipt less the start of the write; p50/p90/p99/max
-    over every stream and change, each change's slowest stream, missed changes, and the server's
-    CPU per change. Baseline, in the same run: the same streams on an empty grpc.aio
-    server-streaming handler that pushes one prebuilt message to every open stream when a unary
-    Trigger is called. Then ours on a fresh SQLite database and (unless --sqlite-only) PostgreSQL.
+    WatchAvailability fan-out against an empty streaming handler, in one run, from several
+    load processes: scripts/bench_watch.py says how (its load side: bench_watch_load.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import random
@@ -81,7 +72,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1552,416 +1543,10 @@ def reserve(args: argparse.Namespace) -> None:
     )
 
 
-# ---------------------------------------------------------------- watch streams
-
-WATCH_ON_HAND = 500_000  # change k sets the hot pair's on_hand to WATCH_ON_HAND + k
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory (VmRSS) of process PID now, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def watch_requests(stores: list[str], skus: int, streams: int, own: int) -> list[Any]:
-    """Stream i watches the hot pair (the first sku at the first store) and OWN pairs of its
-    own, EXACT, with the longest heartbeat (none falls in the measurement)."""
-    from omnistock.v1 import availability_pb2, common_pb2
-
-    hot = availability_pb2.SkuLocation(sku=reserve_sku(0), location_id=stores[0])
-    requests = []
-    for i in range(streams):
-        pairs = [hot]
-        for j in range(own):
-            k = 1 + (i * own + j) % (skus - 1)
-            pairs.append(
-                availability_pb2.SkuLocation(
-                    sku=reserve_sku(k), location_id=stores[(i + j) % len(stores)]
-                )
-            )
-        requests.append(
-            availability_pb2.WatchAvailabilityRequest(
-                pairs=pairs, exposure=common_pb2.EXPOSURE_EXACT, heartbeat_seconds=300
-            )
-        )
-    return requests
-
-
-def hot_update(stores: list[str], on_hand: int) -> Any:
-    """The write that the streams watch for: the hot pair's on_hand, as of now."""
-    from omnistock.v1 import feed_pb2
-
-    update = feed_pb2.StockUpdate(location_id=stores[0], sku=reserve_sku(0), on_hand=on_hand)
-    update.source_updated_at.FromDatetime(datetime.now(UTC))
-    return feed_pb2.ApplyStockUpdatesRequest(updates=[update])
-
-
-async def serve_watch_empty(listen: str) -> None:
-    """The baseline: a grpc.aio server-streaming handler that sends a prebuilt SNAPSHOT,
-    then, each time the unary Trigger is called, one small CHANGE (built once, from the
-    trigger's update) to every open stream. No request parsing, no per-stream work."""
-    import grpc
-    from grpc import aio
-    from omnistock.v1 import availability_pb2, common_pb2, feed_pb2
-
-    def message(kind: int, updates: list[Any]) -> bytes:
-        response = availability_pb2.WatchAvailabilityResponse(
-            kind=kind,  # type: ignore[arg-type]
-            availabilities=[
-                availability_pb2.Availability(
-                    location_id=u.location_id, sku=u.sku, status=common_pb2.STOCK_STATUS_IN_STOCK,
-                    exposure=common_pb2.EXPOSURE_EXACT, available_to_sell=u.on_hand,
-                    on_hand=u.on_hand, reserved=0, safety_stock=0, as_of=u.source_updated_at,
-                    confidence=1.0,
-                )
-                for u in updates
-            ],
-            resume_token="x" * 60,
-        )  # fmt: skip
-        response.send_time.GetCurrentTime()
-        return response.SerializeToString()
-
-    first = feed_pb2.StockUpdate(location_id="S", sku="SKU", on_hand=RESERVE_ON_HAND)
-    first.source_updated_at.GetCurrentTime()
-    state: dict[str, Any] = {
-        "snapshot": message(availability_pb2.WATCH_EVENT_KIND_SNAPSHOT, [first] * 5),
-        "change": b"",
-        "event": asyncio.Event(),
-    }
-
-    async def watch(request: bytes, context: aio.ServicerContext) -> Any:
-        yield state["snapshot"]
-        while True:
-            event = state["event"]
-            await event.wait()
-            yield state["change"]
-
-    async def trigger(request: Any, context: aio.ServicerContext) -> bytes:
-        state["change"] = message(availability_pb2.WATCH_EVENT_KIND_CHANGE, list(request.updates))
-        event, state["event"] = state["event"], asyncio.Event()
-        event.set()
-        return b""
-
-    handler = grpc.method_handlers_generic_handler(
-        "bench.Watch",
-        {
-            "Watch": grpc.unary_stream_rpc_method_handler(watch),
-            "Trigger": grpc.unary_unary_rpc_method_handler(
-                trigger, request_deserializer=feed_pb2.ApplyStockUpdatesRequest.FromString
-            ),
-        },
-    )
-    server = aio.server()
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(listen)
-    await server.start()
-    stopping = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-    await stopping.wait()
-    await server.stop(1)
-
-
-@dataclass
-class WatchRun:
-    name: str
-    streams: int
-    changes: int
-    open_seconds: float = 0.0  # from the first stream opened to the last SNAPSHOT
-    rss_before_mb: float = 0.0
-    rss_after_mb: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)  # every stream, every change
-    last_ms: list[float] = field(default_factory=list)  # per change: its slowest stream
-    first_ms: list[float] = field(default_factory=list)  # per change: its fastest stream
-    server_send_ms: list[float] = field(default_factory=list)  # per change: last send_time
-    write_ms: list[float] = field(default_factory=list)  # the write (or trigger) call itself
-    missed: int = 0
-    unexpected: int = 0  # messages that were neither a SNAPSHOT nor an awaited CHANGE
-    server_cpu_ms: float = 0.0  # server CPU per change over the fan-out phase, less idle
-    load_cpu_ms: float = 0.0  # the load process's CPU per change (its own core)
-    message_bytes: int = 0
-
-    @property
-    def kb_per_stream(self) -> float:
-        return (self.rss_after_mb - self.rss_before_mb) * 1024 / self.streams
-
-    def quantile(self, q: int) -> float:
-        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
-
-
-async def watch_fan_out(
-    name: str,
-    pid: int,
-    target: str,
-    requests: list[Any],
-    *,
-    watch_path: str,
-    trigger_path: str,
-    stores: list[str],
-    args: argparse.Namespace,
-) -> WatchRun:
-    """Open len(REQUESTS) streams over args.channels connections, wait for every SNAPSHOT,
-    read the server's RSS, then make args.warmup + args.changes writes to the hot pair,
-    args.spacing seconds apart, and time each stream's CHANGE from the start of the write."""
-    from grpc import aio
-    from omnistock.v1 import availability_pb2, feed_pb2
-
-    n = len(requests)
-    run = WatchRun(name, n, args.changes)
-    total = args.warmup + args.changes
-    # A local subchannel pool each: separate TCP connections, not one shared.
-    channels = [
-        aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(args.channels)
-    ]
-    methods = [
-        channel.unary_stream(
-            watch_path,
-            request_serializer=availability_pb2.WatchAvailabilityRequest.SerializeToString,
-            response_deserializer=availability_pb2.WatchAvailabilityResponse.FromString,
-        )
-        for channel in channels
-    ]
-    write = channels[0].unary_unary(
-        trigger_path,
-        request_serializer=feed_pb2.ApplyStockUpdatesRequest.SerializeToString,
-        response_deserializer=None,
-    )
-    change_of: dict[int, int] = {}  # on_hand -> change number
-    received = [[0.0] * n for _ in range(total)]  # perf_counter at receipt
-    sent_at = [0.0] * total  # wall clock (time.time) of each change's last server send_time
-    counts = [0] * total
-    done = [asyncio.Event() for _ in range(total)]
-    snapshots = 0
-    all_open = asyncio.Event()
-    hot = (reserve_sku(0), stores[0])
-    snapshot_kind = availability_pb2.WATCH_EVENT_KIND_SNAPSHOT
-    change_kind = availability_pb2.WATCH_EVENT_KIND_CHANGE
-
-    async def follow(i: int, call: Any) -> None:
-        nonlocal snapshots
-        async for message in call:
-            now = time.perf_counter()
-            if message.kind == snapshot_kind and snapshots < n:
-                snapshots += 1
-                if snapshots == n:
-                    all_open.set()
-                continue
-            k = None
-            if message.kind == change_kind:
-                for a in message.availabilities:
-                    if (a.sku, a.location_id) == hot:
-                        k = change_of.get(a.on_hand)
-            if k is None or received[k][i]:
-                run.unexpected += 1
-                continue
-            received[k][i] = now
-            if not run.message_bytes:
-                run.message_bytes = message.ByteSize()
-            send = message.send_time.seconds + message.send_time.nanos / 1e9
-            sent_at[k] = max(sent_at[k], send)
-            counts[k] += 1
-            if counts[k] == n:
-                done[k].set()
-
-    calls: list[Any] = []
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        for channel in channels:
-            await channel.channel_ready()
-        await asyncio.sleep(1)
-        run.rss_before_mb = rss_mb(pid)
-        opened = time.perf_counter()
-        for i, request in enumerate(requests):
-            call = methods[i % len(methods)](request)
-            calls.append(call)
-            tasks.append(asyncio.create_task(follow(i, call)))
-        try:
-            await asyncio.wait_for(all_open.wait(), timeout=60)
-        except TimeoutError:
-            sys.exit(f"{name}: {snapshots} of {n} streams had their SNAPSHOT after 60 s")
-        run.open_seconds = time.perf_counter() - opened
-        idle_cpu, idle_started = cpu_seconds(pid), time.perf_counter()
-        await asyncio.sleep(2)  # idle
-        run.rss_after_mb = rss_mb(pid)
-        idle_rate = (cpu_seconds(pid) - idle_cpu) / (time.perf_counter() - idle_started)
-        started: list[tuple[float, float]] = []  # (perf_counter, time.time) at each write
-        cpu = phase = load_cpu = 0.0
-        for k in range(total):
-            if k == args.warmup:
-                cpu, phase = cpu_seconds(pid), time.perf_counter()
-                load_cpu = time.process_time()
-            on_hand = WATCH_ON_HAND + k
-            change_of[on_hand] = k
-            request = hot_update(stores, on_hand)
-            start, wall = time.perf_counter(), time.time()
-            started.append((start, wall))
-            reply = await write(request, timeout=30)
-            run.write_ms.append((time.perf_counter() - start) * 1000)
-            if name != "baseline":
-                applied = feed_pb2.ApplyStockUpdatesResponse.FromString(reply).applied_count
-                if applied != 1:
-                    sys.exit(f"{name}: the write to the hot pair applied {applied} records")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done[k].wait(), timeout=5)
-            await asyncio.sleep(max(0.0, start + args.spacing - time.perf_counter()))
-        # The server's CPU over the measured changes, less what it spends idle (timers, the
-        # change log's poll) over as long.
-        busy = cpu_seconds(pid) - cpu - idle_rate * (time.perf_counter() - phase)
-        run.server_cpu_ms = busy * 1000 / args.changes
-        run.load_cpu_ms = (time.process_time() - load_cpu) * 1000 / args.changes
-    finally:
-        for call in calls:
-            call.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for channel in channels:
-            await channel.close()
-    run.write_ms = run.write_ms[args.warmup :]
-    for k in range(args.warmup, total):
-        start, wall = started[k]
-        got = [(t - start) * 1000 for t in received[k] if t]
-        run.missed += n - len(got)
-        run.latencies_ms += got
-        if got:
-            run.first_ms.append(min(got))
-            run.last_ms.append(max(got))
-        if name != "baseline" and sent_at[k]:
-            run.server_send_ms.append((sent_at[k] - wall) * 1000)
-    return run
-
-
-def watch_report(run: WatchRun) -> None:
-    if len(run.latencies_ms) < 2:
-        print(f"  {run.name}: no changes received")
-        return
-    p50, p90, p99 = run.quantile(50), run.quantile(90), run.quantile(99)
-    sends = (
-        f"; server's last send_time {median(run.server_send_ms):.0f} ms after the write starts"
-        f" (max {max(run.server_send_ms):.0f})"
-        if run.server_send_ms
-        else ""
-    )
-    print(
-        f"  {run.name}: {run.streams:,} streams open (all SNAPSHOTs) in {run.open_seconds:.1f}s;"
-        f" server RSS {run.rss_before_mb:.1f} -> {run.rss_after_mb:.1f} MB ="
-        f" {run.kb_per_stream:.1f} KB per idle stream"
-    )
-    print(
-        f"  {run.name}: {run.changes} changes x {run.streams:,} streams: p50 {p50:.1f} ms, p90 {p90:.1f} ms,"
-        f" p99 {p99:.1f} ms, max {max(run.latencies_ms):.1f} ms; per change first stream"
-        f" {median(run.first_ms):.1f} ms, last stream {median(run.last_ms):.1f} ms (median),"
-        f" {max(run.last_ms):.1f} ms (worst); the write call {median(run.write_ms):.1f} ms"
-        f"{sends}; missed {run.missed}, unexpected {run.unexpected}; server CPU"
-        f" {run.server_cpu_ms:.0f} ms per change (load process {run.load_cpu_ms:.0f} ms);"
-        f" {run.message_bytes} bytes a CHANGE"
-    )
-
-
-def watch_on(
-    kind: str, tmp: Path, stores: list[str], requests: list[Any], args: argparse.Namespace
-) -> WatchRun:
-    """A fresh database of KIND loaded through the server; one watch through the SDK; then
-    the fan-out measurement."""
-    from omnistock.client import Client, Exposure
-
-    url = fresh_database(kind, tmp)
-    process, target = start_server(url)
-    try:
-        load_reservation_data(target, stores, args.skus)
-        with (
-            Client(target) as client,
-            client.watch_availability(
-                [(reserve_sku(0), stores[0])], exposure=Exposure.EXACT
-            ) as stream,
-        ):
-            first = next(iter(stream))
-        if first.availabilities[0].on_hand != RESERVE_ON_HAND:
-            sys.exit(f"SDK check: the watch's SNAPSHOT says {first.availabilities[0]}")
-        run = asyncio.run(
-            watch_fan_out(
-                kind,
-                process.pid,
-                target,
-                requests,
-                watch_path="/omnistock.v1.AvailabilityService/WatchAvailability",
-                trigger_path="/omnistock.v1.FeedService/ApplyStockUpdates",
-                stores=stores,
-                args=args,
-            )
-        )
-    finally:
-        stop(process)
-    watch_report(run)
-    return run
-
-
-def watch(args: argparse.Namespace) -> None:
-    os.sched_setaffinity(0, {LOAD_CPU})
-    print(f"machine: {machine()}")
-    stores = reserve_store_ids(args.stores)
-    requests = watch_requests(stores, args.skus, args.streams, args.own_pairs)
-    runs = []
-    port = free_port()
-    process = start_pinned([sys.executable, __file__, "serve-watch-empty", f"127.0.0.1:{port}"])
-    try:
-        wait_port(port)
-        runs.append(
-            asyncio.run(
-                watch_fan_out(
-                    "baseline",
-                    process.pid,
-                    f"127.0.0.1:{port}",
-                    requests,
-                    watch_path="/bench.Watch/Watch",
-                    trigger_path="/bench.Watch/Trigger",
-                    stores=stores,
-                    args=args,
-                )
-            )
-        )
-    finally:
-        stop(process)
-    watch_report(runs[0])
-    with tempfile.TemporaryDirectory(dir=DATA_DIR if DATA_DIR.exists() else None) as tmp_dir:
-        kinds = ("sqlite", "postgresql") if not args.sqlite_only else ("sqlite",)
-        runs += [watch_on(kind, Path(tmp_dir), stores, requests, args) for kind in kinds]
-    base = runs[0]
-    print()
-    print(
-        f"{args.streams:,} streams on {args.channels} connections, each watching the hot pair and"
-        f" {args.own_pairs} of its own (EXACT); {args.changes} changes to the hot pair,"
-        f" {args.spacing:g} s apart (after {args.warmup} unmeasured); latency from the start of the"
-        " write to each stream's receipt of the CHANGE, in the load process."
-    )
-    print(
-        "| server | p50 | p90 | p99 | max | last stream per change (median / worst) | p99 vs baseline"
-        " | missed | memory per idle stream | server CPU per change |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for run in runs:
-        if len(run.latencies_ms) < 2:
-            continue
-        print(
-            f"| {run.name} | {run.quantile(50):.1f} ms | {run.quantile(90):.1f} ms"
-            f" | {run.quantile(99):.1f} ms | {max(run.latencies_ms):.1f} ms"
-            f" | {median(run.last_ms):.1f} / {max(run.last_ms):.1f} ms"
-            f" | {run.quantile(99) / base.quantile(99):.2f} x | {run.missed:,}"
-            f" | {run.kb_per_stream:.1f} KB | {run.server_cpu_ms:.0f} ms |"
-        )
-    ours = runs[1]
-    p99 = ours.quantile(99) if len(ours.latencies_ms) >= 2 else float("inf")
-    print()
-    print(
-        f"bar: {args.streams:,} streams in one process, a change fanned out with p99 <= 200 ms"
-        f" (SQLite): {p99:.1f} ms, {ours.missed} missed ->"
-        f" {'PASS' if p99 <= 200 and ours.missed == 0 and args.streams >= 1000 else 'FAIL'}"
-    )
-    print(f"memory per idle stream (SQLite): {ours.kb_per_stream:.1f} KB")
-
-
 def main() -> None:
     import bench_mixed
+    import bench_watch
+    import bench_watch_load
 
     parser = argparse.ArgumentParser(description="omnistock benchmarks (see the module docstring)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -2028,19 +1613,9 @@ def main() -> None:
     )
     hold.add_argument("--sqlite-only", action="store_true")
     fan = commands.add_parser(
-        "watch", help="WatchAvailability fan-out to 1,000 streams vs baseline"
+        "watch", help="WatchAvailability fan-out vs an empty streaming handler (bench_watch.py)"
     )
-    fan.add_argument("--streams", type=int, default=1_000)
-    fan.add_argument("--channels", type=int, default=10, help="connections carrying the streams")
-    fan.add_argument(
-        "--own-pairs", type=int, default=4, help="pairs each stream watches besides the hot one"
-    )
-    fan.add_argument("--stores", type=int, default=10)
-    fan.add_argument("--skus", type=int, default=500)
-    fan.add_argument("--changes", type=int, default=20)
-    fan.add_argument("--warmup", type=int, default=2, help="changes before the measured ones")
-    fan.add_argument("--spacing", type=float, default=0.75, help="seconds between changes")
-    fan.add_argument("--sqlite-only", action="store_true")
+    bench_watch.add_arguments(fan)
     empty_watch = commands.add_parser("serve-watch-empty", help="(internal) the watch baseline")
     empty_watch.add_argument("listen")
     __import__("bench_channel").add_parser(commands)  # `channel`: scripts/bench_channel.py
@@ -2057,9 +1632,9 @@ def main() -> None:
     elif args.command == "reserve":
         reserve(args)
     elif args.command == "watch":
-        watch(args)
+        bench_watch.watch(args)
     elif args.command == "serve-watch-empty":
-        asyncio.run(serve_watch_empty(args.listen))
+        asyncio.run(bench_watch_load.serve_watch_empty(args.listen))
     elif args.command == "serve-empty":
         asyncio.run(serve_empty(args.listen))
     elif args.command == "availability":

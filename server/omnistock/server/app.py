@@ -79,7 +79,6 @@ from omnistock.server.store.stock import StockRepository
 from omnistock.server.transport.auth import Authenticator, RateLimiter
 from omnistock.server.transport.blocking import BlockingRunner
 from omnistock.server.transport.channels import ChannelServicer
-from omnistock.server.transport.convert import view_to_proto
 from omnistock.server.transport.feeds import FeedServicer
 from omnistock.server.transport.interceptors import InterceptorLayer
 from omnistock.server.transport.pages import SECRET_NAME as PAGE_TOKEN_SECRET
@@ -87,6 +86,7 @@ from omnistock.server.transport.pages import PageTokens
 from omnistock.server.transport.reservations import ReservationServicer
 from omnistock.server.transport.scope import ScopeGuard
 from omnistock.server.transport.servicers import AvailabilityServicer, LocationServicer
+from omnistock.server.transport.watch import availability_part
 from omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
@@ -269,7 +269,10 @@ class OmnistockServer:
         )
         self.changes.subscribe(self.reads.apply)
         self.watches = WatchHub(
-            self.availability, self.runner.run, present=view_to_proto, read=self.reads.pair_views
+            self.availability,
+            self.runner.run,
+            present=availability_part,
+            read=self.reads.pair_views,
         )
         self.changes.subscribe(self.watches.on_changes)
         self.availability_servicer = AvailabilityServicer(

@@ -3,7 +3,9 @@
 The hub keeps an index from (sku, location) pairs and from locations to the watches
 that care. The change bus calls it from any thread; it hops onto the event loop, reads
 the changed records once for every watch (so a thousand kiosks on one product make one
-database read, not a thousand), and marks each affected watch.
+database read, not a thousand), builds each changed pair's answer once per exposure, and
+marks each affected watch with it: per watch, a change costs a set add, a dict store and
+a wake.
 
 A watch holds a set of dirty pairs and an event, never a queue: a slow reader finds
 the latest state when it next looks, so memory per watch is bounded by the pairs it
@@ -21,7 +23,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from omnistock.server.domain.stock import AvailabilityView, Exposure
 from omnistock.server.readmodel.channel_queries import ChannelItem, ChannelReply
@@ -57,6 +59,16 @@ def signature(view: AvailabilityView) -> tuple[int, int]:
     return (int(view.status), 0)
 
 
+class Fresh(NamedTuple):
+    """A changed pair's answer, built once per change and exposure by the hub and shared by
+    every watch of the pair: the view, its message as the transport presents it (the
+    encoded Availability), and its signature."""
+
+    view: AvailabilityView
+    message: Any
+    signature: tuple[int, int]
+
+
 class Watch:
     def __init__(
         self,
@@ -72,14 +84,17 @@ class Watch:
         self.channels_dirty = False
         self.wake_at: datetime | None = None
         self.channel_sent: dict[ChannelItem, tuple[int, int, int]] = {}
+        self._until: dict[ChannelItem, datetime | None] = {}
         self.dirty: set[Pair] = set()
         # Answers the hub already built for this change, shared by every watch of the pair.
-        self.fresh: dict[Pair, Any] = {}
+        self.fresh: dict[Pair, Fresh] = {}
         self.wake = asyncio.Event()
         self.sent: dict[Pair, tuple[int, int]] = {}
-        self._until: dict[ChannelItem, datetime | None] = {}
         self._request_key = self._key()
         self._token: str | None = None
+        # The token's JSON, a piece per pair, so a change re-encodes only its own pairs.
+        self._index = {pair: i for i, pair in enumerate(self.pairs)}
+        self._said = ["[0,0]"] * len(self.pairs)
         self._by_location: defaultdict[str, list[Pair]] = defaultdict(list)
         for pair in self.pairs:
             self._by_location[pair[1]].append(pair)
@@ -91,10 +106,13 @@ class Watch:
     def at(self, location_id: str) -> list[Pair]:
         return self._by_location.get(location_id, [])
 
-    def mark(self, pairs: set[Pair], fresh: dict[Pair, Any] | None = None) -> None:
-        self.dirty |= pairs
-        if fresh:
-            self.fresh.update(fresh)
+    def mark(self, pair: Pair, fresh: Fresh | None) -> None:
+        """``pair`` changed; ``fresh`` is its answer (None: the stream reads it itself)."""
+        self.dirty.add(pair)
+        if fresh is None:
+            self.fresh.pop(pair, None)  # never an answer older than the change
+        else:
+            self.fresh[pair] = fresh
         self.wake.set()
 
     def mark_channels(self) -> None:
@@ -105,7 +123,6 @@ class Watch:
         """The channel answers that differ from what this watch last sent; remembers them
         as sent, and wakes next at the earliest valid_until among all of them."""
         out = []
-        ends = []
         for reply in replies:
             sig = channel_signature(reply)
             if self.channel_sent.get(reply.item) != sig:
@@ -117,7 +134,7 @@ class Watch:
         self.wake_at = min(ends, default=None)
         return out
 
-    def take(self) -> tuple[list[Pair], dict[Pair, Any]]:
+    def take(self) -> tuple[list[Pair], dict[Pair, Fresh]]:
         """The dirty pairs in watch order, and the answers built for them."""
         if len(self.dirty) == 1:
             dirty = list(self.dirty)
@@ -130,15 +147,26 @@ class Watch:
 
     def changed(self, views: Sequence[AvailabilityView]) -> list[AvailabilityView]:
         """The views that differ from what this watch last sent; remembers them as sent."""
-        out = []
-        for view in views:
-            pair = (view.sku, view.location_id)
-            sig = signature(view)
-            if self.sent.get(pair) != sig:
-                self.sent[pair] = sig
-                self._token = None
-                out.append(view)
-        return out
+        return [
+            view for view in views if self._said_now((view.sku, view.location_id), signature(view))
+        ]
+
+    def news(self, built: Sequence[Fresh]) -> list[Any]:
+        """The messages of the hub's answers that differ from what this watch last sent;
+        remembers them as sent."""
+        return [
+            fresh.message
+            for fresh in built
+            if self._said_now((fresh.view.sku, fresh.view.location_id), fresh.signature)
+        ]
+
+    def _said_now(self, pair: Pair, sig: tuple[int, int]) -> bool:
+        if self.sent.get(pair) == sig:
+            return False
+        self.sent[pair] = sig
+        self._said[self._index[pair]] = f"[{sig[0]},{sig[1]}]"
+        self._token = None
+        return True
 
     # -- resume tokens: what the stream last said, so a new stream can say only the news
 
@@ -155,11 +183,15 @@ class Watch:
         """Built when what the stream has said changes, not per message; compressed only
         when that pays (large watches)."""
         if self._token is None:
-            said = [list(self.sent.get(pair, (0, 0))) for pair in self.pairs]
-            body: dict[str, Any] = {"k": self._request_key, "s": said}
+            # The same bytes as json.dumps({"k": key, "s": said}, separators=(",", ":")).
+            said = ",".join(self._said)
+            channels = ""
             if self.channel_items:
-                body["c"] = [list(self.channel_sent.get(i, (0, 0, 0))) for i in self.channel_items]
-            raw = json.dumps(body, separators=(",", ":")).encode()
+                channel_said = [
+                    list(self.channel_sent.get(i, (0, 0, 0))) for i in self.channel_items
+                ]
+                channels = ',"c":' + json.dumps(channel_said, separators=(",", ":"))
+            raw = f'{{"k":"{self._request_key}","s":[{said}]{channels}}}'.encode()
             if len(raw) > 512:
                 raw = b"z" + zlib.compress(raw)
             self._token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -179,11 +211,14 @@ class Watch:
             channel_said = data.get("c", [])
             if len(channel_said) != len(self.channel_items):
                 return False
-            self.sent = {
+            sent = {
                 pair: (int(s[0]), int(s[1]))
                 for pair, s in zip(self.pairs, said, strict=True)
                 if s[0] != 0
             }
+            self.sent = {}
+            for pair, sig in sent.items():
+                self._said_now(pair, sig)
             self.channel_sent = {
                 item: (int(c[0]), int(c[1]), int(c[2]))
                 for item, c in zip(self.channel_items, channel_said, strict=True)
@@ -193,6 +228,43 @@ class Watch:
             return True
         except (ValueError, KeyError, TypeError, IndexError, zlib.error):
             return False
+
+
+class Heartbeat:
+    """Says when a stream has sent nothing for ``seconds``: sets ``due`` and wakes the watch.
+
+    One timer per quiet period, not one per message: a message only notes its time, and
+    the timer, when it fires early, waits again for what is left."""
+
+    def __init__(self, seconds: float, wake: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._seconds = seconds
+        self._wake = wake
+        self._last = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self.due = False
+        self.sent()
+
+    def sent(self) -> None:
+        """A message went out: the quiet period starts again."""
+        self._last = self._loop.time()
+        self.due = False
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._last + self._seconds, self._fire)
+
+    def _fire(self) -> None:
+        at = self._last + self._seconds
+        if self._loop.time() + 0.001 < at:  # a message went out since it was set
+            self._timer = self._loop.call_at(at, self._fire)
+            return
+        self._timer = None
+        self.due = True
+        self._wake.set()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class WatchHub:
@@ -216,7 +288,7 @@ class WatchHub:
         # Watches of channel items, by sku.
         self._by_channel_sku: defaultdict[str, set[Watch]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[Watch, set[Pair]] = {}
+        self._pending: set[Pair] = set()  # changed pairs not yet read
         self._refreshing: asyncio.Task[None] | None = None
         self.open_streams = 0  # watches added and not yet removed (a metric)
 
@@ -252,7 +324,6 @@ class WatchHub:
                 watchers.discard(watch)
                 if not watchers:
                     del self._by_channel_sku[item.sku]
-        self._pending.pop(watch, None)
 
     def on_changes(self, changes: Changes) -> None:
         """A change bus subscriber; any thread."""
@@ -274,14 +345,15 @@ class WatchHub:
 
     def _changed(self, changes: Changes) -> None:
         self._channels_changed(changes)
-        # Changes may have been missed: every watched pair is read again.
-        pairs = self._by_pair if changes.everything else changes.pairs
-        for pair in pairs:
-            for watch in self._by_pair.get(pair, ()):
-                self._pending.setdefault(watch, set()).add(pair)
-        for location in changes.locations:
-            for watch in self._by_location.get(location, ()):
-                self._pending.setdefault(watch, set()).update(watch.at(location))
+        # Changes may have been missed: every watched pair is read again. A location's
+        # records: the watched pairs there (a watch's pairs at a location are in _by_pair).
+        if changes.everything:
+            self._pending.update(self._by_pair)
+        else:
+            self._pending.update(pair for pair in changes.pairs if pair in self._by_pair)
+            for location in changes.locations:
+                for watch in self._by_location.get(location, ()):
+                    self._pending.update(watch.at(location))
         if self._pending and (self._refreshing is None or self._refreshing.done()):
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
 
@@ -299,35 +371,39 @@ class WatchHub:
             watch.mark_channels()
 
     async def _refresh(self) -> None:
-        """Read the changed records once, into the read cache, then wake the watches."""
+        """Read the changed records once, into the read cache; build each pair's answer once
+        per exposure; then mark and wake the watches that hold it."""
         while self._pending:
-            pending, self._pending = self._pending, {}
-            pairs = sorted({pair for ps in pending.values() for pair in ps})
+            pairs, self._pending = sorted(self._pending), set()
+            read = True
             try:
                 await self._run(self._availability.warm, pairs)
             except Exception:  # each watch then reads for itself
                 log.exception("reading changed records for watches failed")
-            built: dict[tuple[Pair, Exposure], Any] = {}
-            for watch, changed in pending.items():
-                watch.mark(changed, self._build(watch, changed, built))
+                read = False
+            # Watches may have come and gone while the read ran.
+            pairs = [pair for pair in pairs if pair in self._by_pair]
+            built = self._build(pairs) if read else {}
+            for pair in pairs:
+                for watch in self._by_pair[pair]:
+                    watch.mark(pair, built.get((pair, watch.exposure)))
 
-    def _build(
-        self, watch: Watch, pairs: set[Pair], built: dict[tuple[Pair, Exposure], Any]
-    ) -> dict[Pair, Any]:
-        """(view, message) for each pair, built once per change and exposure."""
+    def _build(self, pairs: list[Pair]) -> dict[tuple[Pair, Exposure], Fresh]:
+        """Each pair's answer for each exposure that watches it, from the read cache."""
         if self._present is None:
             return {}
-        missing = [pair for pair in pairs if (pair, watch.exposure) not in built]
-        if missing:
-            views = self._availability.cached_pairs(missing, exposure=watch.exposure)
-            if views is None:
-                return {}
-            for view in views:
-                pair = (view.sku, view.location_id)
-                built[(pair, watch.exposure)] = (view, self._present(view))
-        return {
-            pair: built[(pair, watch.exposure)] for pair in pairs if (pair, watch.exposure) in built
-        }
+        wanted: defaultdict[Exposure, list[Pair]] = defaultdict(list)
+        for pair in pairs:
+            for exposure in {watch.exposure for watch in self._by_pair[pair]}:
+                wanted[exposure].append(pair)
+        built: dict[tuple[Pair, Exposure], Fresh] = {}
+        for exposure, some in wanted.items():
+            views = self._availability.cached_pairs(some, exposure=exposure)
+            for view in views or ():  # None: not all cached; those watches read themselves
+                built[((view.sku, view.location_id), exposure)] = Fresh(
+                    view, self._present(view), signature(view)
+                )
+        return built
 
     async def views(self, watch: Watch, pairs: Sequence[Pair]) -> list[AvailabilityView]:
         """The current answers for ``pairs``, from the read model."""

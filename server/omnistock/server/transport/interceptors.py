@@ -80,6 +80,8 @@ class InterceptorLayer:
                 response_serializer=serializer,
             )
         if handler.unary_stream is not None:
+            if getattr(handler.unary_stream, "pre_encoded", False):
+                serializer = _as_is
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, handler.unary_stream, parse, streaming_request=False),
                 response_serializer=serializer,
@@ -329,7 +331,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def pre_encoded(method: F) -> F:
-    """Marks a unary servicer method that returns its response already serialized."""
+    """Marks a unary servicer method that returns its response already serialized, or a
+    server-streaming one whose messages are."""
     method.pre_encoded = True  # type: ignore[attr-defined]
     return method
 

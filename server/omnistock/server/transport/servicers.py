@@ -155,11 +155,13 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             hub, shopping, runner, reads, banded_max_quantity=banded_max_quantity
         )
 
-    def WatchAvailability(
+    @pre_encoded
+    def WatchAvailability(  # type: ignore[override]
         self,
         request: availability_pb2.WatchAvailabilityRequest,
         context: aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[availability_pb2.WatchAvailabilityResponse]:
+    ) -> AsyncIterator[bytes]:
+        """Streams each message's bytes (see Watcher)."""
         return self._watcher.stream(request, context)
 
     @pre_encoded

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from grpc import aio
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id
-from omnistock.server.domain.stock import Exposure
+from omnistock.server.domain.stock import AvailabilityView, Exposure
 from omnistock.server.readmodel.channel_queries import ChannelItem, ChannelReply
 from omnistock.server.readmodel.queries import ReadModel
 from omnistock.server.service.availability import Pair
 from omnistock.server.service.nearby import ShoppingService
-from omnistock.server.service.watch import Watch, WatchHub
+from omnistock.server.service.watch import Heartbeat, Watch, WatchHub
 from omnistock.server.transport import channel_answers
 from omnistock.server.transport import shopping as shopping_transport
 from omnistock.server.transport.auth import principal
@@ -59,7 +58,8 @@ class Watcher:
         self,
         request: availability_pb2.WatchAvailabilityRequest,
         context: aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[availability_pb2.WatchAvailabilityResponse]:
+    ) -> AsyncIterator[bytes]:
+        """The stream's messages, as WatchAvailabilityResponse bytes."""
         v = Violations()
         exposure = exposure_from_proto(v, request.exposure)
         heartbeat = DEFAULT_HEARTBEAT_SECONDS
@@ -83,60 +83,62 @@ class Watcher:
         channel_answers.require_channels(who, (item.channel_id for item in items))
         resumed = bool(request.resume_token)
         self._hub.add(watch)
+        beat: Heartbeat | None = None
         try:
             views = await self._hub.views(watch, watch.pairs) if watch.pairs else []
             changed = watch.changed(views)
             shown = changed if resumed else views
             replies = await self._channel_replies(watch)
             said = watch.channels_changed(replies)
+            beat = Heartbeat(heartbeat, watch.wake)
             yield self._message(
                 CHANGE if resumed else SNAPSHOT,
-                [view_to_proto(v) for v in shown],
+                [availability_part(v) for v in shown],
                 watch,
                 said if resumed else replies,
             )
-            quiet_since = time.monotonic()
+            beat.sent()
             while True:
-                wait = heartbeat - (time.monotonic() - quiet_since)
-                if watch.wake_at is not None:
-                    # Time alone changes channel answers: wake when the first one's
-                    # valid_until comes (read on the server's clock), at least each second.
-                    due = (watch.wake_at - self._shopping.now()).total_seconds()
-                    wait = min(wait, max(0.0, min(due, 1.0)))
-                try:
-                    async with asyncio.timeout(max(0.0, wait)):
-                        await watch.wake.wait()
-                except TimeoutError:
-                    if watch.wake_at is not None and self._shopping.now() >= watch.wake_at:
-                        watch.mark_channels()
-                    elif time.monotonic() - quiet_since >= heartbeat:
-                        quiet_since = time.monotonic()
-                        yield self._message(HEARTBEAT, [], watch)
-                        continue
-                    else:
-                        continue
+                await self._wait(watch)
                 dirty, fresh = watch.take()
+                said = []
                 if watch.channels_dirty:
                     watch.channels_dirty = False
                     said = watch.channels_changed(await self._channel_replies(watch))
-                    if said:
-                        quiet_since = time.monotonic()
-                        yield self._message(CHANGE, [], watch, said)
-                if not dirty:
-                    continue
+                messages = []
                 if all(pair in fresh for pair in dirty):
                     # The hub built these answers once for every watch of the pairs.
-                    built = [fresh[pair] for pair in dirty]
-                    keep = {id(v) for v in watch.changed([view for view, _ in built])}
-                    messages = [message for view, message in built if id(view) in keep]
+                    messages = watch.news([fresh[pair] for pair in dirty])
                 else:
                     views = await self._hub.views(watch, dirty)
-                    messages = [view_to_proto(v) for v in watch.changed(views)]
-                if messages:
-                    quiet_since = time.monotonic()
-                    yield self._message(CHANGE, messages, watch)
+                    messages = [availability_part(v) for v in watch.changed(views)]
+                if messages or said:
+                    yield self._message(CHANGE, messages, watch, said)
+                elif beat.due:
+                    yield self._message(HEARTBEAT, [], watch)
+                else:
+                    continue
+                beat.sent()
         finally:
+            if beat is not None:
+                beat.close()
             self._hub.remove(watch)
+
+    async def _wait(self, watch: Watch) -> None:
+        """Until the watch is woken (a change, or its heartbeat is due), or until the first
+        of its channel answers' valid_until comes: time alone changes channel answers.
+        valid_until is on the server's clock, so it is looked at at least each second."""
+        while watch.wake_at is not None:
+            due = (watch.wake_at - self._shopping.now()).total_seconds()
+            try:
+                async with asyncio.timeout(max(0.0, min(due, 1.0))):
+                    await watch.wake.wait()
+                return
+            except TimeoutError:
+                if self._shopping.now() >= watch.wake_at:
+                    watch.mark_channels()
+                    return
+        await watch.wake.wait()
 
     def _channel_items(
         self, v: Violations, request: availability_pb2.WatchAvailabilityRequest, granted: Exposure
@@ -223,15 +225,60 @@ class Watcher:
     def _message(
         self,
         kind: int,
-        availabilities: Sequence[availability_pb2.Availability],
+        parts: Sequence[bytes],
         watch: Watch,
         replies: Sequence[ChannelReply] = (),
-    ) -> availability_pb2.WatchAvailabilityResponse:
-        return availability_pb2.WatchAvailabilityResponse(
-            kind=kind,  # type: ignore[arg-type]
-            availabilities=availabilities,
-            channel_availabilities=[channel_answers.reply_to_proto(r) for r in replies],
-            resume_token=watch.token(),
-            # The server's clock, as every time in an answer: the wall clock in service.
-            send_time=datetime_to_timestamp(self._shopping.now()),
+    ) -> bytes:
+        """A WatchAvailabilityResponse's bytes: PARTS are its availabilities, each already
+        encoded (availability_part), most of them once per change for every watch; REPLIES
+        its channel answers."""
+        token = watch.token().encode()
+        # The server's clock, as every time in an answer: the wall clock in service.
+        sent = datetime_to_timestamp(self._shopping.now()).SerializeToString()
+        return b"".join(
+            (
+                _KIND,
+                _varint(kind),
+                *parts,
+                *(channel_part(reply) for reply in replies),
+                _TOKEN,
+                _varint(len(token)),
+                token,
+                _SEND_TIME,
+                _varint(len(sent)),
+                sent,
+            )
         )
+
+
+# WatchAvailabilityResponse's fields (kind = 1, availabilities = 2, resume_token = 3,
+# send_time = 4), written by hand so a change's Availability is serialized once, not once
+# per stream; a parser reads them as the message's own serialization.
+_KIND, _AVAILABILITY, _TOKEN, _SEND_TIME = b"\x08", b"\x12", b"\x1a", b"\x22"
+_CHANNEL_AVAILABILITY = b"\x2a"  # channel_availabilities = 5
+
+
+_SMALL = [bytes((n,)) for n in range(0x80)]  # a varint below 128 is that byte
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def availability_part(view: AvailabilityView) -> bytes:
+    """One availabilities element of a WatchAvailabilityResponse, encoded."""
+    body = view_to_proto(view).SerializeToString()
+    return _AVAILABILITY + _varint(len(body)) + body
+
+
+def channel_part(reply: ChannelReply) -> bytes:
+    """One channel_availabilities element of a WatchAvailabilityResponse, encoded."""
+    body = channel_answers.reply_to_proto(reply).SerializeToString()
+    return _CHANNEL_AVAILABILITY + _varint(len(body)) + body
