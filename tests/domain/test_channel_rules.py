@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -229,3 +229,37 @@ def test_a_network_hold_no_location_can_cover_has_no_place() -> None:
         place_network_hold([HoldCandidate(place("S1"), {"A": 4}, 1.0)], lines, ChannelMethod.PICKUP)
         is None
     )
+
+
+def test_a_sku_no_location_has_stocked_yet_is_a_pre_order_from_its_incoming() -> None:
+    """No contributing location has a record: stock is known to be 0 (UNKNOWN band, as no
+    record is fresh), and a channel that sells incoming offers it from the incoming date."""
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    line = Incoming(date(2026, 12, 12), 5, datetime(2026, 12, 13, tzinfo=UTC))
+    answer = channel_answer(
+        Channel("web", "Web", "g", sells_incoming=True),
+        [],
+        incoming=[line],
+        now=now,
+        today=now.date(),
+        exposure=Exposure.EXACT,
+    )
+    assert answer.status is StockStatus.UNKNOWN
+    assert (answer.available_to_fulfil, answer.available_to_order) == (0, 5)
+    assert answer.available_from == date(2026, 12, 12)
+
+
+def test_records_that_all_went_stale_promise_nothing_even_with_incoming() -> None:
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    stale = Contribution("S1", False, 0, now - timedelta(days=3), 0.0, 0.0)
+    line = Incoming(date(2026, 12, 12), 5, datetime(2026, 12, 13, tzinfo=UTC))
+    answer = channel_answer(
+        Channel("web", "Web", "g", sells_incoming=True),
+        [stale],
+        incoming=[line],
+        now=now,
+        today=now.date(),
+        exposure=Exposure.EXACT,
+    )
+    assert answer.status is StockStatus.UNKNOWN
+    assert answer.available_to_order is None and answer.available_from is None

@@ -28,6 +28,7 @@ from omnistock.client._types import (
     Origin,
     ReservationMethod,
     ReservationState,
+    SkuChannel,
     SnapshotRecord,
     StockUpdate,
 )
@@ -466,6 +467,45 @@ class AsyncClient(AsyncTransport):
             idempotent=True,
         )
         return list(response.availabilities)
+
+    async def batch_get_channel_availability(
+        self,
+        items: Iterable[SkuChannel | tuple[str, str]] | None = None,
+        *,
+        exposure: Exposure = Exposure.BANDED,
+        request: availability_pb2.BatchGetAvailabilityRequest | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: Retry | None = None,
+    ) -> list[channel_pb2.ChannelAvailability]:
+        """Availability of up to 1,000 sku x location and sku x channel pairs, each list in request
+        order (listing pages).
+
+        Channel answers for up to 1,000 sku x channel items, in request order (listing pages):
+        ``items`` are SkuChannels or (sku, channel_id) tuples, each then asked for SHIP and 1 unit.
+
+        Args:
+            items: Sku x channel pairs, each with its method and quantity.
+            exposure: Unspecified means BANDED.
+
+        Default deadline: the client's timeout. Retried: yes.
+        """
+        if request is None:
+            if items is None:
+                raise TypeError("batch_get_channel_availability() needs items, or request=")
+            request = build.batch_channel_availability(items=items, exposure=exposure)
+        elif items is not None or exposure != Exposure.BANDED:
+            raise ValueError("batch_get_channel_availability(): pass request= or its fields, not both")
+        response: availability_pb2.BatchGetAvailabilityResponse = await self._unary(
+            self._availability_service.BatchGetAvailability,
+            request,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+            default_timeout=CLIENT_TIMEOUT,
+            idempotent=True,
+        )
+        return list(response.channel_availabilities)
 
     async def search_nearby(
         self,

@@ -26,6 +26,7 @@ from omnistock.client._types import (
     Origin,
     ReservationMethod,
     ReservationState,
+    SkuChannel,
     SkuLocation,
     SnapshotRecord,
     StreamDeltasRequest,
@@ -120,6 +121,18 @@ def batch_get_availability(
 ) -> availability_pb2.BatchGetAvailabilityRequest:
     return availability_pb2.BatchGetAvailabilityRequest(
         items=[SkuLocation(sku=sku, location_id=loc) for sku, loc in pairs],
+        exposure=int(exposure),  # type: ignore[arg-type]
+    )
+
+
+def batch_channel_availability(
+    *, items: Iterable[SkuChannel | tuple[str, str]], exposure: Exposure
+) -> availability_pb2.BatchGetAvailabilityRequest:
+    return availability_pb2.BatchGetAvailabilityRequest(
+        channel_items=[
+            item if isinstance(item, SkuChannel) else SkuChannel(sku=item[0], channel_id=item[1])
+            for item in items
+        ],
         exposure=int(exposure),  # type: ignore[arg-type]
     )
 

@@ -47,6 +47,7 @@ LocationGroup = channel_pb2.LocationGroup
 Channel = channel_pb2.Channel
 LocationProtection = channel_pb2.LocationProtection
 ChannelAvailability = channel_pb2.ChannelAvailability
+SkuChannel = channel_pb2.SkuChannel
 
 
 class FulfillmentMethod(enum.IntEnum):

@@ -363,6 +363,7 @@ def _export(args: argparse.Namespace) -> int:
         err=sys.stderr,
         api_key=args.api_key,
         form=Format(args.format),
+        channel=args.channel,
     )
 
 
@@ -395,9 +396,12 @@ def _batch_size(text: str) -> int:
 def _key_help(command: str) -> str:
     from omnistock.server.cli_keys import key_recipe
 
+    channel = (
+        f"; google-products: {key_recipe('export google-products')}" if command == "export" else ""
+    )
     return (
         f"the API key, made with `omnistock keys create NAME {key_recipe(command + ' csv/jsonl')}`"
-        f" (google-local: {key_recipe(command + ' google-local')}) [$OMNISTOCK_API_KEY]"
+        f" (google-local: {key_recipe(command + ' google-local')}{channel}) [$OMNISTOCK_API_KEY]"
     )
 
 
@@ -461,7 +465,16 @@ def _add_files_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         " with on_hand, safety_stock, source_updated_at and source_sequence, which"
         " `omnistock import --mode delta` takes back as they were.",
     )
-    exports.add_argument("--format", required=True, choices=["google-local", "csv", "jsonl"])
+    exports.add_argument(
+        "--format", required=True, choices=["google-local", "google-products", "csv", "jsonl"]
+    )
+    exports.add_argument(
+        "--channel",
+        type=_location_id,
+        metavar="ID",
+        help="google-local: only the channel's stores, at its quantities; google-products: "
+        "the channel's availability (required)",
+    )
     exports.add_argument("--target", required=True, metavar="HOST:PORT", help="the server")
     exports.add_argument(
         "--api-key", default=os.environ.get("OMNISTOCK_API_KEY"), help=_key_help("export")

@@ -28,6 +28,21 @@ COMMAND_METHODS: dict[str, tuple[str, ...]] = {
         "LocationService/GetLocation",
     ),
     "export csv/jsonl": ("FeedService/ExportStock",),
+    # A channel's feeds read the channel and its groups too; the products feed also asks
+    # the channel's answers and every location's incoming lines.
+    "export google-local --channel": (
+        "FeedService/ExportStock",
+        "LocationService/ListLocations",
+        "ChannelService/GetChannel",
+        "ChannelService/GetLocationGroup",
+    ),
+    "export google-products": (
+        "FeedService/ExportStock",
+        "FeedService/ListIncomingSupply",
+        "ChannelService/GetChannel",
+        "ChannelService/GetLocationGroup",
+        "AvailabilityService/BatchGetAvailability",
+    ),
     "channels load": ("ChannelService/UpsertLocationGroups", "ChannelService/UpsertChannels"),
     "channels list": ("ChannelService/ListLocationGroups", "ChannelService/ListChannels"),
     "import-incoming": ("FeedService/ApplyIncomingUpdates",),

@@ -324,11 +324,15 @@ def channel_answer(
     fresh = [c for c in contributions if c.fresh]
     fulfil = available_to_fulfil(fresh)
     status = status_band(fulfil, stale=not fresh, low_threshold=channel.low_threshold)
+    # Stock is known when a record is fresh, or when no contributing location has a record
+    # at all (a product not stocked yet: 0 now, and a pre-order from its incoming). Only
+    # records that all went stale leave it unknown, and then nothing is promised.
+    known = bool(fresh) or not contributions
     to_order: int | None = None
-    due = incoming if channel.sells_incoming and fresh else ()
-    if channel.sells_incoming and fresh:
+    due = incoming if channel.sells_incoming and known else ()
+    if channel.sells_incoming and known:
         to_order = max(0, fulfil + sum(line.quantity for line in due) - incoming_held)
-    since = available_from(fulfil, due, incoming_held, requested, today) if fresh else None
+    since = available_from(fulfil, due, incoming_held, requested, today) if known else None
     ends = [c.valid_until for c in contributions if c.valid_until is not None]
     ends += [line.counts_until for line in due]
     if held_until is not None and channel.sells_incoming:

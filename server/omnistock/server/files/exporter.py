@@ -3,6 +3,8 @@
 - google-local: Google's local product inventory feed, one TSV row per fresh stocked
   sku at each store. Only the spec's values and lengths are written: a row that cannot
   be (a warehouse's, a stale record's, an id over 50 characters) is left out and counted.
+- google-local with ``--channel``, and google-products: one channel's view
+  (files/channel_export.py).
 - csv, jsonl: every record of every active location (or one), lossless: on_hand, safety
   stock, source time and sequence, which ``omnistock import --mode delta`` takes back
   as they were.
@@ -64,7 +66,7 @@ def google_row(answer: Availability, pickup: tuple[str, str]) -> tuple[str, ...]
     return (answer.location_id, answer.sku, str(answer.available_to_sell), availability, *pickup)
 
 
-def _left_out(answer: Availability) -> str:
+def why_left_out(answer: Availability) -> str:
     """Why a store's record cannot go into a local inventory feed, or ""."""
     if int(answer.status) not in AVAILABILITY:
         return STALE  # UNKNOWN: its count is too old to offer, and 0 would be news
@@ -84,7 +86,7 @@ def write_google_local(client: Client, out: TextIO, location: str | None) -> Exp
     previous = ""
     for answer in client.export_stock(location or ""):
         pickup = stores.get(answer.location_id)
-        why = WAREHOUSE if pickup is None else _left_out(answer)
+        why = WAREHOUSE if pickup is None else why_left_out(answer)
         if why or pickup is None:
             result.left_out[why] += 1
             continue
@@ -135,7 +137,14 @@ def run_export(
     err: TextIO,
     api_key: str | None = None,
     form: Format = Format.GOOGLE_LOCAL,
+    channel: str | None = None,
 ) -> int:
+    if form is Format.GOOGLE_PRODUCTS and channel is None:
+        print("omnistock export: --format google-products needs --channel", file=err)
+        return 2
+    if channel is not None and form not in (Format.GOOGLE_LOCAL, Format.GOOGLE_PRODUCTS):
+        print(f"omnistock export: --channel is for the Google feeds, not {form.value}", file=err)
+        return 2
     if output.is_dir():
         print(f"omnistock export: {output} is a directory", file=err)
         return 2
@@ -148,7 +157,14 @@ def run_export(
             Client(target, api_key=api_key) as client,
             partial.open("w", encoding="utf-8", newline="") as file,
         ):
-            if form is Format.GOOGLE_LOCAL:
+            from omnistock.server.files import channel_export  # it builds on this module
+
+            if form is Format.GOOGLE_PRODUCTS:
+                assert channel is not None  # the command requires it
+                result = channel_export.write_google_products(client, file, channel)
+            elif form is Format.GOOGLE_LOCAL and channel is not None:
+                result = channel_export.write_google_local_channel(client, file, location, channel)
+            elif form is Format.GOOGLE_LOCAL:
                 result = write_google_local(client, file, location)
             else:
                 result = write_records(client, file, location, form)
@@ -163,9 +179,13 @@ def run_export(
             print(line, file=err)
         return 1
     places = plural(result.locations, "store" if form is Format.GOOGLE_LOCAL else "location")
+    if form is Format.GOOGLE_PRODUCTS:
+        places = f"channel {channel} ({plural(result.locations, 'location')})"
     text = f"wrote {plural(result.rows, 'row')} for {places} to {output}"
     reasons = [
-        plural(count, why) for why in (WAREHOUSE, STALE, LONG_ID) if (count := result.left_out[why])
+        plural(count, why)
+        for why in dict.fromkeys([WAREHOUSE, STALE, LONG_ID, *sorted(result.left_out)])
+        if (count := result.left_out[why])
     ]
     if reasons:
         text += f" (left out {', '.join(reasons)})"

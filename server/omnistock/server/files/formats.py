@@ -23,6 +23,8 @@ class Format(enum.Enum):
     CSV = "csv"
     JSONL = "jsonl"
     GOOGLE_LOCAL = "google-local"
+    # Export only: the products feed's availability for one channel.
+    GOOGLE_PRODUCTS = "google-products"
 
 
 class Mode(enum.Enum):
