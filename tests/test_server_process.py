@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -123,6 +124,10 @@ def test_quickstart_example_prints_availability(
     assert "NL-WH-TLB" in result.stdout and "available to sell" in result.stdout
     assert "Nearest stores to postal code 1012 PH" in result.stdout
     assert "Amsterdam Kalverstraat" in result.stdout and "ready " in result.stdout
+    assert "Through the web channel" in result.stdout
+    assert re.search(
+        r"^  ship +(IN_STOCK|LIMITED|OUT_OF_STOCK) .*available from", result.stdout, re.M
+    )
 
 
 def test_sigterm_stops_the_process_cleanly(demo_process: tuple[subprocess.Popen[str], str]) -> None:

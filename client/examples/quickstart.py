@@ -9,6 +9,7 @@ import argparse
 import time
 
 from omnistock.client import (
+    ChannelMethod,
     Client,
     Exposure,
     LocationKind,
@@ -58,6 +59,15 @@ def main() -> None:
         if nearby.HasField("ship"):
             print(
                 f"  or shipped from {nearby.ship.location_id}, delivered {nearby.ship.delivery_date}"
+            )
+
+        print("\nThrough the web channel (every store and warehouse, stores keep units back):")
+        for method in (ChannelMethod.SHIP, ChannelMethod.PICKUP):
+            web = client.get_channel_availability(args.sku, "web", method=method)
+            since = "now" if web.fulfillable else (web.available_from_text or "not to order")
+            print(
+                f"  {method.name.lower():<7} {StockStatus(web.status).name:<13}"
+                f"{web.quantity_hint:<6} {since}"
             )
 
         warehouses = [loc.id for loc in client.list_locations(kind=LocationKind.WAREHOUSE)]
