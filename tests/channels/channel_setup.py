@@ -120,8 +120,10 @@ def pre_order(
                 "sku": sku,
                 "location_id": location_id,
                 "quantity": quantity,
-                "counted": False,
-                "expires_at_us": to_micros(expires),
+                # As store.reservations writes a hold's lines: counted, with the hold's expiry
+                # while it is active and none once committed.
+                "counted": True,
+                "expires_at_us": to_micros(expires) if state == "ACTIVE" else None,
                 "incoming_quantity": quantity,
             },
         )

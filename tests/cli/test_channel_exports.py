@@ -131,9 +131,7 @@ def test_the_products_feed_says_in_stock_backorder_and_preorder_with_their_dates
 def test_a_channel_that_sells_no_incoming_says_out_of_stock(
     web: Client, server: InProcessServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    web.upsert_channels(
-        [channel_pb2.Channel(channel_id="app", display_name="App", group_id="net")]
-    )
+    web.upsert_channels([channel_pb2.Channel(channel_id="app", display_name="App", group_id="net")])
     out = tmp_path / "products.tsv"
     code, _, err = run(
         capsys, "export", "--format", "google-products", "--channel", "app",

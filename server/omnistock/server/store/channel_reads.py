@@ -8,8 +8,7 @@ from datetime import datetime
 
 from omnistock.server.domain.timeutil import from_micros
 from omnistock.server.store.tables import reservation_lines_table as lines
-from omnistock.server.store.tables import reservations_table as holds
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, select
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,26 +32,18 @@ class ChannelReads:
         """The holds of a sku that consume incoming supply: active ones (with their
         expiry; the caller drops those lapsed at its time) and committed ones that still
         hold, at some locations or all."""
-        stmt = (
-            select(
-                lines.c.location_id, lines.c.incoming_quantity, holds.c.state, holds.c.expires_at_us
-            )
-            .join(holds, holds.c.id == lines.c.reservation_id)
-            .where(
-                lines.c.sku == sku,
-                lines.c.incoming_quantity > 0,
-                or_(
-                    holds.c.state == "ACTIVE",
-                    and_(holds.c.state == "COMMITTED", holds.c.holds_stock),
-                ),
-            )
+        # The rule every hold read uses (store.channel_supply, store.hold_placement): a
+        # line counts while ``counted`` (settling a committed hold never clears a line that
+        # takes incoming); an active one only until its expiry (NULL once committed).
+        stmt = select(lines.c.location_id, lines.c.incoming_quantity, lines.c.expires_at_us).where(
+            lines.c.sku == sku, lines.c.incoming_quantity > 0, lines.c.counted
         )
         if location_ids is not None:
             stmt = stmt.where(lines.c.location_id.in_(sorted(location_ids)))
         with self._engine.connect() as connection:
             return [
                 IncomingHold(
-                    location_id, quantity, from_micros(expires) if state == "ACTIVE" else None
+                    location_id, quantity, None if expires is None else from_micros(expires)
                 )
-                for location_id, quantity, state, expires in connection.execute(stmt)
+                for location_id, quantity, expires in connection.execute(stmt)
             ]
