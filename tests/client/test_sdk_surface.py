@@ -13,7 +13,7 @@ INTENDED = {
     "SnapshotRecord", "ImportSnapshotResponse", "DeltaRecord", "StreamDeltasRequest",
     "StreamDeltasResponse", "RecordReject", "FeedStatus",
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
-    "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
+    "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "ChannelMethod", "cart", "origin",
     "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
     "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind", "Retry", "AsyncClient", "AsyncAvailabilityWatch",
     "FieldViolation", "PreconditionViolation", "Pager", "AsyncPager", "timestamp", "__version__",
