@@ -15,8 +15,13 @@ INTENDED = {
     "IncomingUpdate", "IncomingLine", "IncomingSupply", "ApplyIncomingUpdatesResponse",
     "ImportIncomingSnapshotResponse",
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
+<<<<<<< HEAD
     "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
     "LocationGroup", "LocationProtection", "Channel", "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
+=======
+    "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "ChannelMethod", "cart", "origin",
+    "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
+>>>>>>> holds
     "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind", "Retry", "AsyncClient", "AsyncAvailabilityWatch",
     "FieldViolation", "PreconditionViolation", "Pager", "AsyncPager", "timestamp", "__version__",
     "OmnistockError", "InvalidRecordError", "ApiError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",

@@ -126,26 +126,11 @@ class LocalServer:
 
     def _seed_channel(self) -> None:
         """The ``web`` channel over every seeded location (see WEB_CHANNEL)."""
-        from omnistock.server.domain.channels import Channel, LocationGroup
-        from omnistock.server.store.channels import ChannelRepository
-
-        assert self._server.server is not None
-        repository = ChannelRepository(self._server.server.engine)
-        now = datetime.now(UTC)
-        everywhere = frozenset([store_id for store_id, *_ in STORES] + [WAREHOUSE])
-        repository.upsert_groups(
-            [LocationGroup("everywhere", "Every location", everywhere)], now=now
-        )
-        repository.upsert_channels(
-            [
-                Channel(
-                    WEB_CHANNEL,
-                    "Web shop",
-                    "everywhere",
-                    protection={store_id: WEB_PROTECTION for store_id, *_ in STORES},
-                )
-            ],
-            now=now,
+        self._server.add_channel(
+            WEB_CHANNEL,
+            "Web shop",
+            [store_id for store_id, *_ in STORES] + [WAREHOUSE],
+            protection={store_id: WEB_PROTECTION for store_id, *_ in STORES},
         )
 
     def __exit__(

@@ -75,6 +75,38 @@ class InProcessServer:
         await self._stop.wait()
         await self.server.stop(grace=1.0)
 
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        location_ids: list[str],
+        *,
+        protection: dict[str, int] | None = None,
+        sells_incoming: bool = False,
+    ) -> None:
+        """A channel selling from a group (``{channel_id}-group``) of these locations,
+        written straight to the server's database (for seeds and tests)."""
+        from omnistock.server.domain.channels import Channel, LocationGroup
+        from omnistock.server.store.channels import ChannelRepository
+
+        assert self.server is not None
+        repository = ChannelRepository(self.server.engine)
+        now = self._clock()
+        group = f"{channel_id}-group"
+        repository.upsert_groups([LocationGroup(group, name, frozenset(location_ids))], now=now)
+        repository.upsert_channels(
+            [
+                Channel(
+                    channel_id,
+                    name,
+                    group,
+                    protection=dict(protection or {}),
+                    sells_incoming=sells_incoming,
+                )
+            ],
+            now=now,
+        )
+
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
