@@ -9,19 +9,14 @@ INTENDED = {
     "Client", "DEFAULT_TIMEOUT", "from_rpc_error",
     "Location", "LatLng", "WeeklyHours", "HoursException", "Capabilities",
     "Availability", "SkuLocation", "StockUpdate", "ApplyStockUpdatesResponse",
-    "Exposure", "StockStatus", "LocationKind", "FreshnessState", "ChannelAvailability", "ChannelMethod",
+    "Exposure", "StockStatus", "LocationKind", "FreshnessState", "ChannelAvailability", "SkuChannel", "ChannelMethod",
     "SnapshotRecord", "ImportSnapshotResponse", "DeltaRecord", "StreamDeltasRequest",
     "StreamDeltasResponse", "RecordReject", "FeedStatus",
     "IncomingUpdate", "IncomingLine", "IncomingSupply", "ApplyIncomingUpdatesResponse",
     "ImportIncomingSnapshotResponse",
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
-<<<<<<< HEAD
-    "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
-    "LocationGroup", "LocationProtection", "Channel", "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
-=======
     "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "ChannelMethod", "cart", "origin",
-    "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
->>>>>>> holds
+    "LocationGroup", "LocationProtection", "Channel", "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
     "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind", "Retry", "AsyncClient", "AsyncAvailabilityWatch",
     "FieldViolation", "PreconditionViolation", "Pager", "AsyncPager", "timestamp", "__version__",
     "OmnistockError", "InvalidRecordError", "ApiError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
