@@ -9,10 +9,13 @@ network (one group), warehouses shipping with no protection, stores shipping abo
 protection of 2, selling incoming; incoming supply (a purchase order to a warehouse) on
 10% of skus. Locations have a freshness budget of 300 days, so the data set stays fresh.
 
-Load: h2load repeats one body, so here a grpc.aio client on CPU 1 (the server is on
-CPU 0) sends GetAvailability(sku, channel web, EXACT) over every sku in turn, each body
-serialized beforehand, --concurrency calls in flight on 4 connections; the baseline is
-the same client against bench.py's empty grpc.aio handler, sending the same bodies.
+Load: h2load repeats one body, so here the Node.js load generator of the mixed benchmark
+(scripts/loadgen/loadgen.js, which outruns the empty handler on its one core) on CPU 1 (the
+server is on CPU 0) sends GetAvailability(sku, channel web, EXACT) over every sku in turn,
+each body serialized beforehand, --concurrency calls in flight on 4 connections; the
+baseline is the same generator against bench.py's empty grpc.aio handler, sending the
+same bodies. Each run starts where the last one stopped, so bodies are not resent until
+every sku has been.
 Every sku is asked once before measuring (the totals are then kept). Peak QPS alternates
 baseline and ours for --rounds rounds (ratio: the median of the rounds); then latency
 under Poisson arrivals at half of each one's own median peak.
@@ -28,7 +31,9 @@ import argparse
 import asyncio
 import random
 import statistics
+import struct
 import sys
+import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,7 +42,6 @@ from typing import Any
 import bench
 
 GET = "/omnistock.v1.AvailabilityService/GetAvailability"
-EMPTY = "/bench.Empty/Call"
 PER_STORE = 200
 WAREHOUSES = 5
 
@@ -119,61 +123,6 @@ def bodies(skus: int) -> list[bytes]:
     ]
 
 
-async def _drive(
-    target: str, path: str, requests: list[bytes], *, duration: float, concurrency: int,
-    rate: float | None = None,
-) -> tuple[float, list[float], int]:  # fmt: skip
-    """Closed loop (rate None) or Poisson arrivals at ``rate``: (QPS, latencies ms, errors)."""
-    import grpc
-    from grpc import aio
-
-    channels = [aio.insecure_channel(target) for _ in range(4)]
-    calls = [c.unary_unary(path) for c in channels]
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.monotonic() + duration
-    counter = iter(range(10**12))
-
-    async def one(i: int) -> None:
-        nonlocal errors
-        started = time.perf_counter()
-        try:
-            await calls[i % 4](requests[i % len(requests)], timeout=10)
-            latencies.append((time.perf_counter() - started) * 1000)
-        except grpc.RpcError:
-            errors += 1
-
-    async def worker() -> None:
-        while time.monotonic() < stop_at:
-            await one(next(counter))
-
-    started = time.monotonic()
-    if rate is None:
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    else:
-        rng = random.Random(3)
-        tasks = set()
-        next_at = time.monotonic()
-        while next_at < stop_at:
-            next_at += rng.expovariate(rate)
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            task = asyncio.create_task(one(next(counter)))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        await asyncio.gather(*tasks)
-    elapsed = time.monotonic() - started
-    for c in channels:
-        await c.close()
-    return len(latencies) / elapsed, latencies, errors
-
-
-def drive(
-    target: str, path: str, requests: list[bytes], **options: Any
-) -> tuple[float, list[float], int]:
-    with bench.on_cpu(bench.LOAD_CPU):
-        return asyncio.run(_drive(target, path, requests, **options))
-
-
 def p99(latencies: list[float]) -> float:
     return statistics.quantiles(sorted(latencies), n=100, method="inclusive")[98]
 
@@ -222,45 +171,74 @@ def visibility(database_url: str, stores: int, skus: int, writes: int) -> list[f
     return seen
 
 
+def write_ops(path: Path, requests: list[bytes]) -> Path:
+    """The bodies as the Node.js load generator reads them (scripts/loadgen/loadgen.js):
+    every one a GetAvailability, sent in file order."""
+    with path.open("wb") as out:
+        for body in requests:
+            out.write(struct.pack(">BII", 0, 0, len(body)) + body)
+    return path
+
+
 def channel(args: argparse.Namespace) -> None:
+    import bench_mixed
+
     db = bench.prepare(
         f"channel-{args.stores}x{args.skus}",
         lambda path: build_channel_db(path, args.stores, args.skus),
     )
     requests = bodies(args.skus)
+    ops = write_ops(Path(tempfile.mkdtemp()) / "channel.ops", requests)
     process, target = bench.start_server(f"sqlite:///{db}")
     baseline, baseline_url = bench.start_baseline()
     baseline_target = baseline_url.split("//")[1].split("/")[0]
-    load = {"duration": args.duration, "concurrency": args.concurrency}
+    load = {"duration": args.duration, "connections": 4}
     try:
         started = time.monotonic()
-        _, _, errors = drive(target, GET, requests, duration=1, concurrency=args.concurrency)
         # Every sku once, so that the totals are kept before measuring.
         asked = asyncio.run(_warm(target, requests))
         print(f"  warmed {asked:,} skus in {time.monotonic() - started:.1f}s")
+        print(
+            f"  load: scripts/loadgen/loadgen.js on CPU {bench.LOAD_CPU}, {len(requests):,} distinct"
+            f" bodies (one sku each), {args.concurrency} in flight"
+        )
         peaks: dict[str, list[float]] = {"baseline": [], "GetAvailability (sku, web)": []}
+        cpu: dict[str, list[float]] = {"baseline": [], "GetAvailability (sku, web)": []}
+        start = 0
         for round_number in range(1, args.rounds + 1):
-            base, _, _ = drive(baseline_target, EMPTY, requests, **load)
-            ours, _, errors = drive(target, GET, requests, **load)
-            if errors:
-                sys.exit(f"{errors} calls failed: errors, not answers")
-            peaks["baseline"].append(base)
-            peaks["GetAvailability (sku, web)"].append(ours)
+            base = bench_mixed.loadgen(
+                baseline_target, ops, concurrency=args.concurrency, baseline=True, **load
+            )
+            ours = bench_mixed.loadgen(
+                target, ops, concurrency=args.concurrency, start=start, **load
+            )
+            start = ours.next
+            failed = {code: n for code, n in ours.codes.items() if code != "OK"}
+            if failed:
+                sys.exit(f"calls failed: {failed}")
+            for name, run in (("baseline", base), ("GetAvailability (sku, web)", ours)):
+                peaks[name].append(run.calls_per_s)
+                cpu[name].append(run.cpu)
             print(
-                f"  round {round_number}: baseline {base:,.0f} QPS; ours {ours:,.0f} QPS ({ours / base:.2f} x)"
+                f"  round {round_number}: baseline {base.calls_per_s:,.0f} QPS (generator CPU"
+                f" {base.cpu:.0%}); ours {ours.calls_per_s:,.0f} QPS"
+                f" ({ours.calls_per_s / base.calls_per_s:.2f} x)"
             )
         print()
         print("| measure | peak QPS | ratio | offered load | p50 | p99 |")
         print("|---|---|---|---|---|---|")
-        for name, path, where in (
-            ("baseline", EMPTY, baseline_target), ("GetAvailability (sku, web)", GET, target),
+        for name, where, empty in (
+            ("baseline", baseline_target, True), ("GetAvailability (sku, web)", target, False),
         ):  # fmt: skip
             peak = statistics.median(peaks[name])
-            _, latencies, _ = drive(where, path, requests, rate=peak / 2, **load)
+            run = bench_mixed.loadgen(
+                where, ops, rate=peak / 2, baseline=empty, start=start, **load
+            )
+            start = run.next if not empty else start
             ratio = peak / statistics.median(peaks["baseline"])
-            p50 = statistics.median(latencies)
             print(
-                f"| {name} | {peak:,.0f} | {ratio:.2f} x | {peak / 2:,.0f} QPS | {p50:.2f} ms | {p99(latencies):.2f} ms |"
+                f"| {name} | {peak:,.0f} | {ratio:.2f} x | {peak / 2:,.0f} QPS |"
+                f" {run.p50_ms:.2f} ms | {run.p99_ms:.2f} ms |"
             )
     finally:
         bench.stop(baseline)
