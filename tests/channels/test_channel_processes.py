@@ -39,7 +39,12 @@ def test_a_feed_write_in_one_process_shows_in_the_channel_answer_of_another(
         )
         reader = Channels(other)
         try:
-            assert reader.get("PHONE").available_to_fulfil == 13  # kept by the other process
+            # The other process hears of the new locations through the change bus (the
+            # polled change log on SQLite); then its answer is kept.
+            ready = time.monotonic()
+            while reader.get("PHONE").available_to_fulfil != 13:
+                assert time.monotonic() - ready < 5, "the other process never saw the setup"
+                time.sleep(0.01)
             writer.apply_stock_updates([update(S1, "PHONE", 9, now + timedelta(seconds=1))])
             written = time.monotonic()
             while reader.get("PHONE").available_to_fulfil != 17:
