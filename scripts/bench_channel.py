@@ -1,7 +1,7 @@
 """`scripts/bench.py channel`: channel answers against the empty handler, in one run.
 
     .venv/bin/python scripts/bench.py channel [--stores 1000 --skus 10000] [--duration 10]
-        [--rounds 3] [--concurrency 64] [--writes 50]
+        [--rounds 3] [--concurrency 64] [--writes 50] [--exposure exact|banded]
 
 Data (built once into bench-data/): STORES stores and 5 warehouses, SKUS skus; every
 warehouse holds every sku, each store 200 random skus; a `web` channel over the whole
@@ -112,12 +112,15 @@ def sku_name(k: int) -> str:
     return f"SKU-{k:06d}"
 
 
-def bodies(skus: int) -> list[bytes]:
-    from omnistock.v1 import availability_pb2
+def bodies(skus: int, exposure: str = "exact") -> list[bytes]:
+    """GetAvailability(sku, web) for every sku: EXACT (the whole answer, with its breakdown
+    of up to 100 locations: an internal caller) or BANDED (a shopper's product page)."""
+    from omnistock.v1 import availability_pb2, common_pb2
 
+    value = common_pb2.EXPOSURE_EXACT if exposure == "exact" else common_pb2.EXPOSURE_BANDED
     return [
         availability_pb2.GetAvailabilityRequest(
-            sku=sku_name(k), channel_id="web", exposure=1
+            sku=sku_name(k), channel_id="web", exposure=value
         ).SerializeToString()
         for k in range(skus)
     ]
@@ -187,7 +190,7 @@ def channel(args: argparse.Namespace) -> None:
         f"channel-{args.stores}x{args.skus}",
         lambda path: build_channel_db(path, args.stores, args.skus),
     )
-    requests = bodies(args.skus)
+    requests = bodies(args.skus, args.exposure)
     ops = write_ops(Path(tempfile.mkdtemp()) / "channel.ops", requests)
     process, target = bench.start_server(f"sqlite:///{db}")
     baseline, baseline_url = bench.start_baseline()
@@ -200,7 +203,7 @@ def channel(args: argparse.Namespace) -> None:
         print(f"  warmed {asked:,} skus in {time.monotonic() - started:.1f}s")
         print(
             f"  load: scripts/loadgen/loadgen.js on CPU {bench.LOAD_CPU}, {len(requests):,} distinct"
-            f" bodies (one sku each), {args.concurrency} in flight"
+            f" bodies (one sku each, {args.exposure.upper()}), {args.concurrency} in flight"
         )
         peaks: dict[str, list[float]] = {"baseline": [], "GetAvailability (sku, web)": []}
         cpu: dict[str, list[float]] = {"baseline": [], "GetAvailability (sku, web)": []}
@@ -273,4 +276,5 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--writes", type=int, default=50)
+    parser.add_argument("--exposure", choices=["exact", "banded"], default="exact")
     parser.set_defaults(run=channel)
