@@ -59,3 +59,14 @@ def test_a_total_stands_until_its_expiry() -> None:
     totals.fill(total("PHONE", expires=NOW + timedelta(seconds=5)), totals.token())
     assert totals.get(key("PHONE"), NOW + timedelta(seconds=4)) is not None
     assert totals.get(key("PHONE"), NOW + timedelta(seconds=5)) is None
+
+
+def test_totals_built_together_do_not_expire_together() -> None:
+    """The backstop age is about 5 minutes, drawn within +-20% for each total."""
+    from omnistock.server.readmodel.channels import total_max_age
+
+    assert total_max_age(lambda low, high: low) == timedelta(minutes=4)
+    assert total_max_age(lambda low, high: high) == timedelta(minutes=6)
+    ages = {total_max_age() for _ in range(100)}
+    assert len(ages) > 50
+    assert all(timedelta(minutes=4) <= age <= timedelta(minutes=6) for age in ages)

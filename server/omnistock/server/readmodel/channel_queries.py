@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from omnistock.server.domain.channels import (
@@ -26,7 +26,6 @@ from omnistock.server.domain.channels import (
 from omnistock.server.domain.errors import FailedPrecondition, NotFound
 from omnistock.server.domain.stock import Exposure
 from omnistock.server.readmodel.channels import (
-    MAX_AGE_SECONDS,
     ChannelDirectory,
     ChannelTotal,
     ChannelTotals,
@@ -35,6 +34,7 @@ from omnistock.server.readmodel.channels import (
     TotalToken,
     end_of_day,
     today_of,
+    total_max_age,
 )
 from omnistock.server.readmodel.stock import SkuRecords
 from omnistock.server.service.changes import Changes
@@ -231,7 +231,7 @@ class ChannelQueries:
             exposure=Exposure.EXACT,
             held_until=held_until,
         )
-        ends = [end_of_day(now), now + timedelta(seconds=MAX_AGE_SECONDS)]
+        ends = [end_of_day(now), now + total_max_age()]
         if base.valid_until is not None:
             ends.append(base.valid_until)
         total = ChannelTotal(

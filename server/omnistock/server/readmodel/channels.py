@@ -11,7 +11,8 @@
 
 A total stands until its ``expires``: the domain's valid_until (a record going stale, a
 hold lapsing, an incoming date passing), the end of the day (today's date is in the
-answer), or MAX_AGE_SECONDS, the backstop for a change notice lost between processes
+answer), or about TOTAL_MAX_AGE_SECONDS (5 minutes, +-20% so that totals built together do
+not expire together), the backstop for a change notice lost between processes
 (confidence and as_of are those of the moment the total was built, within that age).
 Writes drop it through the change bus: a pair of the sku at any location, incoming of
 the sku, a whole location's stock, a channel or the directory (everything). A total
@@ -22,6 +23,7 @@ Thread-safe: the event loop reads, database threads build and fill, bus threads 
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -42,9 +44,23 @@ from omnistock.server.domain.stock import Exposure
 from omnistock.server.service.changes import Changes
 from omnistock.server.store.incoming import StoredIncoming
 
-# A total older than this is built again: the backstop for a lost change notice (as the
-# stock cache's TTL).
+# A channel's directory entry older than this is read again (as the stock cache's TTL).
 MAX_AGE_SECONDS = 30.0
+# A total is built again after about this long with no write (the backstop for a change
+# notice lost between processes), each at a time drawn within +-20%: rebuilding a total
+# reads the sku's records at every location of the group, so 10,000 totals expiring
+# together every 30 s took half of a process (bench.py channel).
+TOTAL_MAX_AGE_SECONDS = 300.0
+TOTAL_MAX_AGE_JITTER = 0.2
+
+
+def total_max_age(draw: Callable[[float, float], float] = random.uniform) -> timedelta:
+    """How long a new total may stand with no write: TOTAL_MAX_AGE_SECONDS +-20%, so the
+    totals of a warm-up do not all expire at once."""
+    spread = TOTAL_MAX_AGE_SECONDS * TOTAL_MAX_AGE_JITTER
+    return timedelta(seconds=draw(TOTAL_MAX_AGE_SECONDS - spread, TOTAL_MAX_AGE_SECONDS + spread))
+
+
 DEFAULT_MAX_TOTALS = 50_000
 # The answers (quantity x exposure) kept per total.
 MAX_ANSWERS_PER_TOTAL = 16
