@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from omnistock.server.domain.stock import StockRecord
+from omnistock.server.readmodel import stock as stock_module
 from omnistock.server.readmodel.stock import ABSENT, SkuRecords, StockCache
 
 AT = datetime(2026, 11, 23, tzinfo=UTC)
@@ -28,6 +30,43 @@ def test_a_read_that_began_before_a_write_does_not_refill_the_old_value() -> Non
     cache.invalidate([("S1", "L1")])  # ... a writer commits 7 and invalidates ...
     cache.fill([(("S1", "L1"), rec(5))], generation=began)  # ... the reader's fill is dropped
     assert cache.get(("S1", "L1")) is None
+
+
+def test_a_write_to_another_key_does_not_drop_a_fill() -> None:
+    """Under a steady feed some key is always being written: a fill is dropped only for
+    the keys written since its read began."""
+    cache = StockCache()
+    began = cache.generation
+    cache.invalidate([("S2", "L1"), ("S1", "L2")])  # other keys written meanwhile
+    cache.fill([(("S1", "L1"), rec(5)), (("S1", "L2"), rec(6))], generation=began)
+    assert cache.get(("S1", "L1")) == rec(5)
+    assert cache.get(("S1", "L2")) is None  # written since: not kept
+
+
+def test_a_fill_older_than_the_writes_it_remembers_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stock_module, "WRITES_REMEMBERED", 2)
+    cache = StockCache()
+    began = cache.generation
+    cache.invalidate([("S1", "L1")])
+    cache.invalidate([("S2", "L1"), ("S3", "L1"), ("S4", "L1")])  # S1's write forgotten
+    cache.fill([(("S1", "L1"), rec(5))], generation=began)
+    assert cache.get(("S1", "L1")) is None
+    cache.fill([(("S1", "L1"), rec(7))], generation=cache.generation)  # read after: kept
+    assert cache.get(("S1", "L1")) == rec(7)
+
+
+def test_a_sku_map_read_while_another_sku_is_written_is_kept() -> None:
+    cache = StockCache()
+    began = cache.sku_token("S1")  # not cached yet
+    cache.invalidate([("S2", "L1")])
+    cache.fill_sku("S1", {"L1": rec(5)}, token=began)
+    assert cache.get_sku("S1") is not None
+    began = cache.sku_token("S9")
+    cache.invalidate([("S9", "L1")])
+    cache.fill_sku("S9", {"L1": rec(5)}, token=began)
+    assert cache.get_sku("S9") is None
 
 
 def test_absence_is_cached_too() -> None:
