@@ -151,6 +151,9 @@ def visibility(database_url: str, stores: int, skus: int, writes: int) -> list[f
                 )
                 return stub.GetAvailability(request).channel_availability.available_to_fulfil
 
+            # Values this data set has not held before: the data set is kept between runs,
+            # and a write of the value already stored changes no answer.
+            base = 1_000 + int(time.time()) % 1_000_000 * 100
             for n in range(writes):
                 sku = sku_name(rng.randrange(skus))
                 before = fulfil(sku)  # kept by the other process from here on
@@ -160,7 +163,7 @@ def visibility(database_url: str, stores: int, skus: int, writes: int) -> list[f
                 writer.apply_stock_updates(
                     [
                         StockUpdate(
-                            location_id="W0", sku=sku, on_hand=1_000 + n, source_updated_at=stamp
+                            location_id="W0", sku=sku, on_hand=base + n, source_updated_at=stamp
                         )
                     ]
                 )
