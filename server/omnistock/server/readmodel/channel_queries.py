@@ -36,6 +36,7 @@ from omnistock.server.readmodel.channels import (
     today_of,
     total_max_age,
 )
+from omnistock.server.readmodel.single_flight import SingleFlight
 from omnistock.server.readmodel.stock import SkuRecords
 from omnistock.server.service.changes import Changes
 from omnistock.server.store.channel_reads import ChannelReads
@@ -98,6 +99,18 @@ class ChannelQueries:
         self._cached_records = cached_records
         self._clock = clock
         self._run = run
+        self._loads: SingleFlight[ResolvedChannel | None] = SingleFlight()
+
+    def _load_channel(self, channel_id: str) -> ResolvedChannel | None:
+        """A channel read once for a burst of reads that missed it together (a database
+        thread): the first reads it, those that arrive meanwhile wait for that read, and
+        those queued behind it find it kept."""
+
+        def load() -> ResolvedChannel | None:
+            cached, resolved = self._directory.cached(channel_id)
+            return resolved if cached else self._directory.load(channel_id)
+
+        return self._loads.run(channel_id, load)
 
     def apply(self, changes: Changes) -> None:
         self._directory.apply(changes)
@@ -164,7 +177,7 @@ class ChannelQueries:
             if channel is None:
                 cached, resolved = self._directory.cached(item.channel_id)
                 if not cached:
-                    resolved = await self._run(self._directory.load, item.channel_id)
+                    resolved = await self._run(self._load_channel, item.channel_id)
                 if resolved is None:
                     error = NotFound("channel", [item.channel_id], reason="CHANNEL_NOT_FOUND")
                     error.message = f"channel not found: {item.channel_id} ({field(i)})"
