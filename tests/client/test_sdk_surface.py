@@ -15,7 +15,7 @@ INTENDED = {
     "IncomingUpdate", "IncomingLine", "IncomingSupply", "ApplyIncomingUpdatesResponse",
     "ImportIncomingSnapshotResponse",
     "CartLine", "Origin", "SearchNearbyResponse", "GetFulfillmentOptionsResponse",
-    "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "ChannelMethod", "cart", "origin",
+    "NearbyLocation", "FulfillmentOption", "FulfillmentMethod", "cart", "origin",
     "LocationGroup", "LocationProtection", "Channel", "Reservation", "ReservationLine", "ReservationMethod", "ReservationState",
     "AvailabilityWatch", "WatchAvailabilityResponse", "WatchEventKind", "Retry", "AsyncClient", "AsyncAvailabilityWatch",
     "FieldViolation", "PreconditionViolation", "Pager", "AsyncPager", "timestamp", "__version__",
