@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from omnistock.server.domain.rate_limits import TokenBuckets
 from omnistock.server.domain.security import (
     MAX_RETRY_AFTER_SECONDS,
+    MIN_RETRY_AFTER_SECONDS,
     Principal,
     RateLimited,
     Role,
@@ -254,14 +255,17 @@ def test_a_rate_limit_never_asks_for_a_negative_or_endless_wait(
                 try:
                     await limiter.take(who)
                 except RateLimited as limited:
-                    assert 0 <= limited.retry_after <= MAX_RETRY_AFTER_SECONDS
+                    assert limited.retry_after >= MIN_RETRY_AFTER_SECONDS
+                    assert limited.retry_after <= MAX_RETRY_AFTER_SECONDS
 
     asyncio.run(calls())
 
 
-def test_retry_delays_are_never_negative() -> None:
-    assert RateLimited("app", -2.5).retry_after == 0.0
-    assert RateLimited("app", float("nan")).retry_after == 0.0
+def test_retry_delays_always_say_to_wait() -> None:
+    assert RateLimited("app", -2.5).retry_after == MIN_RETRY_AFTER_SECONDS
+    assert RateLimited("app", float("nan")).retry_after == MIN_RETRY_AFTER_SECONDS
+    # A bucket a hair short of its next token: the wait still survives the wire.
+    assert RateLimited("app", 4e-7).retry_after == MIN_RETRY_AFTER_SECONDS
     assert RateLimited("app", 1e300).retry_after == MAX_RETRY_AFTER_SECONDS
     buckets = TokenBuckets(clock=Clock())
     assert buckets.take("a", 2.0, 1) == 0.0

@@ -383,7 +383,7 @@ def nearest_in_any(
 # A walk that yields nothing for this many cells read yields None, so that an async
 # caller can let others run (a wide search through rings of cells that hold nothing
 # yet held the event loop 6 ms).
-PAUSE_CELLS = 128
+PAUSE_CELLS = 32
 
 
 def nearest_in_any_pausing(
@@ -397,8 +397,8 @@ def nearest_in_any_pausing(
     work: Work | None = None,
 ) -> Iterator[Nearby[T] | None]:
     """The points of several grids (of one cell size) within ``radius_km``, each once,
-    nearest first, with None between them after each ring's cells are listed and every
-    PAUSE_CELLS cells read: a moment where an async caller may pause.
+    nearest first, with None between them before and after each ring's cells are listed
+    and every PAUSE_CELLS cells read: a moment where an async caller may pause.
 
     Best first: the cells of a box around the origin are read in order of how near they
     could hold a point, and a point is yielded once no unread cell could hold a nearer
@@ -447,6 +447,7 @@ def nearest_in_any_pausing(
         # A wide ring reads a coarser level, so that no ring reads more than MAX_CELLS.
         level = query.level_for(ring, cell)
         cells = [grid.cells_at(level) for grid in grids]
+        yield None
         listed = sorted(query.cells(ring, cell * LEVEL_SCALES[level]))
         yield None
         since_pause = 0

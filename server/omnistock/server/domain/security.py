@@ -41,18 +41,21 @@ class PermissionDenied(DomainError):
     reason = "PERMISSION_DENIED"
 
 
-# The longest delay a RetryInfo names.
+# The shortest and longest delay a RetryInfo names: a refusal always says to wait (a bucket
+# a hair short of its next token would otherwise name a delay that rounds to nothing).
+MIN_RETRY_AFTER_SECONDS = 0.001
 MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
 class RateLimited(DomainError):
-    """Over a rate limit: ``retry_after`` (seconds, never negative) says when to try again."""
+    """Over a rate limit: ``retry_after`` (seconds, from MIN_RETRY_AFTER_SECONDS to
+    MAX_RETRY_AFTER_SECONDS) says when to try again."""
 
     reason = "RATE_LIMITED"
 
     def __init__(self, name: str, retry_after: float, *, reason: str | None = None) -> None:
         # max/min also turn a NaN into a delay a RetryInfo can carry.
-        retry_after = min(max(0.0, retry_after), MAX_RETRY_AFTER_SECONDS)
+        retry_after = min(max(MIN_RETRY_AFTER_SECONDS, retry_after), MAX_RETRY_AFTER_SECONDS)
         super().__init__(
             f"{name} is over its rate limit; retry in {retry_after:.2f} s", reason=reason
         )

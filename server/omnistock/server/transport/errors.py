@@ -11,7 +11,6 @@ metadata as ``not_shown`` and into the message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -134,7 +133,7 @@ def status_for(error: DomainError) -> grpc.Status:
     message = clip(error.message, MAX_MESSAGE_BYTES)
     if isinstance(error, RateLimited):
         delay = duration_pb2.Duration()
-        delay.FromTimedelta(timedelta(seconds=error.retry_after))
+        delay.FromNanoseconds(round(error.retry_after * 1e9))
         status = _status(
             code, message, info, None, [error_details_pb2.RetryInfo(retry_delay=delay)]
         )
