@@ -287,3 +287,22 @@ def test_a_batch_holds_at_most_a_thousand_pairs_in_all(shop: Channels) -> None:
     with pytest.raises(grpc.RpcError) as call:
         shop.batch(items)
     assert code_of(call) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_total_is_built_on_the_channel_as_it_stands_not_as_the_read_found_it(
+    server: InProcessServer, shop: Channels
+) -> None:
+    # A read resolves its channel, then builds the total it misses on a database thread;
+    # a channel change between the two must not leave a total of the old channel kept
+    # under the new one (it would stand for minutes).
+    assert shop.get("PHONE").available_to_fulfil == 13
+    app = server.server
+    assert app is not None
+    queries = app.reads._channels
+    assert queries is not None
+    cached, before = queries._directory.cached("web")
+    assert cached and before is not None
+    web(server, default_protection=0)  # S1 now gives all 5: 15
+    total = queries.build(before, "PHONE", DomainMethod.SHIP)
+    assert sum(c.quantity for c in total.contributions) == 15
+    assert shop.get("PHONE").available_to_fulfil == 15

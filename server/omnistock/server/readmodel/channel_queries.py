@@ -207,6 +207,13 @@ class ChannelQueries:
         """A total from the sku's records, incoming lines and pre-order holds, kept
         unless a write to the sku came while it was read."""
         token = self._totals.token()
+        # The channel as it stands now, not as the read that asked resolved it: a change
+        # to the directory or the channel between the two would otherwise keep a total
+        # built on the old group under the new token, until it expires (minutes).
+        cached, resolved = self._directory.cached(channel.view.channel.id)
+        if not cached:
+            resolved = self._load_channel(channel.view.channel.id)
+        channel = resolved or channel
         records = self._cached_records(sku) or self._records(sku)
         lines = self._incoming_of(sku, token)
         holds = self._reads.incoming_holds(sku)
