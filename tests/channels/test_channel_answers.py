@@ -306,3 +306,18 @@ def test_a_total_is_built_on_the_channel_as_it_stands_not_as_the_read_found_it(
     total = queries.build(before, "PHONE", DomainMethod.SHIP)
     assert sum(c.quantity for c in total.contributions) == 15
     assert shop.get("PHONE").available_to_fulfil == 15
+
+
+def test_a_kept_totals_contributions_are_left_alone_by_the_garbage_collector(
+    server: InProcessServer, shop: Channels
+) -> None:
+    import gc
+
+    assert shop.get("PHONE").available_to_fulfil == 13
+    app = server.server
+    assert app is not None and app.reads._channels is not None
+    total = app.reads._channels._totals.get(("web", "PHONE", DomainMethod.SHIP), NOW)
+    assert total is not None and len(total.rows) == 2
+    gc.collect()
+    assert not any(gc.is_tracked(row) for row in total.rows)
+    assert sorted((c.location_id, c.quantity) for c in total.contributions) == [(S1, 3), (W1, 10)]

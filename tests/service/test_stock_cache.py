@@ -184,3 +184,19 @@ def test_records_past_their_ttl_are_offered_for_one_more_ttl_at_most() -> None:
     assert cache.peek_sku("S1") == (records, True)
     clock.now = 2.0  # no refill came back: no longer offered
     assert cache.peek_sku("S1") == (None, False)
+
+
+def test_kept_records_are_left_alone_by_the_garbage_collector() -> None:
+    # A full collection walks every object it tracks, with the event loop stopped: the
+    # records a process keeps (hundreds of thousands) must not be among them.
+    import gc
+
+    cache = StockCache()
+    held = StockRecord("L2", "S1", 3, 1, 2, AT, 7, ((1, AT),))
+    kept = cache.fill_sku("S1", {"L1": rec(5), "L2": held}, token=cache.sku_token("S1"))
+    gc.collect()
+    gc.collect()  # a tuple is let go once the tuples inside it have been
+    assert not any(gc.is_tracked(row) for row in kept.records._rows.values())
+    # Read back, they are the records that were kept.
+    assert kept.records["L2"] == held and kept.records.get("L1") == rec(5)
+    assert kept.records.get("L9") is None and sorted(kept.records) == ["L1", "L2"]

@@ -41,6 +41,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from omnistock.server.domain.fulfillment import CartLine, Method
@@ -178,9 +179,9 @@ def channel_ats(ats: int, protection: int) -> int:
     return max(0, ats - max(0, protection))
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """One contributing location's record, as a channel answer needs it."""
+class Contribution(NamedTuple):
+    """One contributing location's record, as a channel answer needs it (a named tuple:
+    a kept total holds its contributions as plain tuples, untracked by the collector)."""
 
     location_id: str
     fresh: bool

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from omnistock.server.domain.errors import Violations
 
@@ -45,9 +46,10 @@ class Exposure(enum.IntEnum):
     BANDED = 2
 
 
-@dataclass(frozen=True, slots=True)
-class StockRecord:
-    """What is stored for one (location, sku)."""
+class StockRecord(NamedTuple):
+    """What is stored for one (location, sku). A named tuple: the read model keeps its
+    records as plain tuples, which the garbage collector stops tracking (see
+    readmodel.stock.RecordMap), and makes them StockRecords again cheaply on read."""
 
     location_id: str
     sku: str

@@ -259,7 +259,7 @@ class ChannelQueries:
             sku,
             method,
             known,
-            contributions,
+            tuple(map(tuple, contributions)),
             incoming,
             held,
             held_until,

@@ -138,7 +138,9 @@ class ChannelTotal:
     method: ChannelMethod
     # Whether any location of the group has a record or incoming line of the sku.
     known: bool
-    contributions: tuple[Contribution, ...]
+    # Each contribution as a plain tuple (the collector stops tracking those: a process
+    # keeps one per location of the group for every total); see ``contributions``.
+    rows: tuple[tuple[object, ...], ...]
     incoming: tuple[Incoming, ...]
     incoming_held: int
     held_until: datetime | None
@@ -146,6 +148,10 @@ class ChannelTotal:
     valid_until: datetime | None
     expires: datetime
     answers: dict[tuple[int, Exposure], ChannelAnswer] = field(default_factory=dict)
+
+    @property
+    def contributions(self) -> tuple[Contribution, ...]:
+        return tuple(map(Contribution._make, self.rows))
 
     def answer(self, requested: int, exposure: Exposure) -> ChannelAnswer:
         """The domain's answer at a quantity and exposure, built once per total."""

@@ -305,7 +305,7 @@ def _protected(view: ChannelView, location: Location, record: StockRecord) -> St
     """The record as the channel sees it: its protection there added to the safety stock."""
     policy = location.stock_policy
     protection = max(0, view.channel.protection_at(location.id))
-    return replace(record, safety_stock=policy.safety_stock_for(record.safety_stock) + protection)
+    return record._replace(safety_stock=policy.safety_stock_for(record.safety_stock) + protection)
 
 
 def _channel_ats(view: ChannelView, location: Location, record: StockRecord, now: datetime) -> int:

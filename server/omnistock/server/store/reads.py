@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -263,7 +262,7 @@ class StockReader:
             for location_id, quantity, expires_us in cursor.fetchall():
                 holds.setdefault((sku, location_id), []).append((quantity, from_micros(expires_us)))
         return [
-            replace(r, holds=tuple(holds[(r.sku, r.location_id)]))
+            r._replace(holds=tuple(holds[(r.sku, r.location_id)]))
             if (r.sku, r.location_id) in holds
             else r
             for r in records
