@@ -77,10 +77,11 @@ class StockReader:
     ) -> None:
         self._engine = engine
         self._replicas = replicas
-        # sku -> location id -> (row, record) of the sku's last whole read. A plain dict:
-        # each sku's map is replaced whole, never changed in place; the skus read longest
-        # ago are forgotten first.
-        self._last_read: dict[str, dict[str, tuple[Row, StockRecord]]] = {}
+        # sku -> location id -> (row, record as a plain tuple) of the sku's last whole
+        # read. Plain tuples, which the garbage collector stops tracking (see
+        # readmodel.stock.RecordMap). A plain dict: each sku's map is replaced whole,
+        # never changed in place; the skus read longest ago are forgotten first.
+        self._last_read: dict[str, dict[str, tuple[Row, tuple[Any, ...]]]] = {}
         self._last_read_rows = 0
         self._remembered_rows = remembered_rows
         self._last_read_lock = threading.Lock()
@@ -193,18 +194,21 @@ class StockReader:
         """Records for every row of one sku: the record of the sku's last read where the
         row is the same and holds nothing (holds are read apart), a new one elsewhere."""
         last = self._last_read.get(sku, {})
-        kept: dict[str, tuple[Row, StockRecord]] = {}
+        kept: dict[str, tuple[Row, tuple[Any, ...]]] = {}
         records = []
         for row in rows:
             seen = last.get(row[0])
-            record = seen[1] if seen is not None and seen[0] == row else record_from_row(row)
+            if seen is not None and seen[0] == row:
+                record = StockRecord._make(seen[1])
+            else:
+                record = record_from_row(row)
             if not row[3]:  # reserved: a record with holds gets them attached afresh
-                kept[row[0]] = (row, record)
+                kept[row[0]] = (row, tuple(record))
             records.append(record)
         self._remember(sku, kept)
         return records
 
-    def _remember(self, sku: str, kept: dict[str, tuple[Row, StockRecord]]) -> None:
+    def _remember(self, sku: str, kept: dict[str, tuple[Row, tuple[Any, ...]]]) -> None:
         with self._last_read_lock:
             replaced = self._last_read.pop(sku, None)
             if replaced is not None:
