@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -321,3 +322,25 @@ def test_a_kept_totals_contributions_are_left_alone_by_the_garbage_collector(
     gc.collect()
     assert not any(gc.is_tracked(row) for row in total.rows)
     assert sorted((c.location_id, c.quantity) for c in total.contributions) == [(S1, 3), (W1, 10)]
+
+
+def test_a_kept_answer_is_encoded_once_until_its_total_is_rebuilt(
+    client: Client, shop: Channels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omnistock.server.transport import channel_answers
+
+    built: list[str] = []
+    build = channel_answers.reply_to_proto
+
+    def counting(reply: Any) -> Any:
+        built.append(reply.item.sku)
+        return build(reply)
+
+    monkeypatch.setattr(channel_answers, "reply_to_proto", counting)
+    assert shop.get("PHONE").available_to_fulfil == 13
+    assert shop.get("PHONE").available_to_fulfil == 13
+    assert shop.get("PHONE", quantity=2).available_to_fulfil == 13  # another answer
+    assert built == ["PHONE", "PHONE"]
+    client.apply_stock_updates([update(S1, "PHONE", 9, NOW)])
+    assert shop.get("PHONE").available_to_fulfil == 17  # the total was rebuilt
+    assert built == ["PHONE", "PHONE", "PHONE"]

@@ -24,6 +24,7 @@ import pytest
 from conftest import NOW
 from factories import store, update
 from omnistock.client import Client, LatLng
+from omnistock.server.app import FULL_COLLECTION_EVERY
 from omnistock.server.domain.fulfillment import CartLine, Method
 from omnistock.server.domain.geo import LEVEL_SCALES, MAX_CELLS, distance_km
 from omnistock.server.domain.stock import Exposure
@@ -202,3 +203,10 @@ def test_a_batch_of_1000_pairs_builds_its_answers_in_slices(
     assert [(a.sku, a.location_id) for a in views.availabilities] == pairs
     assert longest < MAX_BATCH_HOLD_SECONDS, f"the event loop was held {longest * 1e3:.1f} ms"
     assert served > 0
+
+
+def test_a_running_server_keeps_full_collections_rare(server: InProcessServer) -> None:
+    # A full collection stops the loop for as long as it walks what the process keeps:
+    # the server asks for one only every FULL_COLLECTION_EVERY young collections, and
+    # keeps its records as tuples the collector leaves alone (tests/service).
+    assert gc.get_threshold()[2] == FULL_COLLECTION_EVERY

@@ -76,6 +76,9 @@ class ChannelReply:
     today: date
     # The channel's band threshold (a banded answer's hint).
     low_threshold: int
+    # The total it was given from (ChannelTotal.stamp): with the item's quantity and the
+    # answer's exposure it names this reply among every other.
+    stamp: int = 0
 
 
 class ChannelQueries:
@@ -161,6 +164,7 @@ class ChannelQueries:
                         answer,
                         today_of(total.built_at),
                         total.channel.view.channel.low_threshold,
+                        total.stamp,
                     )
                 )
         if unknown and must_exist:

@@ -23,6 +23,7 @@ Thread-safe: the event loop reads, database threads build and fill, bus threads 
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from collections import OrderedDict
@@ -62,6 +63,7 @@ def total_max_age(draw: Callable[[float, float], float] = random.uniform) -> tim
 
 
 DEFAULT_MAX_TOTALS = 50_000
+_BUILDS = itertools.count(1)
 # The answers (quantity x exposure) kept per total.
 MAX_ANSWERS_PER_TOTAL = 16
 
@@ -148,6 +150,9 @@ class ChannelTotal:
     valid_until: datetime | None
     expires: datetime
     answers: dict[tuple[int, Exposure], ChannelAnswer] = field(default_factory=dict)
+    # This build's number, never reused: an answer is known by it, its quantity and its
+    # exposure (what the transport keeps encoded answers by).
+    stamp: int = field(default_factory=lambda: next(_BUILDS))
 
     @property
     def contributions(self) -> tuple[Contribution, ...]:

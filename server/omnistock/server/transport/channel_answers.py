@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 
+from cachetools import LRUCache
 from omnistock.server.domain.channels import ChannelMethod, available_from_text
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
@@ -17,7 +18,7 @@ from omnistock.server.transport.convert import (
     STATUS_TO_PROTO,
     datetime_to_timestamp,
 )
-from omnistock.v1 import channel_pb2
+from omnistock.v1 import availability_pb2, channel_pb2
 
 METHOD_FROM_PROTO = {
     channel_pb2.CHANNEL_METHOD_UNSPECIFIED: ChannelMethod.SHIP,
@@ -79,6 +80,28 @@ def parse_item(
     else:
         check_quantity_asked(v, f"{at}quantity", wanted, granted=granted, banded_max=banded_max)
     return ChannelItem(sku, channel_id, parsed or ChannelMethod.SHIP, wanted)
+
+
+# GetAvailability's response for each answer given lately, encoded, by the total it came
+# from, its quantity and its exposure (ChannelReply.stamp): bytes and tuples of integers,
+# which the garbage collector leaves alone. As many as the read model keeps totals, so a
+# kept total's answer is encoded once (building and encoding it was a third of the call).
+ENCODED_ANSWERS = 50_000
+_encoded: LRUCache[tuple[int, int, int], bytes] = LRUCache(maxsize=ENCODED_ANSWERS)
+
+
+def encoded_response(reply: ChannelReply) -> bytes:
+    """GetAvailabilityResponse with the reply's answer, serialized (on the event loop
+    only: the cache is not locked)."""
+    key = (reply.stamp, reply.item.quantity, int(reply.answer.exposure))
+    encoded = _encoded.get(key) if reply.stamp else None
+    if encoded is None:
+        encoded = availability_pb2.GetAvailabilityResponse(
+            channel_availability=reply_to_proto(reply)
+        ).SerializeToString()
+        if reply.stamp:
+            _encoded[key] = encoded
+    return encoded
 
 
 # The messages of the answers given most lately, by value: the read model keeps an answer

@@ -251,11 +251,13 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             origin=shopping_transport.latlng(point),
         )
 
-    async def GetAvailability(
+    @pre_encoded
+    async def GetAvailability(  # type: ignore[override]
         self,
         request: availability_pb2.GetAvailabilityRequest,
         context: aio.ServicerContext[Any, Any],
-    ) -> availability_pb2.GetAvailabilityResponse:
+    ) -> bytes:
+        """Answers with the response's bytes: a channel answer's are kept encoded."""
         if request.channel_id:
             return await self._channel_availability(request)
         location_ids = list(request.location_ids)
@@ -281,11 +283,11 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         )
         return availability_pb2.GetAvailabilityResponse(
             availabilities=[view_to_proto(view) for view in views]
-        )
+        ).SerializeToString()
 
     async def _channel_availability(
         self, request: availability_pb2.GetAvailabilityRequest
-    ) -> availability_pb2.GetAvailabilityResponse:
+    ) -> bytes:
         """GetAvailability with a channel in place of locations."""
         v = Violations()
         who = principal()
@@ -308,9 +310,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
         (reply,) = await self._reads.channel_answers(
             [item], exposure=exposure, field=lambda _: "channel_id"
         )
-        return availability_pb2.GetAvailabilityResponse(
-            channel_availability=channel_answers.reply_to_proto(reply)
-        )
+        return channel_answers.encoded_response(reply)
 
     @staticmethod
     def _reject_get_availability(
