@@ -179,13 +179,18 @@ class AvailabilityView:
     source_sequence: int | None = None  # EXACT only
 
 
-def check_quantity_asked(
-    v: Violations, field_path: str, quantity: int, *, granted: Exposure, banded_max: int
-) -> None:
+def quantity_may_be_asked(quantity: int, *, granted: Exposure, banded_max: int) -> bool:
     """A caller not granted EXACT may ask for at most ``banded_max`` units a line: each
     answer tells it whether ATS covers the quantity, so without a cap a binary search of
     quantities would find the count."""
-    if granted is not Exposure.EXACT and quantity > banded_max:
+    return granted is Exposure.EXACT or quantity <= banded_max
+
+
+def check_quantity_asked(
+    v: Violations, field_path: str, quantity: int, *, granted: Exposure, banded_max: int
+) -> None:
+    """The violation of quantity_may_be_asked, if any."""
+    if not quantity_may_be_asked(quantity, granted=granted, banded_max=banded_max):
         v.add(
             field_path,
             f"must be at most {banded_max} for a key with banded exposure"

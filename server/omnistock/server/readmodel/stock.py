@@ -25,7 +25,6 @@ Thread-safe: the event loop reads it, database threads fill and invalidate it.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections import OrderedDict
@@ -231,8 +230,6 @@ class StockCache:
 
 _EXPIRED = float("-inf")
 
-_record = functools.partial(tuple.__new__, StockRecord)
-
 
 class RecordMap(Mapping[str, StockRecord]):
     """A sku's records by location id, read as StockRecords and kept as plain tuples.
@@ -251,11 +248,11 @@ class RecordMap(Mapping[str, StockRecord]):
         }
 
     def __getitem__(self, location_id: str) -> StockRecord:
-        return _record(self._rows[location_id])
+        return StockRecord._make(self._rows[location_id])
 
     def get(self, location_id: str, default: Any = None) -> Any:
         row = self._rows.get(location_id)
-        return default if row is None else _record(row)
+        return default if row is None else StockRecord._make(row)
 
     def __contains__(self, location_id: object) -> bool:
         return location_id in self._rows

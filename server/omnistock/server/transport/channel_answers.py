@@ -10,7 +10,12 @@ from omnistock.server.domain.channels import ChannelMethod, available_from_text
 from omnistock.server.domain.errors import Violations
 from omnistock.server.domain.ids import check_id, is_valid_id
 from omnistock.server.domain.security import PermissionDenied, Principal
-from omnistock.server.domain.stock import Exposure, check_quantity_asked, quantity_hint
+from omnistock.server.domain.stock import (
+    Exposure,
+    check_quantity_asked,
+    quantity_hint,
+    quantity_may_be_asked,
+)
 from omnistock.server.readmodel.channel_queries import ChannelItem, ChannelReply
 from omnistock.server.service.limits import MAX_QUANTITY
 from omnistock.server.transport.convert import (
@@ -66,7 +71,7 @@ def parse_item(
         and is_valid_id(sku)
         and is_valid_id(channel_id)
         and 1 <= wanted <= MAX_QUANTITY
-        and (granted is Exposure.EXACT or wanted <= banded_max)
+        and quantity_may_be_asked(wanted, granted=granted, banded_max=banded_max)
     ):
         return ChannelItem(sku, channel_id, parsed, wanted)
     path = prefix if isinstance(prefix, str) else prefix()
